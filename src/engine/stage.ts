@@ -1,0 +1,105 @@
+/**
+ * The contract between the engine and a stage.
+ *
+ * The engine knows nothing about grokking: a stage registers a name, a JSON Schema for its
+ * `with:` params, a code version and a `run` function. A stage knows nothing about caching: it
+ * reads its inputs and writes its outputs through the `StageContext` it is given (DESIGN.md §1).
+ */
+import type { Table } from '../table/table.js';
+
+/** A JSON value, as found in validated params. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** Live progress reported by a long stage (train). All fields optional but `step`/`total`. */
+export interface ProgressUpdate {
+  /** Current optimizer step (steps). */
+  step: number;
+  /** Total optimizer steps planned (steps). */
+  total: number;
+  /** Named scalars to show beside the step, e.g. `{ loss: 0.41, id: 0.93, ood: 0.12 }`. */
+  metrics?: Record<string, number>;
+}
+
+/** A completed upstream artifact, as a stage sees it. */
+export interface InputArtifact {
+  /** Stage type that produced it (`generate`, `split`, ...). */
+  readonly stage: string;
+  /** Stage id in the pipeline file (`kb`, `facts`, ...). */
+  readonly id: string;
+  /** Cache key of the producing stage run (hex). */
+  readonly key: string;
+  /** Matrix values of the run this artifact belongs to (empty outside a sweep). */
+  readonly matrix: Readonly<Record<string, Json>>;
+  /** Validated params of the producing stage run (defaults filled in). */
+  readonly params: Readonly<Record<string, Json>>;
+  /** Names of its output files (`kb.parquet`, `weights.safetensors`, ...). */
+  readonly files: readonly string[];
+  /** Absolute path of one of its output files. @throws Error when the file is not an output. */
+  path(file: string): string;
+  /**
+   * Reads one of its Parquet outputs, verifying the content hash when all columns are read.
+   * @throws CorruptTableError when the file is damaged.
+   */
+  readTable(file: string, columns?: string[]): Promise<Table>;
+}
+
+/** What a stage run gets from the engine. */
+export interface StageContext<P = Record<string, Json>> {
+  /** Validated params (the stage's `with:`, defaults filled in). */
+  readonly params: P;
+  /** Upstream artifacts, in `needs:` order (for `across: matrix`, one per run, in matrix order). */
+  readonly inputs: readonly InputArtifact[];
+  /** The single input of stage type `stage`. @throws Error when there is none or more than one. */
+  input(stage: string): InputArtifact;
+  /** Temporary output folder (absolute); renamed into the store only when `run` resolves. */
+  readonly outDir: string;
+  /** Writes a table as `<outDir>/<name>` (Parquet, content hash in the footer). */
+  writeTable(name: string, table: Table): Promise<void>;
+  /** Writes raw bytes (weights, plots, JSON) as `<outDir>/<name>`. */
+  writeFile(name: string, bytes: Uint8Array | string): Promise<void>;
+  /** Records a value in the manifest's `info` (e.g. `backend`, `steps_per_second`). */
+  record(key: string, value: Json): void;
+  /** Reports live progress (drives the progress display; cheap to call every step). */
+  progress(update: ProgressUpdate): void;
+  /** Logs one line of human-readable status. */
+  log(message: string): void;
+  /** Options of the whole invocation that are not params (e.g. the requested TF.js backend). */
+  readonly options: Readonly<RunOptions>;
+  /** Aborted when the user interrupts the run; long stages should stop promptly. */
+  readonly signal: AbortSignal;
+}
+
+/** Invocation-wide options passed to every stage; they are not part of any key. */
+export interface RunOptions {
+  /** Requested TF.js backend (`auto` picks the fastest present). */
+  backend?: 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+  /** Number of threads a stage may use for numeric work. */
+  threads?: number;
+}
+
+/** Params of every transitive upstream stage run, nearest first, for `StageDefinition.check`. */
+export interface UpstreamParams {
+  readonly stage: string;
+  readonly params: Readonly<Record<string, Json>>;
+}
+
+/** A stage type. `P` is the type of its validated params. */
+export interface StageDefinition<P = Record<string, Json>> {
+  /** Name used in `uses:`. */
+  readonly name: string;
+  /** Code version: bump when the stage's outputs for the same inputs and params change. */
+  readonly version: string;
+  /** One-line description for `grokpipe` help and docs. */
+  readonly description: string;
+  /** JSON Schema of `with:` (ajv, draft-07); `default`s are filled in before hashing. */
+  readonly schema: object;
+  /**
+   * Semantic checks beyond the schema that need several fields, or the params of upstream stage
+   * runs (e.g. `phi` against the pool that `generate`'s `entities` allows). Returns problems as
+   * `{ path, message }` with `path` a JSON pointer into `with` (e.g. `/phi`). Runs before anything
+   * is computed. Optional.
+   */
+  check?(params: P, upstream: readonly UpstreamParams[]): { path: string; message: string }[];
+  /** Computes the outputs from `ctx.inputs` and `ctx.params`. Throws to fail the stage. */
+  run(ctx: StageContext<P>): Promise<void>;
+}
