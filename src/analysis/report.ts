@@ -1,0 +1,251 @@
+/**
+ * Tables and human-readable summaries of analysed runs (pure functions, no I/O): the rows of
+ * `analyze`'s `metrics.parquet` and `curves.parquet`, the CLI summary lines and the manifest record.
+ * Metric definitions: `./metrics.ts` (Wang et al. 2024 §2).
+ */
+import type { Json } from '../engine/stage.js';
+import type { Column, Table } from '../table/table.js';
+import type { Curve, RunMetrics } from './metrics.js';
+import { ACCURACY_TYPES, GENERALISATION_TYPES } from './metrics.js';
+
+/** One analysed run: its name, sweep values, curve and metrics. */
+export interface AnalyzedRun {
+  /** Run label, e.g. `entities=400,seed=1` (see `runName`). */
+  name: string;
+  /** Matrix values of the run (empty outside a sweep). */
+  matrix: Readonly<Record<string, Json>>;
+  /** The grokking curve (from `curve.parquet`). */
+  curve: Curve;
+  /** Metrics computed from the curve. */
+  metrics: RunMetrics;
+  /**
+   * Accuracy of the final model per test type from evaluate's `accuracy.parquet` (full test sets);
+   * empty when the input has no such table.
+   */
+  evaluated: Readonly<Record<string, number>>;
+}
+
+/** Text of one matrix value: strings as they are, numbers and booleans printed, others as JSON. */
+export function knobText(value: Json | undefined): string {
+  if (value === undefined) return '';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return JSON.stringify(value);
+}
+
+/**
+ * Label of a run from its matrix values, `k=v` joined by commas in the matrix's key order
+ * (`entities=400,seed=1`); `fallback` when the matrix is empty.
+ */
+export function runName(matrix: Readonly<Record<string, Json>>, fallback: string): string {
+  const parts = Object.entries(matrix).map(([k, v]) => `${k}=${knobText(v)}`);
+  return parts.length > 0 ? parts.join(',') : fallback;
+}
+
+/** A sweep knob: its name and whether every run's value is a number. */
+export interface Knob {
+  /** Matrix key (`entities`, `seed`, ...). */
+  name: string;
+  /** Column name in `metrics.parquet` (the key, or `matrix_<key>` on a clash with a metric). */
+  column: string;
+  /** True when every run has a number for it (then the column is DOUBLE, else STRING). */
+  numeric: boolean;
+  /** Number of distinct values over the runs (a knob with 2+ values is "swept"). */
+  distinct: number;
+}
+
+/** Threshold as written in column names (`0.9`, `0.95`, `0.99`). */
+export function thresholdText(threshold: number): string {
+  return String(threshold);
+}
+
+/** Names of the metric columns of `metrics.parquet`, in order, for the given thresholds. */
+export function metricColumnNames(thresholds: readonly number[]): string[] {
+  const names = ['memorise_step', 'memorise_epoch'];
+  for (const { short } of GENERALISATION_TYPES) {
+    for (const t of thresholds) {
+      const x = thresholdText(t);
+      names.push(`${short}_step_${x}`, `${short}_epoch_${x}`, `${short}_delay_${x}`, `${short}_ratio_${x}`);
+    }
+  }
+  for (const type of ACCURACY_TYPES) names.push(`final_${type}`);
+  names.push('last_step', 'last_epoch');
+  return names;
+}
+
+/** The knobs of a set of runs: the union of their matrix keys, in first-seen order. */
+export function sweepKnobs(runs: readonly AnalyzedRun[], thresholds: readonly number[]): Knob[] {
+  const reserved = new Set(['run', ...metricColumnNames(thresholds)]);
+  const keys: string[] = [];
+  for (const r of runs) for (const k of Object.keys(r.matrix)) if (!keys.includes(k)) keys.push(k);
+  return keys.map((name) => {
+    const values = runs.map((r) => r.matrix[name]);
+    return {
+      name,
+      column: reserved.has(name) ? `matrix_${name}` : name,
+      numeric: values.every((v) => typeof v === 'number'),
+      distinct: new Set(values.map((v) => knobText(v))).size,
+    };
+  });
+}
+
+/** Final accuracy of a run for a type: evaluate's value, else the curve's last point, else NaN. */
+export function finalAccuracy(run: AnalyzedRun, type: string): number {
+  return run.evaluated[type] ?? run.metrics.final[type] ?? Number.NaN;
+}
+
+/**
+ * Builds `metrics.parquet`: one row per run. Columns, in order:
+ * - `run STRING`: the run label;
+ * - one column per matrix knob: DOUBLE when every run's value is a number, else STRING
+ *   (`knobText`); named after the knob (`matrix_<knob>` if that clashes with a metric column);
+ * - `memorise_step INT32` (steps; −1 = `train_inferred` never reached the threshold),
+ *   `memorise_epoch DOUBLE` (epochs; NaN = never);
+ * - per type `id`, `ood` and threshold θ (e.g. `0.9`): `<t>_step_θ INT32` (first step from which
+ *   accuracy stays ≥ θ; −1 = not generalised), `<t>_epoch_θ DOUBLE` (NaN = not generalised),
+ *   `<t>_delay_θ DOUBLE` (generalisation − memorisation, steps; may be negative; NaN = undefined),
+ *   `<t>_ratio_θ DOUBLE` (generalisation / memorisation step; NaN = undefined);
+ * - `final_<type> DOUBLE` for `train_inferred, id_inferred, ood_inferred, id_atomic, ood_atomic`:
+ *   the final model's accuracy (evaluate's `accuracy.parquet`; the curve's last point when a type
+ *   is missing there; NaN when absent from both);
+ * - `last_step INT32`, `last_epoch DOUBLE`: the last evaluation of the curve (−1 / NaN if empty),
+ *   i.e. how long the run had to reach a threshold.
+ */
+export function metricsTable(runs: readonly AnalyzedRun[], thresholds: readonly number[]): Table {
+  const columns: Column[] = [{ name: 'run', type: 'STRING', data: runs.map((r) => r.name) }];
+  for (const knob of sweepKnobs(runs, thresholds)) {
+    if (knob.numeric) {
+      columns.push({ name: knob.column, type: 'DOUBLE', data: Float64Array.from(runs, (r) => r.matrix[knob.name] as number) });
+    } else {
+      columns.push({ name: knob.column, type: 'STRING', data: runs.map((r) => knobText(r.matrix[knob.name])) });
+    }
+  }
+  const int = (name: string, f: (r: AnalyzedRun) => number | null | undefined): void => {
+    columns.push({ name, type: 'INT32', data: Int32Array.from(runs, (r) => f(r) ?? -1) });
+  };
+  const dbl = (name: string, f: (r: AnalyzedRun) => number | null | undefined): void => {
+    columns.push({ name, type: 'DOUBLE', data: Float64Array.from(runs, (r) => f(r) ?? Number.NaN) });
+  };
+  int('memorise_step', (r) => r.metrics.memorise?.step);
+  dbl('memorise_epoch', (r) => r.metrics.memorise?.epoch);
+  for (const { type, short } of GENERALISATION_TYPES) {
+    thresholds.forEach((t) => {
+      const x = thresholdText(t);
+      const g = (r: AnalyzedRun) => r.metrics.generalise.find((e) => e.type === type && e.threshold === t);
+      int(`${short}_step_${x}`, (r) => g(r)?.at?.step);
+      dbl(`${short}_epoch_${x}`, (r) => g(r)?.at?.epoch);
+      dbl(`${short}_delay_${x}`, (r) => g(r)?.delay);
+      dbl(`${short}_ratio_${x}`, (r) => g(r)?.ratio);
+    });
+  }
+  for (const type of ACCURACY_TYPES) dbl(`final_${type}`, (r) => finalAccuracy(r, type));
+  int('last_step', (r) => r.metrics.last?.step);
+  dbl('last_epoch', (r) => r.metrics.last?.epoch);
+  return { columns };
+}
+
+/**
+ * Builds `curves.parquet`: every run's curve stacked, `run STRING, step INT32, epoch DOUBLE,
+ * type STRING, accuracy DOUBLE, loss DOUBLE`, ordered by run, then type, then step (one row per
+ * run, type and step; duplicate steps of the input collapsed, last wins).
+ */
+export function curvesTable(runs: readonly AnalyzedRun[]): Table {
+  const run: string[] = [];
+  const type: string[] = [];
+  const step: number[] = [];
+  const epoch: number[] = [];
+  const accuracy: number[] = [];
+  const loss: number[] = [];
+  for (const r of runs) {
+    for (const [t, s] of Object.entries(r.curve)) {
+      for (let i = 0; i < s.step.length; i++) {
+        run.push(r.name);
+        type.push(t);
+        step.push(s.step[i]);
+        epoch.push(s.epoch[i]);
+        accuracy.push(s.accuracy[i]);
+        loss.push(s.loss[i]);
+      }
+    }
+  }
+  return {
+    columns: [
+      { name: 'run', type: 'STRING', data: run },
+      { name: 'step', type: 'INT32', data: Int32Array.from(step) },
+      { name: 'epoch', type: 'DOUBLE', data: Float64Array.from(epoch) },
+      { name: 'type', type: 'STRING', data: type },
+      { name: 'accuracy', type: 'DOUBLE', data: Float64Array.from(accuracy) },
+      { name: 'loss', type: 'DOUBLE', data: Float64Array.from(loss) },
+    ],
+  };
+}
+
+const fmtAcc = (a: number): string => (Number.isNaN(a) ? 'n/a' : a.toFixed(3));
+const fmtEpoch = (e: number): string => (Number.isNaN(e) ? '?' : e >= 100 ? e.toFixed(0) : e.toFixed(1));
+const fmtRatio = (x: number): string => (x >= 10 ? x.toFixed(0) : x.toFixed(1));
+
+/**
+ * Human-readable summary, one block of two lines per run, for the CLI to print at the end
+ * (`ctx.record('summary', ...)`). The first line gives memorisation and ID/OOD generalisation at
+ * the lowest threshold, e.g.
+ * `entities=400,seed=1: memorised at step 1200 (epoch 40.1); ID ≥0.9 at step 3400 (2.8× memorisation); OOD ≥0.9 at step 5200 (4.3× memorisation)`;
+ * the second the final accuracies.
+ */
+export function summaryLines(runs: readonly AnalyzedRun[], thresholds: readonly number[]): string[] {
+  const t = Math.min(...thresholds);
+  const lines: string[] = [];
+  for (const r of runs) {
+    const m = r.metrics;
+    const parts: string[] = [];
+    let missing = false;
+    if (m.memorise) {
+      parts.push(`memorised at step ${m.memorise.step} (epoch ${fmtEpoch(m.memorise.epoch)})`);
+    } else {
+      missing = true;
+      parts.push(
+        m.maxTrainAccuracy === null
+          ? 'not memorised (no train_inferred evaluations)'
+          : `not memorised (train accuracy peaked at ${fmtAcc(m.maxTrainAccuracy)} < ${m.memoriseThreshold})`,
+      );
+    }
+    for (const { type, label } of GENERALISATION_TYPES) {
+      const g = m.generalise.find((e) => e.type === type && e.threshold === t);
+      if (!g) continue;
+      if (g.at) {
+        const rel = g.ratio !== null ? ` (${fmtRatio(g.ratio)}× memorisation)` : '';
+        parts.push(`${label} ≥${t} at step ${g.at.step}${rel}`);
+      } else {
+        missing = true;
+        parts.push(`${label} not ≥${t} to the end`);
+      }
+    }
+    const end = missing && m.last ? ` (run ended at step ${m.last.step})` : '';
+    lines.push(`${r.name}: ${parts.join('; ')}${end}`);
+    const finals = ACCURACY_TYPES.map((type) => `${type} ${fmtAcc(finalAccuracy(r, type))}`);
+    lines.push(`  final accuracy: ${finals.join(', ')}`);
+  }
+  return lines;
+}
+
+const jsonNumber = (x: number | null | undefined): Json => (x === null || x === undefined || !Number.isFinite(x) ? null : x);
+
+/**
+ * The numbers for the manifest (`ctx.record('metrics', ...)`): `{ <run>: { matrix, memorise_step,
+ * memorise_epoch, <t>_step_θ, <t>_epoch_θ, <t>_delay_θ, <t>_ratio_θ, final_<type>, last_step,
+ * last_epoch } }` with `null` where `metrics.parquet` has −1 or NaN.
+ */
+export function metricsRecord(runs: readonly AnalyzedRun[], thresholds: readonly number[]): Json {
+  const table = metricsTable(runs, thresholds);
+  const names = new Set(metricColumnNames(thresholds));
+  const out: Record<string, Json> = {};
+  runs.forEach((r, i) => {
+    const entry: Record<string, Json> = { matrix: { ...r.matrix } };
+    for (const c of table.columns) {
+      if (!names.has(c.name)) continue;
+      const v = c.data[i] as number;
+      entry[c.name] = c.type === 'INT32' && v === -1 ? null : jsonNumber(v);
+    }
+    out[r.name] = entry;
+  });
+  return out;
+}
