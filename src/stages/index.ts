@@ -4,8 +4,16 @@
  * planning a fully cached pipeline stays fast.
  */
 import type { StageDefinition } from '../engine/stage.js';
+import { analyzeStage } from './analyze.js';
+import { generateStage } from './generate.js';
+import { splitStage } from './split.js';
+import { tokenizeStage } from './tokenize.js';
 
 /** Every built-in stage type, by the name used in a pipeline's `uses:`. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const builtinStages: readonly StageDefinition<any>[] = [
+  analyzeStage,
+  generateStage,
+  splitStage,
+  tokenizeStage,
 ];
