@@ -67,6 +67,12 @@ export interface StageContext<P = Record<string, Json>> {
   readonly options: Readonly<RunOptions>;
   /** Aborted when the user interrupts the run; long stages should stop promptly. */
   readonly signal: AbortSignal;
+  /**
+   * A folder that survives an interrupted run of this same key (e.g. `<store>/.checkpoints/<key>`),
+   * for resumable state such as training checkpoints; removed after success. It may not exist yet
+   * (the stage creates it). Absent when the engine offers none: the stage then does not checkpoint.
+   */
+  readonly checkpointDir?: string;
 }
 
 /** Invocation-wide options passed to every stage; they are not part of any key. */

@@ -1,0 +1,76 @@
+/**
+ * Errors the engine reports to people: bad input (exit code 2) with one line per problem, each
+ * naming where it is (`file:line:col` or the `--set` argument) and the field path.
+ */
+
+/** A JSON path into the pipeline document, e.g. `['stages', 'facts', 'with', 'phi']`. */
+export type JsonPath = readonly (string | number)[];
+
+/** One problem with the user's input. */
+export interface Issue {
+  /** Where it is: `file:line:col`, `--set k=v`, or a file name. */
+  readonly where: string;
+  /** Field path as shown to people (`stages.facts.with.phi`), or empty. */
+  readonly path: string;
+  /** What is wrong, in words. */
+  readonly message: string;
+}
+
+/** Formats a JSON path for people: `stages.model.needs[0]`, `stages.model.with.optimizer.lr`. */
+export function formatPath(path: JsonPath): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out === '' ? seg : `.${seg}`;
+  }
+  return out;
+}
+
+/** Formats one issue as `where: path: message` (the path part left out when empty). */
+export function formatIssue(issue: Issue): string {
+  return issue.path === '' ? `${issue.where}: ${issue.message}` : `${issue.where}: ${issue.path}: ${issue.message}`;
+}
+
+/**
+ * Bad input: a pipeline file, `--set` override or option that cannot run. Carries every problem
+ * found (not just the first), one per line in `message`. The CLI prints it and exits with 2.
+ */
+export class InputError extends Error {
+  override name = 'InputError';
+  /** Exit code of the CLI for this error. */
+  readonly exitCode = 2;
+  /** The problems, in the order found (duplicates removed). */
+  readonly issues: readonly Issue[];
+
+  constructor(issues: readonly Issue[]) {
+    const seen = new Set<string>();
+    const unique = issues.filter((i) => {
+      const line = formatIssue(i);
+      if (seen.has(line)) return false;
+      seen.add(line);
+      return true;
+    });
+    super(unique.map(formatIssue).join('\n'));
+    this.issues = unique;
+  }
+}
+
+/** Collects issues while a phase runs, then throws them all at once. */
+export class IssueList {
+  readonly items: Issue[] = [];
+
+  /** Adds one problem. */
+  add(where: string, path: JsonPath | string, message: string): void {
+    this.items.push({ where, path: typeof path === 'string' ? path : formatPath(path), message });
+  }
+
+  /** True when no problem was added. */
+  get empty(): boolean {
+    return this.items.length === 0;
+  }
+
+  /** @throws InputError with every collected issue, when there is any. */
+  throwIfAny(): void {
+    if (this.items.length > 0) throw new InputError(this.items);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The worker side of `ProcessExecutor`: `grokpipe exec-task <task.json>` runs one task and sends
+ * progress, log lines and the outcome to the parent over IPC. SIGINT, SIGTERM or a lost parent
+ * abort the stage; the process exits at most 5 s later.
+ */
+import { readFileSync } from 'node:fs';
+import type { WorkerMessage } from './executor.js';
+import type { StageRegistry } from './registry.js';
+import type { ProgressUpdate } from './stage.js';
+import { runTask } from './task.js';
+import type { TaskSpec } from './task.js';
+
+/** Minimum interval between progress messages sent to the parent (milliseconds). */
+const PROGRESS_INTERVAL_MS = 200;
+
+/**
+ * Executes the task in `file` with a stage from `registry`.
+ * @returns the exit code: 0 when the stage succeeded, 1 when it failed, 130 when interrupted.
+ */
+export async function execTaskFile(file: string, registry: StageRegistry): Promise<number> {
+  const { sendMessage } = await import('execa');
+  let chain: Promise<void> = Promise.resolve();
+  const send = (m: WorkerMessage): Promise<void> => {
+    if (!process.send) {
+      if (m.type === 'log') console.error(m.message);
+      return chain;
+    }
+    chain = chain.then(() => sendMessage(m as never)).catch(() => undefined);
+    return chain;
+  };
+  const controller = new AbortController();
+  const stop = (): void => {
+    if (controller.signal.aborted) return;
+    controller.abort(new Error('interrupted'));
+    setTimeout(() => process.exit(130), 5000).unref();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  process.once('disconnect', stop);
+  let task: TaskSpec;
+  try {
+    task = JSON.parse(readFileSync(file, 'utf8')) as TaskSpec;
+  } catch (err) {
+    await send({ type: 'error', message: `cannot read task ${file}: ${(err as Error).message}` });
+    return 1;
+  }
+  const def = registry.get(task.stage);
+  if (!def) {
+    await send({ type: 'error', message: `unknown stage type "${task.stage}"` });
+    return 1;
+  }
+  let lastProgress = 0;
+  let pending: ProgressUpdate | undefined;
+  const events = {
+    progress(update: ProgressUpdate): void {
+      const now = Date.now();
+      if (now - lastProgress >= PROGRESS_INTERVAL_MS || update.step >= update.total) {
+        lastProgress = now;
+        pending = undefined;
+        void send({ type: 'progress', update });
+      } else {
+        pending = update;
+      }
+    },
+    log(message: string): void {
+      void send({ type: 'log', message });
+    },
+  };
+  try {
+    const outcome = await runTask(def, task, events, controller.signal);
+    if (pending) void send({ type: 'progress', update: pending });
+    await send({ type: 'done', outcome });
+    return 0;
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    await send({ type: 'error', message: e.message, stack: e.stack });
+    return controller.signal.aborted ? 130 : 1;
+  } finally {
+    process.off('disconnect', stop);
+    if (process.connected) process.disconnect();
+  }
+}
