@@ -5,15 +5,19 @@
  */
 import type { StageDefinition } from '../engine/stage.js';
 import { analyzeStage } from './analyze.js';
+import { evaluateStage } from './evaluate.js';
 import { generateStage } from './generate.js';
 import { splitStage } from './split.js';
 import { tokenizeStage } from './tokenize.js';
+import { trainStage } from './train.js';
 
 /** Every built-in stage type, by the name used in a pipeline's `uses:`. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const builtinStages: readonly StageDefinition<any>[] = [
   analyzeStage,
+  evaluateStage,
   generateStage,
   splitStage,
   tokenizeStage,
+  trainStage,
 ];

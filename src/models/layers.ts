@@ -1,0 +1,195 @@
+/**
+ * The shared layer kit every architecture is built from: parameter creation with seeded
+ * initialisation, a matmul whose gradient avoids transposed products, linear, LayerNorm, GELU,
+ * embedding lookup and causal multi-head attention. Functions are pure tensor code: call them
+ * inside `tf.tidy` (the trainer does).
+ *
+ * Shapes use `batch` (examples), `seq` (positions, at most 10 here), `d_model` (residual width).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { fillNormal } from './random.js';
+import type { Rng } from './random.js';
+
+/** Swaps the last two axes of a rank-2 or rank-3 tensor (`[.., m, n]` → `[.., n, m]`), materialised. */
+export function transposeLast<T extends tf.Tensor2D | tf.Tensor3D>(x: T): T {
+  return (x.rank === 2 ? tf.transpose(x, [1, 0]) : tf.transpose(x, [0, 2, 1])) as T;
+}
+
+const explicitTransposeMatMul = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [a, b, save] = args as [tf.Tensor2D | tf.Tensor3D, tf.Tensor2D | tf.Tensor3D, tf.GradSaveFunc];
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sa, sb] = saved as [tf.Tensor2D | tf.Tensor3D, tf.Tensor2D | tf.Tensor3D];
+      const g = dy as tf.Tensor2D | tf.Tensor3D;
+      return [tf.matMul(g, transposeLast(sb)), tf.matMul(transposeLast(sa), g)];
+    },
+  };
+});
+
+let explicitTranspose = true;
+
+/**
+ * Chooses `matMul`'s gradient: explicit transposes (default) or TF.js' stock `BatchMatMul`
+ * gradient with transpose flags. For benchmarks and tests; both give the same values.
+ */
+export function useExplicitTransposeGradient(enabled: boolean): void {
+  explicitTranspose = enabled;
+}
+
+/**
+ * `a @ b` for `[m, k] @ [k, n]` or batched `[B, m, k] @ [B, k, n]`, whose gradient uses explicit
+ * `transpose` and plain (untransposed) products: `da = dy @ bᵀ`, `db = aᵀ @ dy`. TF.js' stock
+ * gradient computes these with `transposeA/transposeB` flags, which the wasm backend (XNNPACK)
+ * runs 15-20x slower than plain products. The forward value is exactly `tf.matMul(a, b)`.
+ */
+export function matMul<T extends tf.Tensor2D | tf.Tensor3D>(a: T, b: T): T {
+  return (explicitTranspose ? explicitTransposeMatMul(a, b) : tf.matMul(a, b)) as T;
+}
+
+/**
+ * Affine map on the last axis: `x @ w + b`.
+ * @param x `[..., d_in]`
+ * @param w `[d_in, d_out]` (the Hugging Face `Conv1D` layout of GPT-2)
+ * @param b `[d_out]`, optional
+ * @returns `[..., d_out]`
+ */
+export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
+  const [dIn, dOut] = w.shape as [number, number];
+  const flat = matMul(tf.reshape(x, [-1, dIn]) as tf.Tensor2D, w as tf.Tensor2D);
+  const y = b ? tf.add(flat, b) : flat;
+  return tf.reshape(y, [...x.shape.slice(0, -1), dOut]);
+}
+
+/**
+ * Layer normalisation over the last axis (Ba et al. 2016):
+ * `y = (x - mean) / sqrt(var + eps) * gamma + beta`, biased variance.
+ * @param x `[..., d]`; `gamma`, `beta` `[d]`. @returns `[..., d]`
+ */
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-5): tf.Tensor {
+  const mean = tf.mean(x, -1, true);
+  const centered = tf.sub(x, mean);
+  const variance = tf.mean(tf.square(centered), -1, true);
+  return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, eps))), gamma), beta);
+}
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+
+/**
+ * GELU, tanh approximation as in GPT-2 (Hendrycks & Gimpel 2016, §2):
+ * `0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))`, computed as the identical
+ * `x · σ(2 sqrt(2/π) (x + 0.044715 x³))` because `0.5 (1 + tanh(u)) = σ(2u)` and the wasm
+ * backend's `Sigmoid` is ~30x faster than its `Tanh`. Elementwise.
+ */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  const u = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), 2 * GELU_C);
+  return tf.mul(x, tf.sigmoid(u));
+}
+
+/**
+ * Embedding lookup: rows of `table` by id. Its gradient is an `UnsortedSegmentSum` over the ids
+ * (registered for wasm/cpu in `backend.ts`).
+ * @param table `[n_rows, d]`; @param ids int32 `[batch, seq]`. @returns `[batch, seq, d]`
+ */
+export function embedding(table: tf.Tensor2D, ids: tf.Tensor2D): tf.Tensor3D {
+  const [batch, seq] = ids.shape;
+  return tf.reshape(tf.gather(table, tf.reshape(ids, [-1])), [batch, seq, table.shape[1]]);
+}
+
+/**
+ * Row `positions[i]` of example `i`: the hidden state at each example's answer position.
+ * @param x `[batch, seq, d]`; @param positions int32 `[batch]`, each in `[0, seq)`. @returns `[batch, d]`
+ */
+export function selectPositions(x: tf.Tensor3D, positions: tf.Tensor1D): tf.Tensor2D {
+  const [batch, seq, d] = x.shape;
+  const rows = tf.add(tf.range(0, batch * seq, seq, 'int32'), tf.cast(positions, 'int32'));
+  return tf.gather(tf.reshape(x, [batch * seq, d]), rows) as tf.Tensor2D;
+}
+
+/** Additive causal mask `[seq, seq]`: 0 where key ≤ query, -1e9 above the diagonal. */
+export function causalMask(seq: number): tf.Tensor2D {
+  const m = new Float32Array(seq * seq);
+  for (let i = 0; i < seq; i++) for (let j = i + 1; j < seq; j++) m[i * seq + j] = -1e9;
+  return tf.tensor2d(m, [seq, seq]);
+}
+
+/**
+ * Additive mask `[batch, 1, 1, seq]` for one query per example at `positions[b]`: 0 for keys at or
+ * before it, -1e9 after (the causal mask's row `positions[b]`).
+ * @param positions int32 `[batch]`
+ */
+export function positionMask(positions: tf.Tensor1D, seq: number): tf.Tensor4D {
+  const after = tf.greater(tf.reshape(tf.range(0, seq, 1, 'int32'), [1, seq]), tf.reshape(positions, [-1, 1]));
+  return tf.reshape(tf.mul(tf.cast(after, 'float32'), -1e9), [-1, 1, 1, seq]);
+}
+
+/**
+ * Multi-head scaled dot-product attention (Vaswani et al. 2017, §3.2.1–3.2.2), all heads in one
+ * batched product: `softmax(q kᵀ / sqrt(d_head) + mask) v`, per head.
+ * @param q `[batch, n_q, d_model]`; @param k, v `[batch, seq, d_model]`; heads are `n_heads`
+ *   consecutive slices of `d_head = d_model / n_heads` (the GPT-2 layout).
+ * @param mask additive, broadcastable to `[batch, n_heads, n_q, seq]` (`causalMask`, `positionMask`).
+ * @returns `[batch, n_q, d_model]`, heads concatenated in the same layout.
+ */
+export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, nHeads: number, mask: tf.Tensor): tf.Tensor3D {
+  const [batch, nQ, dModel] = q.shape;
+  const seq = k.shape[1];
+  const dHead = dModel / nHeads;
+  const heads = (x: tf.Tensor3D, n: number) => tf.reshape(x, [batch, n, nHeads, dHead]);
+  const qh = tf.reshape(tf.transpose(heads(q, nQ), [0, 2, 1, 3]), [batch * nHeads, nQ, dHead]) as tf.Tensor3D;
+  const khT = tf.reshape(tf.transpose(heads(k, seq), [0, 2, 3, 1]), [batch * nHeads, dHead, seq]) as tf.Tensor3D; // kᵀ
+  const vh = tf.reshape(tf.transpose(heads(v, seq), [0, 2, 1, 3]), [batch * nHeads, seq, dHead]) as tf.Tensor3D;
+  const scores = tf.add(tf.mul(tf.reshape(matMul(qh, khT), [batch, nHeads, nQ, seq]), 1 / Math.sqrt(dHead)), mask);
+  const probs = tf.reshape(tf.softmax(scores), [batch * nHeads, nQ, seq]) as tf.Tensor3D;
+  const out = matMul(probs, vh); // [batch * n_heads, n_q, d_head]
+  return tf.reshape(tf.transpose(tf.reshape(out, [batch, nHeads, nQ, dHead]), [0, 2, 1, 3]), [batch, nQ, dModel]);
+}
+
+/** Causal self-attention: `multiHeadAttention` with `causalMask`. Shapes `[batch, seq, d_model]`. */
+export function causalSelfAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, nHeads: number): tf.Tensor3D {
+  return multiHeadAttention(q, k, v, nHeads, causalMask(q.shape[1]));
+}
+
+/**
+ * The weight-decay rule of GPT-2 training as in nanoGPT (`configure_optimizers`): decay every
+ * parameter of rank ≥ 2 (linear weights and the token/position embeddings), none on rank-1
+ * parameters (biases, LayerNorm gains and shifts). Matches DESIGN.md §4 "none on biases and norms".
+ */
+export function decaysByRank(param: tf.Tensor): boolean {
+  return param.rank >= 2;
+}
+
+let modelCounter = 0;
+
+/**
+ * Creates a model's parameters as `tf.Variable`s under their checkpoint names (`h.0.attn.c_attn.weight`),
+ * drawing initial values from a seeded generator in creation order. TF.js variable names must be
+ * unique per process, so each store prefixes an id internally; `params` is keyed by the plain name.
+ */
+export class ParamStore {
+  /** Parameters by checkpoint name, in creation order. */
+  readonly params = new Map<string, tf.Variable>();
+  private readonly prefix = `grokpipe${modelCounter++}/`;
+
+  constructor(private readonly rng: Rng) {}
+
+  /** A parameter drawn from N(0, std²), e.g. std 0.02 for GPT-2 weights. */
+  normal(name: string, shape: number[], std: number): tf.Variable {
+    const size = shape.reduce((a, d) => a * d, 1);
+    return this.add(name, tf.tensor(fillNormal(this.rng, new Float32Array(size), 0, std), shape));
+  }
+
+  /** A parameter filled with `value` (0 for biases, 1 for norm gains). */
+  constant(name: string, shape: number[], value: number): tf.Variable {
+    return this.add(name, tf.fill(shape, value));
+  }
+
+  private add(name: string, init: tf.Tensor): tf.Variable {
+    if (this.params.has(name)) throw new Error(`duplicate parameter ${name}`);
+    const v = tf.variable(init, true, this.prefix + name);
+    init.dispose();
+    this.params.set(name, v);
+    return v;
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The wasm backend fixes (src/models/backend.ts) against the stock cpu backend: the host
+ * UnsortedSegmentSum, the row GatherV2, the buffer-sharing Identity, and a whole GPT-2 gradient.
+ * This file never calls initBackend('cpu'), so the cpu kernels here are TF.js' own.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { describe, expect, it } from 'vitest';
+import { hostSegmentSumKernel, initBackend, segmentSumHost } from '../src/models/backend.js';
+import type { ModelConfig } from '../src/models/model.js';
+import { createModel } from '../src/models/model.js';
+import { fillNormal, makeRng } from '../src/models/random.js';
+import { crossEntropy } from '../src/models/trainer.js';
+
+const tiny: ModelConfig = { arch: 'gpt2', n_layers: 2, d_model: 16, n_heads: 4, d_mlp: 32, vocab_size: 23, seq_len: 5 };
+
+function randomTokens(batch: number, seq: number, vocab: number, seed: number): Int32Array {
+  const rng = makeRng(seed);
+  return Int32Array.from({ length: batch * seq }, () => (rng.next() >>> 0) % vocab);
+}
+
+function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let scale = 0;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) {
+    scale = Math.max(scale, Math.abs(b[i]));
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+  }
+  return diff / Math.max(scale, 1e-12);
+}
+
+describe('wasm host kernels', () => {
+  it('UnsortedSegmentSum on wasm equals the stock cpu kernel', async () => {
+    const x = fillNormal(makeRng(4), new Float32Array(300 * 8));
+    const ids = Int32Array.from({ length: 300 }, (_, i) => (i * 37) % 50);
+    await tf.setBackend('cpu');
+    const cpu = tf.tidy(() => tf.unsortedSegmentSum(tf.tensor2d(x, [300, 8]), tf.tensor1d(ids, 'int32'), 50).dataSync());
+    expect(tf.getKernel('UnsortedSegmentSum', 'cpu')).not.toHaveProperty('grokpipe');
+    await initBackend('wasm');
+    const wasm = tf.tidy(() => tf.unsortedSegmentSum(tf.tensor2d(x, [300, 8]), tf.tensor1d(ids, 'int32'), 50).dataSync());
+    expect(maxRelDiff(wasm, cpu)).toBeLessThan(1e-6);
+    expect(maxRelDiff(segmentSumHost(x, ids, 50, 8), cpu)).toBeLessThan(1e-6);
+    expect(hostSegmentSumKernel('wasm').backendName).toBe('wasm');
+  });
+
+  it('row gather, shared identity and a training gradient on wasm equal cpu', async () => {
+    const table = fillNormal(makeRng(5), new Float32Array(40 * 6));
+    const ids = Int32Array.from([3, 0, 39, 3, 17]);
+    const run = () =>
+      tf.tidy(() => {
+        const t = tf.tensor2d(table, [40, 6]);
+        const g = tf.gather(t, tf.tensor1d(ids, 'int32'));
+        const c = tf.clone(g);
+        g.dispose();
+        return Array.from(c.dataSync());
+      });
+    await tf.setBackend('cpu');
+    const cpu = run();
+    await initBackend('wasm');
+    expect(run()).toEqual(cpu);
+
+    const gradOf = () =>
+      tf.tidy(() => {
+        const m = createModel(tiny, makeRng(7));
+        const toks = tf.tensor2d(randomTokens(8, 5, tiny.vocab_size, 8), [8, 5], 'int32');
+        const { grads } = tf.variableGrads(
+          () => tf.mean(crossEntropy(m.answerLogits(toks, tf.fill([8], 4, 'int32') as tf.Tensor1D), tf.tensor1d([1, 2, 3, 4, 5, 6, 7, 8], 'int32'))) as tf.Scalar,
+          [...m.params.values()],
+        );
+        const out = [...m.params.values()].map((v) => Array.from(grads[v.name].dataSync()));
+        m.dispose();
+        return out;
+      });
+    const wasmGrads = gradOf();
+    await tf.setBackend('cpu');
+    const cpuGrads = gradOf();
+    cpuGrads.forEach((g, i) => expect(maxRelDiff(wasmGrads[i], g)).toBeLessThan(1e-3));
+  });
+});
