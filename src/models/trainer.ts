@@ -313,6 +313,7 @@ export async function trainModel(
   const nameOf = new Map(varList.map((v, i) => [v.name, [...model.params.keys()][i]]));
   const print = fingerprint(config, train);
   const dir = options.checkpointDir;
+  const evalSets = new Map([...tests].map(([type, data]) => [type, evenlySpaced(data, evalSize)] as const));
 
   const cleanup = () => {
     opt.dispose();
@@ -407,8 +408,8 @@ export async function trainModel(
         const m = await evaluateExamples(model, selectRows(train, sampler.peek(batchSize)), evalBatch);
         rows.push({ step, epoch, type: 'train_batch', accuracy: m.accuracy, loss: m.loss });
       }
-      for (const [type, data] of tests) {
-        const m = await evaluateExamples(model, data, evalBatch, evalSize);
+      for (const [type, data] of evalSets) {
+        const m = await evaluateExamples(model, data, evalBatch);
         rows.push({ step, epoch, type, accuracy: m.accuracy, loss: m.loss });
       }
       tf.tidy(() => {
@@ -464,6 +465,16 @@ export async function trainModel(
     model.dispose();
     throw err;
   }
+}
+
+/**
+ * At most `k` rows of `data`, evenly spaced over it (rows `floor(i * n / k)`), so that a test set
+ * stored in sorted order (by attribute, then entities) is subsampled across every attribute rather
+ * than cut to its first attributes. Returns `data` itself when `n <= k`.
+ */
+export function evenlySpaced(data: Examples, k: number): Examples {
+  if (data.n <= k) return data;
+  return selectRows(data, Array.from({ length: k }, (_, i) => Math.floor((i * data.n) / k)));
 }
 
 /** The rows `indices` of `data`, as a new `Examples`. */
