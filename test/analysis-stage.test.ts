@@ -158,6 +158,14 @@ describe('analyze stage', () => {
     expect(Number.isNaN(rows[2]['ood_ratio_0.9'])).toBe(true);
     expect(rows[0]['ood_delay_0.9']).toBe((rows[0]['ood_step_0.9'] as number) - (rows[0].memorise_step as number));
 
+    // seeds 0 and 1 of each entities value: mean and spread over seeds
+    const sweep = toRows(await readTable(join(outDir, 'sweep.parquet')));
+    const agg = (entities: number, metric: string) => sweep.find((r) => r.entities === entities && r.metric === metric)!;
+    const id100 = [rows[0]['id_step_0.9'] as number, rows[1]['id_step_0.9'] as number];
+    expect(agg(100, 'id_step_0.9')).toMatchObject({ runs: 2, reached: 2, mean: (id100[0] + id100[1]) / 2, min: Math.min(...id100), max: Math.max(...id100) });
+    expect(agg(400, 'ood_step_0.9')).toMatchObject({ runs: 2, reached: 1, mean: rows[3]['ood_step_0.9'] });
+    expect(sweep.some((r) => 'seed' in r)).toBe(false);
+
     const curves = await readTable(join(outDir, 'curves.parquet'));
     expect(curves.columns.map((c) => c.name)).toEqual(['run', 'step', 'epoch', 'type', 'accuracy', 'loss']);
     expect(curves.columns[0].data.length).toBe(4 * TYPES.length * 51);
@@ -172,6 +180,7 @@ describe('analyze stage', () => {
     const grok = readFileSync(join(outDir, 'grokking.svg'), 'utf8');
     expect(grok).toContain('class="mark-rule role-mark');
     expect(grok).toContain('entities=400,seed=1');
+    expect(readFileSync(join(outDir, 'metrics.svg'), 'utf8')).toContain('class="mark-rule role-mark');
 
     const summary = info.summary as string[];
     expect(summary).toHaveLength(8);
@@ -189,6 +198,7 @@ describe('analyze stage', () => {
     expect(existsSync(join(outDir, 'grokking.png'))).toBe(true);
     expect(existsSync(join(outDir, 'grokking.svg'))).toBe(false);
     expect(existsSync(join(outDir, 'overlay.png'))).toBe(false);
+    expect(existsSync(join(outDir, 'sweep.parquet'))).toBe(false);
     const t = await readTable(join(outDir, 'metrics.parquet'));
     const [row] = toRows(t);
     expect(row.run).toBe('scores');

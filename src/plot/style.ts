@@ -77,9 +77,7 @@ export function stepEncoding(extent: StepExtent, labels = true): VlObject {
 export const PLAIN_NUMBER_LABEL = "format(datum.value, '~g')";
 
 /** Name of a knob that only replicates a run (a random seed): not a variable to plot against. */
-export function isSeedKnob(name: string): boolean {
-  return /seed/i.test(name);
-}
+export { isSeedKnob } from '../analysis/aggregate.js';
 
 /** Whether positive values span enough for a log scale (all > 0 and max/min ≥ `factor`, default 10). */
 export function wantsLogScale(values: readonly number[], factor = 10): boolean {

@@ -9,9 +9,11 @@
  * Outputs:
  * - `metrics.parquet`: one row per run (columns: `metricsTable` in `../analysis/report.ts`);
  * - `curves.parquet`: all runs' curves stacked with a `run` column (`curvesTable`);
+ * - `sweep.parquet`, when some runs differ only by seed: mean and spread of every metric per
+ *   value of the other knobs (`sweepTable` in `../analysis/aggregate.ts`);
  * - plots, in each of `formats` (`svg`, `png`): `grokking` (the curve of each run, one panel per
  *   run); with two or more runs also `overlay` (ID/OOD accuracy of all runs); and `metrics`
- *   (metrics against the swept knobs) when a knob other than a seed varies;
+ *   (metrics against the swept knobs, one line per split) when a knob other than a seed varies;
  * - manifest info: `summary` (lines for the CLI to print) and `metrics` (the numbers, by run).
  *
  * Vega, Vega-Lite and resvg are imported lazily inside `run` (through `../plot/render.ts`).
@@ -22,6 +24,7 @@ import { column, numRows } from '../table/table.js';
 import { computeRunMetrics, curveFromTable } from '../analysis/metrics.js';
 import type { AnalyzedRun } from '../analysis/report.js';
 import { curvesTable, metricsRecord, metricsTable, runName, summaryLines, sweepKnobs } from '../analysis/report.js';
+import { hasReplicates, sweepTable } from '../analysis/aggregate.js';
 import type { PlotFormat } from '../plot/render.js';
 
 /** Validated params of `analyze` (schemas/stages/analyze.schema.json). */
@@ -36,6 +39,8 @@ export interface AnalyzeParams {
 
 /** File of every curve-bearing input (evaluate passes train's curve on unchanged). */
 export const CURVE_FILE = 'curve.parquet';
+/** Mean and spread of the metrics over seeds (written when runs differ only by seed). */
+export const SWEEP_FILE = 'sweep.parquet';
 /** evaluate's final per-type accuracy table. */
 export const ACCURACY_FILE = 'accuracy.parquet';
 
@@ -112,7 +117,7 @@ async function writePlots(ctx: StageContext<AnalyzeParams>, runs: readonly Analy
 /** The `analyze` stage definition (see the module comment). */
 export const analyzeStage: StageDefinition<AnalyzeParams> = {
   name: 'analyze',
-  version: '1',
+  version: '2',
   description: 'Grokking metrics (memorisation and ID/OOD generalisation steps, delays, ratios) and plots of one run or a sweep',
   schema,
   async run(ctx) {
@@ -120,6 +125,7 @@ export const analyzeStage: StageDefinition<AnalyzeParams> = {
     const runs = await analyzeInputs(ctx.inputs, ctx.params);
     await ctx.writeTable('metrics.parquet', metricsTable(runs, thresholds));
     await ctx.writeTable('curves.parquet', curvesTable(runs));
+    if (hasReplicates(runs, thresholds)) await ctx.writeTable(SWEEP_FILE, sweepTable(runs, thresholds));
     await writePlots(ctx, runs);
     ctx.record('summary', summaryLines(runs, thresholds));
     ctx.record('metrics', metricsRecord(runs, thresholds));

@@ -1,0 +1,127 @@
+/**
+ * Aggregation of a sweep's metrics over replicate runs (seeds): for each combination of the
+ * knobs that are not seeds, the mean and spread of every metric of `metrics.parquet` over the runs
+ * that share it (pure functions, no I/O). This is `analyze`'s `sweep.parquet`.
+ */
+import type { Column, Table } from '../table/table.js';
+import type { AnalyzedRun, Knob } from './report.js';
+import { knobText, metricColumnNames, metricsTable, sweepKnobs } from './report.js';
+
+/** Whether a knob only replicates a run (a random seed: its name contains `seed`). */
+export function isSeedKnob(name: string): boolean {
+  return /seed/i.test(name);
+}
+
+/** Runs that share the values of every non-seed knob. */
+export interface RunGroup {
+  /** Text of each non-seed knob's value (`knobText`), by knob name. */
+  readonly key: Readonly<Record<string, string>>;
+  /** Indices of the runs in the group, in run order. */
+  readonly runs: readonly number[];
+}
+
+/**
+ * Groups runs by the values of the knobs that are not seeds (`isSeedKnob`), groups in order of
+ * their first run. Without such knobs every run is in one group.
+ */
+export function groupReplicates(runs: readonly AnalyzedRun[], knobs: readonly Knob[]): RunGroup[] {
+  const by = knobs.filter((k) => !isSeedKnob(k.name));
+  const groups = new Map<string, { key: Record<string, string>; runs: number[] }>();
+  runs.forEach((r, i) => {
+    const key: Record<string, string> = {};
+    for (const k of by) key[k.name] = knobText(r.matrix[k.name]);
+    const id = JSON.stringify(by.map((k) => key[k.name]));
+    let g = groups.get(id);
+    if (!g) groups.set(id, (g = { key, runs: [] }));
+    g.runs.push(i);
+  });
+  return [...groups.values()];
+}
+
+/** Mean and spread of the defined values of a metric over a group. */
+export interface Spread {
+  /** Runs in the group. */
+  n: number;
+  /** Runs with a value (metric reached / defined). */
+  reached: number;
+  /** Mean of the values (NaN when none). */
+  mean: number;
+  /** Sample standard deviation (n − 1 denominator; NaN with fewer than two values). */
+  std: number;
+  /** Smallest and largest value (NaN when none). */
+  min: number;
+  max: number;
+}
+
+/** Mean, sample standard deviation, min and max of the finite values among `values`. */
+export function spreadOf(values: readonly number[]): Spread {
+  const v = values.filter((x) => Number.isFinite(x));
+  const k = v.length;
+  const mean = k > 0 ? v.reduce((a, b) => a + b, 0) / k : Number.NaN;
+  const std = k > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (k - 1)) : Number.NaN;
+  return {
+    n: values.length,
+    reached: k,
+    mean,
+    std,
+    min: k > 0 ? Math.min(...v) : Number.NaN,
+    max: k > 0 ? Math.max(...v) : Number.NaN,
+  };
+}
+
+/** Whether some runs differ only in their seeds (a group of `groupReplicates` has 2+ runs). */
+export function hasReplicates(runs: readonly AnalyzedRun[], thresholds: readonly number[]): boolean {
+  return groupReplicates(runs, sweepKnobs(runs, thresholds)).some((g) => g.runs.length > 1);
+}
+
+/** The columns of `sweep.parquet` after the knobs (a knob of one of these names gets `matrix_`). */
+export const SWEEP_COLUMNS: readonly string[] = ['runs', 'metric', 'reached', 'mean', 'std', 'min', 'max'];
+
+/**
+ * Builds `sweep.parquet`, long format: one row per group of runs that share every non-seed knob
+ * (`groupReplicates`) and per metric column of `metrics.parquet` (`metricColumnNames`, in that
+ * order). Columns:
+ * - one per non-seed knob, named and typed as in `metrics.parquet` (DOUBLE or STRING;
+ *   `matrix_<knob>` when the name is one of `SWEEP_COLUMNS`);
+ * - `runs INT32`: runs in the group (the seeds);
+ * - `metric STRING`: the `metrics.parquet` column (`memorise_step`, `id_step_0.9`, ...);
+ * - `reached INT32`: runs with a value (not −1 / NaN: reached, defined);
+ * - `mean DOUBLE`, `std DOUBLE` (sample standard deviation; NaN with fewer than two values),
+ *   `min DOUBLE`, `max DOUBLE`: over the runs with a value, in the metric's unit (steps, epochs,
+ *   ratio, accuracy); NaN when no run has one.
+ */
+export function sweepTable(runs: readonly AnalyzedRun[], thresholds: readonly number[]): Table {
+  const knobs = sweepKnobs(runs, thresholds);
+  const groups = groupReplicates(runs, knobs);
+  const metrics = metricsTable(runs, thresholds);
+  const names = metricColumnNames(thresholds);
+  const byName = new Map(metrics.columns.map((c) => [c.name, c]));
+  const rows: { group: RunGroup; metric: string; s: Spread }[] = [];
+  for (const group of groups) {
+    for (const metric of names) {
+      const c = byName.get(metric) as Column;
+      const values = group.runs.map((i) => {
+        const v = c.data[i] as number;
+        return c.type === 'INT32' && v === -1 ? Number.NaN : v;
+      });
+      rows.push({ group, metric, s: spreadOf(values) });
+    }
+  }
+  const columns: Column[] = [];
+  for (const k of knobs.filter((x) => !isSeedKnob(x.name))) {
+    const first = (g: RunGroup) => runs[g.runs[0]].matrix[k.name];
+    const name = SWEEP_COLUMNS.includes(k.column) ? `matrix_${k.name}` : k.column;
+    if (k.numeric) columns.push({ name, type: 'DOUBLE', data: Float64Array.from(rows, (r) => first(r.group) as number) });
+    else columns.push({ name, type: 'STRING', data: rows.map((r) => r.group.key[k.name]) });
+  }
+  columns.push(
+    { name: 'runs', type: 'INT32', data: Int32Array.from(rows, (r) => r.s.n) },
+    { name: 'metric', type: 'STRING', data: rows.map((r) => r.metric) },
+    { name: 'reached', type: 'INT32', data: Int32Array.from(rows, (r) => r.s.reached) },
+    { name: 'mean', type: 'DOUBLE', data: Float64Array.from(rows, (r) => r.s.mean) },
+    { name: 'std', type: 'DOUBLE', data: Float64Array.from(rows, (r) => r.s.std) },
+    { name: 'min', type: 'DOUBLE', data: Float64Array.from(rows, (r) => r.s.min) },
+    { name: 'max', type: 'DOUBLE', data: Float64Array.from(rows, (r) => r.s.max) },
+  );
+  return { columns };
+}
