@@ -3,6 +3,9 @@
  *
  *   grokpipe run <file> [--set k=v]... [--store DIR] [--jobs N] [--dry-run] [--json] [--backend B]
  *   grokpipe status <file> [--set k=v]... [--store DIR] [--json]
+ *   grokpipe why <file> [stage-run] | dag <file> [--format F] | verify <file> [--sample K | --all]
+ *   grokpipe gc [--keep-pipelines F...] [--older-than D] [--dry-run] | show <target> | ls
+ *     (the cache commands, src/commands/)
  *
  * Exit codes: 0 success, 1 a stage failed, 2 bad input, 130 interrupted.
  */
@@ -30,6 +33,7 @@ import { Store } from './engine/store.js';
 import { grokpipeVersion } from './engine/version.js';
 import { execTaskFile } from './engine/worker.js';
 import { builtinStages } from './stages/index.js';
+import { registerCacheCommands } from './commands/index.js';
 
 /** What `main` runs with; tests replace the stages, the output streams and the executor. */
 export interface MainDeps {
@@ -112,6 +116,41 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
       json = Boolean(opts.json);
       const pipeline = compilePipeline(file, registry(), { sets: opts.set });
       exitCode = await printStatus(pipeline, new Store(opts.store), opts, stdout, tty);
+    });
+
+  registerCacheCommands(program, {
+    registry,
+    stdout,
+    stderr,
+    tty,
+    signal: deps.signal,
+    workerCommand: () => (deps.workerCommand === undefined ? defaultWorkerCommand() : deps.workerCommand),
+    setExitCode: (code) => {
+      exitCode = code;
+    },
+    setJson: (on) => {
+      json = on;
+    },
+  });
+
+  program
+    .command('report')
+    .argument('<file>', 'pipeline YAML file')
+    .description('write a self-contained HTML report: DAG, runs with knobs and metrics, interactive plots, artifact links; computes nothing')
+    .option('--set <path=value>', 'override a knob: <stage>.with.<path>=<value> or vars.<name>=<value> (repeatable)', collect, [])
+    .option('--store <dir>', 'artifact store folder', 'artifacts')
+    .option('--out <file>', 'HTML file to write (default: <store>/reports/<pipeline name>.html)')
+    .option('--open', 'open the report with the platform opener (xdg-open, open, start) when there is one')
+    .action(async (file: string, opts: { set: string[]; store: string; out?: string; open?: boolean }) => {
+      const pipeline = compilePipeline(file, registry(), { sets: opts.set });
+      const { writeReport } = await import('./report/build.js');
+      const report = await writeReport(pipeline, new Store(opts.store), { out: opts.out });
+      stdout.write(`${report.file}\n`);
+      if (opts.open) {
+        const { openFile } = await import('./report/open.js');
+        const problem = await openFile(report.file);
+        if (problem) stderr.write(`could not open the report (${problem}); open ${report.file} in a browser\n`);
+      }
     });
 
   program

@@ -47,8 +47,9 @@ describe('caching', () => {
     const up = await run('--set', 'g.with.seed=2');
     expect(statuses(up)).toEqual({ g: 'ran', s: 'ran', t: 'ran' });
     expect(up.run('g').reason).toBe('with.seed 1 -> 2');
-    expect(up.run('s').reason).toBe('upstream g changed');
-    expect(up.run('t').reason).toBe('upstream s changed');
+    // A cascade names its root, with the root's own reason.
+    expect(up.run('s').reason).toBe('upstream g changed (with.seed 1 -> 2)');
+    expect(up.run('t').reason).toBe('upstream g changed (with.seed 1 -> 2)');
 
     // A downstream knob reruns only downstream.
     const down = await run('--set', 's.with.factor=3');
@@ -80,7 +81,7 @@ describe('caching', () => {
     const stages = fakeStages.map((s) => (s.name === 'gen' ? gen2 : s));
     const status = await cli(['status', file, '--store', store, '--json'], { stages });
     expect(status.run('g')).toMatchObject({ status: 'planned', reason: 'code version 1 -> 2' });
-    expect(status.run('s')).toMatchObject({ status: 'planned', key: null, reason: 'upstream g will run' });
+    expect(status.run('s')).toMatchObject({ status: 'planned', key: null, reason: 'upstream g changed (code version 1 -> 2)' });
     const r = await cli(['run', file, '--store', store, '--json'], { stages });
     expect(statuses(r)).toEqual({ g: 'ran', s: 'cached', t: 'cached' });
   });
@@ -99,15 +100,15 @@ describe('caching', () => {
     const empty = await cli(['status', file, '--store', store, '--json']);
     expect(empty.code).toBe(0);
     expect(empty.run('g')).toMatchObject({ status: 'planned', reason: 'no cached entry of stage gen', seconds: null });
-    expect(empty.run('t')).toMatchObject({ key: null, reason: 'upstream g will run' });
+    expect(empty.run('t')).toMatchObject({ key: null, reason: 'upstream g will run (no cached entry of stage gen)' });
     expect(existsSync(store)).toBe(false);
     await cli(['run', file, '--store', store, '--json']);
     resetCalls();
     const st = await cli(['status', file, '--store', store, '--json', '--set', 'g.with.seed=3', '--set', 's.with.factor=0.5']);
     expect(st.run('g')).toMatchObject({ status: 'planned', reason: 'with.seed 1 -> 3' });
     expect(st.run('g').key).toMatch(/^[0-9a-f]{64}$/);
-    expect(st.run('s')).toMatchObject({ key: null, reason: 'with.factor 2 -> 0.5; upstream g will run' });
-    expect(st.run('t')).toMatchObject({ key: null, reason: 'upstream g will run' });
+    expect(st.run('s')).toMatchObject({ key: null, reason: 'with.factor 2 -> 0.5; upstream g changed (with.seed 1 -> 3)' });
+    expect(st.run('t')).toMatchObject({ key: null, reason: 'upstream g changed (with.seed 1 -> 3); upstream s changed (with.factor 2 -> 0.5)' });
     const dry = await cli(['run', file, '--store', store, '--json', '--dry-run', '--set', 's.with.factor=3']);
     expect(statuses(dry)).toEqual({ g: 'cached', s: 'planned', t: 'planned' });
     expect(calls).toEqual({});
@@ -269,7 +270,7 @@ stages:
     // Changing one combination's upstream reruns the across stage, naming what changed.
     const more = await cli(['run', file, '--store', store, '--json', '--set', 'vars.factor=4']);
     expect(more.run('all')).toMatchObject({ status: 'ran' });
-    expect(more.run('all').reason).toMatch(/^upstream t\[n=3,seed=0\], t\[n=3,seed=1\], t\[n=5,seed=0\] and 1 more changed$/);
+    expect(more.run('all').reason).toBe('upstream s[n=3,seed=0], s[n=3,seed=1], s[n=5,seed=0] and 1 more changed (with.factor 3 -> 4)');
     expect(more.run('shared')).toMatchObject({ status: 'cached' });
   });
 
@@ -282,7 +283,7 @@ stages:
     expect(ran).toEqual(['g[n=3,seed=2]', 'g[n=5,seed=2]', 's[n=3,seed=2]', 's[n=5,seed=2]', 't[n=3,seed=2]', 't[n=5,seed=2]', 'by_seed[seed=2]', 'all']);
     expect(r.run('all').reason).toBe('new upstream t[n=3,seed=2], t[n=5,seed=2]');
     const fewer = await cli(['run', file, '--store', store, '--json', '--set', 'matrix.seed=[0]', '--set', 'vars.factor=5']);
-    expect(fewer.run('all').reason).toBe('upstream t[n=3,seed=0], t[n=5,seed=0] changed; 2 upstream runs removed');
+    expect(fewer.run('all').reason).toBe('upstream s[n=3,seed=0], s[n=5,seed=0] changed (with.factor 3 -> 5); 2 upstream runs removed');
   });
 
   it('independent runs overlap with --jobs 2 (inline executor, async stages)', async () => {

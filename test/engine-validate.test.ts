@@ -23,7 +23,7 @@ describe('bad input: exit 2, file:line:col and field, nothing written', () => {
 
   it('unknown stage type lists the known ones', async () => {
     const err = await bad('stages:\n  a:\n    uses: generat\n');
-    expect(err).toContain('bad.yaml:3:11: stages.a.uses: unknown stage type "generat" (known: boom, collect, gen, scale, slow, sum, take)');
+    expect(err).toContain('bad.yaml:3:11: stages.a.uses: unknown stage type "generat" (known: boom, collect, fit, gen, noisy, scale, slow, sum, take, use, weights)');
   });
 
   it('missing needs target', async () => {

@@ -4,7 +4,6 @@
  */
 import type { Executor } from './executor.js';
 import type { StageRegistry } from './registry.js';
-import { runTask } from './task.js';
 import type { TaskEvents, TaskOutcome, TaskSpec } from './task.js';
 
 /** Executes stages in this process. */
@@ -17,6 +16,8 @@ export class InlineExecutor implements Executor {
   async execute(task: TaskSpec, events: TaskEvents, signal: AbortSignal): Promise<TaskOutcome> {
     const def = this.registry.get(task.stage);
     if (!def) throw new Error(`unknown stage type "${task.stage}"`);
+    // Loaded on first use: it brings the Parquet libraries, which planning never needs.
+    const { runTask } = await import('./task.js');
     return runTask(def, task, events, signal);
   }
 }

@@ -7,11 +7,10 @@
  * a kill -9). In the rare race where two waiters both recover the same dead lock, both compute the
  * key; the store's commit keeps the first complete artifact, so that only costs time.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import lockfile from 'proper-lockfile';
 import { pidAlive } from './pid.js';
 
 /** Releases a lock; never throws. */
@@ -43,6 +42,7 @@ export async function acquireLock(dir: string, key: string, options: LockOptions
   const lockfilePath = `${target}.lock`;
   const ownerPath = `${target}.owner`;
   const stale = Math.max(2000, options.staleMs ?? 10_000);
+  const { default: lockfile } = await import('proper-lockfile');
   let waited = false;
   let delay = 100;
   for (;;) {
@@ -91,4 +91,26 @@ function ownerIsDead(ownerPath: string): boolean {
     return false;
   }
   return owner.host === hostname() && owner.pid !== process.pid && !pidAlive(owner.pid);
+}
+
+/**
+ * Whether the lock of `key` in folder `dir` is held by a live process: the lock exists and its
+ * recorded owner runs on this host, or (owner elsewhere or not yet recorded) it was refreshed less
+ * than `staleMs` ago (milliseconds, default 10,000). Never throws.
+ */
+export function lockIsLive(dir: string, key: string, staleMs = 10_000): boolean {
+  const target = join(dir, key);
+  let mtimeMs: number;
+  try {
+    mtimeMs = statSync(`${target}.lock`).mtimeMs;
+  } catch {
+    return false;
+  }
+  try {
+    const owner = JSON.parse(readFileSync(`${target}.owner`, 'utf8')) as Owner;
+    if (owner.host === hostname()) return pidAlive(owner.pid);
+  } catch {
+    // No owner recorded (yet): judge by the refresh time.
+  }
+  return Date.now() - mtimeMs < staleMs;
 }

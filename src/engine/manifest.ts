@@ -2,6 +2,7 @@
  * `manifest.json`: the record of a completed stage run, written last into its artifact folder.
  * A folder without a valid manifest is never treated as complete.
  */
+import type { Environment } from './environment.js';
 import type { KeyInput } from './hash.js';
 import type { Json } from './stage.js';
 
@@ -63,6 +64,11 @@ export interface Manifest {
   readonly timings: { readonly started: string; readonly finished: string; readonly seconds: number };
   /** Host name of the machine that computed it. */
   readonly host: string;
+  /**
+   * Undeclared inputs that can change results (requested backend, threads, numeric environment
+   * variables, platform); not part of the key. Absent in manifests written before it existed.
+   */
+  readonly environment?: Environment;
   /** The pipeline file and run id that first computed it. */
   readonly pipeline: { readonly file: string; readonly id: string };
 }

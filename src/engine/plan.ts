@@ -1,13 +1,15 @@
 /**
  * What would run and why, without computing anything or writing to the store: for each run in
- * dependency order, its key when its inputs are cached, then `cached`, or `planned` with a reason.
+ * dependency order, its key when its inputs are cached, then `cached`, or `planned` with a reason
+ * that names its root causes (`cause.ts`).
  */
+import { explainRun } from './cause.js';
+import type { RootCause } from './cause.js';
 import type { StageRun } from './expand.js';
 import { stageKey } from './hash.js';
 import { keyComponents } from './keys.js';
 import type { Manifest } from './manifest.js';
 import type { Store } from './store.js';
-import { explainMiss, formatList, ownChanges } from './why.js';
 
 /** The plan for one run. */
 export interface PlannedRun {
@@ -17,6 +19,10 @@ export interface PlannedRun {
   readonly status: 'cached' | 'planned';
   /** Empty for cached runs; otherwise why it must run. */
   readonly reason: string;
+  /** Root causes of a planned run (the run itself when it has reasons of its own). */
+  readonly roots?: readonly RootCause[];
+  /** The nearest cached entry of the same stage type a planned run was compared with. */
+  readonly nearest?: Manifest;
   /** Artifact folder of a cached run. */
   readonly dir?: string;
   /** Manifest of a cached run. */
@@ -29,21 +35,22 @@ export interface PlannedRun {
  */
 export async function planRuns(runs: readonly StageRun[], store: Store): Promise<PlannedRun[]> {
   const byRun = new Map<StageRun, PlannedRun>();
-  const roots = new Map<StageRun, string[]>();
   const out: PlannedRun[] = [];
+  const find = (stage: string, key: string) => store.findManifest(stage, key);
   for (const run of runs) {
     const ups = run.inputs.map((i) => byRun.get(i));
     if (ups.some((u) => u === undefined)) throw new Error(`internal: ${run.id} planned before its inputs`);
-    const waiting = ups.filter((u) => u?.status !== 'cached') as PlannedRun[];
+    const inputs = (ups as PlannedRun[]).map((u) => ({
+      id: u.run.id,
+      matrix: u.run.matrix,
+      ...(u.status === 'planned' ? { roots: u.roots ?? [{ id: u.run.id, reason: u.reason }] } : {}),
+      ...(u.manifest ? { manifest: u.manifest } : {}),
+    }));
+    const own = { stage: run.stage.name, version: run.stage.version, params: run.params };
     let plan: PlannedRun;
-    if (waiting.length > 0) {
-      const rootIds = [...new Set(waiting.flatMap((u) => roots.get(u.run) ?? [u.run.id]))];
-      roots.set(run, rootIds);
-      const own = ownChanges(
-        { stage: run.stage.name, version: run.stage.version, params: run.params },
-        await store.manifests(run.stage.name),
-      );
-      plan = { run, key: null, status: 'planned', reason: [...own, `upstream ${formatList(rootIds)} will run`].join('; ') };
+    if (ups.some((u) => u?.status !== 'cached')) {
+      const why = await explainRun({ id: run.id, own, inputs, candidates: await store.manifests(run.stage.name), find, mode: 'plan' });
+      plan = { run, key: null, status: 'planned', reason: why.reason, roots: why.roots, ...(why.nearest ? { nearest: why.nearest } : {}) };
     } else {
       const components = keyComponents(
         run,
@@ -54,11 +61,17 @@ export async function planRuns(runs: readonly StageRun[], store: Store): Promise
       if (found.hit) {
         plan = { run, key, status: 'cached', reason: '', dir: found.dir, manifest: found.manifest };
       } else {
-        roots.set(run, [run.id]);
-        const reason =
-          found.reason ??
-          explainMiss({ components, inputIds: run.inputs.map((i) => i.id) }, await store.manifests(run.stage.name));
-        plan = { run, key, status: 'planned', reason };
+        const why = await explainRun({
+          id: run.id,
+          own,
+          components,
+          inputs,
+          ...(found.reason ? { lookupReason: found.reason } : {}),
+          candidates: await store.manifests(run.stage.name),
+          find,
+          mode: 'plan',
+        });
+        plan = { run, key, status: 'planned', reason: why.reason, roots: why.roots, ...(why.nearest ? { nearest: why.nearest } : {}) };
       }
     }
     byRun.set(run, plan);

@@ -74,15 +74,17 @@ export function leafRuns(runs: readonly StageRun[]): StageRun[] {
 }
 
 /**
- * For each leaf run with an artifact: `<id>: <folder>` (relative to `cwd` when inside it), then
- * its recorded `summary` (a string or list of strings) verbatim.
+ * For each leaf run with an artifact: `<id>: <folder>/` (relative to `cwd` when inside it), the
+ * names of its output files, then its recorded `summary` (a string or list of strings) verbatim.
  */
 export function formatLeaves(leaves: readonly { id: string; dir?: string; manifest?: Manifest }[], cwd: string): string {
   const out: string[] = [];
   for (const leaf of leaves) {
     if (!leaf.dir) continue;
     const rel = relative(cwd, leaf.dir);
-    out.push(`${leaf.id}: ${rel.startsWith('..') || rel === '' ? leaf.dir : rel}`);
+    out.push(`${leaf.id}: ${rel.startsWith('..') || rel === '' ? leaf.dir : rel}/`);
+    const files = leaf.manifest?.outputs.map((o) => o.name) ?? [];
+    if (files.length > 0) out.push(`  ${files.join('  ')}`);
     const summary = leaf.manifest?.info.summary;
     if (typeof summary === 'string') out.push(summary);
     else if (Array.isArray(summary)) out.push(...summary.map((s) => (typeof s === 'string' ? s : JSON.stringify(s))));

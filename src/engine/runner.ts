@@ -4,24 +4,33 @@
  * at once) under the key's inter-process lock and committed atomically to the store. A run that
  * fails marks its dependents `skipped`; the others go on. Aborting stops new runs, aborts running
  * stages and discards their temporaries.
+ *
+ * Before a stage reads a cached input, the input's files are checked against the byte hashes in
+ * its manifest (`integrity.ts`, each file hashed once per invocation). A corrupt input is reported,
+ * recomputed (its record becomes `ran`, reason `corrupt: <file> (...)`) and only then read; if its
+ * content comes out different, the reading run's key is computed again.
  */
 import { hostname } from 'node:os';
+import { explainRun } from './cause.js';
+import type { Explanation, InputState, RootCause } from './cause.js';
+import { currentEnvironment } from './environment.js';
 import type { Executor } from './executor.js';
 import type { StageRun } from './expand.js';
 import { contentHash, hashJson, stageKey } from './hash.js';
 import type { KeyComponents } from './hash.js';
+import { ByteCheckCache, checkArtifactBytes, formatByteProblems } from './integrity.js';
+import type { ByteProblem } from './integrity.js';
 import { keyComponents } from './keys.js';
 import { createLimiter } from './limit.js';
 import type { Manifest } from './manifest.js';
 import { MANIFEST_FORMAT } from './manifest.js';
-import { collectOutputs } from './outputs.js';
 import { silentReporter } from './progress.js';
 import type { Reporter } from './progress.js';
 import type { Json, ProgressUpdate, RunOptions } from './stage.js';
-import type { Store } from './store.js';
+import type { Lookup, Store } from './store.js';
 import type { TaskInput, TaskOutcome, TaskSpec } from './task.js';
+import { recordUsage } from './usage.js';
 import { grokpipeVersion } from './version.js';
-import { explainMiss } from './why.js';
 
 /** Final state of a run. `skipped`: not run because an upstream run failed or the run was interrupted. */
 export type RunStatus = 'cached' | 'ran' | 'failed' | 'skipped';
@@ -36,6 +45,8 @@ export interface RunRecord {
   readonly seconds: number;
   /** Why it ran, failed or was skipped (empty for cached). */
   readonly reason: string;
+  /** Root causes of a run that ran (the run itself when it had reasons of its own). */
+  readonly roots?: readonly RootCause[];
   /** Artifact folder (cached or ran). */
   readonly dir?: string;
   /** Manifest (cached or ran). */
@@ -57,14 +68,15 @@ export interface RunnerOptions {
   readonly reporter?: Reporter;
   /** Invocation options given to every stage (backend, threads). */
   readonly options?: RunOptions;
-  /** Pipeline file, recorded in manifests. */
+  /** Pipeline file, recorded in manifests and in the store's usage records. */
   readonly pipelineFile: string;
   /** Staleness of inter-process locks (milliseconds, default 10,000). */
   readonly lockStaleMs?: number;
 }
 
 /**
- * Runs `runs` (in dependency order, as compiled). Removes stale temporaries first.
+ * Runs `runs` (in dependency order, as compiled). Removes stale temporaries first; records the
+ * entries used in the store's usage records (`usage.ts`) at the end.
  * @returns one record per run, in the same order. Never rejects: a store failure fails the run
  *   it happened in.
  */
@@ -74,9 +86,13 @@ export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions
   const signal = opts.signal ?? new AbortController().signal;
   const limit = createLimiter(opts.jobs ?? 1);
   const inflight = new Map<string, Promise<unknown>>();
+  const bytes = new ByteCheckCache();
   await store.cleanStale();
   reporter.start(runs.map((r) => ({ id: r.id, stage: r.stage.name })));
   const results = new Map<StageRun, Promise<RunRecord>>();
+  /** Records that replace a cached run's record after its corrupt artifact was recomputed. */
+  const repaired = new Map<StageRun, Promise<RunRecord>>();
+  const current = (run: StageRun): Promise<RunRecord> => (repaired.get(run) ?? results.get(run)) as Promise<RunRecord>;
 
   const finish = (record: RunRecord): RunRecord => {
     const id = record.run.id;
@@ -87,34 +103,128 @@ export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions
     return record;
   };
 
-  const handle = async (run: StageRun): Promise<RunRecord> => {
-    const inputs = await Promise.all(run.inputs.map((i) => results.get(i) as Promise<RunRecord>));
-    const started = performance.now();
-    const bad = inputs.find((r) => r.status === 'failed' || r.status === 'skipped');
-    if (bad) {
-      const root = bad.status === 'failed' ? bad.run.id : bad.failedRoot;
-      const reason = root ? `upstream ${root} failed` : bad.reason;
-      return finish({ run, key: null, status: 'skipped', seconds: 0, reason, failedRoot: root });
-    }
-    if (signal.aborted) return finish({ run, key: null, status: 'skipped', seconds: 0, reason: 'interrupted' });
+  const skipFor = (run: StageRun, bad: RunRecord): RunRecord => {
+    const root = bad.status === 'failed' ? bad.run.id : bad.failedRoot;
+    const reason = root ? `upstream ${root} failed` : bad.reason;
+    return { run, key: null, status: 'skipped', seconds: 0, reason, ...(root ? { failedRoot: root } : {}) };
+  };
+
+  const keyOf = async (run: StageRun, inputs: readonly RunRecord[]): Promise<{ components: KeyComponents; key: string; found: Lookup }> => {
     const components = keyComponents(
       run,
       inputs.map((r) => (r.manifest as Manifest).content_hash),
     );
     const key = stageKey(components);
-    const type = run.stage.name;
+    return { components, key, found: await store.lookup(run.stage.name, key) };
+  };
+
+  const cachedRecord = (run: StageRun, key: string, hit: Lookup & { hit: true }, seconds: number): RunRecord => {
+    void store.touch(run.stage.name, key);
+    return { run, key, status: 'cached', seconds, reason: '', dir: hit.dir, manifest: hit.manifest };
+  };
+
+  /**
+   * Checks the bytes of the cached inputs a stage is about to read; recomputes corrupt ones.
+   * @returns the input records to use, or the record of an input that could not be recomputed.
+   */
+  const soundInputs = async (inputs: readonly RunRecord[]): Promise<{ records: RunRecord[]; bad?: RunRecord }> => {
+    const out: RunRecord[] = [];
+    for (const r of inputs) {
+      if (r.status !== 'cached') {
+        out.push(r);
+        continue;
+      }
+      const problems = await checkArtifactBytes(r.dir as string, r.manifest as Manifest, bytes);
+      if (problems.length === 0) {
+        out.push(r);
+        continue;
+      }
+      const fixed = await repair(r, problems);
+      if (fixed.status !== 'cached' && fixed.status !== 'ran') return { records: out, bad: fixed };
+      out.push(fixed);
+    }
+    return { records: out };
+  };
+
+  /** Recomputes the corrupt artifact of a cached run (once per run per invocation). */
+  const repair = (record: RunRecord, problems: readonly ByteProblem[]): Promise<RunRecord> => {
+    let p = repaired.get(record.run);
+    if (!p) {
+      const run = record.run;
+      const problem = formatByteProblems(problems);
+      reporter.event(run.id, { kind: 'log', message: `${problem}: recomputing it` });
+      p = (async (): Promise<RunRecord> => {
+        try {
+          const ups = await Promise.all(run.inputs.map(current));
+          const checked = await soundInputs(ups);
+          if (checked.bad) return finish(skipFor(run, checked.bad));
+          const { components, key } = await keyOf(run, checked.records);
+          const why: Explanation = { reason: problem, roots: [{ id: run.id, reason: problem }] };
+          return finish(await materialize(run, key, components, checked.records, why, true));
+        } catch (err) {
+          const error = err instanceof Error ? err.message : String(err);
+          return finish({ run, key: null, status: 'failed', seconds: 0, reason: error, error });
+        }
+      })();
+      repaired.set(run, p);
+    }
+    return p;
+  };
+
+  const handle = async (run: StageRun): Promise<RunRecord> => {
+    let inputs = await Promise.all(run.inputs.map(current));
+    const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
-    let found = await store.lookup(type, key);
-    if (found.hit) return finish({ run, key, status: 'cached', seconds: seconds(), reason: '', dir: found.dir, manifest: found.manifest });
-    const reason = found.reason ?? explainMiss({ components, inputIds: run.inputs.map((i) => i.id) }, await store.manifests(type));
+    const bad = inputs.find((r) => r.status === 'failed' || r.status === 'skipped');
+    if (bad) return finish(skipFor(run, bad));
+    if (signal.aborted) return finish({ run, key: null, status: 'skipped', seconds: 0, reason: 'interrupted' });
+    let { components, key, found } = await keyOf(run, inputs);
+    if (found.hit) return finish(cachedRecord(run, key, found, seconds()));
+    // A miss: the stage will read its inputs. Never let it read a corrupt one.
+    const checked = await soundInputs(inputs);
+    if (checked.bad) return finish(skipFor(run, checked.bad));
+    if (checked.records.some((r, i) => r !== inputs[i])) {
+      inputs = checked.records;
+      ({ components, key, found } = await keyOf(run, inputs));
+      if (found.hit) return finish(cachedRecord(run, key, found, seconds()));
+    }
+    const why = await explainRun({
+      id: run.id,
+      own: { stage: run.stage.name, version: run.stage.version, params: run.params },
+      components,
+      inputs: inputs.map(inputState),
+      ...(found.reason ? { lookupReason: found.reason } : {}),
+      candidates: await store.manifests(run.stage.name),
+      find: (stage, k) => store.findManifest(stage, k),
+      mode: 'run',
+    });
+    return finish(await materialize(run, key, components, inputs, why, false));
+  };
+
+  /**
+   * Makes the artifact of `key` exist: reuses one computed meanwhile (by this invocation or another
+   * process), else executes the stage under the key's lock. With `distrust`, an existing artifact
+   * is reused only when its bytes check out (it is removed otherwise).
+   */
+  const materialize = async (
+    run: StageRun,
+    key: string,
+    components: KeyComponents,
+    inputs: readonly RunRecord[],
+    why: Explanation,
+    distrust: boolean,
+  ): Promise<RunRecord> => {
+    const type = run.stage.name;
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
     // Another run of this invocation computing the same key: wait for it, then reuse.
     const same = inflight.get(key);
     if (same) {
       await same.catch(() => undefined);
-      found = await store.lookup(type, key);
-      if (found.hit) return finish({ run, key, status: 'cached', seconds: seconds(), reason: '', dir: found.dir, manifest: found.manifest });
+      const found = await store.lookup(type, key);
+      if (found.hit) return cachedRecord(run, key, found, seconds());
     }
-    reporter.event(run.id, { kind: 'queued', reason });
+    reporter.event(run.id, { kind: 'queued', reason: why.reason });
     const work = limit(async (): Promise<RunRecord> => {
       if (signal.aborted) return { run, key, status: 'skipped', seconds: 0, reason: 'interrupted' };
       let release: (() => Promise<void>) | undefined;
@@ -130,15 +240,19 @@ export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions
       }
       try {
         const again = await store.lookup(type, key);
-        if (again.hit) return { run, key, status: 'cached', seconds: seconds(), reason: '', dir: again.dir, manifest: again.manifest };
-        if (again.reason) await store.remove(type, key);
-        return await execute(run, key, components, inputs, reason);
+        if (again.hit) {
+          if (!distrust || (await checkArtifactBytes(again.dir, again.manifest)).length === 0) return cachedRecord(run, key, again, seconds());
+          await store.remove(type, key);
+        } else if (again.reason) {
+          await store.remove(type, key);
+        }
+        return await execute(run, key, components, inputs, why);
       } finally {
         await release();
       }
     });
     inflight.set(key, work);
-    return finish(await work);
+    return work;
   };
 
   const execute = async (
@@ -146,8 +260,9 @@ export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions
     key: string,
     components: KeyComponents,
     inputs: readonly RunRecord[],
-    reason: string,
+    why: Explanation,
   ): Promise<RunRecord> => {
+    const reason = why.reason;
     const tmp = await store.createTemp(key);
     let committed = false;
     const startedAt = new Date();
@@ -170,6 +285,8 @@ export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions
       };
       const outcome: TaskOutcome = await executor.execute(task, events, signal);
       signal.throwIfAborted();
+      // Loaded on first use (Parquet libraries): a fully cached run never needs them.
+      const { collectOutputs } = await import('./outputs.js');
       const outputs = await collectOutputs(tmp, outcome.written);
       const finishedAt = new Date();
       const seconds = (performance.now() - t0) / 1000;
@@ -197,11 +314,12 @@ export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions
         versions: { grokpipe: grokpipeVersion(), node: process.version, ...recordedVersions(outcome.info) },
         timings: { started: startedAt.toISOString(), finished: finishedAt.toISOString(), seconds },
         host: hostname(),
+        environment: currentEnvironment(opts.options),
         pipeline: { file: opts.pipelineFile, id: run.id },
       };
       const done = await store.commit(tmp, manifest);
       committed = true;
-      return { run, key, status: 'ran', seconds, reason, dir: done.dir, manifest: done.manifest };
+      return { run, key, status: 'ran', seconds, reason, roots: why.roots, dir: done.dir, manifest: done.manifest };
     } catch (err) {
       const interrupted = signal.aborted;
       const message = interrupted ? 'interrupted' : err instanceof Error ? err.message : String(err);
@@ -221,9 +339,22 @@ export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions
     }
   };
   for (const run of runs) results.set(run, guarded(run));
-  const records = await Promise.all(runs.map((r) => results.get(r) as Promise<RunRecord>));
+  await Promise.all(runs.map((r) => results.get(r) as Promise<RunRecord>));
+  const records = await Promise.all(runs.map(current));
   await reporter.stop();
+  const used = records.filter((r) => (r.status === 'cached' || r.status === 'ran') && r.key !== null);
+  await recordUsage(store.root, opts.pipelineFile, used.map((r) => ({ stage: r.run.stage.name, key: r.key as string }))).catch(() => undefined);
   return records;
+}
+
+/** How a finished input looks to `explainRun`: with roots when it ran in this invocation. */
+function inputState(r: RunRecord): InputState {
+  return {
+    id: r.run.id,
+    matrix: r.run.matrix,
+    ...(r.status === 'ran' ? { roots: r.roots ?? [{ id: r.run.id, reason: r.reason }] } : {}),
+    ...(r.manifest ? { manifest: r.manifest } : {}),
+  };
 }
 
 function taskInput(r: RunRecord): TaskInput {

@@ -3,11 +3,15 @@
  * and of each stage's params, with errors turned into a field path and a message people can act on.
  */
 import { readFileSync } from 'node:fs';
-import { Ajv } from 'ajv';
-import type { ErrorObject, ValidateFunction } from 'ajv';
-import formatsModule from 'ajv-formats';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import type { FormatsPlugin } from 'ajv-formats';
 import type { Json, StageDefinition } from './stage.js';
+import { compileCached } from './validator-cache.js';
+
+// ajv is loaded on first compile only: with every validator in the cache (`validator-cache.ts`),
+// a CLI start loads none of its ~60 modules.
+const require = createRequire(import.meta.url);
 
 /** One schema violation: where (path relative to the validated value) and what. */
 export interface SchemaProblem {
@@ -17,12 +21,15 @@ export interface SchemaProblem {
   readonly atKey?: boolean;
 }
 
-const addFormats: FormatsPlugin =
-  (formatsModule as unknown as { default?: FormatsPlugin }).default ?? (formatsModule as unknown as FormatsPlugin);
+/** grokpipe's ajv options (draft-07, all errors, defaults filled in, error data kept). */
+const AJV_OPTIONS = { allErrors: true, useDefaults: true, verbose: true, strict: false, code: { source: true } };
 
 /** A new ajv instance with grokpipe's settings (draft-07, allErrors, useDefaults, formats). */
 export function createAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: false });
+  const { Ajv: AjvClass } = require('ajv') as { Ajv: new (options: object) => Ajv };
+  const formats = require('ajv-formats') as FormatsPlugin | { default: FormatsPlugin };
+  const addFormats = typeof formats === 'function' ? formats : formats.default;
+  const ajv = new AjvClass(AJV_OPTIONS);
   addFormats(ajv);
   return ajv;
 }
@@ -88,6 +95,19 @@ function show(v: unknown): string {
 }
 
 let pipelineValidator: ValidateFunction | undefined;
+let shared: Ajv | undefined;
+
+/**
+ * The process-wide ajv instance: compiling ajv's meta-schema and each schema costs tens of
+ * milliseconds, so they are compiled once per process, not per pipeline (`status` start-up).
+ */
+function sharedAjv(): Ajv {
+  shared ??= createAjv();
+  return shared;
+}
+
+/** Compiled params validators by schema object, for every `ParamsValidator` of the process. */
+const compiledParams = new WeakMap<object, ValidateFunction>();
 
 /** Path of the published pipeline schema (`schemas/pipeline.schema.json`). */
 export const PIPELINE_SCHEMA_URL = new URL('../../schemas/pipeline.schema.json', import.meta.url);
@@ -100,16 +120,15 @@ export const PIPELINE_SCHEMA_URL = new URL('../../schemas/pipeline.schema.json',
 export function validatePipelineDocument(data: unknown): SchemaProblem[] {
   if (!pipelineValidator) {
     const schema = JSON.parse(readFileSync(PIPELINE_SCHEMA_URL, 'utf8')) as object;
-    pipelineValidator = createAjv().compile(schema);
+    pipelineValidator = compileCached(sharedAjv, schema, AJV_OPTIONS);
   }
   if (pipelineValidator(structuredClone(data))) return [];
   return toProblems(pipelineValidator.errors);
 }
 
-/** Validates stage params against each stage's schema, compiling each schema once. */
+/** Validates stage params against each stage's schema, compiling each schema once per process. */
 export class ParamsValidator {
-  private readonly ajv = createAjv();
-  private readonly compiled = new WeakMap<object, ValidateFunction>();
+  private readonly compiled = compiledParams;
 
   /**
    * Validates a copy of `params` against `stage.schema`, filling in defaults.
@@ -120,7 +139,7 @@ export class ParamsValidator {
     let fn = this.compiled.get(stage.schema);
     if (!fn) {
       try {
-        fn = this.ajv.compile(stage.schema);
+        fn = compileCached(sharedAjv, stage.schema, AJV_OPTIONS);
       } catch (err) {
         throw new Error(`stage "${stage.name}" has an invalid params schema: ${(err as Error).message}`);
       }

@@ -86,14 +86,27 @@ function diffInputs(old: readonly KeyInput[], now: readonly KeyInput[]): InputDi
   return diff;
 }
 
+/** How a run's key differs from its nearest cached entry of the same stage type. */
+export interface MissDiff {
+  /** The nearest entry (most key components equal, then fewest differences, then newest). */
+  readonly nearest: Manifest;
+  /** Its own differences: `code version 1 -> 2`, `with.lr 5 -> 1` (at most 3, then `and N more`). */
+  readonly own: readonly string[];
+  /** Indexes (into the run's inputs) of inputs whose content differs from the entry's. */
+  readonly changed: readonly number[];
+  /** Indexes of inputs the entry did not have (`across: matrix`). */
+  readonly added: readonly number[];
+  /** How many of the entry's inputs the run no longer has. */
+  readonly removed: number;
+}
+
 /**
- * Explains a miss against `candidates` (manifests of the same stage type).
- * @returns e.g. `no cached entry of stage train`, `code version 1 -> 2`,
- *   `with.max_steps 500 -> 1000`, `upstream tokens changed` (parts joined with `; `).
+ * Compares a run's key components with the nearest of `candidates` (manifests of the same stage
+ * type). @returns undefined when there is no candidate.
  */
-export function explainMiss(planned: Planned, candidates: readonly Manifest[]): string {
+export function diffMiss(planned: Planned, candidates: readonly Manifest[]): MissDiff | undefined {
   const c = planned.components;
-  if (candidates.length === 0) return `no cached entry of stage ${c.stage}`;
+  if (candidates.length === 0) return undefined;
   const paramsHash = hashJson(c.params);
   const scored: Scored[] = candidates.map((m) => {
     const paramDiffs = m.components.params_hash === paramsHash ? [] : paramChanges(m.params, c.params);
@@ -112,19 +125,39 @@ export function explainMiss(planned: Planned, candidates: readonly Manifest[]): 
       (b.manifest.timings?.finished ?? '').localeCompare(a.manifest.timings?.finished ?? ''),
   );
   const best = scored[0];
-  const parts: string[] = [];
-  if (best.manifest.components.version !== c.version) parts.push(`code version ${best.manifest.components.version} -> ${c.version}`);
+  const own: string[] = [];
+  if (best.manifest.components.version !== c.version) own.push(`code version ${best.manifest.components.version} -> ${c.version}`);
   if (best.paramDiffs.length > 0) {
-    parts.push(best.paramDiffs.length <= 3 ? best.paramDiffs.join(', ') : `${best.paramDiffs.slice(0, 3).join(', ')} and ${best.paramDiffs.length - 3} more params`);
+    own.push(best.paramDiffs.length <= 3 ? best.paramDiffs.join(', ') : `${best.paramDiffs.slice(0, 3).join(', ')} and ${best.paramDiffs.length - 3} more params`);
   } else if (best.manifest.components.params_hash !== paramsHash) {
-    parts.push('params changed');
+    own.push('params changed');
   }
+  return { nearest: best.manifest, own, ...best.inputs };
+}
+
+/**
+ * Explains a miss against `candidates` (manifests of the same stage type), naming changed inputs
+ * only by run id (see `cause.ts` for the root-cause form the CLI prints).
+ * @returns e.g. `no cached entry of stage train`, `code version 1 -> 2`,
+ *   `with.max_steps 500 -> 1000`, `upstream tokens changed` (parts joined with `; `).
+ */
+export function explainMiss(planned: Planned, candidates: readonly Manifest[]): string {
+  const d = diffMiss(planned, candidates);
+  if (!d) return `no cached entry of stage ${planned.components.stage}`;
+  const parts = [...d.own];
   const name = (i: number) => planned.inputIds[i] ?? `#${i}`;
-  const { changed, added, removed } = best.inputs;
-  if (changed.length > 0) parts.push(`upstream ${formatList([...new Set(changed.map(name))])} changed`);
-  if (added.length > 0) parts.push(`new upstream ${formatList(added.map(name))}`);
-  if (removed > 0) parts.push(`${removed} upstream run${removed === 1 ? '' : 's'} removed`);
+  if (d.changed.length > 0) parts.push(`upstream ${formatList([...new Set(d.changed.map(name))])} changed`);
+  parts.push(...inputChangeParts(d, name, false));
   return parts.length > 0 ? parts.join('; ') : 'key changed';
+}
+
+/** The `new upstream ...` and `N upstream runs removed` parts of a diff (and changed ones when asked). */
+export function inputChangeParts(d: Pick<MissDiff, 'changed' | 'added' | 'removed'>, name: (i: number) => string, withChanged: boolean): string[] {
+  const parts: string[] = [];
+  if (withChanged && d.changed.length > 0) parts.push(`upstream ${formatList([...new Set(d.changed.map(name))])} changed`);
+  if (d.added.length > 0) parts.push(`new upstream ${formatList(d.added.map(name))}`);
+  if (d.removed > 0) parts.push(`${d.removed} upstream run${d.removed === 1 ? '' : 's'} removed`);
+  return parts;
 }
 
 /**
@@ -133,9 +166,19 @@ export function explainMiss(planned: Planned, candidates: readonly Manifest[]): 
  * same version and params, or there is none.
  */
 export function ownChanges(components: Pick<KeyComponents, 'stage' | 'version' | 'params'>, candidates: readonly Manifest[]): string[] {
-  if (candidates.length === 0) return [];
+  return nearestByOwn(components, candidates)?.own ?? [];
+}
+
+/**
+ * The manifest most similar to a run in code version and params (fewest differences, the newest
+ * among equals), with those differences. @returns undefined when there is no candidate.
+ */
+export function nearestByOwn(
+  components: Pick<KeyComponents, 'stage' | 'version' | 'params'>,
+  candidates: readonly Manifest[],
+): { nearest: Manifest; own: string[] } | undefined {
   const paramsHash = hashJson(components.params);
-  let best: string[] | undefined;
+  let best: { nearest: Manifest; own: string[] } | undefined;
   for (const m of candidates) {
     const parts: string[] = [];
     if (m.components.version !== components.version) parts.push(`code version ${m.components.version} -> ${components.version}`);
@@ -143,8 +186,8 @@ export function ownChanges(components: Pick<KeyComponents, 'stage' | 'version' |
       const diffs = paramChanges(m.params, components.params);
       parts.push(...(diffs.length > 3 ? [...diffs.slice(0, 3), `and ${diffs.length - 3} more params`] : diffs));
     }
-    if (best === undefined || parts.length < best.length) best = parts;
-    if (parts.length === 0) break;
+    const newer = best !== undefined && parts.length === best.own.length && (m.timings?.finished ?? '') > (best.nearest.timings?.finished ?? '');
+    if (best === undefined || parts.length < best.own.length || newer) best = { nearest: m, own: parts };
   }
-  return best ?? [];
+  return best;
 }

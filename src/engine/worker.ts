@@ -7,7 +7,6 @@ import { readFileSync } from 'node:fs';
 import type { WorkerMessage } from './executor.js';
 import type { StageRegistry } from './registry.js';
 import type { ProgressUpdate } from './stage.js';
-import { runTask } from './task.js';
 import type { TaskSpec } from './task.js';
 
 /** Minimum interval between progress messages sent to the parent (milliseconds). */
@@ -67,6 +66,7 @@ export async function execTaskFile(file: string, registry: StageRegistry): Promi
     },
   };
   try {
+    const { runTask } = await import('./task.js');
     const outcome = await runTask(def, task, events, controller.signal);
     if (pending) void send({ type: 'progress', update: pending });
     await send({ type: 'done', outcome });

@@ -1,0 +1,58 @@
+/**
+ * `grokpipe report`: gathers a compiled pipeline's report from the store and writes it as one
+ * self-contained HTML file (default `<store>/reports/<pipeline name>.html`).
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import type { Pipeline } from '../engine/pipeline.js';
+import type { Store } from '../engine/store.js';
+import { grokpipeVersion } from '../engine/version.js';
+import { inlineScripts } from './assets.js';
+import type { ReportData } from './data.js';
+import { gatherReport } from './data.js';
+import { reportHtml } from './html.js';
+
+/** Options of `writeReport`. */
+export interface WriteReportOptions {
+  /** Output file (default `defaultReportFile`). */
+  readonly out?: string;
+  /** Generation time shown in the page (default now). */
+  readonly now?: Date;
+}
+
+/** What `writeReport` wrote. */
+export interface WrittenReport {
+  /** Absolute path of the HTML file. */
+  readonly file: string;
+  /** What it shows. */
+  readonly data: ReportData;
+}
+
+/**
+ * File name of a pipeline's report: its `name:` with anything but letters, digits, `.`, `_` and
+ * `-` replaced by `-` (the file's base name when the pipeline has no `name:`), plus `.html`.
+ */
+export function reportFileName(pipeline: Pipeline): string {
+  const name = pipeline.name === pipeline.file ? basename(pipeline.file, extname(pipeline.file)) : pipeline.name;
+  const safe = name.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[-.]+|-+$/g, '');
+  return `${safe || 'pipeline'}.html`;
+}
+
+/** Default report file: `<store>/reports/<reportFileName>`. */
+export function defaultReportFile(pipeline: Pipeline, store: Store): string {
+  return join(store.root, 'reports', reportFileName(pipeline));
+}
+
+/**
+ * Writes the report of `pipeline` (reading `store` only; nothing is computed), creating the
+ * output folder if needed.
+ * @throws Error when a stored table cannot be read or the file cannot be written.
+ */
+export async function writeReport(pipeline: Pipeline, store: Store, options: WriteReportOptions = {}): Promise<WrittenReport> {
+  const file = resolve(options.out ?? defaultReportFile(pipeline, store));
+  const [data, scripts] = await Promise.all([gatherReport(pipeline, store), inlineScripts()]);
+  const html = reportHtml(data, { outFile: file, scripts, version: grokpipeVersion(), generatedAt: options.now ?? new Date() });
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, html);
+  return { file, data };
+}
