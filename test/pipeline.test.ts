@@ -13,41 +13,14 @@ import { readTable } from '../src/table/parquet.js';
 import { column } from '../src/table/table.js';
 import { cli, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.js';
 
-const PIPELINE = `# tiny quickstart for tests
-name: tiny
-description: the whole chain at toy scale
-stages:
-  kb:
-    uses: generate
-    with: { entities: 24, attributes: 2, values: 5, seed: 3 }
-  facts:
-    uses: split
-    needs: [kb]
-    with: { id_fraction: 0.75, phi: 2, test_size: 40 }
-  tokens:
-    uses: tokenize
-    needs: [facts]
-  model:
-    uses: train
-    needs: [tokens]
-    with:
-      model: { arch: gpt2, n_layers: 1, d_model: 16, n_heads: 2 }
-      optimizer: { lr: 3.0e-3, warmup_steps: 5, batch_size: 32 }
-      max_steps: MAX_STEPS
-      eval_every: 10
-  scores:
-    uses: evaluate
-    needs: [model, tokens]
-  report:
-    uses: analyze
-    needs: [scores]
-`;
+// The smoke pipeline (the whole chain at toy scale) with its `max_steps` made a parameter.
+const PIPELINE = readFileSync(new URL('../pipelines/smoke.yaml', import.meta.url), 'utf8').replace('max_steps: 40', 'max_steps: MAX_STEPS');
 
 const ALL = ['kb', 'facts', 'tokens', 'model', 'scores', 'report'];
 
 function setup(maxSteps = 20) {
   const dir = tempDir('gp-e2e-');
-  const file = writeFileIn(dir, 'tiny.yaml', PIPELINE.replace('MAX_STEPS', String(maxSteps)));
+  const file = writeFileIn(dir, 'smoke.yaml', PIPELINE.replace('MAX_STEPS', String(maxSteps)));
   const store = join(dir, 'artifacts');
   const run = (...extra: string[]) => cli(['run', file, '--store', store, '--json', ...extra], { stages: builtinStages });
   return { dir, file, store, run };
