@@ -1,12 +1,15 @@
 /**
- * Training-step time of the GPT-2 trainer per model size and TF.js backend.
+ * Training-step time of the trainer per architecture, model size and TF.js backend.
  *
- *     npx tsx bench/train.bench.ts [--backends wasm,cpu] [--configs default,small] [--steps 7] [--warmup 2] [--ablate]
+ *     npx tsx bench/train.bench.ts [--backends wasm,cpu] [--configs default,small] [--archs gpt2,llama,rwkv,mamba]
+ *                                  [--steps 7] [--warmup 2] [--ablate]
  *
  * Each run trains on random facts shaped like the comparison task (inputs of 5 tokens, answer at
  * position 1 for atomic and 4 for inferred facts) through `trainModel`, the loop the `train`
  * stage runs, and times the steps between evaluations; it prints the median (and min/max) of
- * the timed steps after `--warmup` steps. Backends that are not installed are skipped. `--ablate`
+ * the timed steps after `--warmup` steps. Backends that are not installed are skipped. `--archs`
+ * (default gpt2) picks the architectures, each at its defaults for the config's n_layers and d_model
+ * (`architectures` is the size of pipelines/architectures.yaml). `--ablate`
  * also times each config with TF.js' stock matmul gradient (transposed products) instead of
  * `layers.ts`' explicit transposes.
  */
@@ -14,7 +17,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import os from 'node:os';
 import { BACKEND_PREFERENCE, initBackend } from '../src/models/backend.js';
 import type { BackendName } from '../src/models/backend.js';
+import { llamaHidden, mambaDtRank } from '../src/models/count.js';
 import { useExplicitTransposeGradient } from '../src/models/layers.js';
+import type { Arch, ModelConfig } from '../src/models/model.js';
 import { makeRng } from '../src/models/random.js';
 import { trainModel } from '../src/models/trainer.js';
 import type { Examples, TrainerConfig } from '../src/models/trainer.js';
@@ -33,7 +38,24 @@ const CONFIGS: Record<string, BenchConfig> = {
   // The DESIGN.md default pipeline size: vocab ~1200 is 1000 entities + 20 attributes + 20 values + labels.
   default: { name: '2 layers, d_model 128, 4 heads, batch 512, vocab 1200', nLayers: 2, dModel: 128, nHeads: 4, batch: 512, vocab: 1200 },
   small: { name: '2 layers, d_model 64, 4 heads, batch 128, vocab 150', nLayers: 2, dModel: 64, nHeads: 4, batch: 128, vocab: 150 },
+  // pipelines/architectures.yaml: 200 entities, 4 attributes, 10 values (per-attribute labels) give 230 tokens.
+  architectures: { name: '2 layers, d_model 64, batch 128, vocab 230', nLayers: 2, dModel: 64, nHeads: 4, batch: 128, vocab: 230 },
 };
+
+/** The config of `arch` at `cfg`'s size, with that architecture's defaults (as the train stage fills them). */
+function modelConfig(arch: Arch, cfg: BenchConfig): ModelConfig {
+  const base = { n_layers: cfg.nLayers, d_model: cfg.dModel, vocab_size: cfg.vocab, seq_len: 5 };
+  switch (arch) {
+    case 'gpt2':
+      return { arch, ...base, n_heads: cfg.nHeads, d_mlp: 4 * cfg.dModel };
+    case 'llama':
+      return { arch, ...base, n_heads: cfg.nHeads, d_mlp: llamaHidden(cfg.dModel), tie_embeddings: false, rope_base: 10000 };
+    case 'rwkv':
+      return { arch, ...base, d_mlp: 4 * cfg.dModel };
+    case 'mamba':
+      return { arch, ...base, d_state: 16, expand: 2, d_conv: 4, dt_rank: mambaDtRank(cfg.dModel), tie_embeddings: true };
+  }
+}
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -58,10 +80,10 @@ function randomFacts(n: number, vocab: number, seed: number): Examples {
   return { tokens, positions, targets, n, seqLen: L };
 }
 
-async function bench(cfg: BenchConfig, steps: number, warmup: number): Promise<number[]> {
+async function bench(arch: Arch, cfg: BenchConfig, steps: number, warmup: number): Promise<number[]> {
   const train = randomFacts(cfg.batch * 8, cfg.vocab, 1);
   const config: TrainerConfig = {
-    model: { arch: 'gpt2', n_layers: cfg.nLayers, d_model: cfg.dModel, n_heads: cfg.nHeads, d_mlp: 4 * cfg.dModel, vocab_size: cfg.vocab, seq_len: 5 },
+    model: modelConfig(arch, cfg),
     optimizer: { lr: 1e-3, weight_decay: 0.1, beta1: 0.9, beta2: 0.98, eps: 1e-8, warmup_steps: 100, grad_clip: 1 },
     batchSize: cfg.batch,
     maxSteps: warmup + steps + 1,
@@ -82,7 +104,8 @@ async function bench(cfg: BenchConfig, steps: number, warmup: number): Promise<n
 }
 
 const backends = arg('backends', BACKEND_PREFERENCE.join(',')).split(',') as BackendName[];
-const configs = arg('configs', Object.keys(CONFIGS).join(',')).split(',');
+const configs = arg('configs', 'default,small').split(',');
+const archs = arg('archs', 'gpt2').split(',') as Arch[];
 const steps = Number(arg('steps', '7'));
 const warmup = Number(arg('warmup', '2'));
 console.log(`train step time: ${steps} timed steps after ${warmup} warm-up, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
@@ -97,15 +120,17 @@ for (const b of backends) {
   for (const c of configs) {
     const cfg = CONFIGS[c];
     if (!cfg) throw new Error(`unknown config ${c} (known: ${Object.keys(CONFIGS).join(', ')})`);
-    for (const explicit of process.argv.includes('--ablate') ? [true, false] : [true]) {
-      useExplicitTransposeGradient(explicit);
-      const t = await bench(cfg, steps, warmup);
-      const sorted = [...t].sort((x, y) => x - y);
-      const median = sorted[sorted.length >> 1];
-      const label = explicit ? cfg.name : `${cfg.name} [stock matmul grad]`;
-      console.log(
-        `${name.padEnd(15)} ${label.padEnd(78)} ${median.toFixed(1).padStart(8)} ms/step  (min ${sorted[0].toFixed(1)}, max ${sorted.at(-1)!.toFixed(1)})`,
-      );
+    for (const arch of archs) {
+      for (const explicit of process.argv.includes('--ablate') ? [true, false] : [true]) {
+        useExplicitTransposeGradient(explicit);
+        const t = await bench(arch, cfg, steps, warmup);
+        const sorted = [...t].sort((x, y) => x - y);
+        const median = sorted[sorted.length >> 1];
+        const label = `${arch} ${explicit ? cfg.name : `${cfg.name} [stock matmul grad]`}`;
+        console.log(
+          `${name.padEnd(15)} ${label.padEnd(78)} ${median.toFixed(1).padStart(8)} ms/step  (min ${sorted[0].toFixed(1)}, max ${sorted.at(-1)!.toFixed(1)})`,
+        );
+      }
     }
     useExplicitTransposeGradient(true);
   }

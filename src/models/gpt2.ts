@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { causalMask, decaysByRank, embedding, gelu, layerNorm, linear, matMul, multiHeadAttention, ParamStore, positionMask, selectPositions, transposeLast } from './layers.js';
-import type { LanguageModel, ModelConfig } from './model.js';
+import type { Gpt2Config, LanguageModel } from './model.js';
 import type { Rng } from './random.js';
 
 /** GPT-2's initialiser std for weights and embeddings (`initializer_range`). */
@@ -43,7 +43,7 @@ class Gpt2 implements LanguageModel {
    * (paper §2.3); biases 0; LayerNorm gains 1.
    */
   constructor(
-    readonly config: ModelConfig,
+    readonly config: Gpt2Config,
     rng: Rng,
   ) {
     const { n_layers: L, d_model: d, d_mlp: m, vocab_size: V, seq_len: S } = config;
@@ -147,6 +147,6 @@ class Gpt2 implements LanguageModel {
 }
 
 /** A GPT-2 with seeded initial weights (see the constructor for the scheme). */
-export function createGpt2(config: ModelConfig, rng: Rng): LanguageModel {
+export function createGpt2(config: Gpt2Config, rng: Rng): LanguageModel {
   return new Gpt2(config, rng);
 }

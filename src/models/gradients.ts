@@ -40,6 +40,9 @@ function unreduce(dy: Tensor, shape: number[], axis: unknown): Tensor {
   return tf.mul(tf.reshape(dy, kept), tf.ones(shape));
 }
 
+/** `x` as float32: a `Cast` only when needed (the wasm `Cast` copies even float32 → float32). */
+const asFloat = (x: Tensor): Tensor => (x.dtype === 'float32' ? x : tf.cast(x, 'float32'));
+
 type Grad = (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => Record<string, () => Tensor>;
 
 const single = (f: (dy: Tensor, saved: Tensor[], attrs: NamedAttrMap) => Record<string, () => Tensor>): Grad =>
@@ -61,8 +64,8 @@ export const GRADIENTS: readonly GradConfig[] = [
     kernelName: tf.Multiply,
     inputsToSave: ['a', 'b'],
     gradFunc: single((dy, [a, b]) => ({
-      a: () => unbroadcast(tf.mul(dy, tf.cast(b, 'float32')), a.shape),
-      b: () => unbroadcast(tf.mul(dy, tf.cast(a, 'float32')), b.shape),
+      a: () => unbroadcast(tf.mul(dy, asFloat(b)), a.shape),
+      b: () => unbroadcast(tf.mul(dy, asFloat(a)), b.shape),
     })),
   },
   {
@@ -116,6 +119,27 @@ export const GRADIENTS: readonly GradConfig[] = [
     kernelName: tf.Log,
     inputsToSave: ['x'],
     gradFunc: single((dy, [x]) => ({ x: () => tf.div(dy, x) })),
+  },
+  {
+    // relu'(x) = 1 for x > 0, else 0 (`step`, 0 at 0 as TF).
+    kernelName: tf.Relu,
+    inputsToSave: ['x'],
+    gradFunc: single((dy, [x]) => ({ x: () => tf.mul(dy, tf.step(tf.cast(x, 'float32'))) })),
+  },
+  {
+    // softplus(x) = log(1 + eˣ): its derivative is σ(x).
+    kernelName: tf.Softplus,
+    inputsToSave: ['x'],
+    gradFunc: single((dy, [x]) => ({ x: () => tf.mul(dy, tf.sigmoid(x)) })),
+  },
+  {
+    // Padding is undone by slicing the gradient back to the input's window.
+    kernelName: tf.PadV2,
+    inputsToSave: ['x'],
+    gradFunc: single((dy, [x], attrs) => {
+      const paddings = attrs.paddings as [number, number][];
+      return { x: () => tf.slice(dy, paddings.map((p) => p[0]), x.shape) };
+    }),
   },
   {
     kernelName: tf.Sum,

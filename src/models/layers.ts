@@ -1,13 +1,13 @@
 /**
  * The shared layer kit every architecture is built from: parameter creation with seeded
- * initialisation, a matmul whose gradient avoids transposed products, linear, LayerNorm, GELU,
- * embedding lookup and causal multi-head attention. Functions are pure tensor code: call them
- * inside `tf.tidy` (the trainer does).
+ * initialisation, a matmul whose gradient avoids transposed products, linear (in both weight
+ * layouts), LayerNorm, RMSNorm, GELU, SiLU, embedding lookup and causal multi-head attention.
+ * Functions are pure tensor code: call them inside `tf.tidy` (the trainer does).
  *
  * Shapes use `batch` (examples), `seq` (positions, at most 10 here), `d_model` (residual width).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fillNormal } from './random.js';
+import { fillNormal, fillUniform } from './random.js';
 import type { Rng } from './random.js';
 
 /** Swaps the last two axes of a rank-2 or rank-3 tensor (`[.., m, n]` → `[.., n, m]`), materialised. */
@@ -60,6 +60,30 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   const flat = matMul(tf.reshape(x, [-1, dIn]) as tf.Tensor2D, w as tf.Tensor2D);
   const y = b ? tf.add(flat, b) : flat;
   return tf.reshape(y, [...x.shape.slice(0, -1), dOut]);
+}
+
+/**
+ * Affine map with a PyTorch `nn.Linear` weight (`[d_out, d_in]`, the layout of Hugging Face
+ * LLaMA, RWKV and Mamba checkpoints): `x @ wᵀ (+ b)`. The transpose of the (small) weight is
+ * materialised so the product is a plain one (see `matMul`).
+ * @param x `[..., d_in]`; @param w `[d_out, d_in]`; @param b `[d_out]`, optional. @returns `[..., d_out]`
+ */
+export function linearT(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
+  return linear(x, transposeLast(w as tf.Tensor2D), b);
+}
+
+/**
+ * Root-mean-square normalisation over the last axis (Zhang & Sennrich 2019), as LLaMA and Mamba:
+ * `y = x / sqrt(mean(x²) + eps) * gamma`, no centring, no shift.
+ * @param x `[..., d]`; `gamma` `[d]`. @returns `[..., d]`
+ */
+export function rmsNorm(x: tf.Tensor, gamma: tf.Tensor, eps = 1e-6): tf.Tensor {
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), gamma);
+}
+
+/** SiLU / swish (Elfwing et al. 2018; Ramachandran et al. 2017): `x · σ(x)`. Elementwise. */
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(x, tf.sigmoid(x));
 }
 
 /**
@@ -178,6 +202,22 @@ export class ParamStore {
   normal(name: string, shape: number[], std: number): tf.Variable {
     const size = shape.reduce((a, d) => a * d, 1);
     return this.add(name, tf.tensor(fillNormal(this.rng, new Float32Array(size), 0, std), shape));
+  }
+
+  /** A parameter drawn from U(-bound, bound), e.g. PyTorch's default `nn.Linear` init with bound `1/sqrt(d_in)`. */
+  uniform(name: string, shape: number[], bound: number): tf.Variable {
+    const size = shape.reduce((a, d) => a * d, 1);
+    return this.add(name, tf.tensor(fillUniform(this.rng, new Float32Array(size), -bound, bound), shape));
+  }
+
+  /** A parameter with explicit initial values (row-major, `shape`'s size), e.g. a schedule over channels. */
+  values(name: string, shape: number[], data: Float32Array): tf.Variable {
+    return this.add(name, tf.tensor(data, shape, 'float32'));
+  }
+
+  /** The store's generator, for initialisers computed on the host (consumed in creation order). */
+  get random(): Rng {
+    return this.rng;
   }
 
   /** A parameter filled with `value` (0 for biases, 1 for norm gains). */

@@ -63,3 +63,47 @@ export function permutation(rng: Rng, n: number): Int32Array {
   }
   return p;
 }
+
+/**
+ * Fills `out` with independent uniform draws from `[low, high)` (53-bit uniforms).
+ * @returns `out`
+ */
+export function fillUniform(rng: Rng, out: Float32Array, low: number, high: number): Float32Array {
+  for (let i = 0; i < out.length; i++) out[i] = low + (high - low) * uniformFloat64(rng);
+  return out;
+}
+
+/**
+ * A `[rows, cols]` matrix (row-major) with orthonormal rows (when `rows <= cols`) or orthonormal
+ * columns (otherwise), times `gain`: PyTorch's `nn.init.orthogonal_` (Saxe et al. 2014), drawn as
+ * modified Gram–Schmidt on a standard normal matrix (the same distribution as its QR with sign
+ * correction: Haar-uniform). O(min(rows, cols)² · max(rows, cols)) on the host.
+ */
+export function orthogonal(rng: Rng, rows: number, cols: number, gain = 1): Float32Array {
+  const k = Math.min(rows, cols);
+  const n = Math.max(rows, cols);
+  // k vectors of length n, to orthonormalise: the rows, or the columns of a tall matrix.
+  const v = Float64Array.from(fillNormal(rng, new Float32Array(k * n)));
+  for (let i = 0; i < k; i++) {
+    const vi = v.subarray(i * n, i * n + n);
+    for (let j = 0; j < i; j++) {
+      const vj = v.subarray(j * n, j * n + n);
+      let dot = 0;
+      for (let c = 0; c < n; c++) dot += vi[c] * vj[c];
+      for (let c = 0; c < n; c++) vi[c] -= dot * vj[c];
+    }
+    let norm = 0;
+    for (let c = 0; c < n; c++) norm += vi[c] * vi[c];
+    const s = 1 / Math.sqrt(norm);
+    for (let c = 0; c < n; c++) vi[c] *= s;
+  }
+  const out = new Float32Array(rows * cols);
+  for (let i = 0; i < k; i++) {
+    for (let c = 0; c < n; c++) {
+      // Vector i is row i (rows <= cols) or column i (rows > cols).
+      if (rows <= cols) out[i * cols + c] = gain * v[i * n + c];
+      else out[c * cols + i] = gain * v[i * n + c];
+    }
+  }
+  return out;
+}

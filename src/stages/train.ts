@@ -3,9 +3,13 @@
  * grokking curve (DESIGN.md §4 "train"; outputs in docs/artifacts.md "train").
  *
  * Input: a `tokenize` artifact (`vocab.parquet`, `train.parquet`, `test.parquet`). Outputs:
- * `weights.safetensors` (float32, Hugging Face GPT-2 names, config in the metadata), `model.json`
+ * `weights.safetensors` (float32, the architecture's reference parameter names, e.g. Hugging Face
+ * GPT-2's; config in the metadata), `model.json`
  * (the architecture config with vocabulary size and sequence length) and `curve.parquet`
  * (`step INT32, epoch DOUBLE, type STRING, accuracy DOUBLE, loss DOUBLE`).
+ *
+ * Records the backend, speed, final accuracy and loss, and the model's size (`model_size`:
+ * parameters and forward FLOPs per token, `models/count.ts`) in the manifest.
  *
  * TF.js is imported lazily inside `run`, so planning a cached pipeline never loads it. With
  * `ctx.checkpointDir` the run checkpoints every `checkpoint_every` steps and resumes there.
@@ -14,20 +18,58 @@ import { readFileSync } from 'node:fs';
 import type { StageContext, StageDefinition } from '../engine/stage.js';
 import type { Table } from '../table/table.js';
 import type { AdamWConfig } from '../models/adamw.js';
+import { countModel, llamaHidden, mambaDtRank } from '../models/count.js';
 import type { ModelConfig } from '../models/model.js';
 import type { CurveRow, TrainerConfig } from '../models/trainer.js';
 import { groupByType, readExamples, readVocab } from './examples.js';
 
+/** Validated `model` params of a GPT-2 (the original fields: a GPT-2's params, hence its cache key, are unchanged). */
+export interface Gpt2Params {
+  arch: 'gpt2';
+  n_layers: number;
+  d_model: number;
+  n_heads: number;
+  /** 4 · d_model when absent. */
+  d_mlp?: number;
+}
+
+/** Validated `model` params of a LLaMA. */
+export interface LlamaParams {
+  arch: 'llama';
+  n_layers: number;
+  d_model: number;
+  n_heads: number;
+  /** `llamaHidden(d_model)` (8/3 · d_model, rounded up to a multiple of 8) when absent. */
+  d_mlp?: number;
+  tie_embeddings: boolean;
+  rope_base: number;
+}
+
+/** Validated `model` params of an RWKV-4. */
+export interface RwkvParams {
+  arch: 'rwkv';
+  n_layers: number;
+  d_model: number;
+  /** 4 · d_model when absent. */
+  d_mlp?: number;
+}
+
+/** Validated `model` params of a Mamba. */
+export interface MambaParams {
+  arch: 'mamba';
+  n_layers: number;
+  d_model: number;
+  d_state: number;
+  expand: number;
+  d_conv: number;
+  /** ceil(d_model / 16) when absent. */
+  dt_rank?: number;
+  tie_embeddings: boolean;
+}
+
 /** Validated params of `train` (`schemas/stages/train.schema.json`). */
 export interface TrainParams {
-  model: {
-    arch: 'gpt2';
-    n_layers: number;
-    d_model: number;
-    n_heads: number;
-    /** 4 · d_model when absent. */
-    d_mlp?: number;
-  };
+  model: Gpt2Params | LlamaParams | RwkvParams | MambaParams;
   optimizer: AdamWConfig & { batch_size: number };
   max_steps: number;
   eval_every: number;
@@ -46,17 +88,8 @@ const schema = JSON.parse(readFileSync(new URL('../../schemas/stages/train.schem
 /** The trainer config of validated params for a vocabulary of `vocabSize` and inputs of `seqLen` tokens. */
 export function trainerConfig(params: TrainParams, vocabSize: number, seqLen: number): TrainerConfig {
   const { batch_size, ...optimizer } = params.optimizer;
-  const model: ModelConfig = {
-    arch: params.model.arch,
-    n_layers: params.model.n_layers,
-    d_model: params.model.d_model,
-    n_heads: params.model.n_heads,
-    d_mlp: params.model.d_mlp ?? 4 * params.model.d_model,
-    vocab_size: vocabSize,
-    seq_len: seqLen,
-  };
   return {
-    model,
+    model: modelConfig(params.model, vocabSize, seqLen),
     optimizer,
     batchSize: batch_size,
     maxSteps: params.max_steps,
@@ -65,6 +98,29 @@ export function trainerConfig(params: TrainParams, vocabSize: number, seqLen: nu
     seed: params.seed,
     checkpointEvery: params.checkpoint_every,
   };
+}
+
+/** The full architecture config of validated `model` params, with the omitted widths filled in. */
+export function modelConfig(m: TrainParams['model'], vocabSize: number, seqLen: number): ModelConfig {
+  const base = { n_layers: m.n_layers, d_model: m.d_model, vocab_size: vocabSize, seq_len: seqLen };
+  switch (m.arch) {
+    case 'gpt2':
+      // Field order as before the other architectures existed (model.json unchanged).
+      return { arch: 'gpt2', n_layers: m.n_layers, d_model: m.d_model, n_heads: m.n_heads, d_mlp: m.d_mlp ?? 4 * m.d_model, vocab_size: vocabSize, seq_len: seqLen };
+    case 'llama':
+      return { arch: 'llama', ...base, n_heads: m.n_heads, d_mlp: m.d_mlp ?? llamaHidden(m.d_model), tie_embeddings: m.tie_embeddings, rope_base: m.rope_base };
+    case 'rwkv':
+      return { arch: 'rwkv', ...base, d_mlp: m.d_mlp ?? 4 * m.d_model };
+    case 'mamba':
+      return { arch: 'mamba', ...base, d_state: m.d_state, expand: m.expand, d_conv: m.d_conv, dt_rank: m.dt_rank ?? mambaDtRank(m.d_model), tie_embeddings: m.tie_embeddings };
+  }
+}
+
+/** One line describing the architecture, for the log. */
+function describeModel(m: ModelConfig): string {
+  const heads = m.arch === 'gpt2' || m.arch === 'llama' ? `, ${m.n_heads} heads` : '';
+  const ssm = m.arch === 'mamba' ? `, d_state ${m.d_state}, expand ${m.expand}` : '';
+  return `${m.arch} ${m.n_layers} layers, d_model ${m.d_model}${heads}${ssm}, vocab ${m.vocab_size}`;
 }
 
 /** The curve as the `curve.parquet` table. */
@@ -98,7 +154,7 @@ async function run(ctx: StageContext<TrainParams>): Promise<void> {
   ctx.record('backend', backend);
   const m = config.model;
   ctx.log(
-    `train: ${m.arch} ${m.n_layers} layers, d_model ${m.d_model}, ${m.n_heads} heads, vocab ${m.vocab_size}; ` +
+    `train: ${describeModel(m)}; ` +
       `${train.n} facts, batch ${config.batchSize}, ${config.maxSteps} steps on ${backend}`,
   );
 
@@ -134,6 +190,7 @@ async function run(ctx: StageContext<TrainParams>): Promise<void> {
   ctx.record('final_accuracy', Object.fromEntries(last.map((r) => [r.type, r.accuracy])));
   ctx.record('final_loss', Object.fromEntries(last.map((r) => [r.type, r.loss])));
   ctx.record('parameters', nParams);
+  ctx.record('model_size', { ...countModel(config.model) });
 }
 
 /** The `train` stage. */
@@ -144,11 +201,14 @@ export const trainStage: StageDefinition<TrainParams> = {
   schema,
   check(params) {
     const problems: { path: string; message: string }[] = [];
-    if (params.model.d_model % params.model.n_heads !== 0) {
+    const m = params.model;
+    if ((m.arch === 'gpt2' || m.arch === 'llama') && m.d_model % m.n_heads !== 0) {
       problems.push({
         path: '/model/d_model',
-        message: `d_model (${params.model.d_model}) must be divisible by n_heads (${params.model.n_heads})`,
+        message: `d_model (${m.d_model}) must be divisible by n_heads (${m.n_heads})`,
       });
+    } else if (m.arch === 'llama' && (m.d_model / m.n_heads) % 2 !== 0) {
+      problems.push({ path: '/model/n_heads', message: `the head width d_model / n_heads (${m.d_model / m.n_heads}) must be even for rotary embeddings` });
     }
     return problems;
   },

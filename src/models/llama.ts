@@ -1,0 +1,208 @@
+/**
+ * LLaMA (Touvron et al. 2023, "LLaMA: Open and Efficient Foundation Language Models", §2): a
+ * decoder-only transformer like GPT-2 with three changes, and no biases anywhere:
+ * - pre-normalisation with RMSNorm (Zhang & Sennrich 2019), eps 1e-6:
+ *   `rms(x) = x / sqrt(mean(x²) + eps) · g`, `x, rms(x): [batch, seq, d_model]`, `g: [d_model]`;
+ * - rotary position embeddings (RoPE, Su et al. 2021) on queries and keys instead of a learned
+ *   position table: per head, channel pairs `(c, c + d_head/2)` rotate by the angle
+ *   `t · θ^(-2c/d_head)` at position t (Hugging Face's `rotate_half` layout);
+ * - a SwiGLU MLP (Shazeer 2020): `down(silu(gate(h)) ⊙ up(h))`, `gate, up: [d_mlp, d_model]`,
+ *   `down: [d_model, d_mlp]`, `d_mlp ≈ 8/3 · d_model` (`llamaHidden`).
+ *
+ * One block, with `x: [batch, seq, d_model]`:
+ *
+ *     q, k, v = rms₁(x) Wqᵀ, rms₁(x) Wkᵀ, rms₁(x) Wvᵀ          [batch, seq, d_model], W: [d_model, d_model]
+ *     q, k    = rope(q), rope(k)                                per head [batch, seq, n_heads, d_head]
+ *     x       = x + softmax(q kᵀ / sqrt(d_head) + causal) v Woᵀ
+ *     x       = x + down(silu(gate(rms₂(x))) ⊙ up(rms₂(x)))
+ *
+ * then a final RMSNorm and the unembedding `lm_head: [vocab, d_model]`, untied from the token
+ * embedding by default (`tie_embeddings`). Parameter names and layouts are those of Hugging Face
+ * `LlamaForCausalLM` (`model.layers.0.self_attn.q_proj.weight` as `[d_out, d_in]`, the
+ * `nn.Linear` layout), so `weights.safetensors` loads into it. Initialisation as Hugging Face's:
+ * every weight N(0, 0.02²), norm gains 1. No dropout.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { causalMask, decaysByRank, embedding, linearT, multiHeadAttention, ParamStore, positionMask, rmsNorm, selectPositions, silu } from './layers.js';
+import type { LanguageModel, LlamaConfig } from './model.js';
+import type { Rng } from './random.js';
+
+/** Initialiser std of every weight and embedding (`initializer_range`). */
+export const INIT_STD = 0.02;
+/** RMSNorm epsilon (LLaMA's `rms_norm_eps`). */
+export const RMS_EPS = 1e-6;
+
+/**
+ * RoPE's cos and sin tables for positions `0 .. seqLen-1`, row-major `[seqLen, d_head]`: entry
+ * `(t, c)` is `cos/sin(t · base^(-2 (c mod d_head/2) / d_head))` (each frequency twice, as
+ * Hugging Face's `LlamaRotaryEmbedding`).
+ */
+export function ropeTables(seqLen: number, dHead: number, base: number): { cos: Float32Array; sin: Float32Array } {
+  const half = dHead / 2;
+  const cos = new Float32Array(seqLen * dHead);
+  const sin = new Float32Array(seqLen * dHead);
+  for (let t = 0; t < seqLen; t++) {
+    for (let c = 0; c < dHead; c++) {
+      const angle = t * Math.pow(base, (-2 * (c % half)) / dHead);
+      cos[t * dHead + c] = Math.cos(angle);
+      sin[t * dHead + c] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+/**
+ * Rotary position embedding of queries or keys: `x ⊙ cos + rotate_half(x) ⊙ sin` per head, with
+ * `rotate_half([x₁, x₂]) = [-x₂, x₁]` on the two halves of each head's channels.
+ * @param x `[batch, n, d_model]`, heads `n_heads` consecutive slices of `d_head` channels.
+ * @param cos, sin broadcastable to `[batch, n, 1, d_head]`: `[1, n, 1, d_head]` rows of
+ *   `ropeTables` for positions `0 .. n-1`, or `[batch, 1, 1, d_head]` for one position per example.
+ * @returns `[batch, n, d_model]`
+ */
+export function applyRope(x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, nHeads: number): tf.Tensor3D {
+  const [batch, n, d] = x.shape;
+  const dHead = d / nHeads;
+  const half = dHead / 2;
+  const x4 = tf.reshape(x, [batch, n, nHeads, dHead]);
+  const x1 = tf.slice(x4, [0, 0, 0, 0], [batch, n, nHeads, half]);
+  const x2 = tf.slice(x4, [0, 0, 0, half], [batch, n, nHeads, half]);
+  const rotated = tf.concat([tf.neg(x2), x1], 3);
+  return tf.reshape(tf.add(tf.mul(x4, cos), tf.mul(rotated, sin)), [batch, n, d]);
+}
+
+/** The parameters of one block (`nn.Linear` layout `[d_out, d_in]`). */
+interface Block {
+  inputNorm: tf.Variable;
+  q: tf.Variable;
+  k: tf.Variable;
+  v: tf.Variable;
+  o: tf.Variable;
+  postNorm: tf.Variable;
+  gate: tf.Variable;
+  up: tf.Variable;
+  down: tf.Variable;
+}
+
+/** cos/sin for the queries and for the keys of one attention call (see `applyRope`). */
+interface Rotation {
+  cosQ: tf.Tensor;
+  sinQ: tf.Tensor;
+  cosK: tf.Tensor;
+  sinK: tf.Tensor;
+}
+
+class Llama implements LanguageModel {
+  readonly params: Map<string, tf.Variable>;
+  private readonly embed: tf.Variable; // [vocab, d_model]
+  private readonly blocks: Block[] = [];
+  private readonly norm: tf.Variable; // [d_model]
+  private readonly head: tf.Variable; // [vocab, d_model]; the embedding itself when tied
+  private readonly cos: Float32Array; // [seq_len, d_head]
+  private readonly sin: Float32Array;
+
+  constructor(
+    readonly config: LlamaConfig,
+    rng: Rng,
+  ) {
+    const { n_layers: L, d_model: d, d_mlp: m, vocab_size: V, seq_len: S, n_heads: H } = config;
+    const p = new ParamStore(rng);
+    this.embed = p.normal('model.embed_tokens.weight', [V, d], INIT_STD);
+    for (let i = 0; i < L; i++) {
+      const n = `model.layers.${i}`;
+      this.blocks.push({
+        inputNorm: p.constant(`${n}.input_layernorm.weight`, [d], 1),
+        q: p.normal(`${n}.self_attn.q_proj.weight`, [d, d], INIT_STD),
+        k: p.normal(`${n}.self_attn.k_proj.weight`, [d, d], INIT_STD),
+        v: p.normal(`${n}.self_attn.v_proj.weight`, [d, d], INIT_STD),
+        o: p.normal(`${n}.self_attn.o_proj.weight`, [d, d], INIT_STD),
+        postNorm: p.constant(`${n}.post_attention_layernorm.weight`, [d], 1),
+        gate: p.normal(`${n}.mlp.gate_proj.weight`, [m, d], INIT_STD),
+        up: p.normal(`${n}.mlp.up_proj.weight`, [m, d], INIT_STD),
+        down: p.normal(`${n}.mlp.down_proj.weight`, [d, m], INIT_STD),
+      });
+    }
+    this.norm = p.constant('model.norm.weight', [d], 1);
+    this.head = config.tie_embeddings ? this.embed : p.normal('lm_head.weight', [V, d], INIT_STD);
+    this.params = p.params;
+    ({ cos: this.cos, sin: this.sin } = ropeTables(S, d / H, config.rope_base));
+  }
+
+  /** cos/sin `[1, seq, 1, d_head]` for positions `0 .. seq-1`. */
+  private fullRotation(seq: number): Rotation {
+    if (seq > this.config.seq_len) throw new Error(`sequence of ${seq} tokens exceeds seq_len ${this.config.seq_len}`);
+    const dHead = this.config.d_model / this.config.n_heads;
+    const cos = tf.tensor4d(this.cos.subarray(0, seq * dHead), [1, seq, 1, dHead]);
+    const sin = tf.tensor4d(this.sin.subarray(0, seq * dHead), [1, seq, 1, dHead]);
+    return { cosQ: cos, sinQ: sin, cosK: cos, sinK: sin };
+  }
+
+  /**
+   * One block for the queries `xq` `[batch, n_q, d_model]` attending over the keys/values of `x`
+   * `[batch, seq, d_model]` under the additive `mask`, with `rot` rotating queries and keys.
+   * @returns `[batch, n_q, d_model]`
+   */
+  private block(blk: Block, x: tf.Tensor3D, xq: tf.Tensor3D, mask: tf.Tensor, rot: Rotation): tf.Tensor3D {
+    const H = this.config.n_heads;
+    const h = rmsNorm(x, blk.inputNorm, RMS_EPS) as tf.Tensor3D;
+    const hq = xq === x ? h : (rmsNorm(xq, blk.inputNorm, RMS_EPS) as tf.Tensor3D);
+    const q = applyRope(linearT(hq, blk.q) as tf.Tensor3D, rot.cosQ, rot.sinQ, H);
+    const k = applyRope(linearT(h, blk.k) as tf.Tensor3D, rot.cosK, rot.sinK, H);
+    const a = multiHeadAttention(q, k, linearT(h, blk.v) as tf.Tensor3D, H, mask);
+    const x1 = tf.add(xq, linearT(a, blk.o));
+    const h2 = rmsNorm(x1, blk.postNorm, RMS_EPS);
+    const f = tf.mul(silu(linearT(h2, blk.gate)), linearT(h2, blk.up));
+    return tf.add(x1, linearT(f, blk.down)) as tf.Tensor3D;
+  }
+
+  /** Final RMSNorm and unembedding: `rms(h) @ lm_headᵀ`. @param h `[n, d_model]` → `[n, vocab]` */
+  private unembed(h: tf.Tensor2D): tf.Tensor2D {
+    return linearT(rmsNorm(h, this.norm, RMS_EPS), this.head) as tf.Tensor2D;
+  }
+
+  logits(tokens: tf.Tensor2D): tf.Tensor3D {
+    const [batch, seq] = tokens.shape;
+    const rot = this.fullRotation(seq);
+    const mask = causalMask(seq);
+    let x = embedding(this.embed as tf.Tensor2D, tokens);
+    for (const blk of this.blocks) x = this.block(blk, x, x, mask, rot);
+    const h = tf.reshape(x, [batch * seq, this.config.d_model]) as tf.Tensor2D;
+    return tf.reshape(this.unembed(h), [batch, seq, this.config.vocab_size]);
+  }
+
+  /**
+   * Same values as `logits` at `positions`, cheaper: the last block computes its query (rotated
+   * by the angle of each example's answer position), output projection and MLP, and the
+   * unembedding only at the answer position; keys and values still cover every position.
+   */
+  answerLogits(tokens: tf.Tensor2D, positions: tf.Tensor1D): tf.Tensor2D {
+    const [batch, seq] = tokens.shape;
+    const d = this.config.d_model;
+    const dHead = d / this.config.n_heads;
+    const rot = this.fullRotation(seq);
+    const mask = causalMask(seq);
+    let x = embedding(this.embed as tf.Tensor2D, tokens);
+    const last = this.blocks.length - 1;
+    for (let i = 0; i < last; i++) x = this.block(this.blocks[i], x, x, mask, rot);
+    const xq = tf.reshape(selectPositions(x, positions), [batch, 1, d]) as tf.Tensor3D;
+    const at = (table: Float32Array) => tf.reshape(tf.gather(tf.tensor2d(table.subarray(0, seq * dHead), [seq, dHead]), positions), [batch, 1, 1, dHead]);
+    const answerRot: Rotation = { cosQ: at(this.cos), sinQ: at(this.sin), cosK: rot.cosK, sinK: rot.sinK };
+    const out = this.block(this.blocks[last], x, xq, positionMask(positions, seq), answerRot);
+    return this.unembed(tf.reshape(out, [batch, d]) as tf.Tensor2D);
+  }
+
+  /** Decay on weight matrices and embeddings (rank ≥ 2), none on the RMSNorm gains. */
+  decays(name: string): boolean {
+    const p = this.params.get(name);
+    if (!p) throw new Error(`no parameter ${name}`);
+    return decaysByRank(p);
+  }
+
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+  }
+}
+
+/** A LLaMA with seeded initial weights (see the module docstring for the scheme). */
+export function createLlama(config: LlamaConfig, rng: Rng): LanguageModel {
+  return new Llama(config, rng);
+}
