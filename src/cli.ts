@@ -2,6 +2,8 @@
  * The `grokpipe` command line.
  *
  *   grokpipe run <file> [--set k=v]... [--store DIR] [--jobs N] [--dry-run] [--json] [--backend B]
+ *     [--executor local|slurm] [--slurm-partition P] [--slurm-time T] [--slurm-gpus N]
+ *     [--slurm-cpus N] [--slurm-array-limit K] [--slurm-poll SECONDS]   (docs/slurm.md)
  *   grokpipe status <file> [--set k=v]... [--store DIR] [--json]
  *   grokpipe why <file> [stage-run] | dag <file> [--format F] | verify <file> [--sample K | --all]
  *   grokpipe gc [--keep-pipelines F...] [--older-than D] [--dry-run] | show <target> | ls
@@ -18,6 +20,7 @@ import { InputError, formatIssue } from './engine/errors.js';
 import type { Executor } from './engine/executor.js';
 import { InlineExecutor } from './engine/executor-inline.js';
 import { ProcessExecutor } from './engine/executor-process.js';
+import { SlurmExecutor } from './engine/executor-slurm.js';
 import { compilePipeline } from './engine/pipeline.js';
 import type { Pipeline } from './engine/pipeline.js';
 import { planRuns } from './engine/plan.js';
@@ -28,6 +31,7 @@ import type { StageRegistry } from './engine/registry.js';
 import { formatLeaves, formatTable, jsonResult, leafRuns } from './engine/report.js';
 import type { ResultRow } from './engine/report.js';
 import { runPipeline } from './engine/runner.js';
+import { SlurmClient, SlurmError } from './engine/slurm.js';
 import type { RunOptions, StageDefinition } from './engine/stage.js';
 import { Store } from './engine/store.js';
 import { grokpipeVersion } from './engine/version.js';
@@ -48,7 +52,8 @@ export interface MainDeps {
   readonly tty?: boolean;
   /**
    * Worker command for `--jobs` > 1, without the task file (default: this CLI's `exec-task`);
-   * null runs every stage in this process.
+   * null runs every stage in this process. With `--executor slurm`, the command each array task
+   * runs (null: this CLI's `exec-task`).
    */
   readonly workerCommand?: readonly string[] | null;
   /** Aborts a run as SIGINT would (tests); SIGINT is handled as well. */
@@ -67,6 +72,13 @@ interface RunCommandOptions extends CommonOptions {
   jobs: number;
   dryRun?: boolean;
   backend: (typeof BACKENDS)[number];
+  executor: 'local' | 'slurm';
+  slurmPartition?: string;
+  slurmTime?: string;
+  slurmGpus?: number;
+  slurmCpus: number;
+  slurmArrayLimit?: number;
+  slurmPoll: number;
 }
 
 /**
@@ -100,6 +112,13 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
     .option('--jobs <n>', 'stage runs executing at once', parseJobs, availableParallelism())
     .option('--dry-run', 'show what would run and why, compute nothing')
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend for training').choices(BACKENDS).default('auto'))
+    .addOption(new Option('--executor <name>', 'where stage runs execute: this machine, or SLURM job arrays (docs/slurm.md)').choices(['local', 'slurm']).default('local'))
+    .option('--slurm-partition <name>', 'SLURM partition (sbatch --partition)')
+    .option('--slurm-time <time>', 'time limit per stage run (sbatch --time, e.g. 4:00:00)')
+    .option('--slurm-gpus <n>', 'GPUs per stage run (sbatch --gres=gpu:N)', parseJobs)
+    .option('--slurm-cpus <n>', 'CPUs per stage run (sbatch --cpus-per-task; also the training threads)', parseJobs, 1)
+    .option('--slurm-array-limit <k>', 'stage runs of one wave running at once (--array=0-N%K)', parseJobs)
+    .option('--slurm-poll <seconds>', 'interval between squeue polls (seconds)', parsePoll, 5)
     .action(async (file: string, opts: RunCommandOptions) => {
       json = Boolean(opts.json);
       const pipeline = compilePipeline(file, registry(), { sets: opts.set });
@@ -156,9 +175,11 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
   program
     .command('exec-task', { hidden: true })
     .argument('<task>', 'task.json written by the engine')
-    .description('run one stage task (used by worker processes)')
-    .action(async (task: string) => {
-      exitCode = await execTaskFile(task, registry());
+    .description('run one stage task (used by worker processes and SLURM array tasks)')
+    .option('--outcome <file>', 'write the outcome (JSON) here (no parent process: SLURM)')
+    .option('--progress <file>', 'write the latest progress update (JSON) here')
+    .action(async (task: string, o: { outcome?: string; progress?: string }) => {
+      exitCode = await execTaskFile(task, registry(), { outcomeFile: o.outcome, progressFile: o.progress });
     });
 
   try {
@@ -179,6 +200,12 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
 function parseJobs(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function parsePoll(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0.1) throw new InvalidArgumentError('must be a number of seconds, at least 0.1');
   return n;
 }
 
@@ -216,17 +243,41 @@ async function runCommand(
   process.on('SIGINT', onSigint);
   try {
     const workerCommand = deps.workerCommand === undefined ? defaultWorkerCommand() : deps.workerCommand;
-    const executor: Executor =
-      opts.jobs > 1 && workerCommand !== null ? new ProcessExecutor(workerCommand) : new InlineExecutor(registry);
-    const options: RunOptions = {
-      backend: opts.backend,
-      threads: Math.max(1, Math.floor(availableParallelism() / opts.jobs)),
-    };
+    let executor: Executor;
+    let jobs = opts.jobs;
+    let threads = Math.max(1, Math.floor(availableParallelism() / opts.jobs));
+    if (opts.executor === 'slurm') {
+      const client = new SlurmClient();
+      try {
+        await client.check();
+      } catch (err) {
+        if (!(err instanceof SlurmError)) throw err;
+        deps.stderr.write(`${err.message}\n`);
+        return 2;
+      }
+      executor = new SlurmExecutor({
+        command: workerCommand ?? defaultWorkerCommand(),
+        slurmDir: join(store.root, '.slurm'),
+        partition: opts.slurmPartition,
+        time: opts.slurmTime,
+        gpus: opts.slurmGpus,
+        cpus: opts.slurmCpus,
+        arrayLimit: opts.slurmArrayLimit,
+        pollSeconds: opts.slurmPoll,
+        client,
+      });
+      // SLURM decides how many run at once; every ready run goes into the wave.
+      jobs = Math.max(1, pipeline.runs.length);
+      threads = opts.slurmCpus;
+    } else {
+      executor = opts.jobs > 1 && workerCommand !== null ? new ProcessExecutor(workerCommand) : new InlineExecutor(registry);
+    }
+    const options: RunOptions = { backend: opts.backend, threads };
     const reporter = await createReporter({ tty: deps.tty, json, stderr: deps.stderr });
     const records = await runPipeline(pipeline.runs, {
       store,
       executor,
-      jobs: opts.jobs,
+      jobs,
       signal: controller.signal,
       reporter,
       options,
