@@ -67,6 +67,13 @@ function ruleRows(run: AnalyzedRun, threshold: number): VlObject[] {
     const g = m.generalise.find((e) => e.type === type && e.threshold === threshold);
     if (g?.at) rows.push({ series: TYPE_LABELS[type], step: g.at.step, label: `${label} ≥${threshold} @${g.at.step}` });
   }
+  // Labels of rules at the same step are stacked along the rule instead of drawn over each other.
+  const atStep = new Map<unknown, number>();
+  for (const row of rows) {
+    const k = atStep.get(row.step) ?? 0;
+    atStep.set(row.step, k + 1);
+    row.labelY = 0.03 + 0.33 * k;
+  }
   return rows;
 }
 
@@ -100,7 +107,7 @@ function runPanel(run: AnalyzedRun, extent: StepExtent, threshold: number, width
         data: { values: rules },
         // Written upwards along the left of each rule, from near the bottom of the panel.
         mark: { type: 'text', angle: 270, align: 'left', baseline: 'bottom', dy: -3, fontSize: 10, limit: Math.round(width * 0.45) },
-        encoding: { x: xHidden, y: { datum: 0.03 }, text: { field: 'label' }, color },
+        encoding: { x: xHidden, y: { field: 'labelY', type: 'quantitative' }, text: { field: 'label' }, color },
       },
     ],
   };
