@@ -206,7 +206,7 @@ export function metricsSpec(runs: readonly AnalyzedRun[], knobs: readonly Knob[]
         .filter((e) => e.n > 0)
         .map((e) => `${e.split} ${e.n}/${runs.length}`);
       const yScale = m.scale === 'accuracy' ? { domain: [0, 1] } : { padding: 8, nice: false, ...(wantsLogScale(values) ? { type: 'log' } : { zero: false }) };
-      const y = { field: 'value', type: 'quantitative', title: m.axis, scale: yScale, axis: { format: m.scale === 'accuracy' ? '.0%' : '~s' } };
+      const y = { field: 'value', type: 'quantitative', title: m.axis, scale: yScale, axis: { format: m.scale === 'accuracy' ? '.0%' : m.id === 'ratio' ? '~g' : '~s' } };
       // Spread, then mean, then the runs' points on top (where the pointer finds their tooltips).
       const layer: VlObject[] = [];
       if (spread) {

@@ -117,7 +117,7 @@ async function writePlots(ctx: StageContext<AnalyzeParams>, runs: readonly Analy
 /** The `analyze` stage definition (see the module comment). */
 export const analyzeStage: StageDefinition<AnalyzeParams> = {
   name: 'analyze',
-  version: '3',
+  version: '4',
   description: 'Grokking metrics (memorisation and ID/OOD generalisation steps, delays, ratios) and plots of one run or a sweep',
   schema,
   async run(ctx) {
