@@ -10,30 +10,11 @@ import { registerGradients } from '../src/models/gradients.js';
 import { matMul } from '../src/models/layers.js';
 import type { LanguageModel, ModelConfig } from '../src/models/model.js';
 import { createModel } from '../src/models/model.js';
-import { fillNormal, makeRng } from '../src/models/random.js';
+import { makeRng } from '../src/models/random.js';
 import { crossEntropy } from '../src/models/trainer.js';
+import { maxRelDiff, randn, randomTokens } from './model-arch-helpers.js';
 
 const tiny: ModelConfig = { arch: 'gpt2', n_layers: 2, d_model: 16, n_heads: 4, d_mlp: 32, vocab_size: 23, seq_len: 5 };
-
-function randn(shape: number[], seed: number, std = 1): tf.Tensor {
-  const n = shape.reduce((a, d) => a * d, 1);
-  return tf.tensor(fillNormal(makeRng(seed), new Float32Array(n), 0, std), shape);
-}
-
-function randomTokens(batch: number, seq: number, vocab: number, seed: number): Int32Array {
-  const rng = makeRng(seed);
-  return Int32Array.from({ length: batch * seq }, () => (rng.next() >>> 0) % vocab);
-}
-
-function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) {
-    scale = Math.max(scale, Math.abs(b[i]));
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-  }
-  return diff / Math.max(scale, 1e-12);
-}
 
 beforeAll(async () => {
   await initBackend('cpu');

@@ -11,23 +11,9 @@ import type { ModelConfig } from '../src/models/model.js';
 import { createModel } from '../src/models/model.js';
 import { fillNormal, makeRng } from '../src/models/random.js';
 import { crossEntropy } from '../src/models/trainer.js';
+import { maxRelDiff, randomTokens } from './model-arch-helpers.js';
 
 const tiny: ModelConfig = { arch: 'gpt2', n_layers: 2, d_model: 16, n_heads: 4, d_mlp: 32, vocab_size: 23, seq_len: 5 };
-
-function randomTokens(batch: number, seq: number, vocab: number, seed: number): Int32Array {
-  const rng = makeRng(seed);
-  return Int32Array.from({ length: batch * seq }, () => (rng.next() >>> 0) % vocab);
-}
-
-function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) {
-    scale = Math.max(scale, Math.abs(b[i]));
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-  }
-  return diff / Math.max(scale, 1e-12);
-}
 
 describe('wasm host kernels', () => {
   it('UnsortedSegmentSum on wasm equals the stock cpu kernel', async () => {
