@@ -4,23 +4,8 @@
 import { utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { cli, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.js';
+import { CHAIN, cli, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.js';
 import { resetCalls } from './fixtures/engine-stages.js';
-
-const CHAIN = `
-name: chain
-stages:
-  g:
-    uses: gen
-    with: { n: 5, seed: 1 }
-  s:
-    uses: scale
-    needs: [g]
-    with: { factor: 2 }
-  t:
-    uses: sum
-    needs: [s]
-`;
 
 const SWEEP = `
 matrix:

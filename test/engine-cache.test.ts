@@ -2,23 +2,8 @@ import { existsSync, readFileSync, readdirSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { StageDefinition } from '../src/engine/stage.js';
-import { cli, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.js';
+import { CHAIN, cli, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.js';
 import { calls, fakeStages, gen, resetCalls } from './fixtures/engine-stages.js';
-
-const CHAIN = `
-name: chain
-stages:
-  g:
-    uses: gen
-    with: { n: 5, seed: 1 }
-  s:
-    uses: scale
-    needs: [g]
-    with: { factor: 2 }
-  t:
-    uses: sum
-    needs: [s]
-`;
 
 function setup(yaml = CHAIN): { file: string; store: string; dir: string } {
   const dir = tempDir();
