@@ -38,6 +38,8 @@ import { grokpipeVersion } from './engine/version.js';
 import { execTaskFile } from './engine/worker.js';
 import { builtinStages } from './stages/index.js';
 import { registerCacheCommands } from './commands/index.js';
+import { BACKEND_REQUESTS } from './models/backend-names.js';
+import type { BackendRequest } from './models/backend-names.js';
 
 /** What `main` runs with; tests replace the stages, the output streams and the executor. */
 export interface MainDeps {
@@ -60,7 +62,6 @@ export interface MainDeps {
   readonly signal?: AbortSignal;
 }
 
-const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 
 interface CommonOptions {
   set: string[];
@@ -71,7 +72,7 @@ interface CommonOptions {
 interface RunCommandOptions extends CommonOptions {
   jobs: number;
   dryRun?: boolean;
-  backend: (typeof BACKENDS)[number];
+  backend: BackendRequest;
   executor: 'local' | 'slurm';
   slurmPartition?: string;
   slurmTime?: string;
@@ -111,7 +112,7 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
   addCommon(program.command('run').argument('<file>', 'pipeline YAML file').description('run a pipeline, reusing cached results'))
     .option('--jobs <n>', 'stage runs executing at once', parseJobs, availableParallelism())
     .option('--dry-run', 'show what would run and why, compute nothing')
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend for training').choices(BACKENDS).default('auto'))
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend for training').choices(BACKEND_REQUESTS).default('auto'))
     .addOption(new Option('--executor <name>', 'where stage runs execute: this machine, or SLURM job arrays (docs/slurm.md)').choices(['local', 'slurm']).default('local'))
     .option('--slurm-partition <name>', 'SLURM partition (sbatch --partition)')
     .option('--slurm-time <time>', 'time limit per stage run (sbatch --time, e.g. 4:00:00)')

@@ -1,9 +1,10 @@
 /**
  * Shared fixtures of the architecture tests (test/model-arch-*.test.ts): a tiny config of every
- * architecture, random tokens and tensors, tiny fact sets, and a relative difference.
+ * architecture, random tokens and tensors, tiny fact sets, random weight perturbations, and
+ * relative differences (element-wise and norm-wise).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Arch, ModelConfig } from '../src/models/model.js';
+import type { Arch, LanguageModel, ModelConfig } from '../src/models/model.js';
 import { fillNormal, makeRng, permutation } from '../src/models/random.js';
 import type { Examples } from '../src/models/trainer.js';
 
@@ -46,6 +47,42 @@ export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
     diff = Math.max(diff, Math.abs(a[i] - b[i]));
   }
   return diff / Math.max(scale, 1e-12);
+}
+
+/**
+ * Norm-wise relative error `‖a − b‖₂ / ‖b‖₂` (`b` the reference), summed in float64. Unlike an
+ * element-wise relative error it stays meaningful for entries near zero: their differences are
+ * measured against the size of the whole vector, not their own.
+ * @returns 0 when `a` and `b` are both all zero, Infinity when only `b` is, NaN when either holds a NaN.
+ * @throws Error when the lengths differ.
+ */
+export function relL2Error(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`relL2Error: lengths differ (${a.length} vs ${b.length})`);
+  let diff = 0;
+  let ref = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff += (a[i] - b[i]) ** 2;
+    ref += b[i] ** 2;
+  }
+  if (ref === 0 && diff === 0) return 0;
+  return Math.sqrt(diff / ref);
+}
+
+/**
+ * Adds seeded Gaussian noise to every parameter of `model`, in `params` order: std `vectorStd` for
+ * scalars and vectors, `matrixGain / sqrt(last axis)` for higher ranks (the 1/sqrt(width) scale
+ * of the initialisations). Moves a model away from its initialisation, where some parameters are
+ * exactly zero (RWKV-4's output projections) and so make the gradients of the parameters before
+ * them vanish.
+ */
+export function perturbParams(model: LanguageModel, seed: number, vectorStd = 0.1, matrixGain = 0.5): void {
+  const rng = makeRng(seed);
+  tf.tidy(() => {
+    for (const p of model.params.values()) {
+      const std = p.rank >= 2 ? matrixGain / Math.sqrt(p.shape[p.rank - 1]) : vectorStd;
+      p.assign(tf.add(p, tf.tensor(fillNormal(rng, new Float32Array(p.size), 0, std), p.shape)));
+    }
+  });
 }
 
 /** `max |a − b|`. */

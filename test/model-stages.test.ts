@@ -11,6 +11,7 @@ import { splitStage } from '../src/stages/split.js';
 import { tokenizeStage } from '../src/stages/tokenize.js';
 import { trainStage } from '../src/stages/train.js';
 import type { TrainParams } from '../src/stages/train.js';
+import { BACKEND_PREFERENCE } from '../src/models/backend-names.js';
 import { decodeSafetensors } from '../src/models/safetensors.js';
 import { column, numRows } from '../src/table/table.js';
 import type { Table } from '../src/table/table.js';
@@ -78,7 +79,7 @@ describe('train and evaluate stages', () => {
     expect(types[0]).toBe('train_batch');
     expect(types.slice(1).sort()).toEqual(['id_atomic', 'id_inferred', 'ood_atomic', 'ood_inferred', 'train_inferred']);
     expect(numRows(curve)).toBe(4 * 6);
-    expect(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).toContain(trained.records.backend);
+    expect(BACKEND_PREFERENCE).toContain(trained.records.backend);
     expect(trained.records.steps_per_second).toBeGreaterThan(0);
     expect(Object.keys(trained.records.final_accuracy as object)).toHaveLength(6);
   });

@@ -23,15 +23,16 @@ import { isFailure, sampleCached, verifyRuns } from '../engine/verify.js';
 import type { VerifyResult } from '../engine/verify.js';
 import type { CommandContext, PipelineOptions } from './context.js';
 import { pipelineOptions } from './context.js';
+import { BACKEND_REQUESTS } from '../models/backend-names.js';
+import type { BackendRequest } from '../models/backend-names.js';
 
-const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 
 interface VerifyCommandOptions extends PipelineOptions {
   sample?: number;
   all?: boolean;
   bytesOnly?: boolean;
   jobs: number;
-  backend: (typeof BACKENDS)[number];
+  backend: BackendRequest;
 }
 
 function positiveInt(value: string): number {
@@ -52,7 +53,7 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
     .addOption(new Option('--all', 'verify every cached run (the default)').conflicts('sample'))
     .option('--bytes-only', 'only check stored files against their byte hashes; recompute nothing')
     .option('--jobs <n>', 'recomputations at once', positiveInt, 1)
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend for recomputed training').choices(BACKENDS).default('auto'))
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend for recomputed training').choices(BACKEND_REQUESTS).default('auto'))
     .action(async (file: string, opts: VerifyCommandOptions) => {
       ctx.setJson(Boolean(opts.json));
       const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });

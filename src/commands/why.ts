@@ -20,11 +20,12 @@ import { Store } from '../engine/store.js';
 import { formatList } from '../engine/why.js';
 import type { CommandContext, PipelineOptions } from './context.js';
 import { pipelineOptions } from './context.js';
+import { BACKEND_REQUESTS } from '../models/backend-names.js';
+import type { BackendRequest } from '../models/backend-names.js';
 
-const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 
 interface WhyOptions extends PipelineOptions {
-  backend: (typeof BACKENDS)[number];
+  backend: BackendRequest;
 }
 
 /** One line of `why`, as in `--json`. */
@@ -50,7 +51,7 @@ export function registerWhy(program: Command, ctx: CommandContext): void {
       .argument('[stage-run]', 'only this run (`model[seed=1]`) or stage (`model`)')
       .description('say why each run would recompute, naming the root cause; computes nothing'),
   )
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend the runs would ask for').choices(BACKENDS).default('auto'))
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend the runs would ask for').choices(BACKEND_REQUESTS).default('auto'))
     .action(async (file: string, target: string | undefined, opts: WhyOptions) => {
       ctx.setJson(Boolean(opts.json));
       const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });

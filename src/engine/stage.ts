@@ -6,6 +6,7 @@
  * reads its inputs and writes its outputs through the `StageContext` it is given (DESIGN.md §1).
  */
 import type { Table } from '../table/table.js';
+import type { BackendRequest } from '../models/backend-names.js';
 
 /** A JSON value, as found in validated params. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -78,7 +79,7 @@ export interface StageContext<P = Record<string, Json>> {
 /** Invocation-wide options passed to every stage; they are not part of any key. */
 export interface RunOptions {
   /** Requested TF.js backend (`auto` picks the fastest present). */
-  backend?: 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+  backend?: BackendRequest;
   /** Number of threads a stage may use for numeric work. */
   threads?: number;
 }

@@ -16,7 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-/** Optimizer hyperparameters (the `optimizer` params of the train stage, minus `batch_size`). */
+/** Optimizer hyperparameters (the `optimizer` params of the train stage, minus `batch_size` and `micro_batch_size`). */
 export interface AdamWConfig {
   /** Peak learning rate, reached after warmup. */
   lr: number;
@@ -97,7 +97,9 @@ export class AdamW {
       const decay = c(1 - lr * wd);
       const invBc2Sqrt = c(1 / Math.sqrt(1 - beta2 ** t));
       const stepSize = c(lr / (1 - beta1 ** t));
-      names.forEach((n, i) => {
+      // One tidy a parameter: its temporaries are freed before the next one's are made, so the
+      // update needs a few parameter-sized buffers at a time, not ten copies of the whole model.
+      names.forEach((n, i) => tf.tidy(() => {
         const p = this.params.get(n) as tf.Variable;
         const m = this.m.get(n) as tf.Variable;
         const v = this.v.get(n) as tf.Variable;
@@ -109,7 +111,7 @@ export class AdamW {
         p.assign(tf.sub(decayed, tf.mul(tf.div(mNew, denom), stepSize)));
         m.assign(mNew);
         v.assign(vNew);
-      });
+      }));
       return total;
     });
     this.step = t;

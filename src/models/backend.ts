@@ -2,9 +2,10 @@
  * Choosing and initialising the TF.js backend that training runs on (DESIGN.md §6).
  *
  * Best first: `@tensorflow/tfjs-node-gpu` (CUDA), `@tensorflow/tfjs-node` (libtensorflow on the
- * CPU), `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD), then the plain JavaScript CPU backend.
- * The native packages are optional dependencies that need libtensorflow; they are loaded only when
- * present. The name of the backend that ran goes into the manifest.
+ * CPU), `wasm-blas` (wasm with its matrix products on OpenBLAS through grokpipe's addon,
+ * `native-blas.ts`), `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD), then the plain JavaScript
+ * CPU backend. The libtensorflow packages are optional dependencies and the addon an optional
+ * build; each is used only when present. The name of the backend that ran goes into the manifest.
  *
  * Kernel fixes, registered by `initBackend` (measured on a 2-core EPYC, see bench/train.bench.ts):
  * - wasm and cpu: `UnsortedSegmentSum` on the host. The gradient of `gather` (every embedding
@@ -14,21 +15,21 @@
  *   on a `[vocab, d_model]` table) and `Identity` shares the input's buffer instead of copying it
  *   (every tensor saved for backprop is cloned).
  * - all: the gradients of `gradients.ts` (tfjs-core's Node bundle registers none).
+ * - wasm-blas: `BatchMatMul` on the native CBLAS library (`native-blas.ts`).
  * The other wasm problem, `BatchMatMul` with transposed operands running ~15x slower than plain
- * products, is avoided by `matMul` in `layers.ts`.
+ * products, is avoided by `matMul` in `layers.ts` (explicit transposes on `wasm` only).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+import type { BackendName, BackendRequest } from './backend-names.js';
+import { BACKEND_PREFERENCE } from './backend-names.js';
 import { registerGradients } from './gradients.js';
+import { useExplicitTransposeGradient } from './layers.js';
+import { loadNativeBlas, NATIVE_BLAS_HINT, setBlasThreads, useNativeMatMul } from './native-blas.js';
+import type { BlasLibrary } from './native-blas.js';
 
-/** A backend grokpipe can train on, by the name recorded in the manifest. */
-export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
-
-/** What the caller may ask for: a backend, or `auto` for the fastest one present. */
-export type BackendRequest = 'auto' | BackendName;
-
-/** Order in which `auto` tries backends. */
-export const BACKEND_PREFERENCE: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+export type { BackendName, BackendRequest } from './backend-names.js';
+export { BACKEND_PREFERENCE, BACKEND_REQUESTS } from './backend-names.js';
 
 /** Thrown when a requested backend is not installed or fails to start; the message says how to fix it. */
 export class BackendUnavailableError extends Error {
@@ -37,13 +38,17 @@ export class BackendUnavailableError extends Error {
 
 /** Options of `initBackend`. */
 export interface BackendOptions {
-  /** Threads for numeric work; sets `TF_NUM_INTRAOP_THREADS` for tfjs-node when not already set. */
+  /**
+   * Threads for numeric work: `TF_NUM_INTRAOP_THREADS` for tfjs-node (when not already set), the
+   * BLAS library's threads for `wasm-blas` (default: every core). wasm itself runs one thread.
+   */
   threads?: number;
 }
 
 const PACKAGE: Record<BackendName, string> = {
   'tensorflow-gpu': '@tensorflow/tfjs-node-gpu',
   tensorflow: '@tensorflow/tfjs-node',
+  'wasm-blas': '@tensorflow/tfjs-backend-wasm',
   wasm: '@tensorflow/tfjs-backend-wasm',
   cpu: '@tensorflow/tfjs-backend-cpu',
 };
@@ -52,6 +57,7 @@ const PACKAGE: Record<BackendName, string> = {
 const TF_NAME: Record<BackendName, string> = {
   'tensorflow-gpu': 'tensorflow',
   tensorflow: 'tensorflow',
+  'wasm-blas': 'wasm',
   wasm: 'wasm',
   cpu: 'cpu',
 };
@@ -61,15 +67,28 @@ const INSTALL_HINT: Record<BackendName, string> = {
     'install it with `npm install @tensorflow/tfjs-node-gpu` on a machine with internet access and CUDA (it downloads libtensorflow at install time; CUDA and cuDNN must match the versions its README lists)',
   tensorflow:
     'install it with `npm install @tensorflow/tfjs-node` on a machine with internet access (it downloads libtensorflow at install time)',
+  'wasm-blas': NATIVE_BLAS_HINT,
   wasm: 'reinstall the dependencies with `npm ci` (@tensorflow/tfjs-backend-wasm is a regular dependency)',
   cpu: 'reinstall the dependencies with `npm ci` (@tensorflow/tfjs-backend-cpu is a regular dependency)',
 };
 
 let active: BackendName | undefined;
+let activeBlas: BlasLibrary | undefined;
 
 /** The backend `initBackend` last set up, or undefined before the first call. */
 export function activeBackend(): BackendName | undefined {
   return active;
+}
+
+/**
+ * What runs the active backend's numbers, for manifests and `grokpipe doctor`: the backend name,
+ * and for `wasm-blas` the BLAS library (e.g. `OpenBLAS 0.3.21 ... Zen, 2 threads`).
+ */
+export function backendDescription(): string | undefined {
+  if (!active) return undefined;
+  if (active !== 'wasm-blas' || !activeBlas) return active;
+  const lib = activeBlas.config ?? activeBlas.path;
+  return `wasm-blas (${lib}${activeBlas.threads ? `, ${activeBlas.threads} threads` : ''})`;
 }
 
 /** Imports a backend's package and activates it; returns the name of what actually runs. */
@@ -78,6 +97,10 @@ async function load(name: BackendName, options: BackendOptions): Promise<Backend
     if (options.threads && process.env.TF_NUM_INTRAOP_THREADS === undefined) {
       process.env.TF_NUM_INTRAOP_THREADS = String(options.threads);
     }
+  }
+  if (name === 'wasm-blas') {
+    const blas = loadNativeBlas();
+    if ('error' in blas) throw new Error(blas.error);
   }
   // A variable specifier keeps tsc and bundlers from resolving the optional packages statically.
   const spec = PACKAGE[name];
@@ -116,11 +139,21 @@ export async function initBackend(request: BackendRequest = 'auto', options: Bac
       if (running !== name && request !== 'auto') {
         throw new Error('@tensorflow/tfjs-node-gpu is installed but found no usable CUDA GPU');
       }
-      if (running === 'wasm' || running === 'cpu') registerHostSegmentSum(running);
-      if (running === 'wasm') {
+      const tfName = TF_NAME[running];
+      if (tfName === 'wasm' || tfName === 'cpu') registerHostSegmentSum(tfName);
+      if (tfName === 'wasm') {
         registerWasmRowGather();
         registerWasmSharedIdentity();
+        useNativeMatMul(running === 'wasm-blas');
       }
+      activeBlas = undefined;
+      if (running === 'wasm-blas') {
+        setBlasThreads(options.threads);
+        const blas = loadNativeBlas();
+        if (!('error' in blas)) activeBlas = blas;
+      }
+      // wasm's own products with transpose flags are ~15x slower than plain ones; BLAS's are not.
+      useExplicitTransposeGradient(running === 'wasm');
       registerGradients();
       active = running;
       return running;

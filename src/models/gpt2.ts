@@ -13,7 +13,7 @@
  * FLOPs per training step, with the same values as `logits` at those positions.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { causalMask, decaysByRank, embedding, gelu, layerNorm, linear, matMul, multiHeadAttention, ParamStore, positionMask, selectPositions, transposeLast } from './layers.js';
+import { causalMask, decaysByRank, embedding, gelu, layerNorm, linear, matMul, multiHeadAttention, ParamStore, positionMask, selectPositions } from './layers.js';
 import type { Gpt2Config, LanguageModel } from './model.js';
 import type { Rng } from './random.js';
 
@@ -106,7 +106,7 @@ class Gpt2 implements LanguageModel {
   /** Tied unembedding: `ln_f(h) @ wteᵀ`. @param h `[n, d_model]` → `[n, vocab]` */
   private unembed(h: tf.Tensor2D): tf.Tensor2D {
     const normed = layerNorm(h, this.lnF[0], this.lnF[1], LN_EPS) as tf.Tensor2D;
-    return matMul(normed, transposeLast(this.wte as tf.Tensor2D));
+    return matMul(normed, this.wte as tf.Tensor2D, true);
   }
 
   logits(tokens: tf.Tensor2D): tf.Tensor3D {

@@ -31,21 +31,25 @@ const explicitTransposeMatMul = tf.customGrad((...args: (tf.Tensor | tf.GradSave
 let explicitTranspose = true;
 
 /**
- * Chooses `matMul`'s gradient: explicit transposes (default) or TF.js' stock `BatchMatMul`
- * gradient with transpose flags. For benchmarks and tests; both give the same values.
+ * Chooses how products with a transposed operand are computed: with explicit, materialised
+ * transposes and plain products (`enabled`, for wasm, whose products with transpose flags run
+ * 15-20x slower), or with TF.js's transpose flags (for BLAS and libtensorflow, where they are free).
+ * `initBackend` sets it for the backend it starts; both give the same values.
  */
 export function useExplicitTransposeGradient(enabled: boolean): void {
   explicitTranspose = enabled;
 }
 
 /**
- * `a @ b` for `[m, k] @ [k, n]` or batched `[B, m, k] @ [B, k, n]`, whose gradient uses explicit
- * `transpose` and plain (untransposed) products: `da = dy @ bᵀ`, `db = aᵀ @ dy`. TF.js' stock
- * gradient computes these with `transposeA/transposeB` flags, which the wasm backend (XNNPACK)
- * runs 15-20x slower than plain products. The forward value is exactly `tf.matMul(a, b)`.
+ * `a @ b` (or `a @ bᵀ` with `transposeB`) for `[m, k] @ [k, n]` or batched `[B, m, k] @ [B, k, n]`
+ * (`b` stored `[.., n, k]` when transposed) → `[.., m, n]`. With explicit transposes (see
+ * `useExplicitTransposeGradient`) the gradient is `da = dy @ bᵀ`, `db = aᵀ @ dy` with the
+ * transposes materialised, so every product is a plain one; otherwise TF.js's `BatchMatMul`
+ * gradient with transpose flags (gradients.ts).
  */
-export function matMul<T extends tf.Tensor2D | tf.Tensor3D>(a: T, b: T): T {
-  return (explicitTranspose ? explicitTransposeMatMul(a, b) : tf.matMul(a, b)) as T;
+export function matMul<T extends tf.Tensor2D | tf.Tensor3D>(a: T, b: T, transposeB = false): T {
+  if (!explicitTranspose) return tf.matMul(a, b, false, transposeB) as T;
+  return explicitTransposeMatMul(a, transposeB ? transposeLast(b) : b) as T;
 }
 
 /**
@@ -64,12 +68,14 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
 
 /**
  * Affine map with a PyTorch `nn.Linear` weight (`[d_out, d_in]`, the layout of Hugging Face
- * LLaMA, RWKV and Mamba checkpoints): `x @ wᵀ (+ b)`. The transpose of the (small) weight is
- * materialised so the product is a plain one (see `matMul`).
+ * LLaMA, RWKV and Mamba checkpoints): `x @ wᵀ (+ b)` (see `matMul` for how the transpose runs).
  * @param x `[..., d_in]`; @param w `[d_out, d_in]`; @param b `[d_out]`, optional. @returns `[..., d_out]`
  */
 export function linearT(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
-  return linear(x, transposeLast(w as tf.Tensor2D), b);
+  const [dOut, dIn] = w.shape as [number, number];
+  const flat = matMul(tf.reshape(x, [-1, dIn]) as tf.Tensor2D, w as tf.Tensor2D, true);
+  const y = b ? tf.add(flat, b) : flat;
+  return tf.reshape(y, [...x.shape.slice(0, -1), dOut]);
 }
 
 /**
@@ -162,9 +168,9 @@ export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3
   const dHead = dModel / nHeads;
   const heads = (x: tf.Tensor3D, n: number) => tf.reshape(x, [batch, n, nHeads, dHead]);
   const qh = tf.reshape(tf.transpose(heads(q, nQ), [0, 2, 1, 3]), [batch * nHeads, nQ, dHead]) as tf.Tensor3D;
-  const khT = tf.reshape(tf.transpose(heads(k, seq), [0, 2, 3, 1]), [batch * nHeads, dHead, seq]) as tf.Tensor3D; // kᵀ
+  const kh = tf.reshape(tf.transpose(heads(k, seq), [0, 2, 1, 3]), [batch * nHeads, seq, dHead]) as tf.Tensor3D;
   const vh = tf.reshape(tf.transpose(heads(v, seq), [0, 2, 1, 3]), [batch * nHeads, seq, dHead]) as tf.Tensor3D;
-  const scores = tf.add(tf.mul(tf.reshape(matMul(qh, khT), [batch, nHeads, nQ, seq]), 1 / Math.sqrt(dHead)), mask);
+  const scores = tf.add(tf.mul(tf.reshape(matMul(qh, kh, true), [batch, nHeads, nQ, seq]), 1 / Math.sqrt(dHead)), mask);
   const probs = tf.reshape(tf.softmax(scores), [batch * nHeads, nQ, seq]) as tf.Tensor3D;
   const out = matMul(probs, vh); // [batch * n_heads, n_q, d_head]
   return tf.reshape(tf.transpose(tf.reshape(out, [batch, nHeads, nQ, dHead]), [0, 2, 1, 3]), [batch, nQ, dModel]);

@@ -3,9 +3,11 @@
  *
  * Seeded initialisation and data order; batches of `batchSize` drawn from a stream of epoch
  * permutations (an epoch is one pass over the training facts; a batch may straddle two epochs so
- * every batch has the same size); loss = cross-entropy at the answer position only; AdamW. At step
- * 0, every `evalEvery` steps and at the last step it evaluates every test type and reports the
- * mean training-batch loss/accuracy since the previous evaluation: the grokking curve.
+ * every batch has the same size); loss = cross-entropy at the answer position only; AdamW. A batch
+ * may be computed in micro-batches whose gradients are summed (`microBatchSize`, a memory knob: the
+ * step equals the full batch's up to float rounding). At step 0, every `evalEvery` steps and at
+ * the last step it evaluates every test type and reports the mean training-batch loss/accuracy
+ * since the previous evaluation: the grokking curve.
  *
  * With a checkpoint folder it saves weights, optimizer moments, step, data-order RNG state and the
  * curve so far every `checkpointEvery` steps and on abort, and resumes from the newest checkpoint
@@ -47,6 +49,11 @@ export interface TrainerConfig {
   optimizer: AdamWConfig;
   /** Training examples per step. */
   batchSize: number;
+  /**
+   * Examples per forward/backward pass: a step's batch is cut into consecutive micro-batches of at
+   * most this many examples whose gradients are accumulated. Undefined or ≥ `batchSize`: one pass.
+   */
+  microBatchSize?: number;
   /** Optimizer steps to run in all. */
   maxSteps: number;
   /** Steps between evaluations (curve points). */
@@ -239,6 +246,72 @@ export async function evaluateExamples(model: LanguageModel, data: Examples, bat
   return { accuracy: n ? correct / n : NaN, loss: n ? total / n : NaN, n };
 }
 
+/** Gradient, loss and accuracy of (a share of) a training batch. */
+interface BatchGradients {
+  /** Gradient of the loss by parameter name (`LanguageModel.params` keys), shaped like the parameters. */
+  grads: Map<string, tf.Tensor>;
+  /** Mean cross-entropy (nats), scalar. */
+  loss: tf.Scalar;
+  /** Fraction of answers whose argmax is the target, scalar. */
+  accuracy: tf.Scalar;
+}
+
+/**
+ * One forward/backward pass over the rows `indices` of `data`: the gradient of the mean loss and
+ * the mean loss and accuracy, each times `weight` (the pass's share of its batch,
+ * `indices.length / batchSize`), so that the passes of a batch sum to the batch's.
+ * The activations are freed on return; the caller disposes the result's tensors (`accuracy` is
+ * `tf.keep`'d, so an enclosing tidy does not free it).
+ */
+function weightedPass(model: LanguageModel, data: Examples, indices: Int32Array, weight: number): BatchGradients {
+  // weight 1 (a batch in one pass) is skipped, which keeps the one-pass step's arithmetic as it was.
+  const share = (x: tf.Tensor): tf.Scalar => (weight === 1 ? x : tf.mul(x, weight)) as tf.Scalar;
+  const b = batchTensors(data, indices);
+  let accuracy: tf.Scalar | undefined;
+  try {
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = model.answerLogits(b.tokens, b.positions);
+      accuracy = tf.keep(share(tf.mean(tf.cast(tf.equal(tf.argMax(logits, -1), b.targets), 'float32'))));
+      return share(tf.mean(crossEntropy(logits, b.targets)));
+    }, [...model.params.values()]);
+    // A parameter without a gradient stays absent: AdamW then names it.
+    const named = [...model.params].flatMap(([name, p]) => (grads[p.name] ? [[name, grads[p.name]] as const] : []));
+    return { grads: new Map(named), loss: value, accuracy: accuracy as tf.Scalar };
+  } finally {
+    tf.dispose([b.tokens, b.positions, b.targets]);
+  }
+}
+
+/**
+ * Gradient of the mean loss of the batch `indices` of `data`, with its mean loss and accuracy,
+ * accumulated over consecutive micro-batches of at most `microBatch` examples (same rows, same
+ * order). Each micro-batch's tensors are freed once added, so the peak is one micro-batch's
+ * activations plus two sets of gradients (the running sum and the micro-batch's).
+ * The caller disposes the result's tensors.
+ */
+function batchGradients(model: LanguageModel, data: Examples, indices: Int32Array, microBatch: number): BatchGradients {
+  const n = indices.length;
+  let sum: BatchGradients | undefined;
+  for (let start = 0; start < n; start += microBatch) {
+    const chunk = indices.subarray(start, Math.min(n, start + microBatch));
+    const pass = weightedPass(model, data, chunk, chunk.length / n);
+    sum = sum ? addGradients(sum, pass) : pass;
+  }
+  return sum as BatchGradients;
+}
+
+/** `a + b`, field by field and parameter by parameter; disposes `a` and `b` as it goes. */
+function addGradients(a: BatchGradients, b: BatchGradients): BatchGradients {
+  const add = <T extends tf.Tensor>(x: T, y: T | undefined): T => {
+    if (!y) throw new Error('micro-batches with different sets of gradients');
+    const s = tf.add(x, y) as T;
+    tf.dispose([x, y]);
+    return s;
+  };
+  const grads = new Map([...a.grads].map(([name, g]) => [name, add(g, b.grads.get(name))]));
+  return { grads, loss: add(a.loss, b.loss), accuracy: add(a.accuracy, b.accuracy) };
+}
+
 const CHECKPOINT_VERSION = 1;
 
 interface CheckpointState {
@@ -301,6 +374,8 @@ export async function trainModel(
   const events = options.events ?? {};
   if (train.seqLen > config.model.seq_len) throw new Error(`training sequences of ${train.seqLen} exceed seq_len ${config.model.seq_len}`);
   if (!(batchSize >= 1 && maxSteps >= 0 && evalEvery >= 1)) throw new Error('batchSize and evalEvery must be ≥ 1, maxSteps ≥ 0');
+  const microBatch = Math.min(config.microBatchSize ?? batchSize, batchSize);
+  if (!(Number.isInteger(microBatch) && microBatch >= 1)) throw new Error(`microBatchSize must be an integer ≥ 1, not ${config.microBatchSize}`);
 
   const model = createModel(config.model, makeRng(config.seed, 0));
   const opt = new AdamW(model.params, config.optimizer, (n) => model.decays(n));
@@ -309,8 +384,6 @@ export async function trainModel(
   let batches = 0;
   let curve: CurveRow[] = [];
   const evaluated: Record<string, number> = {};
-  const varList = [...model.params.values()];
-  const nameOf = new Map(varList.map((v, i) => [v.name, [...model.params.keys()][i]]));
   const print = fingerprint(config, train);
   const dir = options.checkpointDir;
   const evalSets = new Map([...tests].map(([type, data]) => [type, evenlySpaced(data, evalSize)] as const));
@@ -432,23 +505,14 @@ export async function trainModel(
         await saveCheckpoint(step - 1);
         options.signal.throwIfAborted();
       }
-      const batch = batchTensors(train, sampler.next(batchSize));
+      const indices = sampler.next(batchSize);
       tf.tidy(() => {
-        let acc: tf.Scalar | undefined;
-        const { value, grads } = tf.variableGrads(() => {
-          const logits = model.answerLogits(batch.tokens, batch.positions);
-          acc = tf.keep(tf.mean(tf.cast(tf.equal(tf.argMax(logits, -1), batch.targets), 'float32')) as tf.Scalar);
-          return tf.mean(crossEntropy(logits, batch.targets)) as tf.Scalar;
-        }, varList);
-        const named = new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k) as string, g]));
-        opt.apply(named);
-        lossSum.assign(tf.add(lossSum, value));
-        accSum.assign(tf.add(accSum, acc as tf.Scalar));
-        acc?.dispose();
+        const { grads, loss, accuracy } = batchGradients(model, train, indices, microBatch);
+        opt.apply(grads);
+        lossSum.assign(tf.add(lossSum, loss));
+        accSum.assign(tf.add(accSum, accuracy));
+        accuracy.dispose(); // tf.keep'd by a one-pass batch: not the tidy's to free
       });
-      batch.tokens.dispose();
-      batch.positions.dispose();
-      batch.targets.dispose();
       batches++;
 
       if (step % evalEvery === 0 || step === maxSteps) await evaluate(step);

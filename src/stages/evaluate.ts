@@ -65,11 +65,13 @@ async function run(ctx: StageContext<EvaluateParams>): Promise<void> {
   }
   if (test.seqLen > config.seq_len) throw new Error(`evaluate: test inputs of ${test.seqLen} tokens exceed the model's seq_len ${config.seq_len}`);
 
-  const { initBackend } = await import('../models/backend.js');
+  const { backendDescription, initBackend } = await import('../models/backend.js');
   const { modelFromSafetensors } = await import('../models/model.js');
   const { predict } = await import('../models/trainer.js');
   const backend = await initBackend(ctx.options.backend ?? 'auto', { threads: ctx.options.threads });
   ctx.record('backend', backend);
+  // What ran the numbers (for wasm-blas: the BLAS library, its version, CPU kernels and threads).
+  ctx.record('backend_detail', backendDescription() ?? backend);
   const model = modelFromSafetensors(new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength), config);
   let out;
   try {

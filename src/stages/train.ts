@@ -70,7 +70,7 @@ export interface MambaParams {
 /** Validated params of `train` (`schemas/stages/train.schema.json`). */
 export interface TrainParams {
   model: Gpt2Params | LlamaParams | RwkvParams | MambaParams;
-  optimizer: AdamWConfig & { batch_size: number };
+  optimizer: AdamWConfig & { batch_size: number; micro_batch_size?: number };
   max_steps: number;
   eval_every: number;
   eval_size: number;
@@ -87,11 +87,13 @@ const schema = JSON.parse(readFileSync(new URL('../../schemas/stages/train.schem
 
 /** The trainer config of validated params for a vocabulary of `vocabSize` and inputs of `seqLen` tokens. */
 export function trainerConfig(params: TrainParams, vocabSize: number, seqLen: number): TrainerConfig {
-  const { batch_size, ...optimizer } = params.optimizer;
+  const { batch_size, micro_batch_size, ...optimizer } = params.optimizer;
   return {
     model: modelConfig(params.model, vocabSize, seqLen),
     optimizer,
     batchSize: batch_size,
+    // Absent unless set, as in the params: the config (and checkpoint fingerprint) of other runs is unchanged.
+    ...(micro_batch_size !== undefined && { microBatchSize: micro_batch_size }),
     maxSteps: params.max_steps,
     evalEvery: params.eval_every,
     evalSize: params.eval_size,
@@ -147,15 +149,19 @@ async function run(ctx: StageContext<TrainParams>): Promise<void> {
   const config = trainerConfig(ctx.params, vocab.length, train.seqLen);
   const tests = groupByType(test);
 
-  const { initBackend } = await import('../models/backend.js');
+  const { backendDescription, initBackend } = await import('../models/backend.js');
   const { trainModel } = await import('../models/trainer.js');
   const { modelToSafetensors } = await import('../models/model.js');
   const backend = await initBackend(ctx.options.backend ?? 'auto', { threads: ctx.options.threads });
   ctx.record('backend', backend);
+  // What ran the numbers (for wasm-blas: the BLAS library, its version, CPU kernels and threads).
+  ctx.record('backend_detail', backendDescription() ?? backend);
   const m = config.model;
   ctx.log(
     `train: ${describeModel(m)}; ` +
-      `${train.n} facts, batch ${config.batchSize}, ${config.maxSteps} steps on ${backend}`,
+      `${train.n} facts, batch ${config.batchSize}` +
+      (config.microBatchSize !== undefined && config.microBatchSize < config.batchSize ? ` in micro-batches of ${config.microBatchSize}` : '') +
+      `, ${config.maxSteps} steps on ${backend}`,
   );
 
   const result = await trainModel(config, train, tests, {

@@ -1,0 +1,170 @@
+/**
+ * The optimised training path against a straightforward reference, for every architecture: the
+ * mean cross-entropy loss at the answer positions and the gradient of every parameter, on the
+ * same seeded model and the same random batch.
+ *
+ * - Optimised: `initBackend('wasm')`, with whatever kernels it registers (today the host
+ *   UnsortedSegmentSum, the row GatherV2 and the buffer-sharing Identity; nothing here depends on
+ *   which, so kernels added later are checked too), and `matMul` with explicit, materialised
+ *   transposes (`useExplicitTransposeGradient(true)`).
+ * - Reference: TF.js' pure-JavaScript cpu backend with its stock kernels (this file never calls
+ *   `initBackend('cpu')`, and checks that no grokpipe kernel is registered for cpu) and `matMul`
+ *   as TF.js' products with transpose flags and their stock gradient
+ *   (`useExplicitTransposeGradient(false)`, set back to `true`, the module default, afterwards). The other gradient formulas are those of `gradients.ts` on both
+ *   paths (tfjs-core's Node bundle registers none); test/model-layers.test.ts and
+ *   test/model-arch-common.test.ts check them against finite differences.
+ *
+ * Inputs: 2 layers, d_model 64, vocab 50, seq 5, batch 32; random tokens, random targets, answer
+ * positions 0..4 (prompt lengths 1 to 5, each about equally often, shuffled). Each architecture
+ * runs twice: at its seeded initialisation (what training starts from) and with every weight
+ * perturbed by seeded noise (`perturbParams`), because at initialisation RWKV-4's zero output
+ * projections make 32 of its 42 gradients exactly zero, which would compare nothing.
+ *
+ * Tolerance: the loss to 1e-4 relative; each parameter's gradient to a norm-wise relative error
+ * `‖g_opt − g_ref‖₂ / ‖g_ref‖₂ ≤ 1e-4` (`relL2Error`), not an element-wise one. The backends sum
+ * float32 products in different orders (XNNPACK's blocked kernels, the cpu backend's loops), so
+ * each entry carries a rounding error of order ε times the magnitudes summed into it; relative to
+ * an entry that happens to be near zero that error is arbitrarily large, although the gradient as
+ * a vector agrees to ~1e-6. Measured: loss ≤ 1.2e-7 relative, worst gradient ≤ 1.2e-6 (Mamba's
+ * dt_proj), so 1e-4 leaves a wide margin for another summation order and still catches a kernel
+ * off by 1e-3 (checked by scaling the wasm segment sum by 1.001: every architecture fails). Every reference gradient must be non-zero (with
+ * perturbed weights; at initialisation, not all of them zero), so the comparison cannot pass
+ * vacuously, and the optimised path must leave no tensor (nor wasm buffer) behind.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { describe, expect, it } from 'vitest';
+import { initBackend } from '../src/models/backend.js';
+import { useExplicitTransposeGradient } from '../src/models/layers.js';
+import { createModel } from '../src/models/model.js';
+import type { Arch, LanguageModel } from '../src/models/model.js';
+import { makeRng, permutation } from '../src/models/random.js';
+import { crossEntropy } from '../src/models/trainer.js';
+import { ARCHS, perturbParams, randomTokens, relL2Error, tinyConfig } from './model-arch-helpers.js';
+
+const VOCAB = 50;
+const SEQ = 5;
+const D_MODEL = 64;
+const BATCH = 32;
+const MODEL_SEED = 11;
+const NOISE_SEED = 12;
+const DATA_SEED = 13;
+/** Relative tolerance of the loss and norm-wise relative tolerance of each gradient. */
+const TOL = 1e-4;
+
+type Weights = 'initial' | 'perturbed';
+
+interface Batch {
+  tokens: Int32Array;
+  positions: Int32Array;
+  targets: Int32Array;
+}
+
+/** Random tokens and targets; answer positions cycling through 0..SEQ-1 in a random order. */
+function randomBatch(seed: number): Batch {
+  const order = permutation(makeRng(seed), BATCH);
+  return {
+    tokens: randomTokens(BATCH, SEQ, VOCAB, seed + 1),
+    positions: Int32Array.from(order, (i) => i % SEQ),
+    targets: randomTokens(BATCH, 1, VOCAB, seed + 2),
+  };
+}
+
+/** The same seeded model on whichever backend is active. */
+function buildModel(arch: Arch, weights: Weights): LanguageModel {
+  const model = createModel(tinyConfig(arch, VOCAB, SEQ, D_MODEL), makeRng(MODEL_SEED));
+  if (weights === 'perturbed') perturbParams(model, NOISE_SEED);
+  return model;
+}
+
+interface LossAndGrads {
+  /** The model's parameter names, in creation order. */
+  params: string[];
+  loss: number;
+  /** Gradient by parameter name; a parameter without a gradient is absent. */
+  grads: Map<string, Float32Array>;
+}
+
+/** Mean cross-entropy of `model` on `batch` and its gradient for every parameter, copied to the host; frees every tensor it makes. */
+function lossAndGrads(model: LanguageModel, batch: Batch): LossAndGrads {
+  const result: LossAndGrads = { params: [...model.params.keys()], loss: NaN, grads: new Map() };
+  const nameOf = new Map([...model.params].map(([name, v]) => [v.name, name]));
+  tf.tidy(() => {
+    const tokens = tf.tensor2d(batch.tokens, [BATCH, SEQ], 'int32');
+    const positions = tf.tensor1d(batch.positions, 'int32');
+    const targets = tf.tensor1d(batch.targets, 'int32');
+    const { value, grads } = tf.variableGrads(
+      () => tf.mean(crossEntropy(model.answerLogits(tokens, positions), targets)) as tf.Scalar,
+      [...model.params.values()],
+    );
+    result.loss = value.dataSync()[0];
+    for (const [varName, g] of Object.entries(grads)) {
+      result.grads.set(nameOf.get(varName) ?? varName, (g.dataSync() as Float32Array).slice());
+    }
+  });
+  return result;
+}
+
+/** Loss and gradients on TF.js' own cpu kernels with the stock matmul gradient. */
+async function reference(arch: Arch, weights: Weights, batch: Batch): Promise<LossAndGrads> {
+  await tf.setBackend('cpu');
+  const ours = tf.getKernelsForBackend('cpu').filter((k) => 'grokpipe' in k);
+  expect(ours.map((k) => k.kernelName), 'grokpipe kernels registered for cpu').toEqual([]);
+  useExplicitTransposeGradient(false);
+  const model = buildModel(arch, weights);
+  try {
+    return lossAndGrads(model, batch);
+  } finally {
+    model.dispose();
+    useExplicitTransposeGradient(true); // the module's default
+  }
+}
+
+/** Loss and gradients on the training path; asserts that it leaks no tensor and no wasm buffer. */
+async function optimised(arch: Arch, weights: Weights, batch: Batch): Promise<LossAndGrads> {
+  await initBackend('wasm');
+  useExplicitTransposeGradient(true);
+  const count = () => ({ tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() });
+  const before = count();
+  const model = buildModel(arch, weights);
+  let withModel: ReturnType<typeof count>;
+  let afterGrads: ReturnType<typeof count>;
+  let result: LossAndGrads;
+  try {
+    withModel = count();
+    result = lossAndGrads(model, batch);
+    afterGrads = count();
+  } finally {
+    model.dispose();
+  }
+  expect(afterGrads, 'tensors and buffers after loss + gradients').toEqual(withModel);
+  expect(count(), 'tensors and buffers after disposing the model').toEqual(before);
+  return result;
+}
+
+describe.each(ARCHS)('%s: optimised training path equals the cpu reference', (arch) => {
+  it.each<Weights>(['initial', 'perturbed'])('loss and every gradient to 1e-4, %s weights', async (weights) => {
+    const batch = randomBatch(DATA_SEED);
+    const ref = await reference(arch, weights, batch);
+    const opt = await optimised(arch, weights, batch);
+
+    expect(Number.isFinite(ref.loss), `reference loss ${ref.loss}`).toBe(true);
+    expect(Math.abs(opt.loss - ref.loss) / Math.abs(ref.loss), `loss: optimised ${opt.loss}, reference ${ref.loss}`).toBeLessThanOrEqual(TOL);
+
+    const names = ref.params;
+    expect(opt.params, 'parameter names').toEqual(names);
+    expect([...ref.grads.keys()].sort(), 'parameters with a reference gradient').toEqual([...names].sort());
+    expect([...opt.grads.keys()].sort(), 'parameters with an optimised gradient').toEqual([...names].sort());
+
+    const nonZero = names.filter((name) => ref.grads.get(name)?.some((x) => x !== 0));
+    if (weights === 'perturbed') expect(nonZero, 'parameters with a non-zero reference gradient').toEqual(names);
+    else expect(nonZero.length, 'parameters with a non-zero reference gradient').toBeGreaterThan(0);
+
+    for (const name of names) {
+      const g = ref.grads.get(name) as Float32Array;
+      const err = relL2Error(opt.grads.get(name) as Float32Array, g);
+      expect(err, `${name} [${g.length}]: ‖g_opt − g_ref‖ / ‖g_ref‖`).toBeLessThanOrEqual(TOL);
+    }
+  });
+});
+
