@@ -3,14 +3,16 @@
  * mean cross-entropy loss at the answer positions and the gradient of every parameter, on the
  * same seeded model and the same random batch.
  *
- * - Optimised: `initBackend('wasm')`, with whatever kernels it registers (today the host
- *   UnsortedSegmentSum, the row GatherV2 and the buffer-sharing Identity; nothing here depends on
- *   which, so kernels added later are checked too), and `matMul` with explicit, materialised
- *   transposes (`useExplicitTransposeGradient(true)`).
+ * - Optimised: `initBackend('wasm')` and, where the native addon and a BLAS library load,
+ *   `initBackend('wasm-blas')` (required when `GROKPIPE_REQUIRE_NATIVE` is set, as in CI), each
+ *   with whatever kernels and matmul policy it sets (the host UnsortedSegmentSum, row GatherV2,
+ *   buffer-sharing Identity, explicit transposes on wasm, OpenBLAS products with transpose flags on
+ *   wasm-blas; nothing here depends on which), and the fused GELU/LayerNorm/RMSNorm of fused.ts.
  * - Reference: TF.js' pure-JavaScript cpu backend with its stock kernels (this file never calls
  *   `initBackend('cpu')`, and checks that no grokpipe kernel is registered for cpu) and `matMul`
  *   as TF.js' products with transpose flags and their stock gradient
- *   (`useExplicitTransposeGradient(false)`, set back to `true`, the module default, afterwards). The other gradient formulas are those of `gradients.ts` on both
+ *   (`useExplicitTransposeGradient(false)`), and GELU/LayerNorm/RMSNorm as plain op chains
+ *   (`useFusedLayers(false)`). The other gradient formulas are those of `gradients.ts` on both
  *   paths (tfjs-core's Node bundle registers none); test/model-layers.test.ts and
  *   test/model-arch-common.test.ts check them against finite differences.
  *
@@ -35,7 +37,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
-import { useExplicitTransposeGradient } from '../src/models/layers.js';
+import type { BackendName } from '../src/models/backend.js';
+import { useExplicitTransposeGradient, useFusedLayers } from '../src/models/layers.js';
+import { loadNativeBlas } from '../src/models/native-blas.js';
 import { createModel } from '../src/models/model.js';
 import type { Arch, LanguageModel } from '../src/models/model.js';
 import { makeRng, permutation } from '../src/models/random.js';
@@ -111,19 +115,19 @@ async function reference(arch: Arch, weights: Weights, batch: Batch): Promise<Lo
   const ours = tf.getKernelsForBackend('cpu').filter((k) => 'grokpipe' in k);
   expect(ours.map((k) => k.kernelName), 'grokpipe kernels registered for cpu').toEqual([]);
   useExplicitTransposeGradient(false);
+  useFusedLayers(false);
   const model = buildModel(arch, weights);
   try {
     return lossAndGrads(model, batch);
   } finally {
     model.dispose();
-    useExplicitTransposeGradient(true); // the module's default
+    useFusedLayers(true); // the module's default
   }
 }
 
 /** Loss and gradients on the training path; asserts that it leaks no tensor and no wasm buffer. */
-async function optimised(arch: Arch, weights: Weights, batch: Batch): Promise<LossAndGrads> {
-  await initBackend('wasm');
-  useExplicitTransposeGradient(true);
+async function optimised(backend: BackendName, arch: Arch, weights: Weights, batch: Batch): Promise<LossAndGrads> {
+  await initBackend(backend);
   const count = () => ({ tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() });
   const before = count();
   const model = buildModel(arch, weights);
@@ -142,11 +146,19 @@ async function optimised(arch: Arch, weights: Weights, batch: Batch): Promise<Lo
   return result;
 }
 
+const native = loadNativeBlas();
+const OPTIMISED: BackendName[] = 'error' in native ? ['wasm'] : ['wasm-blas', 'wasm'];
+
+it('the native BLAS path is tested where CI requires it', () => {
+  if (process.env.GROKPIPE_REQUIRE_NATIVE) expect('error' in native ? native.error : 'loaded').toBe('loaded');
+  else if ('error' in native) console.log(`wasm-blas not checked: ${native.error}`);
+});
+
 describe.each(ARCHS)('%s: optimised training path equals the cpu reference', (arch) => {
-  it.each<Weights>(['initial', 'perturbed'])('loss and every gradient to 1e-4, %s weights', async (weights) => {
+  it.each(OPTIMISED.flatMap((b) => (['initial', 'perturbed'] as Weights[]).map((w) => [b, w] as const)))('%s: loss and every gradient to 1e-4, %s weights', async (backend, weights) => {
     const batch = randomBatch(DATA_SEED);
     const ref = await reference(arch, weights, batch);
-    const opt = await optimised(arch, weights, batch);
+    const opt = await optimised(backend, arch, weights, batch);
 
     expect(Number.isFinite(ref.loss), `reference loss ${ref.loss}`).toBe(true);
     expect(Math.abs(opt.loss - ref.loss) / Math.abs(ref.loss), `loss: optimised ${opt.loss}, reference ${ref.loss}`).toBeLessThanOrEqual(TOL);

@@ -7,6 +7,7 @@
  * Shapes use `batch` (examples), `seq` (positions, at most 10 here), `d_model` (residual width).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedGelu, fusedLayerNorm, fusedRmsNorm } from './fused.js';
 import { fillNormal, fillUniform } from './random.js';
 import type { Rng } from './random.js';
 
@@ -29,6 +30,15 @@ const explicitTransposeMatMul = tf.customGrad((...args: (tf.Tensor | tf.GradSave
 });
 
 let explicitTranspose = true;
+let fused = true;
+
+/**
+ * Chooses between the fused GELU/LayerNorm/RMSNorm of `fused.ts` (default: one tape node each,
+ * far less memory) and the plain op chains written here (the reference forms, for tests).
+ */
+export function useFusedLayers(enabled: boolean): void {
+  fused = enabled;
+}
 
 /**
  * Chooses how products with a transposed operand are computed: with explicit, materialised
@@ -84,6 +94,7 @@ export function linearT(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
  * @param x `[..., d]`; `gamma` `[d]`. @returns `[..., d]`
  */
 export function rmsNorm(x: tf.Tensor, gamma: tf.Tensor, eps = 1e-6): tf.Tensor {
+  if (fused) return fusedRmsNorm(x, gamma, eps);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), gamma);
 }
 
@@ -98,6 +109,7 @@ export function silu(x: tf.Tensor): tf.Tensor {
  * @param x `[..., d]`; `gamma`, `beta` `[d]`. @returns `[..., d]`
  */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-5): tf.Tensor {
+  if (fused) return fusedLayerNorm(x, gamma, beta, eps);
   const mean = tf.mean(x, -1, true);
   const centered = tf.sub(x, mean);
   const variance = tf.mean(tf.square(centered), -1, true);
@@ -113,6 +125,7 @@ const GELU_C = Math.sqrt(2 / Math.PI);
  * backend's `Sigmoid` is ~30x faster than its `Tanh`. Elementwise.
  */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  if (fused) return fusedGelu(x);
   const u = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), 2 * GELU_C);
   return tf.mul(x, tf.sigmoid(u));
 }

@@ -1,0 +1,93 @@
+/**
+ * GELU, LayerNorm and RMSNorm as single tape nodes with hand-written gradients (`tf.customGrad`).
+ *
+ * Written as chains of TF.js ops (layers.ts' reference forms), each of these leaves 6–10
+ * activation-sized tensors on the tape, and TF.js keeps every tensor of the forward pass and the
+ * gradient of every one of them until the whole backward pass ends. Fused, each keeps one or two
+ * (`x`, or `x̂` and `1/σ`), the forward temporaries are freed at once, and the backward recomputes
+ * what it needs inside a `tf.tidy`. The values are those of the reference forms up to float32
+ * rounding (checked in test/model-optimised.test.ts). Memory of the 8-layer d_model 768 GPT-2 step
+ * and the kernel count of every step drop accordingly (`npm run bench -- train`).
+ *
+ * Shapes: `x` `[..., d]`, parameters `[d]`; reductions are over the last axis only.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { unbroadcast } from './gradients.js';
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+const GELU_A = 0.044715;
+
+/** `u = 2 sqrt(2/π) (x + a x³)`, so that GELU(x) = x σ(u) (layers.ts `gelu`). */
+const geluArg = (x: tf.Tensor) => tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), GELU_A)), 2 * GELU_C);
+
+/**
+ * GELU, tanh approximation (Hendrycks & Gimpel 2016, §2), as `x σ(u)`; its derivative is
+ * `σ(u) + x σ(u)(1 − σ(u)) · 2 sqrt(2/π)(1 + 3a x²)`. Saves `x` only. Elementwise.
+ */
+export const fusedGelu = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  save([x]);
+  return {
+    value: tf.tidy(() => tf.mul(x, tf.sigmoid(geluArg(x)))),
+    gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) =>
+      tf.tidy(() => {
+        const s = tf.sigmoid(geluArg(xs));
+        const du = tf.mul(tf.add(tf.mul(tf.mul(xs, xs), 3 * GELU_A), 1), 2 * GELU_C);
+        return tf.mul(dy, tf.add(s, tf.mul(tf.mul(xs, tf.mul(s, tf.sub(1, s))), du)));
+      }),
+  };
+}) as (x: tf.Tensor) => tf.Tensor;
+
+/**
+ * LayerNorm (Ba et al. 2016) over the last axis, `y = x̂ γ + β` with `x̂ = (x − μ)/σ`,
+ * `σ = sqrt(var + eps)` (biased variance). Backward (the standard derivation, e.g. Ba et al. §3):
+ * `dx = (1/σ)(g − mean(g) − x̂ mean(g x̂))` with `g = dy γ`; `dγ = Σ dy x̂`, `dβ = Σ dy` over rows.
+ * Saves `x̂` and `1/σ`.
+ */
+export function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, g, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const [xhat, rstd] = tf.tidy(() => {
+      const centered = tf.sub(xi, tf.mean(xi, -1, true));
+      const r = tf.rsqrt(tf.add(tf.mean(tf.square(centered), -1, true), eps));
+      return [tf.mul(centered, r), r];
+    });
+    save([xhat, rstd, g]);
+    return {
+      value: tf.tidy(() => tf.add(tf.mul(xhat, g), b)),
+      gradFunc: (dy: tf.Tensor, [xh, r, gs]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const gx = tf.mul(dy, gs);
+          const inner = tf.sub(tf.sub(gx, tf.mean(gx, -1, true)), tf.mul(xh, tf.mean(tf.mul(gx, xh), -1, true)));
+          return [tf.mul(inner, r), unbroadcast(tf.mul(dy, xh), gs.shape), unbroadcast(dy, gs.shape)];
+        }),
+    };
+  });
+  return f(x, gamma, beta);
+}
+
+/**
+ * RMSNorm (Zhang & Sennrich 2019) over the last axis, `y = x r γ` with `r = 1/sqrt(mean(x²) + eps)`.
+ * Backward: `dx = r (g − x̂ mean(g x̂))` with `g = dy γ`, `x̂ = x r`; `dγ = Σ dy x̂` over rows.
+ * Saves `x̂` and `r`.
+ */
+export function fusedRmsNorm(x: tf.Tensor, gamma: tf.Tensor, eps: number): tf.Tensor {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, g, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const [xhat, r] = tf.tidy(() => {
+      const rr = tf.rsqrt(tf.add(tf.mean(tf.square(xi), -1, true), eps));
+      return [tf.mul(xi, rr), rr];
+    });
+    save([xhat, r, g]);
+    return {
+      value: tf.tidy(() => tf.mul(xhat, g)),
+      gradFunc: (dy: tf.Tensor, [xh, rs, gs]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const gx = tf.mul(dy, gs);
+          const dx = tf.mul(tf.sub(gx, tf.mul(xh, tf.mean(tf.mul(gx, xh), -1, true))), rs);
+          return [dx, unbroadcast(tf.mul(dy, xh), gs.shape)];
+        }),
+    };
+  });
+  return f(x, gamma);
+}
