@@ -1,138 +1,213 @@
 /**
- * Training-step time of the trainer per architecture, model size and TF.js backend.
+ * Training-step time per model size, architecture and TF.js backend, through `trainModel` (the
+ * loop the train stage runs).
  *
- *     npx tsx bench/train.bench.ts [--backends wasm,cpu] [--configs default,small] [--archs gpt2,llama,rwkv,mamba]
- *                                  [--steps 7] [--warmup 2] [--ablate]
+ *     npm run bench -- train [--json] [--models 2x128x4,4x256x8,8x768x12] [--archs gpt2]
+ *                            [--backends wasm-blas,wasm,cpu] [--steps 5] [--warmup 2]
+ *                            [--batch 512] [--micro-batch auto|N] [--max-step-seconds 60]
  *
- * Each run trains on random facts shaped like the comparison task (inputs of 5 tokens, answer at
- * position 1 for atomic and 4 for inferred facts) through `trainModel`, the loop the `train`
- * stage runs, and times the steps between evaluations; it prints the median (and min/max) of
- * the timed steps after `--warmup` steps. Backends that are not installed are skipped. `--archs`
- * (default gpt2) picks the architectures, each at its defaults for the config's n_layers and d_model
- * (`architectures` is the size of pipelines/architectures.yaml). `--ablate`
- * also times each config with TF.js' stock matmul gradient (transposed products) instead of
- * `layers.ts`' explicit transposes.
+ * The work is the one of issue 7 and of bench/reference/pytorch_train_step.py: batch 512, 6
+ * tokens, vocabulary 1,200, logits at the last position only, cross-entropy, AdamW with clipping.
+ * Per (model, backend) it prints the median step time of `--steps` steps after `--warmup`
+ * (evaluations fall outside the timed steps), tokens per second, the model's nominal GFLOP per
+ * step (`stepFlops`), GFLOP/s, and that as a share of the machine's matmul peak, measured first
+ * (`measurePeak`). With `--json`, one JSON object per line and nothing else on stdout; fields:
+ * arch, n_layers, d_model, n_heads, batch_size, micro_batch_size, seq_len, vocab, backend,
+ * backend_detail, threads, ms_per_step, ms_min, ms_max, steps_timed, tokens_per_s, gflop_per_step,
+ * gflops, peak_gflops, peak_share, cpu, load. A backend that is not installed is skipped (a
+ * `{"backend", "skipped"}` line); so is a model whose step is predicted (from the previous model's
+ * GFLOP/s on that backend) to exceed `--max-step-seconds`, with `ms_per_step: null`.
+ *
+ * `--micro-batch auto` splits the batch only when the step would not fit the wasm heap
+ * (`autoMicroBatch`); the optimizer step is the full batch's either way.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import os from 'node:os';
-import { BACKEND_PREFERENCE, initBackend } from '../src/models/backend.js';
+import { BACKEND_PREFERENCE, backendDescription, initBackend } from '../src/models/backend.js';
 import type { BackendName } from '../src/models/backend.js';
-import { llamaHidden, mambaDtRank } from '../src/models/count.js';
-import { useExplicitTransposeGradient } from '../src/models/layers.js';
+import { countModel, llamaHidden, mambaDtRank } from '../src/models/count.js';
 import type { Arch, ModelConfig } from '../src/models/model.js';
+import { loadNativeBlas, measureBlasPeak } from '../src/models/native-blas.js';
 import { makeRng } from '../src/models/random.js';
 import { trainModel } from '../src/models/trainer.js';
 import type { Examples, TrainerConfig } from '../src/models/trainer.js';
 
-interface BenchConfig {
-  /** Shown in the output. */
-  name: string;
-  nLayers: number;
-  dModel: number;
-  nHeads: number;
-  batch: number;
-  vocab: number;
-}
-
-const CONFIGS: Record<string, BenchConfig> = {
-  // The DESIGN.md default pipeline size: vocab ~1200 is 1000 entities + 20 attributes + 20 values + labels.
-  default: { name: '2 layers, d_model 128, 4 heads, batch 512, vocab 1200', nLayers: 2, dModel: 128, nHeads: 4, batch: 512, vocab: 1200 },
-  small: { name: '2 layers, d_model 64, 4 heads, batch 128, vocab 150', nLayers: 2, dModel: 64, nHeads: 4, batch: 128, vocab: 150 },
-  // pipelines/architectures.yaml: 200 entities, 4 attributes, 10 values (per-attribute labels) give 230 tokens.
-  architectures: { name: '2 layers, d_model 64, batch 128, vocab 230', nLayers: 2, dModel: 64, nHeads: 4, batch: 128, vocab: 230 },
-};
-
-/** The config of `arch` at `cfg`'s size, with that architecture's defaults (as the train stage fills them). */
-function modelConfig(arch: Arch, cfg: BenchConfig): ModelConfig {
-  const base = { n_layers: cfg.nLayers, d_model: cfg.dModel, vocab_size: cfg.vocab, seq_len: 5 };
-  switch (arch) {
-    case 'gpt2':
-      return { arch, ...base, n_heads: cfg.nHeads, d_mlp: 4 * cfg.dModel };
-    case 'llama':
-      return { arch, ...base, n_heads: cfg.nHeads, d_mlp: llamaHidden(cfg.dModel), tie_embeddings: false, rope_base: 10000 };
-    case 'rwkv':
-      return { arch, ...base, d_mlp: 4 * cfg.dModel };
-    case 'mamba':
-      return { arch, ...base, d_state: 16, expand: 2, d_conv: 4, dt_rank: mambaDtRank(cfg.dModel), tie_embeddings: true };
-  }
-}
+const SEQ = 6;
+const VOCAB = 1200;
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
-/** `n` random facts: 1 in 14 atomic (`<e> <attr>`, answer at 1), the rest inferred (answer at 4). */
-function randomFacts(n: number, vocab: number, seed: number): Examples {
-  const rng = makeRng(seed);
-  const L = 5;
-  const tokens = new Int32Array(n * L);
-  const positions = new Int32Array(n);
-  const targets = new Int32Array(n);
-  const tok = () => 4 + ((rng.next() >>> 0) % (vocab - 4));
-  for (let i = 0; i < n; i++) {
-    const atomic = i % 14 === 0;
-    const len = atomic ? 2 : 5;
-    for (let j = 0; j < len; j++) tokens[i * L + j] = tok();
-    positions[i] = len - 1;
-    targets[i] = tok();
+const json = process.argv.includes('--json');
+const say = (line: string) => {
+  if (!json) console.log(line);
+};
+
+/** `arch` at `n_layers × d_model` with `n_heads` heads, its other widths at their defaults. */
+function modelConfig(arch: Arch, nLayers: number, dModel: number, nHeads: number): ModelConfig {
+  const base = { n_layers: nLayers, d_model: dModel, vocab_size: VOCAB, seq_len: SEQ };
+  switch (arch) {
+    case 'gpt2':
+      return { arch, ...base, n_heads: nHeads, d_mlp: 4 * dModel };
+    case 'llama':
+      return { arch, ...base, n_heads: nHeads, d_mlp: llamaHidden(dModel), tie_embeddings: false, rope_base: 10000 };
+    case 'rwkv':
+      return { arch, ...base, d_mlp: 4 * dModel };
+    case 'mamba':
+      return { arch, ...base, d_state: 16, expand: 2, d_conv: 4, dt_rank: mambaDtRank(dModel), tie_embeddings: true };
   }
-  return { tokens, positions, targets, n, seqLen: L };
 }
 
-async function bench(arch: Arch, cfg: BenchConfig, steps: number, warmup: number): Promise<number[]> {
-  const train = randomFacts(cfg.batch * 8, cfg.vocab, 1);
-  const config: TrainerConfig = {
-    model: modelConfig(arch, cfg),
+/**
+ * Nominal FLOPs of one training step (count.ts convention, Kaplan et al. 2020 §2.1): three
+ * forward passes' worth (`3 ·`) of every token's matrices and sequence mixing, plus the
+ * unembedding at the answer position only. For GPT-2 2×128 this is the issue's 7.8 GFLOP.
+ * The same number for every backend, whatever each skips (ours skips the last layer's work at
+ * non-answer positions), so GFLOP/s compare times.
+ */
+function stepFlops(config: ModelConfig, batch: number): number {
+  const unembed = 2 * config.d_model * config.vocab_size;
+  return 3 * batch * (SEQ * (countModel(config).flops_per_token - unembed) + unembed);
+}
+
+/**
+ * The micro-batch that keeps the wasm heap (4 GiB, of which we plan 3.2 GB) from overflowing:
+ * the whole batch when it fits, else the largest power-of-two divisor that does. The estimate is
+ * fitted on GPT-2 8×768 (2.39 GB at 128 examples, 3.53 GB at 256, `wasm heap` in
+ * `npm run bench -- train`): 5 parameter-sized buffers (weights, Adam's m and v, gradient and its
+ * accumulator) plus 256 bytes per token, layer and model dimension of activations and gradients.
+ */
+function autoMicroBatch(config: ModelConfig, batch: number): number {
+  const budget = 3.2e9;
+  const fixed = 5 * 4 * countModel(config).parameters;
+  const perExample = 256 * SEQ * config.n_layers * config.d_model;
+  let micro = batch;
+  while (micro > 1 && fixed + micro * perExample > budget && micro % 2 === 0) micro /= 2;
+  return micro;
+}
+
+/** `n` random facts of `SEQ` tokens, answer at the last position. */
+function randomFacts(n: number, seed: number): Examples {
+  const rng = makeRng(seed);
+  const tokens = Int32Array.from({ length: n * SEQ }, () => (rng.next() >>> 0) % VOCAB);
+  const targets = Int32Array.from({ length: n }, () => (rng.next() >>> 0) % VOCAB);
+  return { tokens, positions: new Int32Array(n).fill(SEQ - 1), targets, n, seqLen: SEQ };
+}
+
+/** Step times (ms) of `steps` steps after `warmup`, stopping early once `maxMs` is spent. */
+async function timeSteps(config: ModelConfig, batch: number, micro: number, steps: number, warmup: number, maxMs: number): Promise<number[]> {
+  const trainer: TrainerConfig = {
+    model: config,
     optimizer: { lr: 1e-3, weight_decay: 0.1, beta1: 0.9, beta2: 0.98, eps: 1e-8, warmup_steps: 100, grad_clip: 1 },
-    batchSize: cfg.batch,
+    batchSize: batch,
+    microBatchSize: micro < batch ? micro : undefined,
     maxSteps: warmup + steps + 1,
-    evalEvery: 1_000_000, // evaluations only at step 0 and the last step, both outside the timed steps
+    evalEvery: 1_000_000, // evaluations at step 0 and the last step only, outside the timed steps
     evalSize: 1,
     seed: 0,
     checkpointEvery: 0,
   };
   const stamps: number[] = [];
-  const r = await trainModel(config, train, new Map([['test', randomFacts(1, cfg.vocab, 2)]]), {
-    events: { onStep: () => stamps.push(performance.now()) },
-  });
-  r.model.dispose();
-  // stamps[k] follows step k; step k takes stamps[k] - stamps[k - 1]. Skip warm-up and the last step (its eval).
+  const started = performance.now();
+  const stop = new AbortController();
+  try {
+    const r = await trainModel(trainer, randomFacts(batch * 4, 1), new Map([['test', randomFacts(1, 2)]]), {
+      signal: stop.signal,
+      events: {
+        onStep: () => {
+          stamps.push(performance.now());
+          if (stamps.length > warmup + 2 && performance.now() - started > maxMs) stop.abort();
+        },
+      },
+    });
+    r.model.dispose();
+  } catch (err) {
+    if (!stop.signal.aborted) throw err; // out of time: trainModel disposed its tensors; keep the steps timed so far
+  }
+  // stamps[k] follows step k; step k takes stamps[k] - stamps[k - 1]; the last step includes an evaluation.
   const times: number[] = [];
-  for (let k = warmup + 1; k <= warmup + steps; k++) times.push(stamps[k] - stamps[k - 1]);
+  for (let k = warmup + 1; k <= warmup + steps && k < stamps.length - (stop.signal.aborted ? 0 : 1); k++) times.push(stamps[k] - stamps[k - 1]);
   return times;
 }
 
-const backends = arg('backends', BACKEND_PREFERENCE.join(',')).split(',') as BackendName[];
-const configs = arg('configs', 'default,small').split(',');
+/** The matmul peak of this machine in GFLOP/s: the best of BLAS (2048³, all threads) and wasm (1024³). */
+async function measurePeak(): Promise<{ gflops: number; source: string }> {
+  const blas = loadNativeBlas();
+  if (!('error' in blas)) return { gflops: measureBlasPeak(2048), source: `${blas.config ?? blas.path} sgemm 2048³` };
+  await initBackend('wasm');
+  const n = 1024;
+  const [a, b] = [tf.randomNormal([n, n]), tf.randomNormal([n, n])];
+  tf.matMul(a, b).dispose();
+  const t0 = performance.now();
+  for (let i = 0; i < 3; i++) tf.matMul(a, b).dataSync();
+  const s = (performance.now() - t0) / 3 / 1000;
+  tf.dispose([a, b]);
+  return { gflops: (2 * n ** 3) / s / 1e9, source: 'wasm matMul 1024³' };
+}
+
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
+
+const models = arg('models', '2x128x4,4x256x8,8x768x12').split(',').map((m) => m.split('x').map(Number) as [number, number, number]);
 const archs = arg('archs', 'gpt2').split(',') as Arch[];
-const steps = Number(arg('steps', '7'));
+const backends = arg('backends', BACKEND_PREFERENCE.join(',')).split(',') as BackendName[];
+const steps = Number(arg('steps', '5'));
 const warmup = Number(arg('warmup', '2'));
-console.log(`train step time: ${steps} timed steps after ${warmup} warm-up, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-for (const b of backends) {
-  let name: BackendName;
+const batch = Number(arg('batch', '512'));
+const microArg = arg('micro-batch', 'auto');
+const maxStepMs = Number(arg('max-step-seconds', '60')) * 1000;
+const cpu = `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`;
+
+const peak = await measurePeak();
+say(`train step: batch ${batch}, ${SEQ} tokens, vocab ${VOCAB}; median of ${steps} steps after ${warmup} warm-up; ${cpu}; matmul peak ${peak.gflops.toFixed(0)} GFLOP/s (${peak.source})`);
+say(`${'backend'.padEnd(10)} ${'model'.padEnd(22)} ${'micro'.padStart(5)} ${'ms/step'.padStart(9)} ${'tokens/s'.padStart(9)} ${'GFLOP/s'.padStart(8)} ${'of peak'.padStart(7)}`);
+for (const requested of backends) {
+  let backend: BackendName;
   try {
-    name = await initBackend(b);
+    backend = await initBackend(requested);
   } catch (err) {
-    console.log(`${b.padEnd(15)} skipped: ${(err as Error).message.split(';')[0]}`);
+    const reason = (err as Error).message.split(';')[0];
+    if (json) console.log(JSON.stringify({ backend: requested, skipped: reason }));
+    say(`${requested.padEnd(10)} skipped: ${reason}`);
     continue;
   }
-  for (const c of configs) {
-    const cfg = CONFIGS[c];
-    if (!cfg) throw new Error(`unknown config ${c} (known: ${Object.keys(CONFIGS).join(', ')})`);
-    for (const arch of archs) {
-      for (const explicit of process.argv.includes('--ablate') ? [true, false] : [true]) {
-        useExplicitTransposeGradient(explicit);
-        const t = await bench(arch, cfg, steps, warmup);
-        const sorted = [...t].sort((x, y) => x - y);
-        const median = sorted[sorted.length >> 1];
-        const label = `${arch} ${explicit ? cfg.name : `${cfg.name} [stock matmul grad]`}`;
-        console.log(
-          `${name.padEnd(15)} ${label.padEnd(78)} ${median.toFixed(1).padStart(8)} ms/step  (min ${sorted[0].toFixed(1)}, max ${sorted.at(-1)!.toFixed(1)})`,
-        );
+  for (const arch of archs) {
+    let gflops: number | undefined; // of the previous model on this backend, to predict the next
+    for (const [nLayers, dModel, nHeads] of models) {
+      const config = modelConfig(arch, nLayers, dModel, nHeads);
+      const flops = stepFlops(config, batch);
+      const micro = microArg === 'auto' ? autoMicroBatch(config, batch) : Math.min(batch, Number(microArg));
+      const row = {
+        arch, n_layers: nLayers, d_model: dModel, n_heads: arch === 'gpt2' || arch === 'llama' ? nHeads : null,
+        batch_size: batch, micro_batch_size: micro, seq_len: SEQ, vocab: VOCAB, backend,
+        backend_detail: backendDescription() ?? backend, threads: os.availableParallelism(),
+      };
+      const label = `${arch} ${nLayers}x${dModel}`;
+      const predicted = gflops ? flops / (gflops * 1e9) : 0;
+      if (predicted * 1000 > maxStepMs) {
+        const skipped = `predicted ${predicted.toFixed(0)} s/step from the previous model, over --max-step-seconds`;
+        if (json) console.log(JSON.stringify({ ...row, ms_per_step: null, skipped }));
+        say(`${backend.padEnd(10)} ${label.padEnd(22)} ${String(micro).padStart(5)} skipped: ${skipped}`);
+        continue;
       }
+      const times = await timeSteps(config, batch, micro, steps, warmup, maxStepMs * (steps + warmup));
+      const ms = median(times);
+      gflops = flops / (ms / 1000) / 1e9;
+      const result = {
+        ...row,
+        ms_per_step: +ms.toFixed(1), ms_min: +Math.min(...times).toFixed(1), ms_max: +Math.max(...times).toFixed(1),
+        steps_timed: times.length, tokens_per_s: Math.round((batch * SEQ) / (ms / 1000)),
+        gflop_per_step: +(flops / 1e9).toFixed(2), gflops: +gflops.toFixed(1),
+        peak_gflops: +peak.gflops.toFixed(1), peak_share: +(gflops / peak.gflops).toFixed(3),
+        cpu, load: +os.loadavg()[0].toFixed(2),
+      };
+      if (json) console.log(JSON.stringify(result));
+      say(
+        `${backend.padEnd(10)} ${label.padEnd(22)} ${String(micro).padStart(5)} ${ms.toFixed(0).padStart(9)} ${String(result.tokens_per_s).padStart(9)} ` +
+          `${gflops.toFixed(1).padStart(8)} ${(100 * result.peak_share).toFixed(1).padStart(6)}%  (${times.length} steps, min ${result.ms_min}, max ${result.ms_max})`,
+      );
     }
-    useExplicitTransposeGradient(true);
   }
-  if (tf.memory().numTensors !== 0) console.log(`  warning: ${tf.memory().numTensors} tensors left on ${name}`);
+  if (tf.memory().numTensors !== 0) say(`  note: ${tf.memory().numTensors} tensors left on ${backend}`);
 }

@@ -153,3 +153,22 @@ export function useNativeMatMul(on: boolean): void {
   if (on) tf.registerKernel({ ...nativeMatMulKernel(current), grokpipe: 'native-blas', stock: current } as Marked);
   else tf.registerKernel(current.stock!);
 }
+
+/**
+ * The library's sgemm throughput in GFLOP/s on `n × n × n` (`2n³` FLOPs a product, best of 3
+ * after one warm-up), with the threads last set: the "matmul peak" that `npm run bench -- train`
+ * reports shares of. @throws Error when the library is not loaded.
+ */
+export function measureBlasPeak(n = 2048): number {
+  if (!addon || !library) throw new Error('measureBlasPeak: the native BLAS library is not loaded');
+  const a = new Float32Array(n * n).fill(0.5);
+  const b = new Float32Array(n * n).fill(0.25);
+  const c = new Float32Array(n * n);
+  let best = Infinity;
+  for (let i = 0; i < 4; i++) {
+    const t0 = performance.now();
+    addon.matMul(a, b, c, 1, 1, 1, n, n, n, false, false);
+    if (i > 0) best = Math.min(best, performance.now() - t0);
+  }
+  return (2 * n ** 3) / (best / 1000) / 1e9;
+}
