@@ -19,7 +19,7 @@
  * GFLOP/s on that backend) to exceed `--max-step-seconds`, with `ms_per_step: null`.
  *
  * `--micro-batch auto` splits the batch only when the step would not fit the wasm heap
- * (`autoMicroBatch`); the optimizer step is the full batch's either way.
+ * (`wasmMicroBatch` in src/models/memory.ts); the optimizer step is the full batch's either way.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import os from 'node:os';
@@ -27,6 +27,7 @@ import { BACKEND_PREFERENCE, backendDescription, initBackend } from '../src/mode
 import type { BackendName } from '../src/models/backend.js';
 import { countModel, llamaHidden, mambaDtRank } from '../src/models/count.js';
 import type { Arch, ModelConfig } from '../src/models/model.js';
+import { wasmMicroBatch } from '../src/models/memory.js';
 import { loadNativeBlas, measureBlasPeak } from '../src/models/native-blas.js';
 import { makeRng } from '../src/models/random.js';
 import { trainModel } from '../src/models/trainer.js';
@@ -70,22 +71,6 @@ function modelConfig(arch: Arch, nLayers: number, dModel: number, nHeads: number
 function stepFlops(config: ModelConfig, batch: number): number {
   const unembed = 2 * config.d_model * config.vocab_size;
   return 3 * batch * (SEQ * (countModel(config).flops_per_token - unembed) + unembed);
-}
-
-/**
- * The micro-batch that keeps the wasm heap (4 GiB, of which we plan 3.2 GB) from overflowing:
- * the whole batch when it fits, else the largest power-of-two divisor that does. The estimate is
- * fitted on GPT-2 8×768 (2.39 GB at 128 examples, 3.53 GB at 256, `wasm heap` in
- * `npm run bench -- train`): 5 parameter-sized buffers (weights, Adam's m and v, gradient and its
- * accumulator) plus 256 bytes per token, layer and model dimension of activations and gradients.
- */
-function autoMicroBatch(config: ModelConfig, batch: number): number {
-  const budget = 3.2e9;
-  const fixed = 5 * 4 * countModel(config).parameters;
-  const perExample = 256 * SEQ * config.n_layers * config.d_model;
-  let micro = batch;
-  while (micro > 1 && fixed + micro * perExample > budget && micro % 2 === 0) micro /= 2;
-  return micro;
 }
 
 /** `n` random facts of `SEQ` tokens, answer at the last position. */
@@ -177,7 +162,7 @@ for (const requested of backends) {
     for (const [nLayers, dModel, nHeads] of models) {
       const config = modelConfig(arch, nLayers, dModel, nHeads);
       const flops = stepFlops(config, batch);
-      const micro = microArg === 'auto' ? autoMicroBatch(config, batch) : Math.min(batch, Number(microArg));
+      const micro = microArg === 'auto' ? wasmMicroBatch(config, batch, SEQ) : Math.min(batch, Number(microArg));
       const row = {
         arch, n_layers: nLayers, d_model: dModel, n_heads: arch === 'gpt2' || arch === 'llama' ? nHeads : null,
         batch_size: batch, micro_batch_size: micro, seq_len: SEQ, vocab: VOCAB, backend,

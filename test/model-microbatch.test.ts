@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ParamsValidator } from '../src/engine/validate.js';
 import { initBackend } from '../src/models/backend.js';
+import { stepHeapBytes, WASM_HEAP_BUDGET, wasmMicroBatch } from '../src/models/memory.js';
 import type { Arch } from '../src/models/model.js';
 import { trainModel } from '../src/models/trainer.js';
 import type { CurveRow, TrainerConfig } from '../src/models/trainer.js';
@@ -121,5 +122,23 @@ describe('train params: optimizer.micro_batch_size', () => {
     expect(problems(0)).toEqual([expect.objectContaining({ path: ['optimizer', 'micro_batch_size'] })]);
     expect(problems(2.5)[0]?.path).toEqual(['optimizer', 'micro_batch_size']);
     expect(problems(64)).toEqual([]);
+  });
+});
+
+describe('wasm heap planning (src/models/memory.ts)', () => {
+  const gpt2 = (L: number, d: number, h: number) => ({ arch: 'gpt2' as const, n_layers: L, d_model: d, n_heads: h, d_mlp: 4 * d, vocab_size: 1200, seq_len: 6 });
+
+  it('keeps the small models whole and splits the published 8 x 768 at batch 512 into passes of 128', () => {
+    expect(wasmMicroBatch(gpt2(2, 128, 4), 512)).toBe(512);
+    expect(wasmMicroBatch(gpt2(4, 256, 8), 512)).toBe(512);
+    // Measured: 8 x 768 aborts at 512 examples a pass, runs at 256 (3.53 GB heap) and 128 (2.39 GB).
+    expect(stepHeapBytes(gpt2(8, 768, 12), 512)).toBeGreaterThan(4 * 2 ** 30);
+    expect(wasmMicroBatch(gpt2(8, 768, 12), 512)).toBe(128);
+    expect(stepHeapBytes(gpt2(8, 768, 12), 128)).toBeLessThanOrEqual(WASM_HEAP_BUDGET);
+  });
+
+  it('stops at an odd batch or 1 rather than splitting unevenly', () => {
+    expect(wasmMicroBatch(gpt2(8, 768, 12), 384)).toBe(192);
+    expect(wasmMicroBatch({ ...gpt2(48, 4096, 32) }, 6)).toBe(3);
   });
 });

@@ -19,6 +19,7 @@ import type { StageContext, StageDefinition } from '../engine/stage.js';
 import type { Table } from '../table/table.js';
 import type { AdamWConfig } from '../models/adamw.js';
 import { countModel, llamaHidden, mambaDtRank } from '../models/count.js';
+import { stepHeapBytes, wasmMicroBatch } from '../models/memory.js';
 import type { ModelConfig } from '../models/model.js';
 import type { CurveRow, TrainerConfig } from '../models/trainer.js';
 import { groupByType, readExamples, readVocab } from './examples.js';
@@ -164,7 +165,7 @@ async function run(ctx: StageContext<TrainParams>): Promise<void> {
       `, ${config.maxSteps} steps on ${backend}`,
   );
 
-  const result = await trainModel(config, train, tests, {
+  const result = await withHeapAdvice(config, backend, () => trainModel(config, train, tests, {
     checkpointDir: ctx.checkpointDir,
     signal: ctx.signal,
     events: {
@@ -178,7 +179,7 @@ async function run(ctx: StageContext<TrainParams>): Promise<void> {
       },
       onLog: (message) => ctx.log(`train: ${message}`),
     },
-  });
+  }));
   let nParams = 0;
   try {
     for (const p of result.model.params.values()) nParams += p.size;
@@ -197,6 +198,29 @@ async function run(ctx: StageContext<TrainParams>): Promise<void> {
   ctx.record('final_loss', Object.fromEntries(last.map((r) => [r.type, r.loss])));
   ctx.record('parameters', nParams);
   ctx.record('model_size', { ...countModel(config.model) });
+}
+
+/**
+ * Runs `train` and turns the wasm backend's abort on an exhausted heap (a bare
+ * `RuntimeError: Aborted()`) into advice: the heap the step needs and a `micro_batch_size` that fits.
+ * @throws Error with that advice; any other error unchanged.
+ */
+async function withHeapAdvice<T>(config: TrainerConfig, backend: string, train: () => Promise<T>): Promise<T> {
+  try {
+    return await train();
+  } catch (err) {
+    const aborted = err instanceof Error && err.name === 'RuntimeError' && /Aborted\(/.test(err.message);
+    if (!aborted || !backend.startsWith('wasm')) throw err;
+    const micro = config.microBatchSize ?? config.batchSize;
+    const need = stepHeapBytes(config.model, micro);
+    const fits = wasmMicroBatch(config.model, micro);
+    throw new Error(
+      `train: the wasm heap (4 GiB at most) ran out: this model at ${micro} examples a pass needs about ` +
+        `${(need / 1e9).toFixed(1)} GB. Set optimizer.micro_batch_size to ${fits < micro ? fits : Math.max(1, micro >> 1)} ` +
+        `(gradients are accumulated, the step stays the full batch's), or train on @tensorflow/tfjs-node (--backend tensorflow).`,
+      { cause: err },
+    );
+  }
 }
 
 /** The `train` stage. */

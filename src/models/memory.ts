@@ -1,0 +1,31 @@
+/**
+ * How much of the wasm backend's heap a training step needs, and the micro-batch that makes it
+ * fit. The wasm heap is a 32-bit address space (4 GiB at most, emscripten's `getHeapMax`); every
+ * tensor of a step lives in it. Without TF.js, so the train stage can use it in error messages.
+ */
+import { countModel } from './count.js';
+import type { ModelConfig } from './model.js';
+
+/** Bytes of the wasm heap a training step may plan to use: 3.2 GB of the 4 GiB, for fragmentation. */
+export const WASM_HEAP_BUDGET = 3.2e9;
+
+/**
+ * Estimated peak wasm-heap bytes of one training step with `micro` examples a pass: five
+ * parameter-sized float32 buffers (weights, Adam's m and v, the gradient and its accumulator)
+ * plus 256 bytes per token, layer and model dimension of activations and their gradients. Fitted
+ * on GPT-2 8×768 with 6 tokens (2.39 GB at 128 examples, 3.53 GB at 256; `npm run bench -- train`).
+ */
+export function stepHeapBytes(config: ModelConfig, micro: number, seqLen = config.seq_len): number {
+  return 5 * 4 * countModel(config).parameters + 256 * micro * seqLen * config.n_layers * config.d_model;
+}
+
+/**
+ * The micro-batch for a step of `batch` examples on wasm: `batch` itself when
+ * `stepHeapBytes` fits `WASM_HEAP_BUDGET`, else the largest `batch / 2^k` that fits (stopping at
+ * an odd size or 1).
+ */
+export function wasmMicroBatch(config: ModelConfig, batch: number, seqLen = config.seq_len): number {
+  let micro = batch;
+  while (micro > 1 && micro % 2 === 0 && stepHeapBytes(config, micro, seqLen) > WASM_HEAP_BUDGET) micro /= 2;
+  return micro;
+}
