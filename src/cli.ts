@@ -8,6 +8,7 @@
  *   grokpipe why <file> [stage-run] | dag <file> [--format F] | verify <file> [--sample K | --all]
  *   grokpipe gc [--keep-pipelines F...] [--older-than D] [--dry-run] | show <target> | ls
  *     (the cache commands, src/commands/)
+ *   grokpipe doctor [--bench] [--json]   (which backends work here; exit 1 when none does)
  *
  * Exit codes: 0 success, 1 a stage failed, 2 bad input, 130 interrupted.
  */
@@ -38,6 +39,8 @@ import { grokpipeVersion } from './engine/version.js';
 import { execTaskFile } from './engine/worker.js';
 import { builtinStages } from './stages/index.js';
 import { registerCacheCommands } from './commands/index.js';
+import type { CommandContext } from './commands/index.js';
+import { registerDoctor } from './commands/doctor.js';
 import { BACKEND_REQUESTS } from './models/backend-names.js';
 import type { BackendRequest } from './models/backend-names.js';
 
@@ -138,7 +141,7 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
       exitCode = await printStatus(pipeline, new Store(opts.store), opts, stdout, tty);
     });
 
-  registerCacheCommands(program, {
+  const ctx: CommandContext = {
     registry,
     stdout,
     stderr,
@@ -151,7 +154,9 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
     setJson: (on) => {
       json = on;
     },
-  });
+  };
+  registerCacheCommands(program, ctx);
+  registerDoctor(program, ctx);
 
   program
     .command('report')

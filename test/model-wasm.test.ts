@@ -11,7 +11,7 @@ import type { ModelConfig } from '../src/models/model.js';
 import { createModel } from '../src/models/model.js';
 import { fillNormal, makeRng } from '../src/models/random.js';
 import { crossEntropy } from '../src/models/trainer.js';
-import { maxRelDiff, randomTokens } from './model-arch-helpers.js';
+import { maxRelDiff, randn, randomTokens } from './model-arch-helpers.js';
 
 const tiny: ModelConfig = { arch: 'gpt2', n_layers: 2, d_model: 16, n_heads: 4, d_mlp: 32, vocab_size: 23, seq_len: 5 };
 
@@ -61,5 +61,20 @@ describe('wasm host kernels', () => {
     await tf.setBackend('cpu');
     const cpuGrads = gradOf();
     cpuGrads.forEach((g, i) => expect(maxRelDiff(wasmGrads[i], g)).toBeLessThan(1e-3));
+  });
+
+  it('the BatchMatMul gradient sums a broadcast batch back to the single matrix', async () => {
+    await initBackend('wasm');
+    const a = randn([3, 4, 5], 11);
+    const b = randn([5, 2], 12);
+    const loss = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D)));
+    const [ga, gb] = tf.grads(loss)([a, b]);
+    // Reference: the same product with b tiled to the batch; its gradient summed over the batch.
+    const tiled = tf.tile(tf.reshape(b, [1, 5, 2]), [3, 1, 1]);
+    const [ra, rb] = tf.grads(loss)([a, tiled]);
+    expect(gb.shape).toEqual([5, 2]);
+    expect(maxRelDiff(gb.dataSync(), tf.sum(rb, 0).dataSync())).toBeLessThan(1e-5);
+    expect(maxRelDiff(ga.dataSync(), ra.dataSync())).toBeLessThan(1e-5);
+    tf.dispose([a, b, ga, gb, tiled, ra, rb]);
   });
 });

@@ -6,6 +6,7 @@
 #include <napi.h>
 #include <dlfcn.h>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -117,6 +118,31 @@ bool FloatArray(const Napi::Env& env, const Napi::Value& v, const char* name, si
   return true;
 }
 
+// info[i] as an integer; false with a TypeError (not a number) or RangeError (not an integer)
+// pending. Checked first: As<Napi::Number>() on a non-number leaves an exception pending, and the
+// next conversion then aborts the whole process (napi fatal error).
+bool Integer(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t* out) {
+  Napi::Env env = info.Env();
+  if (!info[i].IsNumber()) {
+    Napi::TypeError::New(env, std::string("matMul: ") + name + " must be a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(std::trunc(v) == v && std::fabs(v) < 9007199254740992.0)) {
+    Napi::RangeError::New(env, std::string("matMul: ") + name + " must be an integer").ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = static_cast<int64_t>(v);
+  return true;
+}
+
+// x * y * z, or -1 when it overflows int64 (the size checks must not wrap around).
+int64_t Product(int64_t x, int64_t y, int64_t z) {
+  int64_t xy, xyz;
+  if (__builtin_mul_overflow(x, y, &xy) || __builtin_mul_overflow(xy, z, &xyz)) return -1;
+  return xyz;
+}
+
 // matMul(a, b, c, batch, batchA, batchB, m, n, k, transA, transB)
 // c[i] = op(a[i mod batchA]) @ op(b[i mod batchB]) for i < batch, row-major; op(a) is [m, k] and
 // op(b) is [k, n]; a stored [batchA, m, k] ([batchA, k, m] when transA), b [batchB, k, n]
@@ -131,12 +157,11 @@ Napi::Value MatMul(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "matMul expects 11 arguments").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  const int64_t batch = info[3].As<Napi::Number>().Int64Value();
-  const int64_t batch_a = info[4].As<Napi::Number>().Int64Value();
-  const int64_t batch_b = info[5].As<Napi::Number>().Int64Value();
-  const int64_t m = info[6].As<Napi::Number>().Int64Value();
-  const int64_t n = info[7].As<Napi::Number>().Int64Value();
-  const int64_t k = info[8].As<Napi::Number>().Int64Value();
+  int64_t batch, batch_a, batch_b, m, n, k;
+  if (!Integer(info, 3, "batch", &batch) || !Integer(info, 4, "batchA", &batch_a) || !Integer(info, 5, "batchB", &batch_b) ||
+      !Integer(info, 6, "m", &m) || !Integer(info, 7, "n", &n) || !Integer(info, 8, "k", &k)) {
+    return env.Undefined();
+  }
   const bool trans_a = info[9].ToBoolean();
   const bool trans_b = info[10].ToBoolean();
   if (batch < 0 || m < 0 || n < 0 || k < 0 || (batch_a != 1 && batch_a != batch) || (batch_b != 1 && batch_b != batch)) {
@@ -147,9 +172,16 @@ Napi::Value MatMul(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "matMul: a dimension exceeds the 32-bit BLAS interface").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  const int64_t need_a = Product(batch_a, m, k);
+  const int64_t need_b = Product(batch_b, k, n);
+  const int64_t need_c = Product(batch, m, n);
+  if (need_a < 0 || need_b < 0 || need_c < 0) {
+    Napi::RangeError::New(env, "matMul: the shapes' sizes overflow").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   float *a, *b, *c;
-  if (!FloatArray(env, info[0], "a", batch_a * m * k, &a) || !FloatArray(env, info[1], "b", batch_b * k * n, &b) ||
-      !FloatArray(env, info[2], "c", batch * m * n, &c)) {
+  if (!FloatArray(env, info[0], "a", need_a, &a) || !FloatArray(env, info[1], "b", need_b, &b) ||
+      !FloatArray(env, info[2], "c", need_c, &c)) {
     return env.Undefined();
   }
   const int lda = trans_a ? m : k;

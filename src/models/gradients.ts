@@ -226,16 +226,18 @@ export const GRADIENTS: readonly GradConfig[] = [
     }),
   },
   {
-    // The product with optional transposes, as TF defines it.
+    // The product with optional transposes, as TF defines it; a batch dimension that was
+    // broadcast (one matrix against a batch) is summed back to the input's shape.
     kernelName: tf.BatchMatMul,
     inputsToSave: ['a', 'b'],
     gradFunc: single((dy, [a, b], attrs) => {
       const tA = attrs.transposeA as boolean;
       const tB = attrs.transposeB as boolean;
-      if (!tA && !tB) return { a: () => tf.matMul(dy, b, false, true), b: () => tf.matMul(a, dy, true, false) };
-      if (!tA && tB) return { a: () => tf.matMul(dy, b, false, false), b: () => tf.matMul(dy, a, true, false) };
-      if (tA && !tB) return { a: () => tf.matMul(b, dy, false, true), b: () => tf.matMul(a, dy, false, false) };
-      return { a: () => tf.matMul(b, dy, true, true), b: () => tf.matMul(dy, a, true, true) };
+      const fit = (ga: () => tf.Tensor, gb: () => tf.Tensor) => ({ a: () => unbroadcast(ga(), a.shape), b: () => unbroadcast(gb(), b.shape) });
+      if (!tA && !tB) return fit(() => tf.matMul(dy, b, false, true), () => tf.matMul(a, dy, true, false));
+      if (!tA && tB) return fit(() => tf.matMul(dy, b, false, false), () => tf.matMul(dy, a, true, false));
+      if (tA && !tB) return fit(() => tf.matMul(b, dy, false, true), () => tf.matMul(a, dy, false, false));
+      return fit(() => tf.matMul(b, dy, true, true), () => tf.matMul(dy, a, true, true));
     }),
   },
 ];

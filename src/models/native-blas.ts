@@ -76,7 +76,7 @@ export function loadNativeBlas(): BlasLibrary | { error: string } {
     library = addon.load(wanted);
     return library;
   } catch (err) {
-    loadError = (err as Error).message.replace(/\n\s*/g, '; ');
+    loadError = (err as Error).message.replace(/:\n\s*/, ': ').replace(/\n\s*/g, '; ');
     return { error: loadError };
   }
 }
@@ -104,7 +104,7 @@ const product = (dims: number[]) => dims.reduce((p, d) => p * d, 1);
  * The `BatchMatMul` kernel for wasm on the native library: float32 `a` `[...batchA, m, k]`
  * (`[..., k, m]` with `transposeA`) times `b` `[...batchB, k, n]` (`[..., n, k]` with
  * `transposeB`) → `[...broadcast(batchA, batchB), m, n]`, one `cblas_sgemm` per matrix. Other
- * dtypes, empty tensors and broadcasts other than "one side has a single matrix" go to `stock`.
+ * dtypes and broadcasts other than "one side has a single matrix" go to `stock`.
  * @throws Error on mismatched inner dimensions (as TF.js' own kernel).
  */
 export function nativeMatMulKernel(stock: KernelConfig): KernelConfig {
@@ -123,9 +123,11 @@ export function nativeMatMulKernel(stock: KernelConfig): KernelConfig {
     const batchA = product(a.shape.slice(0, -2));
     const batchB = product(b.shape.slice(0, -2));
     const flat = (batchA === 1 || batchA === batch) && (batchB === 1 || batchB === batch);
-    if (!flat || batch * m * n === 0) return stock.kernelFunc(args);
+    if (!flat) return stock.kernelFunc(args);
     const backend = args.backend as WasmHeapBackend;
     const out = backend.makeOutput([...outer, m, n], 'float32');
+    // An empty output has nothing to compute (stock wasm traps on some: `[0, m, k] @ [k, n]`).
+    if (batch * m * n === 0) return out;
     // Views after makeOutput: allocating may grow (and detach) the wasm heap.
     addon.matMul(
       backend.typedArrayFromHeap(a), backend.typedArrayFromHeap(b), backend.typedArrayFromHeap(out),
