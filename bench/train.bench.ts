@@ -132,6 +132,15 @@ async function measurePeak(): Promise<{ gflops: number; source: string }> {
   return { gflops: (2 * n ** 3) / s / 1e9, source: 'wasm matMul 1024³' };
 }
 
+/** Threads doing the numbers: BLAS's for wasm-blas, libtensorflow's intra-op pool (all cores by default), one for wasm and cpu. */
+function backendThreads(backend: BackendName): number {
+  if (backend === 'wasm-blas') {
+    const blas = loadNativeBlas();
+    return 'error' in blas ? 1 : (blas.threads ?? os.availableParallelism());
+  }
+  return backend === 'wasm' || backend === 'cpu' ? 1 : Number(process.env.TF_NUM_INTRAOP_THREADS ?? os.availableParallelism());
+}
+
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
 
 const models = arg('models', '2x128x4,4x256x8,8x768x12').split(',').map((m) => m.split('x').map(Number) as [number, number, number]);
@@ -166,7 +175,7 @@ for (const requested of backends) {
       const row = {
         arch, n_layers: nLayers, d_model: dModel, n_heads: arch === 'gpt2' || arch === 'llama' ? nHeads : null,
         batch_size: batch, micro_batch_size: micro, seq_len: SEQ, vocab: VOCAB, backend,
-        backend_detail: backendDescription() ?? backend, threads: os.availableParallelism(),
+        backend_detail: backendDescription() ?? backend, threads: backendThreads(backend),
       };
       const label = `${arch} ${nLayers}x${dModel}`;
       const predicted = gflops ? flops / (gflops * 1e9) : 0;
