@@ -274,7 +274,7 @@ describe('wasm-blas BatchMatMul', () => {
     if ('error' in lib) throw new Error(lib.error);
     if (lib.threads !== null) {
       expect(lib.threads).toBe(1);
-      expect(backendDescription()).toMatch(/, 1 threads\)$/);
+      expect(backendDescription()).toMatch(/, 1 thread\)$/);
     }
     expectClose(products(PRODUCTS), cpu, PRODUCTS);
     await initBackend('wasm-blas'); // back to every core

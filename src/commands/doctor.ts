@@ -115,7 +115,7 @@ export async function diagnose(options: { bench?: boolean } = {}): Promise<Docto
   if (!('error' in lib)) {
     blas = { path: lib.path, config: lib.config, corename: lib.corename, threads: lib.threads };
     const entry = backends.find((b) => b.name === 'wasm-blas');
-    if (entry?.available) entry.detail = `wasm with matrix products on ${lib.path}${lib.threads ? ` (${lib.threads} threads)` : ''}`;
+    if (entry?.available) entry.detail = `wasm with matrix products on ${lib.path}${lib.threads ? ` (${lib.threads} thread${lib.threads === 1 ? '' : 's'})` : ''}`;
   }
   // What auto really picks (tfjs-node-gpu without a GPU runs as `tensorflow`); it stays active.
   let auto: BackendName | null = null;

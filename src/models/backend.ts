@@ -88,7 +88,8 @@ export function backendDescription(): string | undefined {
   if (!active) return undefined;
   if (active !== 'wasm-blas' || !activeBlas) return active;
   const lib = activeBlas.config ?? activeBlas.path;
-  return `wasm-blas (${lib}${activeBlas.threads ? `, ${activeBlas.threads} threads` : ''})`;
+  const n = activeBlas.threads;
+  return `wasm-blas (${lib}${n ? `, ${n} thread${n === 1 ? '' : 's'}` : ''})`;
 }
 
 /** Imports a backend's package and activates it; returns the name of what actually runs. */
