@@ -4,19 +4,25 @@
  *
  *     npm run bench -- train [--json] [--models 2x128x4,4x256x8,8x768x12] [--archs gpt2]
  *                            [--backends wasm-blas,wasm,cpu] [--steps 5] [--warmup 2]
- *                            [--batch 512] [--micro-batch auto|N] [--max-step-seconds 60]
+ *                            [--batch 512] [--micro-batch auto|N] [--max-step-seconds 60] [--ablate | --unfused]
  *
  * The work is the one of issue 7 and of bench/reference/pytorch_train_step.py: batch 512, 6
  * tokens, vocabulary 1,200, logits at the last position only, cross-entropy, AdamW with clipping.
  * Per (model, backend) it prints the median step time of `--steps` steps after `--warmup`
  * (evaluations fall outside the timed steps), tokens per second, the model's nominal GFLOP per
  * step (`stepFlops`), GFLOP/s, and that as a share of the machine's matmul peak, measured first
- * (`measurePeak`). With `--json`, one JSON object per line and nothing else on stdout; fields:
+ * (`measurePeak`). With `--json`, one JSON object per line and nothing else on stdout (run it as
+ * `npm run -s bench -- train --json`: without `-s` npm prints its own banner first); fields:
  * arch, n_layers, d_model, n_heads, batch_size, micro_batch_size, seq_len, vocab, backend,
- * backend_detail, threads, ms_per_step, ms_min, ms_max, steps_timed, tokens_per_s, gflop_per_step,
- * gflops, peak_gflops, peak_share, cpu, load. A backend that is not installed is skipped (a
+ * backend_detail, threads, fused_layers, ms_per_step, ms_min, ms_max, steps_timed, tokens_per_s,
+ * gflop_per_step, gflops, peak_gflops, peak_share, wasm_heap_bytes, cpu, load. A backend that is not installed is skipped (a
  * `{"backend", "skipped"}` line); so is a model whose step is predicted (from the previous model's
  * GFLOP/s on that backend) to exceed `--max-step-seconds`, with `ms_per_step: null`.
+ *
+ * `--ablate` also times every model with GELU/LayerNorm/RMSNorm as plain op chains instead of the
+ * fused layers (`fused_layers: false`), to measure what the fusion pays (`--unfused`: only so); `wasm_heap_bytes` is the
+ * wasm heap's size after the run (a high-water mark: it never shrinks within the process).
+ * The native-BLAS lever is the `wasm-blas` rows against the `wasm` ones.
  *
  * `--micro-batch auto` splits the batch only when the step would not fit the wasm heap
  * (`wasmMicroBatch` in src/models/memory.ts); the optimizer step is the full batch's either way.
@@ -26,6 +32,7 @@ import os from 'node:os';
 import { BACKEND_PREFERENCE, backendDescription, initBackend } from '../src/models/backend.js';
 import type { BackendName } from '../src/models/backend.js';
 import { countModel, llamaHidden, mambaDtRank } from '../src/models/count.js';
+import { useFusedLayers } from '../src/models/layers.js';
 import type { Arch, ModelConfig } from '../src/models/model.js';
 import { wasmMicroBatch } from '../src/models/memory.js';
 import { loadNativeBlas, measureBlasPeak } from '../src/models/native-blas.js';
@@ -42,6 +49,7 @@ function arg(name: string, fallback: string): string {
 }
 
 const json = process.argv.includes('--json');
+const ablate = process.argv.includes('--ablate');
 const say = (line: string) => {
   if (!json) console.log(line);
 };
@@ -141,6 +149,12 @@ function backendThreads(backend: BackendName): number {
   return backend === 'wasm' || backend === 'cpu' ? 1 : Number(process.env.TF_NUM_INTRAOP_THREADS ?? os.availableParallelism());
 }
 
+/** Bytes the wasm heap has grown to (it never shrinks: the high-water mark so far), or null off wasm. */
+function wasmHeapBytes(): number | null {
+  const b = tf.backend() as { wasm?: { HEAPU8?: Uint8Array } };
+  return b.wasm?.HEAPU8?.length ?? null;
+}
+
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
 
 const models = arg('models', '2x128x4,4x256x8,8x768x12').split(',').map((m) => m.split('x').map(Number) as [number, number, number]);
@@ -185,22 +199,28 @@ for (const requested of backends) {
         say(`${backend.padEnd(10)} ${label.padEnd(22)} ${String(micro).padStart(5)} skipped: ${skipped}`);
         continue;
       }
-      const times = await timeSteps(config, batch, micro, steps, warmup, maxStepMs * (steps + warmup));
-      const ms = median(times);
-      gflops = flops / (ms / 1000) / 1e9;
-      const result = {
-        ...row,
-        ms_per_step: +ms.toFixed(1), ms_min: +Math.min(...times).toFixed(1), ms_max: +Math.max(...times).toFixed(1),
-        steps_timed: times.length, tokens_per_s: Math.round((batch * SEQ) / (ms / 1000)),
-        gflop_per_step: +(flops / 1e9).toFixed(2), gflops: +gflops.toFixed(1),
-        peak_gflops: +peak.gflops.toFixed(1), peak_share: +(gflops / peak.gflops).toFixed(3),
-        cpu, load: +os.loadavg()[0].toFixed(2),
-      };
-      if (json) console.log(JSON.stringify(result));
-      say(
-        `${backend.padEnd(10)} ${label.padEnd(22)} ${String(micro).padStart(5)} ${ms.toFixed(0).padStart(9)} ${String(result.tokens_per_s).padStart(9)} ` +
-          `${gflops.toFixed(1).padStart(8)} ${(100 * result.peak_share).toFixed(1).padStart(6)}%  (${times.length} steps, min ${result.ms_min}, max ${result.ms_max})`,
-      );
+      for (const fused of ablate ? [true, false] : [!process.argv.includes('--unfused')]) {
+        useFusedLayers(fused);
+        const times = await timeSteps(config, batch, micro, steps, warmup, maxStepMs * (steps + warmup));
+        useFusedLayers(true);
+        const ms = median(times);
+        const achieved = flops / (ms / 1000) / 1e9;
+        if (fused) gflops = achieved;
+        const result = {
+          ...row, fused_layers: fused,
+          ms_per_step: +ms.toFixed(1), ms_min: +Math.min(...times).toFixed(1), ms_max: +Math.max(...times).toFixed(1),
+          steps_timed: times.length, tokens_per_s: Math.round((batch * SEQ) / (ms / 1000)),
+          gflop_per_step: +(flops / 1e9).toFixed(2), gflops: +achieved.toFixed(1),
+          peak_gflops: +peak.gflops.toFixed(1), peak_share: +(achieved / peak.gflops).toFixed(3),
+          wasm_heap_bytes: wasmHeapBytes(), cpu, load: +os.loadavg()[0].toFixed(2),
+        };
+        if (json) console.log(JSON.stringify(result));
+        say(
+          `${backend.padEnd(10)} ${(fused ? label : `${label} [unfused]`).padEnd(22)} ${String(micro).padStart(5)} ${ms.toFixed(0).padStart(9)} ` +
+            `${String(result.tokens_per_s).padStart(9)} ${achieved.toFixed(1).padStart(8)} ${(100 * result.peak_share).toFixed(1).padStart(6)}%  ` +
+            `(${times.length} steps, min ${result.ms_min}, max ${result.ms_max})`,
+        );
+      }
     }
   }
   if (tf.memory().numTensors !== 0) say(`  note: ${tf.memory().numTensors} tensors left on ${backend}`);

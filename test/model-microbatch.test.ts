@@ -131,14 +131,15 @@ describe('wasm heap planning (src/models/memory.ts)', () => {
   it('keeps the small models whole and splits the published 8 x 768 at batch 512 into passes of 128', () => {
     expect(wasmMicroBatch(gpt2(2, 128, 4), 512)).toBe(512);
     expect(wasmMicroBatch(gpt2(4, 256, 8), 512)).toBe(512);
-    // Measured: 8 x 768 aborts at 512 examples a pass, runs at 256 (3.53 GB heap) and 128 (2.39 GB).
+    // Measured: 8 x 768 aborts at 512 examples a pass, runs at 256 (3.87 GB heap, too close to
+    // 4 GiB to plan on) and 128 (2.69 GB).
     expect(stepHeapBytes(gpt2(8, 768, 12), 512)).toBeGreaterThan(4 * 2 ** 30);
     expect(wasmMicroBatch(gpt2(8, 768, 12), 512)).toBe(128);
     expect(stepHeapBytes(gpt2(8, 768, 12), 128)).toBeLessThanOrEqual(WASM_HEAP_BUDGET);
   });
 
   it('stops at an odd batch or 1 rather than splitting unevenly', () => {
-    expect(wasmMicroBatch(gpt2(8, 768, 12), 384)).toBe(192);
+    expect(wasmMicroBatch(gpt2(8, 768, 12), 384)).toBe(96);
     expect(wasmMicroBatch({ ...gpt2(48, 4096, 32) }, 6)).toBe(3);
   });
 });

@@ -10,13 +10,15 @@ import type { ModelConfig } from './model.js';
 export const WASM_HEAP_BUDGET = 3.2e9;
 
 /**
- * Estimated peak wasm-heap bytes of one training step with `micro` examples a pass: five
- * parameter-sized float32 buffers (weights, Adam's m and v, the gradient and its accumulator)
- * plus 256 bytes per token, layer and model dimension of activations and their gradients. Fitted
- * on GPT-2 8×768 with 6 tokens (2.39 GB at 128 examples, 3.53 GB at 256; `npm run bench -- train`).
+ * Estimated peak wasm-heap bytes of training with `micro` examples a pass: 6.5 parameter-sized
+ * float32 buffers (weights, Adam's m and v, the gradient and its accumulator, the update's
+ * temporaries and the heap's fragmentation) plus 250 bytes per token, layer and model dimension
+ * of activations and their gradients. Fitted on the trainer with GPT-2 8×768, 6 tokens, fused
+ * layers, on wasm-blas: 2.69 GB at 128 examples a pass, 3.87 GB at 256 (`wasm_heap_bytes` of
+ * `npm run bench -- train --models 8x768x12 --micro-batch 128`, resp. 256).
  */
 export function stepHeapBytes(config: ModelConfig, micro: number, seqLen = config.seq_len): number {
-  return 5 * 4 * countModel(config).parameters + 256 * micro * seqLen * config.n_layers * config.d_model;
+  return 6.5 * 4 * countModel(config).parameters + 250 * micro * seqLen * config.n_layers * config.d_model;
 }
 
 /**

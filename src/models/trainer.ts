@@ -64,7 +64,7 @@ export interface TrainerConfig {
   seed: number;
   /** Steps between checkpoints; 0 for none. */
   checkpointEvery: number;
-  /** Examples per forward pass when evaluating (default 1024). */
+  /** Examples per forward pass when evaluating (default: 1024, or `microBatchSize` when smaller). */
   evalBatchSize?: number;
 }
 
@@ -370,7 +370,8 @@ export async function trainModel(
   options: TrainOptions = {},
 ): Promise<TrainResult> {
   const { batchSize, maxSteps, evalEvery, evalSize, checkpointEvery } = config;
-  const evalBatch = config.evalBatchSize ?? 1024;
+  // Evaluation passes are no larger than training's: a micro-batch set for memory bounds them too.
+  const evalBatch = config.evalBatchSize ?? Math.min(1024, config.microBatchSize ?? 1024);
   const events = options.events ?? {};
   if (train.seqLen > config.model.seq_len) throw new Error(`training sequences of ${train.seqLen} exceed seq_len ${config.model.seq_len}`);
   if (!(batchSize >= 1 && maxSteps >= 0 && evalEvery >= 1)) throw new Error('batchSize and evalEvery must be ≥ 1, maxSteps ≥ 0');
