@@ -8,7 +8,8 @@
  * - environment variables that steer numerics: `GROKPIPE_*`, the TensorFlow threading and
  *   determinism knobs (`TF_NUM_INTRAOP_THREADS`, `TF_NUM_INTEROP_THREADS`, `TF_ENABLE_ONEDNN_OPTS`,
  *   `TF_DETERMINISTIC_OPS`, `TF_CUDNN_DETERMINISTIC`, `TF_ENABLE_AUTO_MIXED_PRECISION`,
- *   `TF_XLA_FLAGS`), `OMP_NUM_THREADS`, `CUDA_VISIBLE_DEVICES`;
+ *   `TF_XLA_FLAGS`), `OMP_NUM_THREADS`, `CUDA_VISIBLE_DEVICES`, and the BLAS libraries' thread and
+ *   kernel choices (`OPENBLAS_NUM_THREADS`, `OPENBLAS_CORETYPE`, `BLIS_NUM_THREADS`, `MKL_NUM_THREADS`);
  * - platform and CPU architecture.
  *
  * Differences are only reported for stages that recorded a backend: the others do no numeric work
@@ -30,7 +31,7 @@ export interface Environment {
 }
 
 const KNOB =
-  /^GROKPIPE_|^(TF_NUM_INTRAOP_THREADS|TF_NUM_INTEROP_THREADS|TF_ENABLE_ONEDNN_OPTS|TF_DETERMINISTIC_OPS|TF_CUDNN_DETERMINISTIC|TF_ENABLE_AUTO_MIXED_PRECISION|TF_XLA_FLAGS|OMP_NUM_THREADS|CUDA_VISIBLE_DEVICES)$/;
+  /^GROKPIPE_|^(TF_NUM_INTRAOP_THREADS|TF_NUM_INTEROP_THREADS|TF_ENABLE_ONEDNN_OPTS|TF_DETERMINISTIC_OPS|TF_CUDNN_DETERMINISTIC|TF_ENABLE_AUTO_MIXED_PRECISION|TF_XLA_FLAGS|OMP_NUM_THREADS|CUDA_VISIBLE_DEVICES|OPENBLAS_NUM_THREADS|OPENBLAS_CORETYPE|BLIS_NUM_THREADS|MKL_NUM_THREADS)$/;
 
 /** The environment variables among `env` that can change results, sorted by name. */
 export function resultKnobs(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
