@@ -26,6 +26,21 @@ function nodeGyp() {
   return candidates.find((c) => existsSync(c));
 }
 
+/** The most telling line of a failed build: the compiler's or a missing file's, else node-gyp's error. */
+function why(err) {
+  const text = String(err.all ?? err.message ?? err);
+  if (/network connectivity|getaddrinfo|ENOTFOUND|EAI_AGAIN/.test(text)) {
+    return "node-gyp could not download Node's headers: no network; point npm_config_nodedir at a Node install with include/node";
+  }
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('gyp WARN'));
+  const patterns = [/(fatal )?error: .*|No such file or directory.*|command not found.*/i, /gyp ERR! stack Error: (.*)/, /ERR!.*|error.*/i];
+  for (const p of patterns) {
+    const hit = lines.map((l) => l.match(p)).find(Boolean);
+    if (hit) return (hit[1] ?? hit[0]).trim();
+  }
+  return String(err.message ?? err).split('\n')[0];
+}
+
 if (process.env.GROKPIPE_SKIP_NATIVE) {
   console.log('grokpipe: native BLAS addon skipped (GROKPIPE_SKIP_NATIVE is set); training uses wasm');
   process.exit(0);
@@ -36,7 +51,6 @@ try {
   await execa(process.execPath, [gyp, 'rebuild'], { cwd: native, all: true });
   console.log('grokpipe: native BLAS addon built (native/build/Release/grokpipe_blas.node)');
 } catch (err) {
-  const detail = (err.all ?? err.message ?? String(err)).trim().split('\n').filter((l) => /error|not found/i.test(l))[0] ?? err.message;
-  console.log(`grokpipe: native BLAS addon not built (${detail.trim()}); training will use wasm. Needs g++, make and python3.`);
+  console.log(`grokpipe: native BLAS addon not built (${why(err)}); training will use wasm. Needs g++, make, python3 and Node's headers.`);
   if (strict) process.exit(1);
 }
