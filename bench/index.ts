@@ -4,7 +4,8 @@
  *
  *     npm run bench                  # every benchmark
  *     npm run bench -- data          # generate + split + tokenize at the published scale
- *     npm run bench -- train --configs small
+ *     npm run bench -- train --json  # training-step time per model and backend (see train.bench.ts)
+ *     npm run bench -- profile       # where one training step's time goes, by kernel
  *
  * Benchmarks print their own results; nothing here is timed. Exit code: the first failure's.
  */
