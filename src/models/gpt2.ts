@@ -13,7 +13,8 @@
  * FLOPs per training step, with the same values as `logits` at those positions.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { causalMask, decaysByRank, embedding, gelu, layerNorm, linear, matMul, multiHeadAttention, ParamStore, positionMask, selectPositions } from './layers.js';
+import { ParamModel } from './base.js';
+import { causalMask, embedding, gelu, layerNorm, linear, matMul, multiHeadAttention, ParamStore, positionMask, selectPositions } from './layers.js';
 import type { Gpt2Config, LanguageModel } from './model.js';
 import type { Rng } from './random.js';
 
@@ -30,7 +31,7 @@ interface Block {
   mlp: { w: tf.Variable; b: tf.Variable; projW: tf.Variable; projB: tf.Variable };
 }
 
-class Gpt2 implements LanguageModel {
+class Gpt2 extends ParamModel implements LanguageModel {
   readonly params: Map<string, tf.Variable>;
   private readonly wte: tf.Variable; // [vocab, d_model]
   private readonly wpe: tf.Variable; // [seq_len, d_model]
@@ -46,6 +47,7 @@ class Gpt2 implements LanguageModel {
     readonly config: Gpt2Config,
     rng: Rng,
   ) {
+    super();
     const { n_layers: L, d_model: d, d_mlp: m, vocab_size: V, seq_len: S } = config;
     const p = new ParamStore(rng);
     const projStd = INIT_STD / Math.sqrt(2 * L);
@@ -133,16 +135,6 @@ class Gpt2 implements LanguageModel {
     const xq = tf.reshape(selectPositions(x, positions), [batch, 1, d]) as tf.Tensor3D;
     const out = this.block(this.blocks[last], x, xq, positionMask(positions, seq));
     return this.unembed(tf.reshape(out, [batch, d]) as tf.Tensor2D);
-  }
-
-  decays(name: string): boolean {
-    const p = this.params.get(name);
-    if (!p) throw new Error(`no parameter ${name}`);
-    return decaysByRank(p);
-  }
-
-  dispose(): void {
-    for (const v of this.params.values()) v.dispose();
   }
 }
 

@@ -23,7 +23,8 @@
  * every weight N(0, 0.02²), norm gains 1. No dropout.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { causalMask, decaysByRank, embedding, linearT, multiHeadAttention, ParamStore, positionMask, rmsNorm, selectPositions, silu } from './layers.js';
+import { ParamModel } from './base.js';
+import { causalMask, embedding, linearT, multiHeadAttention, ParamStore, positionMask, rmsNorm, selectPositions, silu } from './layers.js';
 import type { LanguageModel, LlamaConfig } from './model.js';
 import type { Rng } from './random.js';
 
@@ -91,7 +92,7 @@ interface Rotation {
   sinK: tf.Tensor;
 }
 
-class Llama implements LanguageModel {
+class Llama extends ParamModel implements LanguageModel {
   readonly params: Map<string, tf.Variable>;
   private readonly embed: tf.Variable; // [vocab, d_model]
   private readonly blocks: Block[] = [];
@@ -104,6 +105,7 @@ class Llama implements LanguageModel {
     readonly config: LlamaConfig,
     rng: Rng,
   ) {
+    super();
     const { n_layers: L, d_model: d, d_mlp: m, vocab_size: V, seq_len: S, n_heads: H } = config;
     const p = new ParamStore(rng);
     this.embed = p.normal('model.embed_tokens.weight', [V, d], INIT_STD);
@@ -188,17 +190,6 @@ class Llama implements LanguageModel {
     const answerRot: Rotation = { cosQ: at(this.cos), sinQ: at(this.sin), cosK: rot.cosK, sinK: rot.sinK };
     const out = this.block(this.blocks[last], x, xq, positionMask(positions, seq), answerRot);
     return this.unembed(tf.reshape(out, [batch, d]) as tf.Tensor2D);
-  }
-
-  /** Decay on weight matrices and embeddings (rank ≥ 2), none on the RMSNorm gains. */
-  decays(name: string): boolean {
-    const p = this.params.get(name);
-    if (!p) throw new Error(`no parameter ${name}`);
-    return decaysByRank(p);
-  }
-
-  dispose(): void {
-    for (const v of this.params.values()) v.dispose();
   }
 }
 

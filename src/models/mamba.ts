@@ -33,7 +33,8 @@
  * N(0, 0.02²); norm gains 1.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { decaysByRank, embedding, linearT, ParamStore, rmsNorm, selectPositions, silu } from './layers.js';
+import { RecurrentModel } from './base.js';
+import { embedding, linearT, ParamStore, rmsNorm, silu } from './layers.js';
 import type { LanguageModel, MambaConfig } from './model.js';
 import { fillUniform } from './random.js';
 import type { Rng } from './random.js';
@@ -183,7 +184,7 @@ export function selectiveScanHost(
   return y;
 }
 
-class Mamba implements LanguageModel {
+class Mamba extends RecurrentModel implements LanguageModel {
   readonly params: Map<string, tf.Variable>;
   private readonly emb: tf.Variable; // [vocab, d_model]
   private readonly blocks: Block[] = [];
@@ -194,6 +195,7 @@ class Mamba implements LanguageModel {
     readonly config: MambaConfig,
     rng: Rng,
   ) {
+    super();
     const { n_layers: L, d_model: dm, vocab_size: V, d_state: N, expand, d_conv: K, dt_rank: R } = config;
     const E = expand * dm;
     const p = new ParamStore(rng);
@@ -238,40 +240,23 @@ class Mamba implements LanguageModel {
   }
 
   /** Hidden states after the last block, before `norm_f`. @param tokens `[batch, seq]` → `[batch, seq, d_model]` */
-  private hidden(tokens: tf.Tensor2D): tf.Tensor3D {
+  protected hidden(tokens: tf.Tensor2D): tf.Tensor3D {
     let x = tf.transpose(embedding(this.emb as tf.Tensor2D, tokens), [1, 0, 2]) as tf.Tensor3D; // [seq, batch, d]
     for (const blk of this.blocks) x = tf.add(x, this.mixer(blk, rmsNorm(x, blk.norm, RMS_EPS) as tf.Tensor3D));
     return tf.transpose(x, [1, 0, 2]);
   }
 
   /** `norm_f(h) @ lm_headᵀ`. @param h `[n, d_model]` → `[n, vocab]` */
-  private unembed(h: tf.Tensor2D): tf.Tensor2D {
+  protected unembed(h: tf.Tensor2D): tf.Tensor2D {
     return linearT(rmsNorm(h, this.normF, RMS_EPS), this.head) as tf.Tensor2D;
-  }
-
-  logits(tokens: tf.Tensor2D): tf.Tensor3D {
-    const [batch, seq] = tokens.shape;
-    const h = tf.reshape(this.hidden(tokens), [batch * seq, this.config.d_model]) as tf.Tensor2D;
-    return tf.reshape(this.unembed(h), [batch, seq, this.config.vocab_size]);
-  }
-
-  /** `logits` at `positions`; the head runs only there (the scan needs every position up to it). */
-  answerLogits(tokens: tf.Tensor2D, positions: tf.Tensor1D): tf.Tensor2D {
-    return this.unembed(selectPositions(this.hidden(tokens), positions));
   }
 
   /**
    * As the reference: decay on the projection and convolution weights and the embedding; none on
    * `A_log` and `D` (`_no_weight_decay`), biases and norm gains.
    */
-  decays(name: string): boolean {
-    const p = this.params.get(name);
-    if (!p) throw new Error(`no parameter ${name}`);
-    return decaysByRank(p) && !name.endsWith('.A_log');
-  }
-
-  dispose(): void {
-    for (const v of this.params.values()) v.dispose();
+  override decays(name: string): boolean {
+    return super.decays(name) && !name.endsWith('.A_log');
   }
 }
 

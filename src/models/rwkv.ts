@@ -33,7 +33,8 @@
  * ffn.key and the head orthogonal with gain `sqrt(d_out/d_in)` when `d_out > d_in` (head × 0.5).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { embedding, layerNorm, linearT, ParamStore, selectPositions } from './layers.js';
+import { RecurrentModel } from './base.js';
+import { embedding, layerNorm, linearT, ParamStore } from './layers.js';
 import type { LanguageModel, RwkvConfig } from './model.js';
 import { orthogonal } from './random.js';
 import type { Rng } from './random.js';
@@ -170,7 +171,7 @@ export function wkvRecurrent(k: tf.Tensor3D, v: tf.Tensor3D, w: tf.Tensor1D, u: 
   return tf.stack(out, 1) as tf.Tensor3D;
 }
 
-class Rwkv implements LanguageModel {
+class Rwkv extends RecurrentModel implements LanguageModel {
   readonly params: Map<string, tf.Variable>;
   private readonly emb: tf.Variable; // [vocab, d_model]
   private readonly ln0: [tf.Variable, tf.Variable];
@@ -183,6 +184,7 @@ class Rwkv implements LanguageModel {
     readonly config: RwkvConfig,
     rng: Rng,
   ) {
+    super();
     const { n_layers: L, d_model: d, d_mlp: m, vocab_size: V } = config;
     const p = new ParamStore(rng);
     const ln = (name: string): [tf.Variable, tf.Variable] => [p.constant(`${name}.weight`, [d], 1), p.constant(`${name}.bias`, [d], 0)];
@@ -248,7 +250,7 @@ class Rwkv implements LanguageModel {
   }
 
   /** Hidden states after the last block (before `ln_out`). @param tokens `[batch, seq]` → `[batch, seq, d_model]` */
-  private hidden(tokens: tf.Tensor2D): tf.Tensor3D {
+  protected hidden(tokens: tf.Tensor2D): tf.Tensor3D {
     let x = layerNorm(embedding(this.emb as tf.Tensor2D, tokens), this.ln0[0], this.ln0[1], LN_EPS) as tf.Tensor3D;
     for (const blk of this.blocks) {
       x = tf.add(x, this.timeMix(blk, layerNorm(x, blk.ln1[0], blk.ln1[1], LN_EPS) as tf.Tensor3D));
@@ -258,32 +260,17 @@ class Rwkv implements LanguageModel {
   }
 
   /** `ln_out(h) @ headᵀ`. @param h `[n, d_model]` → `[n, vocab]` */
-  private unembed(h: tf.Tensor2D): tf.Tensor2D {
+  protected unembed(h: tf.Tensor2D): tf.Tensor2D {
     return linearT(layerNorm(h, this.lnOut[0], this.lnOut[1], LN_EPS), this.head) as tf.Tensor2D;
-  }
-
-  logits(tokens: tf.Tensor2D): tf.Tensor3D {
-    const [batch, seq] = tokens.shape;
-    const h = tf.reshape(this.hidden(tokens), [batch * seq, this.config.d_model]) as tf.Tensor2D;
-    return tf.reshape(this.unembed(h), [batch, seq, this.config.vocab_size]);
-  }
-
-  /** `logits` at `positions`; the head runs only there (every block needs every position up to it). */
-  answerLogits(tokens: tf.Tensor2D, positions: tf.Tensor1D): tf.Tensor2D {
-    return this.unembed(selectPositions(this.hidden(tokens), positions));
   }
 
   /**
    * As RWKV-v4neo's `configure_optimizers`: decay on the weight matrices and the embedding; none
    * on LayerNorms, `time_decay`, `time_first` and the `time_mix_*` vectors.
    */
-  decays(name: string): boolean {
+  override decays(name: string): boolean {
     if (!this.params.has(name)) throw new Error(`no parameter ${name}`);
     return !this.noDecay.has(name);
-  }
-
-  dispose(): void {
-    for (const v of this.params.values()) v.dispose();
   }
 }
 
