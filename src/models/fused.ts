@@ -45,7 +45,11 @@ export const fusedGelu = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]
  * Saves `x̂` and `1/σ`.
  */
 export function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
-  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  return cached(layerNorms, eps, makeLayerNorm)(x, gamma, beta);
+}
+
+function makeLayerNorm(eps: number) {
+  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, g, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     const [xhat, rstd] = tf.tidy(() => {
       const centered = tf.sub(xi, tf.mean(xi, -1, true));
@@ -62,8 +66,7 @@ export function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, 
           return [tf.mul(inner, r), unbroadcast(tf.mul(dy, xh), gs.shape), unbroadcast(dy, gs.shape)];
         }),
     };
-  });
-  return f(x, gamma, beta);
+  }) as (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor;
 }
 
 /**
@@ -72,7 +75,11 @@ export function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, 
  * Saves `x̂` and `r`.
  */
 export function fusedRmsNorm(x: tf.Tensor, gamma: tf.Tensor, eps: number): tf.Tensor {
-  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  return cached(rmsNorms, eps, makeRmsNorm)(x, gamma);
+}
+
+function makeRmsNorm(eps: number) {
+  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, g, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     const [xhat, r] = tf.tidy(() => {
       const rr = tf.rsqrt(tf.add(tf.mean(tf.square(xi), -1, true), eps));
@@ -88,6 +95,15 @@ export function fusedRmsNorm(x: tf.Tensor, gamma: tf.Tensor, eps: number): tf.Te
           return [dx, unbroadcast(tf.mul(dy, xh), gs.shape)];
         }),
     };
-  });
-  return f(x, gamma);
+  }) as (x: tf.Tensor, gamma: tf.Tensor) => tf.Tensor;
+}
+
+// One custom-gradient function per epsilon (a constant of each architecture), made once.
+const layerNorms = new Map<number, ReturnType<typeof makeLayerNorm>>();
+const rmsNorms = new Map<number, ReturnType<typeof makeRmsNorm>>();
+
+function cached<F>(cache: Map<number, F>, eps: number, make: (eps: number) => F): F {
+  let f = cache.get(eps);
+  if (!f) cache.set(eps, (f = make(eps)));
+  return f;
 }
