@@ -21,14 +21,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { execa } from 'execa';
-import { InlineExecutor } from '../src/engine/executor-inline.js';
-import { hashJson } from '../src/engine/hash.js';
-import { compilePipeline } from '../src/engine/pipeline.js';
-import { planRuns } from '../src/engine/plan.js';
+import { InlineExecutor } from '../src/engine/exec/executor-inline.js';
+import { hashJson } from '../src/engine/cache/hash.js';
+import { compilePipeline } from '../src/engine/pipeline/pipeline.js';
+import { planRuns } from '../src/engine/explain/plan.js';
 import { createRegistry } from '../src/engine/registry.js';
 import { runPipeline } from '../src/engine/runner.js';
 import type { StageContext, StageDefinition } from '../src/engine/stage.js';
-import { Store } from '../src/engine/store.js';
+import { Store } from '../src/engine/cache/store.js';
 import { builtinStages } from '../src/stages/index.js';
 
 /** The sweep: 10 entity counts x 10 seeds, six stages per run. */

@@ -4,14 +4,14 @@ import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Ajv } from 'ajv';
-import { formatRoots } from '../src/engine/cause.js';
-import { environmentChanges, resultKnobs } from '../src/engine/environment.js';
-import type { Manifest } from '../src/engine/manifest.js';
-import type { PlannedRun } from '../src/engine/plan.js';
-import { diffTables, formatTableDiff, tablesEqual } from '../src/engine/table-diff.js';
-import { createAjv } from '../src/engine/validate.js';
-import { compileCached } from '../src/engine/validator-cache.js';
-import { sampleCached } from '../src/engine/verify.js';
+import { formatRoots } from '../src/engine/explain/cause.js';
+import { environmentChanges, resultKnobs } from '../src/engine/cache/environment.js';
+import type { Manifest } from '../src/engine/cache/manifest.js';
+import type { PlannedRun } from '../src/engine/explain/plan.js';
+import { diffTables, formatTableDiff, tablesEqual } from '../src/engine/explain/table-diff.js';
+import { createAjv } from '../src/engine/pipeline/validate.js';
+import { compileCached } from '../src/engine/pipeline/validator-cache.js';
+import { sampleCached } from '../src/engine/explain/verify.js';
 import type { Table } from '../src/table/table.js';
 
 describe('table diff', () => {

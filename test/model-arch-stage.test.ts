@@ -5,9 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compilePipeline } from '../src/engine/pipeline.js';
+import { compilePipeline } from '../src/engine/pipeline/pipeline.js';
 import { createRegistry } from '../src/engine/registry.js';
-import { ParamsValidator } from '../src/engine/validate.js';
+import { ParamsValidator } from '../src/engine/pipeline/validate.js';
 import { countModel } from '../src/models/count.js';
 import { evaluateStage } from '../src/stages/evaluate.js';
 import { generateStage } from '../src/stages/generate.js';

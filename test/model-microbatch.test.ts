@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ParamsValidator } from '../src/engine/validate.js';
+import { ParamsValidator } from '../src/engine/pipeline/validate.js';
 import { initBackend } from '../src/models/backend.js';
 import { stepHeapBytes, WASM_HEAP_BUDGET, wasmMicroBatch } from '../src/models/memory.js';
 import type { Arch } from '../src/models/model.js';

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compilePipeline } from '../src/engine/pipeline.js';
+import { compilePipeline } from '../src/engine/pipeline/pipeline.js';
 import { createRegistry } from '../src/engine/registry.js';
-import { Store } from '../src/engine/store.js';
+import { Store } from '../src/engine/cache/store.js';
 import { readTable } from '../src/table/parquet.js';
 import { toRows } from '../src/table/table.js';
 import { inlineScripts } from '../src/report/assets.js';

@@ -3,7 +3,7 @@
  * `src/cli.ts`, and the options they share with `run` and `status`.
  */
 import type { Command } from 'commander';
-import type { TextSink } from '../engine/progress.js';
+import type { TextSink } from '../engine/terminal/progress.js';
 import type { StageRegistry } from '../engine/registry.js';
 
 /** Everything a command needs from the CLI's `main`. */

@@ -5,9 +5,9 @@
  */
 import { Option } from 'commander';
 import type { Command } from 'commander';
-import { DAG_FORMATS, formatDag } from '../engine/dag-format.js';
-import type { DagFormat } from '../engine/dag-format.js';
-import { compilePipeline } from '../engine/pipeline.js';
+import { DAG_FORMATS, formatDag } from '../engine/terminal/dag-format.js';
+import type { DagFormat } from '../engine/terminal/dag-format.js';
+import { compilePipeline } from '../engine/pipeline/pipeline.js';
 import type { CommandContext } from './context.js';
 
 interface DagOptions {

@@ -9,11 +9,11 @@ import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import { relative } from 'node:path';
 import prettyBytes from 'pretty-bytes';
-import { collectGarbage } from '../engine/gc.js';
-import type { GcResult } from '../engine/gc.js';
-import { compilePipeline } from '../engine/pipeline.js';
-import { planRuns } from '../engine/plan.js';
-import { Store } from '../engine/store.js';
+import { collectGarbage } from '../engine/cache/gc.js';
+import type { GcResult } from '../engine/cache/gc.js';
+import { compilePipeline } from '../engine/pipeline/pipeline.js';
+import { planRuns } from '../engine/explain/plan.js';
+import { Store } from '../engine/cache/store.js';
 import type { CommandContext } from './context.js';
 import { storeOptions } from './context.js';
 

@@ -3,8 +3,8 @@
  * and the pipelines that use each (see `engine/inventory.ts`).
  */
 import type { Command } from 'commander';
-import { formatInventory, listInventory } from '../engine/inventory.js';
-import { Store } from '../engine/store.js';
+import { formatInventory, listInventory } from '../engine/cache/inventory.js';
+import { Store } from '../engine/cache/store.js';
 import type { CommandContext } from './context.js';
 import { storeOptions } from './context.js';
 

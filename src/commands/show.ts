@@ -6,9 +6,9 @@
  */
 import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
-import { compilePipeline } from '../engine/pipeline.js';
-import { planRuns } from '../engine/plan.js';
-import { Store } from '../engine/store.js';
+import { compilePipeline } from '../engine/pipeline/pipeline.js';
+import { planRuns } from '../engine/explain/plan.js';
+import { Store } from '../engine/cache/store.js';
 import type { CommandContext, PipelineOptions } from './context.js';
 import { pipelineOptions } from './context.js';
 
@@ -38,7 +38,7 @@ export function registerShow(program: Command, ctx: CommandContext): void {
       const store = new Store(opts.store);
       const plan = opts.file ? await planRuns(compilePipeline(opts.file, ctx.registry(), { sets: opts.set }).runs, store) : undefined;
       // Loaded here, not with the CLI: it brings the Parquet libraries.
-      const { formatShow, resolveEntry, tableHeads } = await import('../engine/show.js');
+      const { formatShow, resolveEntry, tableHeads } = await import('../engine/terminal/show.js');
       const entry = await resolveEntry(store, target, plan);
       const heads = await tableHeads(entry, opts.rows);
       if (opts.json) {

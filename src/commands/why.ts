@@ -10,14 +10,14 @@
  */
 import { Option } from 'commander';
 import type { Command } from 'commander';
-import { currentEnvironment, environmentChanges } from '../engine/environment.js';
+import { currentEnvironment, environmentChanges } from '../engine/cache/environment.js';
 import { InputError } from '../engine/errors.js';
-import { compilePipeline } from '../engine/pipeline.js';
-import { planRuns } from '../engine/plan.js';
-import type { PlannedRun } from '../engine/plan.js';
+import { compilePipeline } from '../engine/pipeline/pipeline.js';
+import { planRuns } from '../engine/explain/plan.js';
+import type { PlannedRun } from '../engine/explain/plan.js';
 import type { RunOptions } from '../engine/stage.js';
-import { Store } from '../engine/store.js';
-import { formatList } from '../engine/why.js';
+import { Store } from '../engine/cache/store.js';
+import { formatList } from '../engine/explain/why.js';
 import type { CommandContext, PipelineOptions } from './context.js';
 import { pipelineOptions } from './context.js';
 import { BACKEND_REQUESTS } from '../models/backend-names.js';

@@ -11,26 +11,26 @@
  * content comes out different, the reading run's key is computed again.
  */
 import { hostname } from 'node:os';
-import { explainRun } from './cause.js';
-import type { Explanation, InputState, RootCause } from './cause.js';
-import { currentEnvironment } from './environment.js';
-import type { Executor } from './executor.js';
-import type { StageRun } from './expand.js';
-import { contentHash, hashJson, stageKey } from './hash.js';
-import type { KeyComponents } from './hash.js';
-import { ByteCheckCache, checkArtifactBytes, formatByteProblems } from './integrity.js';
-import type { ByteProblem } from './integrity.js';
-import { keyComponents } from './keys.js';
-import { createLimiter } from './limit.js';
-import type { Manifest } from './manifest.js';
-import { MANIFEST_FORMAT } from './manifest.js';
-import { silentReporter } from './progress.js';
-import type { Reporter } from './progress.js';
+import { explainRun } from './explain/cause.js';
+import type { Explanation, InputState, RootCause } from './explain/cause.js';
+import { currentEnvironment } from './cache/environment.js';
+import type { Executor } from './exec/executor.js';
+import type { StageRun } from './pipeline/expand.js';
+import { contentHash, hashJson, stageKey } from './cache/hash.js';
+import type { KeyComponents } from './cache/hash.js';
+import { ByteCheckCache, checkArtifactBytes, formatByteProblems } from './cache/integrity.js';
+import type { ByteProblem } from './cache/integrity.js';
+import { keyComponents } from './cache/keys.js';
+import { createLimiter } from './exec/limit.js';
+import type { Manifest } from './cache/manifest.js';
+import { MANIFEST_FORMAT } from './cache/manifest.js';
+import { silentReporter } from './terminal/progress.js';
+import type { Reporter } from './terminal/progress.js';
 import type { Json, ProgressUpdate, RunOptions } from './stage.js';
-import type { Lookup, Store } from './store.js';
-import type { TaskInput, TaskOutcome, TaskSpec } from './task.js';
-import { recordUsage } from './usage.js';
-import { grokpipeVersion } from './version.js';
+import type { Lookup, Store } from './cache/store.js';
+import type { TaskInput, TaskOutcome, TaskSpec } from './exec/job.js';
+import { recordUsage } from './cache/usage.js';
+import { grokpipeVersion } from './cache/version.js';
 
 /** Final state of a run. `skipped`: not run because an upstream run failed or the run was interrupted. */
 export type RunStatus = 'cached' | 'ran' | 'failed' | 'skipped';
@@ -286,7 +286,7 @@ export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions
       const outcome: TaskOutcome = await executor.execute(task, events, signal);
       signal.throwIfAborted();
       // Loaded on first use (Parquet libraries): a fully cached run never needs them.
-      const { collectOutputs } = await import('./outputs.js');
+      const { collectOutputs } = await import('./cache/outputs.js');
       const outputs = await collectOutputs(tmp, outcome.written);
       const finishedAt = new Date();
       const seconds = (performance.now() - t0) / 1000;

@@ -4,9 +4,9 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import type { Pipeline } from '../engine/pipeline.js';
-import type { Store } from '../engine/store.js';
-import { grokpipeVersion } from '../engine/version.js';
+import type { Pipeline } from '../engine/pipeline/pipeline.js';
+import type { Store } from '../engine/cache/store.js';
+import { grokpipeVersion } from '../engine/cache/version.js';
 import { inlineScripts } from './assets.js';
 import type { ReportData } from './data.js';
 import { gatherReport } from './data.js';

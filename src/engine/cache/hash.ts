@@ -1,0 +1,86 @@
+/**
+ * Hashing: stage keys and artifact content hashes, SHA-256 over canonical JSON (RFC 8785 via
+ * `canonicalize`), hex encoded (64 characters).
+ *
+ * - Stage key = sha256(canonical `{stage, version, params, inputs}`), `inputs` being
+ *   `[{stage, content_hash, matrix?}]` in `needs:` order (`matrix` only for `across: matrix`).
+ *   Stage ids (names in the file) are not part of it: renaming a stage or using it in another
+ *   pipeline hits the same cache.
+ * - Content hash of an artifact = sha256(canonical `{outputs: [{name, hash}]}`) sorted by name,
+ *   a table's hash being its logical hash and any other file's its byte SHA-256.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import canonicalizeModule from 'canonicalize';
+import type { Json } from '../stage.js';
+
+type Canonicalize = (input: unknown) => string | undefined;
+const canonicalize: Canonicalize =
+  (canonicalizeModule as unknown as { default?: Canonicalize }).default ?? (canonicalizeModule as unknown as Canonicalize);
+
+/** SHA-256 of a string (UTF-8) or bytes, hex encoded. */
+export function sha256(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * Canonical JSON text of a value (sorted keys, ES number formatting).
+ * @throws Error for values JSON cannot hold (NaN, Infinity, undefined at the top).
+ */
+export function canonicalJson(value: unknown): string {
+  const text = canonicalize(value);
+  if (text === undefined) throw new Error('cannot canonicalize undefined');
+  return text;
+}
+
+/** SHA-256 of the canonical JSON of a value. @throws Error as `canonicalJson`. */
+export function hashJson(value: unknown): string {
+  return sha256(canonicalJson(value));
+}
+
+/** One input of a stage key: the upstream stage type and the content hash of its artifact. */
+export interface KeyInput {
+  readonly stage: string;
+  readonly content_hash: string;
+  /** Matrix values of the upstream run; only for a stage with `across: matrix`. */
+  readonly matrix?: Readonly<Record<string, Json>>;
+}
+
+/** Everything a stage key is made of. */
+export interface KeyComponents {
+  /** Stage type (`train`). */
+  readonly stage: string;
+  /** Stage code version. */
+  readonly version: string;
+  /** Validated params, defaults filled in. */
+  readonly params: Readonly<Record<string, Json>>;
+  /** Inputs in `needs:` order. */
+  readonly inputs: readonly KeyInput[];
+}
+
+/** The stage key (hex SHA-256) of a computation. */
+export function stageKey(c: KeyComponents): string {
+  return hashJson({ stage: c.stage, version: c.version, params: c.params, inputs: c.inputs });
+}
+
+/** An output's name and hash, as used by `contentHash`. */
+export interface OutputHash {
+  readonly name: string;
+  readonly hash: string;
+}
+
+/** Content hash of an artifact from its outputs' hashes (order does not matter). */
+export function contentHash(outputs: readonly OutputHash[]): string {
+  const sorted = [...outputs].map((o) => ({ name: o.name, hash: o.hash })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return hashJson({ outputs: sorted });
+}
+
+/**
+ * SHA-256 of a file's bytes (streamed), hex encoded.
+ * @throws Error when the file cannot be read.
+ */
+export async function fileSha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}

@@ -1,0 +1,223 @@
+/**
+ * Reproducibility check (`grokpipe verify`): recompute cached stage runs and compare their
+ * outputs' content hashes with the store's.
+ *
+ * For each selected run: the entry's files are first checked against the byte hashes in its
+ * manifest (`corrupt` when one differs); then, unless only bytes are asked for, the stage is run
+ * again into a scratch folder (`<store>/.tmp/<key>.<pid>.<random>`, removed afterwards; an
+ * interrupted verify leaves it to the next `run` or `gc`), reading its inputs from the store's
+ * cached upstream artifacts, without a checkpoint folder (so nothing is resumed). Each output is
+ * compared by content hash (logical for tables); a differing table is compared column by column.
+ * The real store is never written.
+ *
+ * Runs that are not cached are reported `uncached` and not recomputed: there is nothing to compare
+ * with (run the pipeline first). They do not make the check fail.
+ */
+import { join } from 'node:path';
+import type { Executor } from '../exec/executor.js';
+import type { StageRun } from '../pipeline/expand.js';
+import { ByteCheckCache, checkArtifactBytes } from '../cache/integrity.js';
+import { createLimiter } from '../exec/limit.js';
+import type { Manifest, ManifestOutput } from '../cache/manifest.js';
+import type { PlannedRun } from './plan.js';
+import type { Reporter } from '../terminal/progress.js';
+import { silentReporter } from '../terminal/progress.js';
+import type { RunOptions } from '../stage.js';
+import type { Store } from '../cache/store.js';
+import { diffTables, formatTableDiff, tablesEqual } from './table-diff.js';
+import type { TaskSpec } from '../exec/job.js';
+
+/** Verdict on one run. `intact`: bytes checked only (`bytesOnly`), and they match. */
+export type VerifyStatus = 'match' | 'mismatch' | 'corrupt' | 'failed' | 'uncached' | 'intact';
+
+/** One difference found. */
+export interface VerifyProblem {
+  /** Output file (`scores.parquet`), or `<input id>: <file>` for a corrupt input. */
+  readonly file: string;
+  /** What differs, e.g. `column loss: 3 of 5 rows differ, first at row 0: 0.1 -> 0.2`. */
+  readonly message: string;
+  /** Columns that differ, for tables. */
+  readonly columns?: readonly string[];
+}
+
+/** The verdict on one run. */
+export interface VerifyResult {
+  readonly run: StageRun;
+  readonly key: string | null;
+  readonly status: VerifyStatus;
+  /** Recomputation time (seconds), 0 when nothing was recomputed. */
+  readonly seconds: number;
+  readonly problems: readonly VerifyProblem[];
+  /** Why a run was not verified (`uncached`) or failed. */
+  readonly reason?: string;
+}
+
+/** Options of `verifyRuns`. */
+export interface VerifyOptions {
+  readonly store: Store;
+  readonly executor: Executor;
+  /** Recomputations at once (default 1). */
+  readonly jobs?: number;
+  /** Options given to stages (backend, threads). */
+  readonly options?: RunOptions;
+  readonly signal?: AbortSignal;
+  /** Only check the stored files' byte hashes; recompute nothing. */
+  readonly bytesOnly?: boolean;
+  /** Receives `running`, `progress`, `log` and final events of recomputed runs. */
+  readonly reporter?: Reporter;
+}
+
+/** True for verdicts that make the check fail. */
+export function isFailure(status: VerifyStatus): boolean {
+  return status === 'mismatch' || status === 'corrupt' || status === 'failed';
+}
+
+/**
+ * Picks `k` cached runs at random (all of them when there are fewer), in plan order.
+ * @param random a source of numbers in [0, 1) (default Math.random).
+ */
+export function sampleCached(plan: readonly PlannedRun[], k: number, random: () => number = Math.random): Set<StageRun> {
+  const cached = plan.filter((p) => p.status === 'cached').map((p) => p.run);
+  for (let i = cached.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [cached[i], cached[j]] = [cached[j], cached[i]];
+  }
+  return new Set(cached.slice(0, Math.max(0, k)));
+}
+
+/**
+ * Verifies the `selected` runs of a plan (see the module comment).
+ * @returns one result per selected run, in plan order. Rejects only when aborted.
+ */
+export async function verifyRuns(plan: readonly PlannedRun[], selected: ReadonlySet<StageRun>, opts: VerifyOptions): Promise<VerifyResult[]> {
+  const reporter = opts.reporter ?? silentReporter;
+  const signal = opts.signal ?? new AbortController().signal;
+  const limit = createLimiter(opts.jobs ?? 1);
+  const bytes = new ByteCheckCache();
+  const byRun = new Map(plan.map((p) => [p.run, p]));
+  const chosen = plan.filter((p) => selected.has(p.run));
+  reporter.start(chosen.map((p) => ({ id: p.run.id, stage: p.run.stage.name })));
+
+  const one = async (p: PlannedRun): Promise<VerifyResult> => {
+    const base = { run: p.run, key: p.key };
+    if (p.status !== 'cached' || !p.manifest || !p.dir) {
+      return { ...base, status: 'uncached', seconds: 0, problems: [], reason: `not cached (${p.reason}); run the pipeline first` };
+    }
+    const own = await checkArtifactBytes(p.dir, p.manifest, bytes);
+    if (own.length > 0) return { ...base, status: 'corrupt', seconds: 0, problems: own };
+    if (opts.bytesOnly) return { ...base, status: 'intact', seconds: 0, problems: [] };
+    const inputs = p.run.inputs.map((i) => byRun.get(i) as PlannedRun);
+    const inputProblems = [];
+    for (const input of inputs) {
+      for (const problem of await checkArtifactBytes(input.dir as string, input.manifest as Manifest, bytes)) {
+        inputProblems.push({ file: `${input.run.id}: ${problem.file}`, message: problem.message });
+      }
+    }
+    if (inputProblems.length > 0) {
+      return { ...base, status: 'corrupt', seconds: 0, problems: inputProblems, reason: 'an input is corrupt; not recomputed' };
+    }
+    return limit(() => recompute(p, inputs, opts, reporter, signal));
+  };
+
+  const results = await Promise.all(chosen.map(async (p) => {
+    const r = await one(p);
+    signal.throwIfAborted();
+    const id = p.run.id;
+    if (r.status === 'match' || r.status === 'intact') reporter.event(id, { kind: 'ran', seconds: r.seconds });
+    else if (r.status === 'uncached') reporter.event(id, { kind: 'skipped', reason: 'not cached' });
+    else reporter.event(id, { kind: 'failed', error: r.status === 'failed' ? (r.reason ?? 'failed') : `${r.status}: ${r.problems.map((x) => x.file).join(', ')}` });
+    return r;
+  }));
+  await reporter.stop();
+  return results;
+}
+
+async function recompute(
+  p: PlannedRun,
+  inputs: readonly PlannedRun[],
+  opts: VerifyOptions,
+  reporter: Reporter,
+  signal: AbortSignal,
+): Promise<VerifyResult> {
+  const manifest = p.manifest as Manifest;
+  const key = p.key as string;
+  const base = { run: p.run, key };
+  const tmp = await opts.store.createTemp(key);
+  const t0 = performance.now();
+  try {
+    reporter.event(p.run.id, { kind: 'running', reason: 'verify: recomputing into a scratch folder' });
+    const task: TaskSpec = {
+      runId: p.run.id,
+      stage: p.run.stage.name,
+      version: p.run.stage.version,
+      params: p.run.params,
+      inputs: inputs.map((i) => ({
+        id: i.run.id,
+        stage: i.run.stage.name,
+        key: i.key as string,
+        matrix: i.run.matrix,
+        params: (i.manifest as Manifest).params,
+        files: (i.manifest as Manifest).outputs.map((o) => o.name),
+        dir: i.dir as string,
+      })),
+      outDir: tmp,
+      options: opts.options ?? {},
+    };
+    let outputs: ManifestOutput[];
+    try {
+      const outcome = await opts.executor.execute(
+        task,
+        {
+          progress: (update) => reporter.event(p.run.id, { kind: 'progress', update }),
+          log: (message) => reporter.event(p.run.id, { kind: 'log', message }),
+        },
+        signal,
+      );
+      signal.throwIfAborted();
+      // Loaded on use (Parquet libraries), so that the CLI starts without them.
+      const { collectOutputs } = await import('../cache/outputs.js');
+      outputs = await collectOutputs(tmp, outcome.written);
+    } catch (err) {
+      signal.throwIfAborted();
+      return { ...base, status: 'failed', seconds: (performance.now() - t0) / 1000, problems: [], reason: (err as Error).message };
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const problems = await compareOutputs(manifest.outputs, outputs, p.dir as string, tmp);
+    return { ...base, status: problems.length > 0 ? 'mismatch' : 'match', seconds, problems };
+  } finally {
+    await opts.store.discard(tmp);
+  }
+}
+
+/** Differences between stored and recomputed outputs (by name, then content hash). */
+async function compareOutputs(stored: readonly ManifestOutput[], fresh: readonly ManifestOutput[], storedDir: string, freshDir: string): Promise<VerifyProblem[]> {
+  const now = new Map(fresh.map((o) => [o.name, o]));
+  const problems: VerifyProblem[] = [];
+  for (const before of stored) {
+    const after = now.get(before.name);
+    if (!after) {
+      problems.push({ file: before.name, message: 'not written by the recomputation' });
+      continue;
+    }
+    if (after.content_hash === before.content_hash) continue;
+    if (before.kind === 'table' && after.kind === 'table') {
+      problems.push(await compareTables(before.name, join(storedDir, before.name), join(freshDir, after.name)));
+    } else {
+      problems.push({ file: before.name, message: `content differs (${before.content_hash.slice(0, 12)} -> ${after.content_hash.slice(0, 12)})` });
+    }
+  }
+  const known = new Set(stored.map((o) => o.name));
+  for (const o of fresh) if (!known.has(o.name)) problems.push({ file: o.name, message: 'written by the recomputation only' });
+  return problems;
+}
+
+async function compareTables(name: string, storedPath: string, freshPath: string): Promise<VerifyProblem> {
+  try {
+    const { readTable } = await import('../../table/parquet.js');
+    const d = diffTables(await readTable(storedPath), await readTable(freshPath));
+    if (tablesEqual(d)) return { file: name, message: 'content hash differs, values equal (hash recorded differently)' };
+    return { file: name, message: formatTableDiff(d), columns: d.columns.map((c) => c.column) };
+  } catch (err) {
+    return { file: name, message: `content differs; tables unreadable (${(err as Error).message})` };
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Expands a pipeline's stages into stage runs: templating and the sweep matrix.
+ *
+ * A stage depends on a matrix variable when its `with:` refers to it or any upstream stage depends
+ * on it; it gets one run per combination of the variables it depends on, so a stage that uses none
+ * is one run shared by the whole sweep. A stage with `across: matrix` is one run whose inputs are
+ * the upstream runs of every matrix combination, in matrix order.
+ */
+import type { Json, StageDefinition } from '../stage.js';
+import { renderTemplates } from './template.js';
+
+/** A stage as written in the pipeline (after `--set`), its `uses` resolved. */
+export interface StageSpec {
+  /** Stage id: its name in the file (`kb`). */
+  readonly id: string;
+  /** Stage type definition named by `uses`. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly stage: StageDefinition<any>;
+  /** Ids of the stages it needs, in order. */
+  readonly needs: readonly string[];
+  /** Its `with:` as written (templates not yet rendered); `{}` when absent. */
+  readonly with: Record<string, Json>;
+  /** True for `across: matrix`. */
+  readonly across: boolean;
+  /** Matrix variables its `with:` refers to directly. */
+  readonly uses: ReadonlySet<string>;
+}
+
+/** The sweep: variables and their values, in the order written. */
+export type Matrix = readonly (readonly [name: string, values: readonly Json[]])[];
+
+/** One run of a stage: the stage for one combination of the matrix variables it depends on. */
+export interface StageRun {
+  /** Run id: `model[entities=400,seed=1]`, or the stage id when it depends on no variable. */
+  readonly id: string;
+  /** Stage id in the file (`model`). */
+  readonly stageId: string;
+  /** Stage type definition. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly stage: StageDefinition<any>;
+  /** Values of the matrix variables this run depends on (matrix order). */
+  readonly matrix: Readonly<Record<string, Json>>;
+  /** Params: templates rendered; after validation, defaults filled in. */
+  params: Record<string, Json>;
+  /** Upstream runs whose outputs it reads, in `needs:` order (across: every run, matrix order). */
+  readonly inputs: readonly StageRun[];
+  /** True for a stage with `across: matrix`. */
+  readonly across: boolean;
+}
+
+/** Run id for a stage and the matrix values it depends on: `model[entities=400,seed=1]`. */
+export function runId(stageId: string, matrix: Readonly<Record<string, Json>>): string {
+  const parts = Object.entries(matrix).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  return parts.length === 0 ? stageId : `${stageId}[${parts.join(',')}]`;
+}
+
+/** Every combination of `names` (first name slowest), as value records in matrix order. */
+export function combinations(matrix: Matrix, names: ReadonlySet<string>): Record<string, Json>[] {
+  let combos: Record<string, Json>[] = [{}];
+  for (const [name, values] of matrix) {
+    if (!names.has(name)) continue;
+    combos = combos.flatMap((c) => values.map((v) => ({ ...c, [name]: v })));
+  }
+  return combos;
+}
+
+/**
+ * Expands stages (given in dependency order) into runs, in dependency order and, within a stage,
+ * matrix order. Params are rendered but not validated. Assumes templates were checked
+ * (`scanTemplates`) and `needs` point at earlier stages.
+ */
+export function expandRuns(stages: readonly StageSpec[], matrix: Matrix, vars: Readonly<Record<string, Json>>): StageRun[] {
+  const deps = new Map<string, Set<string>>();
+  const runsOf = new Map<string, Map<string, StageRun>>();
+  const all = new Set(matrix.map(([n]) => n));
+  const runs: StageRun[] = [];
+  const project = (combo: Readonly<Record<string, Json>>, names: ReadonlySet<string>): Record<string, Json> => {
+    const out: Record<string, Json> = {};
+    for (const [n] of matrix) if (names.has(n) && n in combo) out[n] = combo[n];
+    return out;
+  };
+  const upstreamRun = (needId: string, combo: Readonly<Record<string, Json>>): StageRun => {
+    const id = runId(needId, project(combo, deps.get(needId) ?? new Set()));
+    const run = runsOf.get(needId)?.get(id);
+    if (!run) throw new Error(`internal: no run ${id}`);
+    return run;
+  };
+  for (const spec of stages) {
+    const mine = new Set<string>();
+    if (!spec.across) {
+      for (const v of spec.uses) mine.add(v);
+      for (const n of spec.needs) for (const v of deps.get(n) ?? []) mine.add(v);
+    }
+    deps.set(spec.id, mine);
+    const byId = new Map<string, StageRun>();
+    runsOf.set(spec.id, byId);
+    for (const combo of combinations(matrix, mine)) {
+      let inputs: StageRun[];
+      if (spec.across) {
+        inputs = [];
+        for (const n of spec.needs) {
+          const seen = new Set<string>();
+          for (const full of combinations(matrix, all)) {
+            const up = upstreamRun(n, full);
+            if (!seen.has(up.id)) {
+              seen.add(up.id);
+              inputs.push(up);
+            }
+          }
+        }
+      } else {
+        inputs = spec.needs.map((n) => upstreamRun(n, combo));
+      }
+      const run: StageRun = {
+        id: runId(spec.id, combo),
+        stageId: spec.id,
+        stage: spec.stage,
+        matrix: combo,
+        params: renderTemplates(spec.with, combo, vars) as Record<string, Json>,
+        inputs,
+        across: spec.across,
+      };
+      byId.set(run.id, run);
+      runs.push(run);
+    }
+  }
+  return runs;
+}

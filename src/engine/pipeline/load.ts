@@ -1,0 +1,94 @@
+/**
+ * Loads a pipeline file: parses the YAML keeping node positions, so that every later error can
+ * name `file:line:col` of the field it is about.
+ */
+import { readFileSync } from 'node:fs';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import type { Document, Node } from 'yaml';
+import { InputError } from '../errors.js';
+import type { JsonPath } from '../errors.js';
+
+/**
+ * Maps a JSON path to a human location, `file:line:col` (1-based) of the nearest existing node:
+ * its value, or its key with `{ key: true }` (for "unknown field" errors).
+ */
+export type Locate = (path: JsonPath, options?: { key?: boolean }) => string;
+
+/** A parsed pipeline file. */
+export interface LoadedPipeline {
+  /** The file name as given (used in messages and manifests). */
+  readonly file: string;
+  /** The document as plain JSON-like data (not yet validated). */
+  readonly data: unknown;
+  /** Location of the node at `path`, or of its deepest existing ancestor. */
+  readonly locate: Locate;
+}
+
+/**
+ * Reads and parses a pipeline file.
+ * @throws InputError when the file cannot be read or is not valid YAML (with line and column).
+ */
+export function loadPipeline(file: string): LoadedPipeline {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InputError([{ where: file, path: '', message: `cannot read pipeline file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` }]);
+  }
+  return parsePipelineText(text, file);
+}
+
+/**
+ * Parses pipeline YAML text; `file` names it in messages.
+ * @throws InputError on YAML syntax errors (every error, with line and column).
+ */
+export function parsePipelineText(text: string, file: string): LoadedPipeline {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new InputError(
+      doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        const first = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+        return { where: pos ? `${file}:${pos.line}:${pos.col}` : file, path: '', message: `YAML syntax error: ${first}` };
+      }),
+    );
+  }
+  const data: unknown = doc.toJS({ maxAliasCount: 1000 });
+  const locate: Locate = (path, options) => {
+    const offset = offsetOf(doc, path, options?.key ?? false);
+    const { line, col } = lineCounter.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
+  return { file, data, locate };
+}
+
+/** Offset of the deepest node along `path`: the value when it has one, else its key. */
+function offsetOf(doc: Document, path: JsonPath, atKey: boolean): number {
+  let node: unknown = doc.contents;
+  let best = rangeStart(node) ?? 0;
+  for (const [i, seg] of path.entries()) {
+    if (isAlias(node)) node = node.resolve(doc);
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+      if (!pair) break;
+      const keyStart = rangeStart(pair.key);
+      const value = pair.value;
+      const empty = value === null || (isScalar(value) && value.value === null && (value.source ?? '') === '');
+      const wantKey = empty || (atKey && i === path.length - 1);
+      best = (!wantKey ? rangeStart(value) : undefined) ?? keyStart ?? best;
+      node = value;
+    } else if (isSeq(node) && typeof seg === 'number' && seg < node.items.length) {
+      node = node.items[seg];
+      best = rangeStart(node) ?? best;
+    } else {
+      break;
+    }
+  }
+  return best;
+}
+
+function rangeStart(node: unknown): number | undefined {
+  const range = (node as Node | null)?.range;
+  return Array.isArray(range) ? range[0] : undefined;
+}
