@@ -36,7 +36,7 @@ import { SlurmClient, SlurmError } from './engine/exec/slurm.js';
 import type { RunOptions, StageDefinition } from './engine/stage.js';
 import { Store } from './engine/cache/store.js';
 import { grokpipeVersion } from './engine/cache/version.js';
-import { execTaskFile } from './engine/exec/worker.js';
+import { execJobFile } from './engine/exec/worker.js';
 import { builtinStages } from './stages/index.js';
 import { registerCacheCommands } from './commands/index.js';
 import type { CommandContext } from './commands/index.js';
@@ -56,9 +56,9 @@ export interface MainDeps {
   /** Whether stdout is a terminal (live view, colours); default `process.stdout.isTTY`. */
   readonly tty?: boolean;
   /**
-   * Worker command for `--jobs` > 1, without the task file (default: this CLI's `exec-task`);
+   * Worker command for `--jobs` > 1, without the job file (default: this CLI's `exec-job`);
    * null runs every stage in this process. With `--executor slurm`, the command each array task
-   * runs (null: this CLI's `exec-task`).
+   * runs (null: this CLI's `exec-job`).
    */
   readonly workerCommand?: readonly string[] | null;
   /** Aborts a run as SIGINT would (tests); SIGINT is handled as well. */
@@ -179,13 +179,13 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
     });
 
   program
-    .command('exec-task', { hidden: true })
-    .argument('<task>', 'task.json written by the engine')
-    .description('run one stage task (used by worker processes and SLURM array tasks)')
+    .command('exec-job', { hidden: true })
+    .argument('<job>', 'job.json written by the engine')
+    .description('run one stage job (used by worker processes and SLURM array tasks)')
     .option('--outcome <file>', 'write the outcome (JSON) here (no parent process: SLURM)')
     .option('--progress <file>', 'write the latest progress update (JSON) here')
-    .action(async (task: string, o: { outcome?: string; progress?: string }) => {
-      exitCode = await execTaskFile(task, registry(), { outcomeFile: o.outcome, progressFile: o.progress });
+    .action(async (job: string, o: { outcome?: string; progress?: string }) => {
+      exitCode = await execJobFile(job, registry(), { outcomeFile: o.outcome, progressFile: o.progress });
     });
 
   try {
@@ -315,7 +315,7 @@ async function runCommand(
 }
 
 /**
- * The command that runs one task in a worker process: this CLI's hidden `exec-task` command, run
+ * The command that runs one job in a worker process: this CLI's hidden `exec-job` command, run
  * from the compiled `bin/grokpipe.js`, or from this source file through tsx when running from
  * source.
  */
@@ -323,9 +323,9 @@ export function defaultWorkerCommand(): string[] {
   const self = fileURLToPath(import.meta.url);
   if (self.endsWith('.ts')) {
     const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-    return [process.execPath, '--import', tsx, self, 'exec-task'];
+    return [process.execPath, '--import', tsx, self, 'exec-job'];
   }
-  return [process.execPath, join(dirname(self), '..', 'bin', 'grokpipe.js'), 'exec-task'];
+  return [process.execPath, join(dirname(self), '..', 'bin', 'grokpipe.js'), 'exec-job'];
 }
 
 // Running this file directly (`tsx src/cli.ts ...`); the installed command goes through bin/.

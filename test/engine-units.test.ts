@@ -15,7 +15,7 @@ import { applyOverrides } from '../src/engine/pipeline/overrides.js';
 import { compileLoaded, upstreamRuns } from '../src/engine/pipeline/pipeline.js';
 import { EtaTracker, PlainReporter, formatProgress } from '../src/engine/terminal/progress.js';
 import { createRegistry } from '../src/engine/registry.js';
-import { Store } from '../src/engine/cache/store.js';
+import { Store, jobFilePath } from '../src/engine/cache/store.js';
 import { renderTemplates, scanTemplates } from '../src/engine/pipeline/template.js';
 import { explainMiss, paramChanges } from '../src/engine/explain/why.js';
 import type { Manifest } from '../src/engine/cache/manifest.js';
@@ -214,6 +214,20 @@ describe('store and locks', () => {
     writeFileSync(`${stale}.task.json`, '{}');
     expect((await store.cleanStale()).sort()).toEqual([`bb.${dead}.0123abcd`, `bb.${dead}.0123abcd.task.json`]);
     expect(existsSync(mine)).toBe(true);
+  });
+
+  it('cleanStale removes the job file of a dead process, and keeps a live one\'s', async () => {
+    const store = new Store(tempDir());
+    const dead = (await execa(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'])).stdout;
+    const mine = await store.createTemp('aa');
+    writeFileSync(jobFilePath(mine), '{}');
+    const stale = join(store.tmpDir, `cc.${dead}.4567abcd`);
+    mkdirSync(stale);
+    writeFileSync(jobFilePath(stale), '{}');
+    expect((await store.cleanStale()).sort()).toEqual([`cc.${dead}.4567abcd`, `cc.${dead}.4567abcd.job.json`]);
+    expect(existsSync(jobFilePath(mine))).toBe(true);
+    await store.discard(mine);
+    expect(existsSync(jobFilePath(mine))).toBe(false);
   });
 
   it('a lock held by a dead process is taken over at once; a live holder makes others wait', async () => {

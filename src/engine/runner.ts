@@ -28,7 +28,7 @@ import { silentReporter } from './terminal/progress.js';
 import type { Reporter } from './terminal/progress.js';
 import type { Json, ProgressUpdate, RunOptions } from './stage.js';
 import type { Lookup, Store } from './cache/store.js';
-import type { TaskInput, TaskOutcome, TaskSpec } from './exec/job.js';
+import type { JobInput, JobOutcome, JobSpec } from './exec/job.js';
 import { recordUsage } from './cache/usage.js';
 import { grokpipeVersion } from './cache/version.js';
 
@@ -269,12 +269,12 @@ export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions
     const t0 = performance.now();
     try {
       reporter.event(run.id, { kind: 'running', reason });
-      const task: TaskSpec = {
+      const job: JobSpec = {
         runId: run.id,
         stage: run.stage.name,
         version: run.stage.version,
         params: run.params,
-        inputs: inputs.map(taskInput),
+        inputs: inputs.map(jobInput),
         outDir: tmp,
         options: opts.options ?? {},
         checkpointDir: store.checkpointDir(key),
@@ -283,7 +283,7 @@ export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions
         progress: (update: ProgressUpdate) => reporter.event(run.id, { kind: 'progress', update }),
         log: (message: string) => reporter.event(run.id, { kind: 'log', message }),
       };
-      const outcome: TaskOutcome = await executor.execute(task, events, signal);
+      const outcome: JobOutcome = await executor.execute(job, events, signal);
       signal.throwIfAborted();
       // Loaded on first use (Parquet libraries): a fully cached run never needs them.
       const { collectOutputs } = await import('./cache/outputs.js');
@@ -357,7 +357,7 @@ function inputState(r: RunRecord): InputState {
   };
 }
 
-function taskInput(r: RunRecord): TaskInput {
+function jobInput(r: RunRecord): JobInput {
   const m = r.manifest as Manifest;
   return {
     id: r.run.id,

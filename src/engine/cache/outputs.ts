@@ -1,5 +1,5 @@
 /**
- * The outputs of a finished task: every file in its temporary folder, with its size and hashes.
+ * The outputs of a finished job: every file in its temporary folder, with its size and hashes.
  * Files written through the context come with their hashes; others are hashed here (bytes, or a
  * Parquet footer's logical hash).
  */

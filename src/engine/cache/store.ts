@@ -24,9 +24,21 @@ export type Lookup =
 
 const KEY_NAME = /^[0-9a-f]{64}$/;
 
-const TEMP_NAME = /^([0-9a-f]+)\.(\d+)\.([0-9a-f]+)(\.task\.json)?$/;
+/**
+ * A temporary's name. Its job file ends in `.job.json`; `.task.json` is the name grokpipe gave it
+ * before the engine said "job", still recognized so that `cleanStale` removes those left behind.
+ */
+const TEMP_NAME = /^([0-9a-f]+)\.(\d+)\.([0-9a-f]+)(\.job\.json|\.task\.json)?$/;
 
-/** A temporary in `<root>/.tmp`: `<key>.<pid>.<random>` (a folder) or its `.task.json`. */
+/**
+ * The file beside a temporary output folder that holds the job an executor hands to a worker
+ * process: `<tmp>.job.json`.
+ */
+export function jobFilePath(tmp: string): string {
+  return `${tmp}.job.json`;
+}
+
+/** A temporary in `<root>/.tmp`: `<key>.<pid>.<random>` (a folder) or its job file (`.job.json`). */
 export interface Temporary {
   /** File or folder name inside `.tmp`. */
   readonly name: string;
@@ -224,10 +236,10 @@ export class Store {
     return dir;
   }
 
-  /** Removes a temporary folder (and its task file, if any). Never throws. */
+  /** Removes a temporary folder (and its job file, if any). Never throws. */
   async discard(tmp: string): Promise<void> {
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    await rm(`${tmp}.task.json`, { force: true }).catch(() => undefined);
+    await rm(jobFilePath(tmp), { force: true }).catch(() => undefined);
   }
 
   /**
@@ -259,7 +271,7 @@ export class Store {
         await rm(dir, { recursive: true, force: true });
       }
     }
-    await rm(`${tmp}.task.json`, { force: true }).catch(() => undefined);
+    await rm(jobFilePath(tmp), { force: true }).catch(() => undefined);
     await rm(this.checkpointDir(manifest.key), { recursive: true, force: true }).catch(() => undefined);
     const cached = this.manifestCache.get(manifest.stage);
     if (cached) this.manifestCache.set(manifest.stage, cached.then((list) => [...list, manifest]));

@@ -1,10 +1,10 @@
 /**
- * Runs tasks in this process. Used with `--jobs 1` and by tests; with more jobs, runs overlap only
+ * Runs jobs in this process. Used with `--jobs 1` and by tests; with more jobs, runs overlap only
  * where stages await (I/O, timers), since they share one thread.
  */
 import type { Executor } from './executor.js';
 import type { StageRegistry } from '../registry.js';
-import type { TaskEvents, TaskOutcome, TaskSpec } from './job.js';
+import type { JobEvents, JobOutcome, JobSpec } from './job.js';
 
 /** Executes stages in this process. */
 export class InlineExecutor implements Executor {
@@ -13,11 +13,11 @@ export class InlineExecutor implements Executor {
   constructor(private readonly registry: StageRegistry) {}
 
   /** @throws the stage's error, or Error when the stage type is unknown. */
-  async execute(task: TaskSpec, events: TaskEvents, signal: AbortSignal): Promise<TaskOutcome> {
-    const def = this.registry.get(task.stage);
-    if (!def) throw new Error(`unknown stage type "${task.stage}"`);
+  async execute(job: JobSpec, events: JobEvents, signal: AbortSignal): Promise<JobOutcome> {
+    const def = this.registry.get(job.stage);
+    if (!def) throw new Error(`unknown stage type "${job.stage}"`);
     // Loaded on first use: it brings the Parquet libraries, which planning never needs.
-    const { runTask } = await import('./job.js');
-    return runTask(def, task, events, signal);
+    const { runJob } = await import('./job.js');
+    return runJob(def, job, events, signal);
   }
 }

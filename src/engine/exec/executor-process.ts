@@ -1,39 +1,40 @@
 /**
- * Runs each task in its own worker process (`<command...> <task.json>`, e.g.
- * `node bin/grokpipe.js exec-task <task.json>`), so that CPU-heavy stages (training) really run
+ * Runs each job in its own worker process (`<command...> <job.json>`, e.g.
+ * `node bin/grokpipe.js exec-job <job.json>`), so that CPU-heavy stages (training) really run
  * in parallel. Progress, log lines and the outcome come back over IPC (execa); the worker's stdout
  * and stderr become log lines. Aborting sends SIGTERM (then SIGKILL after 5 s).
  */
 import { rm, writeFile } from 'node:fs/promises';
+import { jobFilePath } from '../cache/store.js';
 import type { Executor, WorkerMessage } from './executor.js';
-import type { TaskEvents, TaskOutcome, TaskSpec } from './job.js';
+import type { JobEvents, JobOutcome, JobSpec } from './job.js';
 
-/** Executes each task in a fresh worker process. */
+/** Executes each job in a fresh worker process. */
 export class ProcessExecutor implements Executor {
   readonly name = 'process';
 
   /**
-   * @param command the worker command without the task file, e.g.
-   *   `[process.execPath, '/path/bin/grokpipe.js', 'exec-task']`.
+   * @param command the worker command without the job file, e.g.
+   *   `[process.execPath, '/path/bin/grokpipe.js', 'exec-job']`.
    */
   constructor(private readonly command: readonly string[]) {
     if (command.length === 0) throw new Error('ProcessExecutor needs a command');
   }
 
   /**
-   * Writes `<outDir>.task.json`, runs the worker on it and waits for its outcome.
+   * Writes `<outDir>.job.json`, runs the worker on it and waits for its outcome.
    * @throws Error with the stage's message when it failed, or when the worker died without an
    *   outcome; the signal's reason when aborted.
    */
-  async execute(task: TaskSpec, events: TaskEvents, signal: AbortSignal): Promise<TaskOutcome> {
+  async execute(job: JobSpec, events: JobEvents, signal: AbortSignal): Promise<JobOutcome> {
     const { execa } = await import('execa');
-    const taskFile = `${task.outDir}.task.json`;
-    await writeFile(taskFile, JSON.stringify(task));
-    let outcome: TaskOutcome | undefined;
+    const jobFile = jobFilePath(job.outDir);
+    await writeFile(jobFile, JSON.stringify(job));
+    let outcome: JobOutcome | undefined;
     let failure: { message: string; stack?: string } | undefined;
     try {
       const [cmd, ...args] = this.command;
-      const sub = execa(cmd, [...args, taskFile], {
+      const sub = execa(cmd, [...args, jobFile], {
         ipc: true,
         serialization: 'advanced',
         cancelSignal: signal,
@@ -68,9 +69,9 @@ export class ProcessExecutor implements Executor {
       if (outcome) return outcome;
       if (failure) throw new Error(failure.message);
       const how = result.signal ? `signal ${result.signal}` : `exit code ${String(result.exitCode)}`;
-      throw new Error(`worker process for ${task.runId} ended with ${how} and no result`);
+      throw new Error(`worker process for ${job.runId} ended with ${how} and no result`);
     } finally {
-      await rm(taskFile, { force: true });
+      await rm(jobFile, { force: true });
     }
   }
 }

@@ -1,8 +1,8 @@
 /**
- * Runs tasks as SLURM array tasks on a cluster that shares the artifact store. The runner hands
+ * Runs jobs as SLURM array tasks on a cluster that shares the artifact store. The runner hands
  * over ready stage runs one `execute` call at a time; the runs that arrive together (a *wave*: no
  * new one for `waveSeconds`) are submitted as one job array (`sbatch --parsable --array=0-N%K`)
- * whose task `i` runs `grokpipe exec-task` on run `i`'s task file, writing its outputs into the
+ * whose array task `i` runs `grokpipe exec-job` on run `i`'s job file, writing its outputs into the
  * run's temporary folder in the store, its outcome and latest progress beside them
  * (`<store>/.slurm/`), and its log to `<store>/.slurm/<job>_<task>.log`. The runner then commits
  * the outputs atomically, exactly as with local worker processes.
@@ -15,16 +15,17 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { jobFilePath } from '../cache/store.js';
 import type { Executor } from './executor.js';
 import { batchScript, sbatchArgs } from './slurm-script.js';
 import { SlurmClient, isActiveState } from './slurm.js';
 import type { ProgressUpdate } from '../stage.js';
-import type { TaskEvents, TaskOutcome, TaskSpec } from './job.js';
+import type { JobEvents, JobOutcome, JobSpec } from './job.js';
 import type { WorkerResult } from './worker.js';
 
 /** Options of `SlurmExecutor`. */
 export interface SlurmExecutorOptions {
-  /** Worker command without arguments, e.g. `[node, '/path/bin/grokpipe.js', 'exec-task']`. */
+  /** Worker command without arguments, e.g. `[node, '/path/bin/grokpipe.js', 'exec-job']`. */
   readonly command: readonly string[];
   /** Folder for batch scripts, outcomes and logs: `<store>/.slurm`. */
   readonly slurmDir: string;
@@ -47,34 +48,35 @@ export interface SlurmExecutorOptions {
   readonly client?: SlurmClient;
 }
 
-/** A task waiting for, or in, SLURM. */
+/** A job waiting for, or in, SLURM. */
 interface Item {
-  readonly task: TaskSpec;
-  readonly events: TaskEvents;
+  readonly job: JobSpec;
+  readonly events: JobEvents;
   readonly signal: AbortSignal;
-  readonly taskFile: string;
+  readonly jobFile: string;
   readonly outcomeFile: string;
   readonly progressFile: string;
-  readonly resolve: (o: TaskOutcome) => void;
+  readonly resolve: (o: JobOutcome) => void;
   readonly reject: (e: unknown) => void;
   /** `<job>_<index>` once submitted. */
   id?: string;
-  job?: string;
+  /** SLURM job id of its array, once submitted. */
+  slurmJob?: string;
   log?: string;
   state?: string;
   progress?: string;
-  /** Polls that found the task gone, COMPLETED, but its outcome file not (yet) visible. */
+  /** Polls that found the array task gone, COMPLETED, but its outcome file not (yet) visible. */
   missingPolls: number;
   cancelledAt?: number;
   settled: boolean;
 }
 
-/** Consecutive failed `squeue` calls after which every submitted task fails. */
+/** Consecutive failed `squeue` calls after which every submitted array task fails. */
 const MAX_QUEUE_FAILURES = 10;
-/** Seconds to wait for cancelled tasks to leave the queue. */
+/** Seconds to wait for cancelled array tasks to leave the queue. */
 const CANCEL_WAIT_SECONDS = 15;
 
-/** Executes tasks as SLURM job-array tasks. */
+/** Executes jobs as SLURM job-array tasks. */
 export class SlurmExecutor implements Executor {
   readonly name = 'slurm';
   private readonly client: SlurmClient;
@@ -95,23 +97,23 @@ export class SlurmExecutor implements Executor {
   }
 
   /**
-   * Queues the task for the next wave and waits until its array task has left the queue.
-   * @throws Error with the stage's message and the log path when the task failed, or with the
+   * Queues the job for the next wave and waits until its array task has left the queue.
+   * @throws Error with the stage's message and the log path when the stage failed, or with the
    *   SLURM state when it ended without an outcome (killed, timed out, cancelled by someone else);
    *   the signal's reason when aborted; SlurmError when sbatch or squeue keep failing.
    */
-  async execute(task: TaskSpec, events: TaskEvents, signal: AbortSignal): Promise<TaskOutcome> {
+  async execute(job: JobSpec, events: JobEvents, signal: AbortSignal): Promise<JobOutcome> {
     signal.throwIfAborted();
     await mkdir(this.opts.slurmDir, { recursive: true });
-    const name = basename(task.outDir);
-    const taskFile = `${task.outDir}.task.json`;
-    await writeFile(taskFile, JSON.stringify(task));
-    return new Promise<TaskOutcome>((resolve, reject) => {
+    const name = basename(job.outDir);
+    const jobFile = jobFilePath(job.outDir);
+    await writeFile(jobFile, JSON.stringify(job));
+    return new Promise<JobOutcome>((resolve, reject) => {
       const item: Item = {
-        task,
+        job,
         events,
         signal,
-        taskFile,
+        jobFile,
         outcomeFile: join(this.opts.slurmDir, `${name}.outcome.json`),
         progressFile: join(this.opts.slurmDir, `${name}.progress.json`),
         resolve,
@@ -135,7 +137,7 @@ export class SlurmExecutor implements Executor {
     this.waveTimer = setTimeout(() => void this.submitWave(), delay);
   }
 
-  private settle(item: Item, result: { outcome: TaskOutcome } | { error: unknown }): void {
+  private settle(item: Item, result: { outcome: JobOutcome } | { error: unknown }): void {
     if (item.settled) return;
     item.settled = true;
     this.active.delete(item);
@@ -169,7 +171,7 @@ export class SlurmExecutor implements Executor {
       );
       this.jobs.push(job);
       items.forEach((item, index) => {
-        item.job = job;
+        item.slurmJob = job;
         item.id = `${job}_${index}`;
         item.log = join(this.opts.slurmDir, `${job}_${index}.log`);
         item.events.log(`submitted as SLURM job ${item.id} (log: ${item.log})`);
@@ -227,7 +229,7 @@ export class SlurmExecutor implements Executor {
     if (items.length === 0) return;
     let queue;
     try {
-      queue = await this.client.queue([...new Set(items.map((i) => i.job as string))]);
+      queue = await this.client.queue([...new Set(items.map((i) => i.slurmJob as string))]);
       this.queueFailures = 0;
     } catch (err) {
       this.queueFailures++;
@@ -271,7 +273,7 @@ export class SlurmExecutor implements Executor {
     }
   }
 
-  /** The task left the queue: read its outcome, else ask scontrol how it ended. */
+  /** The array task left the queue: read its outcome, else ask scontrol how it ended. */
   private async finish(item: Item): Promise<void> {
     if (item.signal.aborted) {
       this.settle(item, { error: item.signal.reason });

@@ -1,6 +1,6 @@
 /**
- * A task: one stage run to execute, in a form that can be written to `task.json` and executed in
- * this process or in a worker process. `runTask` builds the `StageContext` and runs the stage.
+ * A job: one stage run to execute, in a form that can be written to `job.json` and executed in
+ * this process or in a worker process. `runJob` builds the `StageContext` and runs the stage.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -10,8 +10,8 @@ import type { Table } from '../../table/table.js';
 import { MANIFEST_FILE } from '../cache/manifest.js';
 import type { InputArtifact, Json, ProgressUpdate, RunOptions, StageContext, StageDefinition } from '../stage.js';
 
-/** An upstream artifact, as passed to a task. */
-export interface TaskInput {
+/** An upstream artifact, as passed to a job. */
+export interface JobInput {
   /** Run id of the producing run (`kb[entities=400]`). */
   readonly id: string;
   /** Stage type. */
@@ -29,17 +29,17 @@ export interface TaskInput {
 }
 
 /** A stage run to execute (JSON-serializable). */
-export interface TaskSpec {
+export interface JobSpec {
   /** Run id (`model[seed=1]`), for messages. */
   readonly runId: string;
   /** Stage type. */
   readonly stage: string;
-  /** Stage code version the task was planned with. */
+  /** Stage code version the job was planned with. */
   readonly version: string;
   /** Validated params. */
   readonly params: Record<string, Json>;
   /** Inputs in `needs:` order. */
-  readonly inputs: readonly TaskInput[];
+  readonly inputs: readonly JobInput[];
   /** Absolute temporary output folder. */
   readonly outDir: string;
   /** Invocation-wide options. */
@@ -48,8 +48,8 @@ export interface TaskSpec {
   readonly checkpointDir?: string;
 }
 
-/** Where a running task reports progress and log lines. */
-export interface TaskEvents {
+/** Where a running job reports progress and log lines. */
+export interface JobEvents {
   progress(update: ProgressUpdate): void;
   log(message: string): void;
 }
@@ -66,8 +66,8 @@ export interface WrittenOutput {
   readonly bytes: number;
 }
 
-/** What a finished task hands back to the engine. */
-export interface TaskOutcome {
+/** What a finished job hands back to the engine. */
+export interface JobOutcome {
   /** Values recorded with `ctx.record`. */
   readonly info: Record<string, Json>;
   /** Outputs written through `writeTable`/`writeFile` (files written otherwise are found later). */
@@ -87,8 +87,8 @@ export function checkOutputName(name: string): string {
   return norm.split(sep).join('/');
 }
 
-/** Makes the `InputArtifact` view of a task input. */
-export function inputArtifact(input: TaskInput): InputArtifact {
+/** Makes the `InputArtifact` view of a job input. */
+export function inputArtifact(input: JobInput): InputArtifact {
   const path = (file: string): string => {
     if (!input.files.includes(file)) {
       throw new Error(`${input.id} has no output "${file}" (outputs: ${input.files.join(', ') || 'none'})`);
@@ -108,41 +108,41 @@ export function inputArtifact(input: TaskInput): InputArtifact {
 }
 
 /**
- * Runs a stage for a task: builds its context, awaits `run`, and returns what it recorded.
- * @throws whatever the stage throws; Error when the stage's code version differs from the task's.
+ * Runs a stage for a job: builds its context, awaits `run`, and returns what it recorded.
+ * @throws whatever the stage throws; Error when the stage's code version differs from the job's.
  */
-export async function runTask(
+export async function runJob(
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   def: StageDefinition<any>,
-  task: TaskSpec,
-  events: TaskEvents,
+  job: JobSpec,
+  events: JobEvents,
   signal: AbortSignal,
-): Promise<TaskOutcome> {
-  if (def.version !== task.version) {
-    throw new Error(`stage ${def.name} is at version ${def.version}, the task was planned for ${task.version}`);
+): Promise<JobOutcome> {
+  if (def.version !== job.version) {
+    throw new Error(`stage ${def.name} is at version ${def.version}, the job was planned for ${job.version}`);
   }
   const info: Record<string, Json> = {};
   const written = new Map<string, WrittenOutput>();
-  const inputs = task.inputs.map(inputArtifact);
+  const inputs = job.inputs.map(inputArtifact);
   const put = async (name: string, bytes: Uint8Array, kind: 'table' | 'file', logical?: string): Promise<void> => {
     const rel = checkOutputName(name);
-    const file = join(task.outDir, rel);
+    const file = join(job.outDir, rel);
     await mkdir(dirname(file), { recursive: true });
     await writeFile(file, bytes);
     const sha = createHash('sha256').update(bytes).digest('hex');
     written.set(rel, { name: rel, kind, content_hash: logical ?? sha, sha256: sha, bytes: bytes.byteLength });
   };
   const ctx: StageContext = {
-    params: task.params,
+    params: job.params,
     inputs,
     input(stage: string): InputArtifact {
       const found = inputs.filter((i) => i.stage === stage);
       if (found.length !== 1) {
-        throw new Error(`${task.runId}: expected exactly one input of stage ${stage}, found ${found.length}`);
+        throw new Error(`${job.runId}: expected exactly one input of stage ${stage}, found ${found.length}`);
       }
       return found[0];
     },
-    outDir: task.outDir,
+    outDir: job.outDir,
     async writeTable(name: string, table: Table): Promise<void> {
       const { bytes, contentHash } = encodeTable(table);
       await put(name, bytes, 'table', contentHash);
@@ -155,9 +155,9 @@ export async function runTask(
     },
     progress: (update) => events.progress(update),
     log: (message) => events.log(message),
-    options: task.options,
+    options: job.options,
     signal,
-    ...(task.checkpointDir !== undefined ? { checkpointDir: task.checkpointDir } : {}),
+    ...(job.checkpointDir !== undefined ? { checkpointDir: job.checkpointDir } : {}),
   };
   await def.run(ctx);
   signal.throwIfAborted();

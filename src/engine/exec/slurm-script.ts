@@ -1,13 +1,13 @@
 /**
  * The SLURM batch job of one wave: the generated batch script, whose array task `i` runs the
- * worker command on task `i` (`grokpipe exec-task --outcome <file> --progress <file> <task.json>`),
+ * worker command on job `i` (`grokpipe exec-job --outcome <file> --progress <file> <job.json>`),
  * and the `sbatch` arguments that submit it as a job array.
  */
 
 /** The files of one array task. */
 export interface ArrayTaskFiles {
-  /** The task (`TaskSpec` JSON) to run. */
-  readonly taskFile: string;
+  /** The job (`JobSpec` JSON) to run. */
+  readonly jobFile: string;
   /** Where the worker writes its `WorkerResult`. */
   readonly outcomeFile: string;
   /** Where the worker writes its latest progress update. */
@@ -21,11 +21,11 @@ export function shellQuote(s: string): string {
 
 /**
  * The batch script of a job array over `tasks`.
- * @param command the worker command without arguments, e.g. `[node, .../bin/grokpipe.js, 'exec-task']`.
+ * @param command the worker command without arguments, e.g. `[node, .../bin/grokpipe.js, 'exec-job']`.
  */
 export function batchScript(command: readonly string[], tasks: readonly ArrayTaskFiles[]): string {
   const cases = tasks.map(
-    (t, i) => `  ${i}) set -- ${shellQuote(t.taskFile)} ${shellQuote(t.outcomeFile)} ${shellQuote(t.progressFile)} ;;`,
+    (t, i) => `  ${i}) set -- ${shellQuote(t.jobFile)} ${shellQuote(t.outcomeFile)} ${shellQuote(t.progressFile)} ;;`,
   );
   return [
     '#!/bin/bash',
@@ -34,7 +34,7 @@ export function batchScript(command: readonly string[], tasks: readonly ArrayTas
     ...cases,
     '  *) echo "grokpipe: no task for array index ${SLURM_ARRAY_TASK_ID:-unset}" >&2; exit 2 ;;',
     'esac',
-    'echo "grokpipe: task $1 on $(hostname)" >&2',
+    'echo "grokpipe: job $1 on $(hostname)" >&2',
     `exec ${command.map(shellQuote).join(' ')} --outcome "$2" --progress "$3" "$1"`,
     '',
   ].join('\n');

@@ -1,17 +1,17 @@
 /**
- * The worker side of `ProcessExecutor`: `grokpipe exec-task <task.json>` runs one task and sends
+ * The worker side of `ProcessExecutor`: `grokpipe exec-job <job.json>` runs one job and sends
  * progress, log lines and the outcome to the parent over IPC. SIGINT, SIGTERM or a lost parent
  * abort the stage; the process exits at most 5 s later.
  *
  * Without a parent (a SLURM array task, `executor-slurm.ts`), `outcomeFile` receives the outcome
  * (`WorkerResult`) and `progressFile` the latest progress update, both written atomically; log
- * lines go to stderr (the task's log file).
+ * lines go to stderr (the array task's log file).
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { WorkerMessage } from './executor.js';
 import type { StageRegistry } from '../registry.js';
 import type { ProgressUpdate } from '../stage.js';
-import type { TaskOutcome, TaskSpec } from './job.js';
+import type { JobOutcome, JobSpec } from './job.js';
 
 /** Minimum interval between progress messages sent to the parent (milliseconds). */
 const PROGRESS_INTERVAL_MS = 200;
@@ -21,12 +21,12 @@ const PROGRESS_FILE_INTERVAL_MS = 1000;
 
 /** What a worker without a parent writes to its outcome file. */
 export type WorkerResult =
-  | { readonly ok: true; readonly outcome: TaskOutcome }
+  | { readonly ok: true; readonly outcome: JobOutcome }
   | { readonly ok: false; readonly message: string; readonly stack?: string };
 
 /** Where a worker without a parent process leaves its result. */
 export interface WorkerFiles {
-  /** Receives the `WorkerResult` (JSON), written atomically when the task ends. */
+  /** Receives the `WorkerResult` (JSON), written atomically when the job ends. */
   readonly outcomeFile?: string;
   /** Receives the latest `ProgressUpdate` (JSON), written atomically at most once a second. */
   readonly progressFile?: string;
@@ -44,10 +44,10 @@ function writeAtomic(file: string, text: string): void {
 }
 
 /**
- * Executes the task in `file` with a stage from `registry`.
+ * Executes the job in `file` with a stage from `registry`.
  * @returns the exit code: 0 when the stage succeeded, 1 when it failed, 130 when interrupted.
  */
-export async function execTaskFile(file: string, registry: StageRegistry, files: WorkerFiles = {}): Promise<number> {
+export async function execJobFile(file: string, registry: StageRegistry, files: WorkerFiles = {}): Promise<number> {
   const { sendMessage } = await import('execa');
   let chain: Promise<void> = Promise.resolve();
   let lastProgressWrite = 0;
@@ -78,16 +78,16 @@ export async function execTaskFile(file: string, registry: StageRegistry, files:
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   process.once('disconnect', stop);
-  let task: TaskSpec;
+  let job: JobSpec;
   try {
-    task = JSON.parse(readFileSync(file, 'utf8')) as TaskSpec;
+    job = JSON.parse(readFileSync(file, 'utf8')) as JobSpec;
   } catch (err) {
-    await send({ type: 'error', message: `cannot read task ${file}: ${(err as Error).message}` });
+    await send({ type: 'error', message: `cannot read job ${file}: ${(err as Error).message}` });
     return 1;
   }
-  const def = registry.get(task.stage);
+  const def = registry.get(job.stage);
   if (!def) {
-    await send({ type: 'error', message: `unknown stage type "${task.stage}"` });
+    await send({ type: 'error', message: `unknown stage type "${job.stage}"` });
     return 1;
   }
   let lastProgress = 0;
@@ -108,8 +108,8 @@ export async function execTaskFile(file: string, registry: StageRegistry, files:
     },
   };
   try {
-    const { runTask } = await import('./job.js');
-    const outcome = await runTask(def, task, events, controller.signal);
+    const { runJob } = await import('./job.js');
+    const outcome = await runJob(def, job, events, controller.signal);
     if (pending) void send({ type: 'progress', update: pending });
     await send({ type: 'done', outcome });
     return 0;

@@ -25,7 +25,7 @@ import { silentReporter } from '../terminal/progress.js';
 import type { RunOptions } from '../stage.js';
 import type { Store } from '../cache/store.js';
 import { diffTables, formatTableDiff, tablesEqual } from './table-diff.js';
-import type { TaskSpec } from '../exec/job.js';
+import type { JobSpec } from '../exec/job.js';
 
 /** Verdict on one run. `intact`: bytes checked only (`bytesOnly`), and they match. */
 export type VerifyStatus = 'match' | 'mismatch' | 'corrupt' | 'failed' | 'uncached' | 'intact';
@@ -146,7 +146,7 @@ async function recompute(
   const t0 = performance.now();
   try {
     reporter.event(p.run.id, { kind: 'running', reason: 'verify: recomputing into a scratch folder' });
-    const task: TaskSpec = {
+    const job: JobSpec = {
       runId: p.run.id,
       stage: p.run.stage.name,
       version: p.run.stage.version,
@@ -166,7 +166,7 @@ async function recompute(
     let outputs: ManifestOutput[];
     try {
       const outcome = await opts.executor.execute(
-        task,
+        job,
         {
           progress: (update) => reporter.event(p.run.id, { kind: 'progress', update }),
           log: (message) => reporter.event(p.run.id, { kind: 'log', message }),
