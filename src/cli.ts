@@ -25,7 +25,7 @@ import { SlurmExecutor } from './engine/exec/executor-slurm.js';
 import { compilePipeline } from './engine/pipeline/pipeline.js';
 import type { Pipeline } from './engine/pipeline/pipeline.js';
 import { planRuns } from './engine/explain/plan.js';
-import { createReporter } from './engine/terminal/progress.js';
+import { createReporter } from './engine/terminal/reporter.js';
 import type { TextSink } from './engine/terminal/progress.js';
 import { createRegistry } from './engine/registry.js';
 import type { StageRegistry } from './engine/registry.js';

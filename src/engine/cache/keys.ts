@@ -1,5 +1,6 @@
 /** The key components of a stage run, once its inputs' content hashes are known. */
 import type { StageRun } from '../pipeline/expand.js';
+import { stageKey } from './hash.js';
 import type { KeyComponents } from './hash.js';
 
 /**
@@ -19,4 +20,13 @@ export function keyComponents(run: StageRun, inputHashes: readonly string[]): Ke
       ...(run.across ? { matrix: input.matrix } : {}),
     })),
   };
+}
+
+/**
+ * The key of `run` (`stageKey` of its `keyComponents`), given its inputs' content hashes.
+ * @throws Error as `keyComponents`.
+ */
+export function runKey(run: StageRun, inputHashes: readonly string[]): { components: KeyComponents; key: string } {
+  const components = keyComponents(run, inputHashes);
+  return { components, key: stageKey(components) };
 }

@@ -2,9 +2,13 @@
  * `manifest.json`: the record of a completed stage run, written last into its artifact folder.
  * A folder without a valid manifest is never treated as complete.
  */
+import { hostname } from 'node:os';
+import { currentEnvironment } from './environment.js';
 import type { Environment } from './environment.js';
-import type { KeyInput } from './hash.js';
-import type { Json } from '../stage.js';
+import { contentHash, hashJson } from './hash.js';
+import type { KeyComponents, KeyInput } from './hash.js';
+import { grokpipeVersion } from './version.js';
+import type { Json, RunOptions } from '../stage.js';
 
 /** Current manifest format. */
 export const MANIFEST_FORMAT = 1;
@@ -91,4 +95,55 @@ export function parseManifest(text: string): Manifest {
     if (typeof o?.name !== 'string' || typeof o.bytes !== 'number') throw new Error('malformed output entry');
   }
   return m as Manifest;
+}
+
+/** What the manifest of a stage run that just finished is made of. */
+export interface FinishedRun {
+  readonly key: string;
+  /** Its key components (stage type, code version, params, inputs' content hashes). */
+  readonly components: KeyComponents;
+  /** Its inputs, in `needs:` order. */
+  readonly inputs: readonly ManifestInput[];
+  /** Its output files, with hashes. */
+  readonly outputs: readonly ManifestOutput[];
+  /** What the stage recorded with `ctx.record`. */
+  readonly info: Record<string, Json>;
+  /** When it started and finished, and the stage's time (seconds). */
+  readonly timings: { readonly started: Date; readonly finished: Date; readonly seconds: number };
+  /** The invocation's options (backend, threads), recorded in `environment`. */
+  readonly options?: RunOptions;
+  /** The pipeline file and run id that computed it. */
+  readonly pipeline: { readonly file: string; readonly id: string };
+}
+
+/**
+ * The manifest of a stage run that just finished on this host: its content hash (`hash.ts`), its
+ * key components, the versions (`grokpipe`, `node`, and the string entries the stage recorded
+ * under `info.versions`) and the environment (`environment.ts`).
+ */
+export function newManifest(r: FinishedRun): Manifest {
+  const c = r.components;
+  return {
+    format: MANIFEST_FORMAT,
+    stage: c.stage,
+    key: r.key,
+    content_hash: contentHash(r.outputs.map((o) => ({ name: o.name, hash: o.content_hash }))),
+    components: { stage: c.stage, version: c.version, params_hash: hashJson(c.params), inputs: c.inputs },
+    params: c.params,
+    inputs: r.inputs,
+    outputs: r.outputs,
+    info: r.info,
+    versions: { grokpipe: grokpipeVersion(), node: process.version, ...recordedVersions(r.info) },
+    timings: { started: r.timings.started.toISOString(), finished: r.timings.finished.toISOString(), seconds: r.timings.seconds },
+    host: hostname(),
+    environment: currentEnvironment(r.options),
+    pipeline: r.pipeline,
+  };
+}
+
+/** String-valued entries of `info.versions`, if the stage recorded any. */
+function recordedVersions(info: Record<string, Json>): Record<string, string> {
+  const v = info.versions;
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return {};
+  return Object.fromEntries(Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string'));
 }

@@ -1,9 +1,20 @@
 /**
- * Executors run jobs (stage runs) somewhere: in this process (`InlineExecutor`) or in worker
- * processes (`ProcessExecutor`). The runner decides what runs when; an executor only runs.
+ * **The exec wing** (`engine/exec/`): where and how a stage run's computation happens, once the
+ * runner has decided it must. A *job* (`job.ts`) is one stage run in a form that can be written to
+ * `<tmp>.job.json`: stage, code version, params, input folders, output folder. An executor runs
+ * jobs: in this process (`executor-inline.ts`), in worker processes (`executor-process.ts`, the
+ * worker side in `worker.ts`, the CLI's hidden `exec-job` command), or as SLURM array tasks
+ * (`executor-slurm.ts`, with `slurm.ts` for the SLURM commands and `slurm-script.ts` for the batch
+ * script). `limit.ts` bounds how many run at once and `pid.ts` tells whether a process still runs.
+ * The exec wing never decides what runs, and never writes the store.
+ *
+ * This module: the `Executor` interface, the messages a worker sends, and the few steps every
+ * caller of an executor takes (build a job from finished inputs, execute it, list its outputs).
  */
-import type { ProgressUpdate } from '../stage.js';
-import type { JobEvents, JobOutcome, JobSpec } from './job.js';
+import type { Manifest, ManifestOutput } from '../cache/manifest.js';
+import type { StageRun } from '../pipeline/expand.js';
+import type { ProgressUpdate, RunOptions } from '../stage.js';
+import type { JobEvents, JobInput, JobOutcome, JobSpec } from './job.js';
 
 /** Runs one job at a time per call; calls may overlap (the runner bounds how many). */
 export interface Executor {
@@ -22,3 +33,69 @@ export type WorkerMessage =
   | { readonly type: 'log'; readonly message: string }
   | { readonly type: 'done'; readonly outcome: JobOutcome }
   | { readonly type: 'error'; readonly message: string; readonly stack?: string };
+
+/** A finished upstream run, as the runner or a plan knows it: with its key, folder and manifest. */
+export interface FinishedInput {
+  readonly run: StageRun;
+  readonly key: string | null;
+  /** Artifact folder (present for a finished run). */
+  readonly dir?: string;
+  /** Manifest (present for a finished run). */
+  readonly manifest?: Manifest;
+}
+
+/**
+ * The job of `run`, reading `inputs` (its finished upstream runs, in `run.inputs` order) and
+ * writing into `outDir`.
+ * @param checkpointDir resumable state of the key (absent: the stage does not checkpoint).
+ */
+export function jobOf(
+  run: StageRun,
+  inputs: readonly FinishedInput[],
+  outDir: string,
+  options: RunOptions,
+  checkpointDir?: string,
+): JobSpec {
+  return {
+    runId: run.id,
+    stage: run.stage.name,
+    version: run.stage.version,
+    params: run.params,
+    inputs: inputs.map(jobInput),
+    outDir,
+    options,
+    ...(checkpointDir !== undefined ? { checkpointDir } : {}),
+  };
+}
+
+/** A finished upstream run as a job reads it. */
+function jobInput(r: FinishedInput): JobInput {
+  const m = r.manifest as Manifest;
+  return {
+    id: r.run.id,
+    stage: r.run.stage.name,
+    key: r.key as string,
+    matrix: r.run.matrix,
+    params: m.params,
+    files: m.outputs.map((o) => o.name),
+    dir: r.dir as string,
+  };
+}
+
+/**
+ * Executes `job` on `executor`, then lists the outputs it left in `job.outDir` (sizes and hashes,
+ * `cache/outputs.ts`).
+ * @throws the executor's error; the signal's reason when aborted, even after the stage finished.
+ */
+export async function executeJob(
+  executor: Executor,
+  job: JobSpec,
+  events: JobEvents,
+  signal: AbortSignal,
+): Promise<{ outcome: JobOutcome; outputs: ManifestOutput[] }> {
+  const outcome = await executor.execute(job, events, signal);
+  signal.throwIfAborted();
+  // Loaded on first use (Parquet libraries): a fully cached run never needs them.
+  const { collectOutputs } = await import('../cache/outputs.js');
+  return { outcome, outputs: await collectOutputs(job.outDir, outcome.written) };
+}

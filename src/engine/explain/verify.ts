@@ -14,6 +14,7 @@
  * with (run the pipeline first). They do not make the check fail.
  */
 import { join } from 'node:path';
+import { executeJob, jobOf } from '../exec/executor.js';
 import type { Executor } from '../exec/executor.js';
 import type { StageRun } from '../pipeline/expand.js';
 import { ByteCheckCache, checkArtifactBytes } from '../cache/integrity.js';
@@ -21,11 +22,10 @@ import { createLimiter } from '../exec/limit.js';
 import type { Manifest, ManifestOutput } from '../cache/manifest.js';
 import type { PlannedRun } from './plan.js';
 import type { Reporter } from '../terminal/progress.js';
-import { silentReporter } from '../terminal/progress.js';
+import { jobEvents, silentReporter } from '../terminal/progress.js';
 import type { RunOptions } from '../stage.js';
 import type { Store } from '../cache/store.js';
 import { diffTables, formatTableDiff, tablesEqual } from './table-diff.js';
-import type { JobSpec } from '../exec/job.js';
 
 /** Verdict on one run. `intact`: bytes checked only (`bytesOnly`), and they match. */
 export type VerifyStatus = 'match' | 'mismatch' | 'corrupt' | 'failed' | 'uncached' | 'intact';
@@ -132,6 +132,7 @@ export async function verifyRuns(plan: readonly PlannedRun[], selected: Readonly
   return results;
 }
 
+/** Runs the stage of cached run `p` again into a scratch folder and compares its outputs with the entry's. */
 async function recompute(
   p: PlannedRun,
   inputs: readonly PlannedRun[],
@@ -146,37 +147,10 @@ async function recompute(
   const t0 = performance.now();
   try {
     reporter.event(p.run.id, { kind: 'running', reason: 'verify: recomputing into a scratch folder' });
-    const job: JobSpec = {
-      runId: p.run.id,
-      stage: p.run.stage.name,
-      version: p.run.stage.version,
-      params: p.run.params,
-      inputs: inputs.map((i) => ({
-        id: i.run.id,
-        stage: i.run.stage.name,
-        key: i.key as string,
-        matrix: i.run.matrix,
-        params: (i.manifest as Manifest).params,
-        files: (i.manifest as Manifest).outputs.map((o) => o.name),
-        dir: i.dir as string,
-      })),
-      outDir: tmp,
-      options: opts.options ?? {},
-    };
+    const job = jobOf(p.run, inputs, tmp, opts.options ?? {});
     let outputs: ManifestOutput[];
     try {
-      const outcome = await opts.executor.execute(
-        job,
-        {
-          progress: (update) => reporter.event(p.run.id, { kind: 'progress', update }),
-          log: (message) => reporter.event(p.run.id, { kind: 'log', message }),
-        },
-        signal,
-      );
-      signal.throwIfAborted();
-      // Loaded on use (Parquet libraries), so that the CLI starts without them.
-      const { collectOutputs } = await import('../cache/outputs.js');
-      outputs = await collectOutputs(tmp, outcome.written);
+      ({ outputs } = await executeJob(opts.executor, job, jobEvents(reporter, p.run.id), signal));
     } catch (err) {
       signal.throwIfAborted();
       return { ...base, status: 'failed', seconds: (performance.now() - t0) / 1000, problems: [], reason: (err as Error).message };
@@ -211,6 +185,7 @@ async function compareOutputs(stored: readonly ManifestOutput[], fresh: readonly
   return problems;
 }
 
+/** What differs between a stored table and its recomputation, column by column. */
 async function compareTables(name: string, storedPath: string, freshPath: string): Promise<VerifyProblem> {
   try {
     const { readTable } = await import('../../table/parquet.js');

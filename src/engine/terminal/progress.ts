@@ -1,9 +1,17 @@
 /**
+ * **The terminal wing** (`engine/terminal/`): what the engine shows people. `progress.ts` (this
+ * module) defines the events of a run and the `Reporter` that shows them (plain lines here, the
+ * listr2 live view in `progress-listr.ts`, chosen by `reporter.ts`); `summary.ts` is the run
+ * summary printed after `run` and `status`; `show.ts` shows one store entry (`grokpipe show`);
+ * `dag-format.ts` writes the stage-run graph as Mermaid, DOT or an indented list. Nothing here
+ * decides what runs; it formats what the other wings report.
+ *
  * Progress display. The runner reports events per stage run to a `Reporter`; this module has the
  * reporter interface, the plain-line reporter (non-TTY or `--json`: lines on stderr, progress
  * throttled to one line per 2 s per run), and the factory that picks the listr2 view on a TTY.
  */
 import prettyMs from 'pretty-ms';
+import type { JobEvents } from '../exec/job.js';
 import type { ProgressUpdate } from '../stage.js';
 
 /** Something that happened to a stage run. */
@@ -34,6 +42,14 @@ export const silentReporter: Reporter = {
   event: () => undefined,
   stop: () => Promise.resolve(),
 };
+
+/** A running job's progress and log lines (`JobEvents`) as events of run `id` on `reporter`. */
+export function jobEvents(reporter: Reporter, id: string): JobEvents {
+  return {
+    progress: (update) => reporter.event(id, { kind: 'progress', update }),
+    log: (message) => reporter.event(id, { kind: 'log', message }),
+  };
+}
 
 /** Formats metrics: `loss 0.41 id 0.93 ood 0.12` (3 significant digits). */
 export function formatMetrics(metrics: Readonly<Record<string, number>> | undefined): string {
@@ -134,16 +150,4 @@ export class PlainReporter implements Reporter {
   stop(): Promise<void> {
     return Promise.resolve();
   }
-}
-
-/**
- * The reporter for an invocation: the listr2 live view when `tty` (and not `json`), else plain
- * lines on `stderr`.
- */
-export async function createReporter(options: { tty: boolean; json: boolean; stderr: TextSink }): Promise<Reporter> {
-  if (options.tty && !options.json) {
-    const { ListrReporter } = await import('./progress-listr.js');
-    return new ListrReporter();
-  }
-  return new PlainReporter(options.stderr);
 }
