@@ -1,4 +1,13 @@
 /**
+ * **The cache wing** (`engine/cache/`): what makes a stage run's result reusable and trustworthy.
+ * `hash.ts` and `keys.ts` turn a run into its key (stage type, code version, params, inputs'
+ * content hashes) and its outputs into a content hash; `store.ts` (this module) keeps artifacts by
+ * key, committed atomically; `lock.ts` keeps two processes from computing one key; `manifest.ts` is
+ * the record written last into each artifact, `outputs.ts` lists and hashes what a stage wrote,
+ * `environment.ts` and `version.ts` what else a manifest records; `integrity.ts` checks an
+ * artifact's bytes again; `usage.ts`, `inventory.ts`, `du.ts` and `gc.ts` say what the store holds,
+ * which pipelines use it, and what may go.
+ *
  * The content-addressed artifact store: `<root>/<stage type>/<key>/` holds a stage run's outputs
  * and its `manifest.json`, written last.
  *

@@ -1,4 +1,12 @@
 /**
+ * **The explain wing** (`engine/explain/`): why a run must run, what would run, and whether a
+ * cached result still comes out the same. `why.ts` (this module) compares a run's key with the
+ * nearest cached entry of its stage type; `cause.ts` reduces a cascade of misses to its root
+ * causes; `resolve.ts` is the step `run` and `plan` share (key, lookup, explanation of a miss);
+ * `plan.ts` plans a pipeline against the store without running anything; `verify.ts` recomputes
+ * cached runs into scratch folders and compares their outputs, tables column by column with
+ * `table-diff.ts`. Apart from `verify`'s scratch folders, the wing only reads the store.
+ *
  * Why a stage run must run: its key compared with the nearest cached manifest of the same stage
  * type (the one with most key components equal), e.g.
  * `with.optimizer.lr 0.001 -> 0.0003; upstream tokens changed`.

@@ -1,4 +1,13 @@
 /**
+ * **The pipeline wing** (`engine/pipeline/`): from a pipeline file to the stage runs the runner can
+ * plan and run, or to every problem at once, each with `file:line:col` and its field path.
+ * `load.ts` parses the YAML keeping positions; `overrides.ts` applies `--set`; `validate.ts` checks
+ * the document and each run's params against their JSON Schemas (compiled validators cached on disk
+ * by `validator-cache.ts`); `template.ts` resolves `${{ matrix.x }}` and `${{ vars.x }}`; `dag.ts`
+ * orders the stages and finds cycles; `expand.ts` expands the sweep matrix into stage runs. This
+ * module chains those steps. The wing knows stages only through the stage contract (`../stage.ts`)
+ * and the registry.
+ *
  * Compiles a pipeline file into stage runs ready to plan or run: load (positions kept), apply
  * `--set`, validate the document against `schemas/pipeline.schema.json`, resolve `uses`/`needs`,
  * find cycles, expand the matrix, validate every run's params against its stage's schema
@@ -62,28 +71,66 @@ interface RawPipeline {
   stages: Record<string, RawStage>;
 }
 
+/** Records a problem at a field of the pipeline document (`atKey`: at the field's name, not its value). */
+type Report = (path: JsonPath, message: string, atKey?: boolean) => void;
+
 /**
- * Compiles an already loaded pipeline (see `compilePipeline`).
+ * Compiles an already loaded pipeline (see `compilePipeline`): the document's shape, then its
+ * stages (types, needs, cycles, templates), then the matrix expansion, then each run's params and
+ * semantic checks. Each step reports every problem it finds; the next runs only when they allow.
  * @throws InputError as `compilePipeline`.
  */
 export function compileLoaded(loadedFile: LoadedPipeline, registry: StageRegistry, options: CompileOptions = {}): Pipeline {
   const loaded = applyOverrides(loadedFile, options.sets ?? []);
   const { locate } = loaded;
   const issues = new IssueList();
-  const at = (path: JsonPath, message: string, atKey = false) => issues.add(locate(path, { key: atKey }), path, message);
+  const at: Report = (path, message, atKey = false) => issues.add(locate(path, { key: atKey }), path, message);
+  const doc = checkShape(loaded.data, at, issues);
+  const graph = resolveStages(doc, registry, at);
+  issues.throwIfAny();
+  const order = topoOrder(graph.ids, (id) => graph.needsOf.get(id) ?? []);
+  const runs = expandRuns(
+    order.map((id) => graph.specs.get(id) as StageSpec),
+    graph.matrix,
+    doc.vars ?? {},
+  );
+  const valid = validateParams(runs, doc, at);
+  checkRuns(runs, valid, at);
+  issues.throwIfAny();
+  const name = doc.name ?? loaded.file;
+  return { file: loaded.file, name, description: doc.description, runs, locate };
+}
 
-  // 1. The document's shape.
-  if (loaded.data === null || typeof loaded.data !== 'object' || Array.isArray(loaded.data)) {
+/**
+ * The document's shape against the pipeline schema.
+ * @throws InputError when the document is not a mapping, or `stages`, `matrix` or `vars` are
+ *   malformed (problems in `name`, `description` or unknown top-level fields do not stop the other
+ *   checks).
+ */
+function checkShape(data: unknown, at: Report, issues: IssueList): RawPipeline {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     at([], 'a pipeline file must be a mapping with at least `stages:`');
     issues.throwIfAny();
   }
-  const shape = validatePipelineDocument(loaded.data);
+  const shape = validatePipelineDocument(data);
   for (const p of shape) at(p.path, p.message, p.atKey);
-  // Problems in `name`, `description` or unknown top-level fields do not stop the other checks.
   if (shape.some((p) => p.path.length === 0 || ['stages', 'matrix', 'vars'].includes(String(p.path[0])))) issues.throwIfAny();
-  const doc = loaded.data as RawPipeline;
+  return data as RawPipeline;
+}
 
-  // 2. Stage types, needs, cycles, templates.
+/** The stages of a document as the matrix expansion needs them. */
+interface StageGraph {
+  /** Stage ids in file order. */
+  readonly ids: readonly string[];
+  readonly matrix: Matrix;
+  /** The `needs` of each stage id. */
+  readonly needsOf: ReadonlyMap<string, readonly string[]>;
+  /** The spec of each stage id whose `uses` names a known stage type. */
+  readonly specs: ReadonlyMap<string, StageSpec>;
+}
+
+/** Resolves `uses` and `needs`, scans templates, finds cycles; reports each problem. */
+function resolveStages(doc: RawPipeline, registry: StageRegistry, at: Report): StageGraph {
   const ids = Object.keys(doc.stages);
   const matrix: Matrix = Object.entries(doc.matrix ?? {});
   const vars = doc.vars ?? {};
@@ -121,17 +168,15 @@ export function compileLoaded(loadedFile: LoadedPipeline, registry: StageRegistr
   }
   const cycle = findCycle(ids, (id) => needsOf.get(id) ?? []);
   if (cycle) at(['stages', cycle[0], 'needs'], `cycle: ${cycle.join(' -> ')}`);
-  issues.throwIfAny();
+  return { ids, matrix, needsOf, specs };
+}
 
-  // 3. Expand the matrix.
-  const order = topoOrder(ids, (id) => needsOf.get(id) ?? []);
-  const runs = expandRuns(
-    order.map((id) => specs.get(id) as StageSpec),
-    matrix,
-    vars,
-  );
-
-  // 4. Params of every run, then semantic checks.
+/**
+ * Validates every run's params against its stage's schema, filling in defaults (`run.params` is
+ * replaced); reports each problem.
+ * @returns the runs whose params are valid.
+ */
+function validateParams(runs: readonly StageRun[], doc: RawPipeline, at: Report): Set<StageRun> {
   const validator = new ParamsValidator();
   const valid = new Set<StageRun>();
   for (const run of runs) {
@@ -144,6 +189,11 @@ export function compileLoaded(loadedFile: LoadedPipeline, registry: StageRegistr
     }
     if (problems.length === 0) valid.add(run);
   }
+  return valid;
+}
+
+/** Runs each stage's `check` on the runs whose params, and whose upstream runs' params, are valid. */
+function checkRuns(runs: readonly StageRun[], valid: ReadonlySet<StageRun>, at: Report): void {
   for (const run of runs) {
     if (!run.stage.check || !valid.has(run)) continue;
     const upstream = upstreamRuns(run);
@@ -160,9 +210,6 @@ export function compileLoaded(loadedFile: LoadedPipeline, registry: StageRegistr
       at(['stages', run.stageId, 'with', ...rel], p.message + (run.id !== run.stageId ? ` (in ${run.id})` : ''));
     }
   }
-  issues.throwIfAny();
-  const name = doc.name ?? loaded.file;
-  return { file: loaded.file, name, description: doc.description, runs, locate };
 }
 
 /** Transitive upstream runs, nearest first (breadth-first, each once). */

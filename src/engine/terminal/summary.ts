@@ -1,6 +1,6 @@
 /**
- * What the CLI prints after `run` and `status`: the JSON result, the table of runs, and for each
- * leaf run its artifact folder and the `summary` lines its stage recorded.
+ * The run summary: what the CLI prints after `run` and `status`: the JSON result, the table of
+ * runs, and for each leaf run its artifact folder and the `summary` lines its stage recorded.
  */
 import { relative } from 'node:path';
 import { createColors } from 'picocolors';
