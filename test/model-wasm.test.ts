@@ -78,3 +78,9 @@ describe('wasm host kernels', () => {
     tf.dispose([a, b, ga, gb, tiled, ra, rb]);
   });
 });
+
+describe('backend requests', () => {
+  it('initBackend rejects a name that is not a backend request (the stage contract passes it as a string)', async () => {
+    await expect(initBackend('tpu')).rejects.toThrow('unknown TF.js backend "tpu" (known: auto, tensorflow-gpu, tensorflow, wasm-blas, wasm, cpu)');
+  });
+});

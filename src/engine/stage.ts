@@ -3,10 +3,9 @@
  *
  * The engine knows nothing about grokking: a stage registers a name, a JSON Schema for its
  * `with:` params, a code version and a `run` function. A stage knows nothing about caching: it
- * reads its inputs and writes its outputs through the `StageContext` it is given (DESIGN.md §1).
+ * reads its inputs and writes its outputs through the `StageContext` it is given (docs/design.md §1).
  */
 import type { Table } from '../table/table.js';
-import type { BackendRequest } from '../models/backend-names.js';
 
 /** A JSON value, as found in validated params. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -78,8 +77,14 @@ export interface StageContext<P = Record<string, Json>> {
 
 /** Invocation-wide options passed to every stage; they are not part of any key. */
 export interface RunOptions {
-  /** Requested TF.js backend (`auto` picks the fastest present). */
-  backend?: BackendRequest;
+  /**
+   * Requested compute backend, by a name the stages that do numeric work understand (grokpipe's
+   * stages: `auto` or a TF.js backend, as listed in `models/backend-names.ts`). Opaque to the
+   * engine: it hands it to every stage unchanged and records it in each manifest's `environment`.
+   * Whoever builds the options validates it (the CLI's `--backend`); a stage rejects a name it
+   * does not know. Default `auto`.
+   */
+  backend?: string;
   /** Number of threads a stage may use for numeric work. */
   threads?: number;
 }

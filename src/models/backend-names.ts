@@ -22,3 +22,8 @@ export const BACKEND_PREFERENCE: readonly BackendName[] = ['tensorflow-gpu', 'te
 
 /** Every value `--backend` accepts. */
 export const BACKEND_REQUESTS: readonly BackendRequest[] = ['auto', ...BACKEND_PREFERENCE];
+
+/** Whether `name` is a backend request grokpipe knows (`auto` or a `BackendName`). */
+export function isBackendRequest(name: string): name is BackendRequest {
+  return (BACKEND_REQUESTS as readonly string[]).includes(name);
+}

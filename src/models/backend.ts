@@ -21,8 +21,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
-import type { BackendName, BackendRequest } from './backend-names.js';
-import { BACKEND_PREFERENCE } from './backend-names.js';
+import type { BackendName } from './backend-names.js';
+import { BACKEND_PREFERENCE, BACKEND_REQUESTS, isBackendRequest } from './backend-names.js';
 import { registerGradients } from './gradients.js';
 import { useExplicitTransposeGradient } from './layers.js';
 import { loadNativeBlas, NATIVE_BLAS_HINT, setBlasThreads, useNativeMatMul } from './native-blas.js';
@@ -126,12 +126,17 @@ async function load(name: BackendName, options: BackendOptions): Promise<Backend
  * Loads and activates a TF.js backend; with `auto` the first of `BACKEND_PREFERENCE` that starts
  * (tfjs-node-gpu without a usable GPU runs on the CPU and is reported as `tensorflow`). Registers
  * the kernel fixes and gradients above. Idempotent for the same request.
+ * @param request a `BackendRequest`; a string because it comes through the stage contract, where the
+ *   engine passes the invocation's `--backend` as an opaque name.
  * @param options.threads for tfjs-node only (wasm runs single-threaded under Node).
  * @returns the backend's manifest name.
  * @throws BackendUnavailableError when a requested backend (not `auto`) is missing or fails, with
- *   the command that installs it.
+ *   the command that installs it; Error naming the known requests when `request` is none of them.
  */
-export async function initBackend(request: BackendRequest = 'auto', options: BackendOptions = {}): Promise<BackendName> {
+export async function initBackend(request: string = 'auto', options: BackendOptions = {}): Promise<BackendName> {
+  if (!isBackendRequest(request)) {
+    throw new Error(`unknown TF.js backend "${request}" (known: ${BACKEND_REQUESTS.join(', ')})`);
+  }
   const candidates = request === 'auto' ? BACKEND_PREFERENCE : [request];
   const failures: string[] = [];
   for (const name of candidates) {
