@@ -3,7 +3,7 @@
  * kept pipeline would reuse (and/or unused for DAYS), damaged entries, and what dead processes
  * left (temporaries, locks, checkpoints of finished keys); prints each item and what it frees.
  * Without `--keep-pipelines` or `--older-than` no complete artifact is removed (see
- * `engine/gc.ts` for the exact rules).
+ * `engine/cache/gc.ts` for the exact rules).
  */
 import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';

@@ -1,6 +1,6 @@
 /**
  * `grokpipe ls [--store DIR] [--json]`: the store's entries: stage, key, size, age since last use
- * and the pipelines that use each (see `engine/inventory.ts`).
+ * and the pipelines that use each (see `engine/cache/inventory.ts`).
  */
 import type { Command } from 'commander';
 import { formatInventory, listInventory } from '../engine/cache/inventory.js';

@@ -2,7 +2,7 @@
  * `grokpipe verify <file> [--sample K | --all] [--bytes-only]`: the reproducibility check. Checks
  * the byte hashes of the selected cached runs (all by default, or K at random), recomputes each
  * into a scratch folder from the store's cached inputs and compares content hashes output by
- * output, tables column by column (`engine/verify.ts`). Runs that are not cached are listed as not
+ * output, tables column by column (`engine/explain/verify.ts`). Runs that are not cached are listed as not
  * verifiable and do not fail the check.
  *
  * Exit codes: 0 all verified runs match, 1 a mismatch, a corrupt file or a failed recomputation,

@@ -15,8 +15,7 @@
  * Differences are only reported for stages that recorded a backend: the others do no numeric work
  * that these knobs affect.
  */
-import type { Manifest } from './manifest.js';
-import type { RunOptions } from '../stage.js';
+import type { Json, RunOptions } from '../stage.js';
 
 /** The recorded environment of a stage run (manifest field `environment`). */
 export interface Environment {
@@ -59,8 +58,12 @@ export function currentEnvironment(options: RunOptions = {}, env: NodeJS.Process
  * `backend wasm -> tensorflow`, `env TF_NUM_INTRAOP_THREADS 2 -> (unset)`, `platform linux-x64 -> darwin-arm64`.
  * The backend counts as different when a backend other than `auto` is requested and it is not
  * the one that ran, or when the entry's request was explicit and `auto` is requested now.
+ * @param entry a manifest (only its `info` and `environment` are read).
  */
-export function environmentChanges(entry: Manifest, now: Environment): string[] {
+export function environmentChanges(
+  entry: { readonly info?: Readonly<Record<string, Json>>; readonly environment?: Environment },
+  now: Environment,
+): string[] {
   const ran = entry.info?.backend;
   if (typeof ran !== 'string') return [];
   const before = entry.environment;
