@@ -13,7 +13,7 @@ import { cli, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.j
 import { fakeSlurm } from './fixtures/slurm-fake.js';
 import type { FakeSlurm } from './fixtures/slurm-fake.js';
 
-const worker = { workerCommand: [...fakeCliCommand(), 'exec-task'] };
+const worker = { workerCommand: [...fakeCliCommand(), 'exec-job'] };
 const SLURM = ['--executor', 'slurm', '--slurm-poll', '0.2', '--json'];
 const saved = { ...process.env };
 let fake: FakeSlurm;

@@ -15,7 +15,7 @@ import type { CliResult } from './fixtures/engine-harness.js';
 const enabled = process.env.GROKPIPE_SLURM === '1';
 if (!enabled) console.warn('slurm-integration: skipped (set GROKPIPE_SLURM=1 to run it; it starts a local cluster with scripts/slurm-local.sh)');
 
-const worker = { workerCommand: [...fakeCliCommand(), 'exec-task'] };
+const worker = { workerCommand: [...fakeCliCommand(), 'exec-job'] };
 const SLURM = ['--executor', 'slurm', '--slurm-poll', '0.3', '--json'];
 
 const SWEEP = `
