@@ -1,8 +1,8 @@
 /**
- * What the cache commands (`why`, `dag`, `verify`, `gc`, `show`, `ls`) get from `main` in
- * `src/cli.ts`, and the options they share with `run` and `status`.
+ * What every command gets from `main` in `src/cli.ts`: the stage types, the output streams, the
+ * worker command, an outside abort signal, and the way to set the exit code. The options commands
+ * share are declared in `options.ts`.
  */
-import type { Command } from 'commander';
 import type { TextSink } from '../engine/terminal/progress.js';
 import type { StageRegistry } from '../engine/registry.js';
 
@@ -14,40 +14,17 @@ export interface CommandContext {
   readonly stdout: TextSink;
   /** Where messages and progress go. */
   readonly stderr: TextSink;
-  /** Whether stdout is a terminal (colours). */
+  /** Whether stdout is a terminal (live progress view, colours). */
   readonly tty: boolean;
-  /** Worker command for recomputing with `--jobs` > 1; null runs stages in this process. */
+  /**
+   * Worker command (without the job file) for `--jobs` > 1; null runs stages in this process
+   * (`--executor slurm` then uses `defaultWorkerCommand()`).
+   */
   readonly workerCommand: () => readonly string[] | null;
-  /** Aborts long commands (`verify`) as SIGINT would. */
+  /** Aborts long commands (`run`, `verify`) as SIGINT would. */
   readonly signal?: AbortSignal;
   /** Sets the process exit code of this invocation. */
   setExitCode(code: number): void;
   /** Tells `main` that this command prints JSON (so that errors are JSON too). */
   setJson(on: boolean): void;
-}
-
-/** Options every pipeline-reading command takes. */
-export interface PipelineOptions {
-  set: string[];
-  store: string;
-  json?: boolean;
-}
-
-const collect = (value: string, previous: string[]) => [...previous, value];
-
-/** Adds `--set`, `--store` and `--json` (the same as `run` and `status`). */
-export function pipelineOptions(cmd: Command): Command {
-  return storeOptions(cmd).option(
-    '--set <path=value>',
-    'override a knob: <stage>.with.<path>=<value> or vars.<name>=<value> (repeatable)',
-    collect,
-    [],
-  );
-}
-
-/** Adds `--store` and `--json`. */
-export function storeOptions(cmd: Command): Command {
-  return cmd
-    .option('--store <dir>', 'artifact store folder', 'artifacts')
-    .option('--json', 'print one JSON object on stdout');
 }

@@ -9,14 +9,13 @@ import { DAG_FORMATS, formatDag } from '../engine/terminal/dag-format.js';
 import type { DagFormat } from '../engine/terminal/dag-format.js';
 import { compilePipeline } from '../engine/pipeline/pipeline.js';
 import type { CommandContext } from './context.js';
+import { jsonOption, setOption } from './options.js';
 
 interface DagOptions {
   set: string[];
   format: DagFormat;
   json?: boolean;
 }
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** Registers `dag` on `program`. */
 export function registerDag(program: Command, ctx: CommandContext): void {
@@ -25,8 +24,8 @@ export function registerDag(program: Command, ctx: CommandContext): void {
     .argument('<file>', 'pipeline YAML file')
     .description('print the expanded DAG of stage runs (shared stages once)')
     .addOption(new Option('--format <format>', 'output format').choices(DAG_FORMATS).default('text'))
-    .option('--set <path=value>', 'override a knob (repeatable), as for run', collect, [])
-    .option('--json', 'print {nodes, edges} as JSON')
+    .addOption(setOption('override a knob (repeatable), as for run'))
+    .addOption(jsonOption('print {nodes, edges} as JSON'))
     .action((file: string, opts: DagOptions) => {
       ctx.setJson(Boolean(opts.json));
       const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });

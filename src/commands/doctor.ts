@@ -14,6 +14,7 @@ import { createColors } from 'picocolors';
 import type { BackendName } from '../models/backend-names.js';
 import { BACKEND_PREFERENCE } from '../models/backend-names.js';
 import type { CommandContext } from './context.js';
+import { jsonOption } from './options.js';
 
 /** One backend as `doctor` found it. */
 export interface DoctorBackend {
@@ -230,7 +231,7 @@ export function registerDoctor(program: Command, ctx: CommandContext): void {
     .command('doctor')
     .description('show which TF.js backends work here, which one training uses, and how to get faster ones')
     .option('--bench', 'also time a matrix product on the backend auto picks (about a second)')
-    .option('--json', 'print one JSON object on stdout')
+    .addOption(jsonOption())
     .action(async (opts: { bench?: boolean; json?: boolean }) => {
       ctx.setJson(Boolean(opts.json));
       const report = await diagnose({ bench: Boolean(opts.bench) });

@@ -15,7 +15,7 @@ import { compilePipeline } from '../engine/pipeline/pipeline.js';
 import { planRuns } from '../engine/explain/plan.js';
 import { Store } from '../engine/cache/store.js';
 import type { CommandContext } from './context.js';
-import { storeOptions } from './context.js';
+import { jsonOption, storeOption } from './options.js';
 
 interface GcCommandOptions {
   store: string;
@@ -35,11 +35,11 @@ function days(value: string): number {
 
 /** Registers `gc` on `program`. */
 export function registerGc(program: Command, ctx: CommandContext): void {
-  storeOptions(
-    program
-      .command('gc')
-      .description('remove artifacts the kept pipelines would not reuse, and leftovers of dead processes'),
-  )
+  program
+    .command('gc')
+    .description('remove artifacts the kept pipelines would not reuse, and leftovers of dead processes')
+    .addOption(storeOption())
+    .addOption(jsonOption())
     .option('--keep-pipelines <files...>', 'pipeline files whose reusable artifacts are kept; the rest may go')
     .option('--older-than <days>', 'remove only what was last used more than this many days ago', days)
     .option('--dry-run', 'list what would be removed; remove nothing')

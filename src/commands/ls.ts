@@ -6,12 +6,16 @@ import type { Command } from 'commander';
 import { formatInventory, listInventory } from '../engine/cache/inventory.js';
 import { Store } from '../engine/cache/store.js';
 import type { CommandContext } from './context.js';
-import { storeOptions } from './context.js';
+import { jsonOption, storeOption } from './options.js';
 
 /** Registers `ls` on `program`. */
 export function registerLs(program: Command, ctx: CommandContext): void {
-  storeOptions(program.command('ls').description("list the store's entries: stage, key, size, age, pipelines")).action(
-    async (opts: { store: string; json?: boolean }) => {
+  program
+    .command('ls')
+    .description("list the store's entries: stage, key, size, age, pipelines")
+    .addOption(storeOption())
+    .addOption(jsonOption())
+    .action(async (opts: { store: string; json?: boolean }) => {
       ctx.setJson(Boolean(opts.json));
       const now = Date.now();
       const entries = await listInventory(new Store(opts.store));
@@ -30,6 +34,5 @@ export function registerLs(program: Command, ctx: CommandContext): void {
         ctx.stdout.write(formatInventory(entries, { color: ctx.tty, now }));
       }
       ctx.setExitCode(0);
-    },
-  );
+    });
 }

@@ -9,8 +9,9 @@ import type { Command } from 'commander';
 import { compilePipeline } from '../engine/pipeline/pipeline.js';
 import { planRuns } from '../engine/explain/plan.js';
 import { Store } from '../engine/cache/store.js';
-import type { CommandContext, PipelineOptions } from './context.js';
-import { pipelineOptions } from './context.js';
+import type { CommandContext } from './context.js';
+import type { PipelineOptions } from './options.js';
+import { jsonOption, setOption, storeOption } from './options.js';
 
 interface ShowOptions extends PipelineOptions {
   rows: number;
@@ -25,12 +26,13 @@ function rowCount(value: string): number {
 
 /** Registers `show` on `program`. */
 export function registerShow(program: Command, ctx: CommandContext): void {
-  pipelineOptions(
-    program
-      .command('show')
-      .argument('<target>', 'stage-run id (with --file), key, or key prefix (4+ hex digits)')
-      .description("show an entry's manifest and the head of each table"),
-  )
+  program
+    .command('show')
+    .argument('<target>', 'stage-run id (with --file), key, or key prefix (4+ hex digits)')
+    .description("show an entry's manifest and the head of each table")
+    .addOption(storeOption())
+    .addOption(jsonOption())
+    .addOption(setOption())
     .option('--rows <n>', 'rows of each table to show', rowCount, 5)
     .option('--file <pipeline>', 'pipeline YAML file that the stage-run id belongs to')
     .action(async (target: string, opts: ShowOptions) => {

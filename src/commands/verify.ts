@@ -8,24 +8,20 @@
  * Exit codes: 0 all verified runs match, 1 a mismatch, a corrupt file or a failed recomputation,
  * 2 bad input, 130 interrupted.
  */
-import { availableParallelism } from 'node:os';
-import { InvalidArgumentError, Option } from 'commander';
+import { Option } from 'commander';
 import type { Command } from 'commander';
 import { createColors } from 'picocolors';
-import type { Executor } from '../engine/exec/executor.js';
-import { InlineExecutor } from '../engine/exec/executor-inline.js';
-import { ProcessExecutor } from '../engine/exec/executor-process.js';
 import { compilePipeline } from '../engine/pipeline/pipeline.js';
 import { planRuns } from '../engine/explain/plan.js';
 import { PlainReporter } from '../engine/terminal/progress.js';
 import { Store } from '../engine/cache/store.js';
 import { isFailure, sampleCached, verifyRuns } from '../engine/explain/verify.js';
 import type { VerifyResult } from '../engine/explain/verify.js';
-import type { CommandContext, PipelineOptions } from './context.js';
-import { pipelineOptions } from './context.js';
-import { BACKEND_REQUESTS } from '../models/backend-names.js';
 import type { BackendRequest } from '../models/backend-names.js';
-
+import type { CommandContext } from './context.js';
+import { listenForInterrupt, localExecutor, threadsPerRun } from './execution.js';
+import type { PipelineOptions } from './options.js';
+import { backendOption, jobsOption, jsonOption, positiveInteger, setOption, storeOption } from './options.js';
 
 interface VerifyCommandOptions extends PipelineOptions {
   sample?: number;
@@ -35,58 +31,46 @@ interface VerifyCommandOptions extends PipelineOptions {
   backend: BackendRequest;
 }
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
-
 /** Registers `verify` on `program`. */
 export function registerVerify(program: Command, ctx: CommandContext): void {
-  pipelineOptions(
-    program
-      .command('verify')
-      .argument('<file>', 'pipeline YAML file')
-      .description('recompute cached stage runs into a scratch folder and compare with the store; exit 1 on any difference'),
-  )
-    .addOption(new Option('--sample <k>', 'verify k cached runs picked at random').argParser(positiveInt).conflicts('all'))
+  program
+    .command('verify')
+    .argument('<file>', 'pipeline YAML file')
+    .description('recompute cached stage runs into a scratch folder and compare with the store; exit 1 on any difference')
+    .addOption(storeOption())
+    .addOption(jsonOption())
+    .addOption(setOption())
+    .addOption(new Option('--sample <k>', 'verify k cached runs picked at random').argParser(positiveInteger).conflicts('all'))
     .addOption(new Option('--all', 'verify every cached run (the default)').conflicts('sample'))
     .option('--bytes-only', 'only check stored files against their byte hashes; recompute nothing')
-    .option('--jobs <n>', 'recomputations at once', positiveInt, 1)
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend for recomputed training').choices(BACKEND_REQUESTS).default('auto'))
+    .addOption(jobsOption('recomputations at once', 1))
+    .addOption(backendOption('TensorFlow.js backend for recomputed training'))
     .action(async (file: string, opts: VerifyCommandOptions) => {
       ctx.setJson(Boolean(opts.json));
       const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });
       const store = new Store(opts.store);
       const plan = await planRuns(pipeline.runs, store);
       const selected = opts.sample !== undefined ? sampleCached(plan, opts.sample) : new Set(plan.map((p) => p.run));
-      const workerCommand = ctx.workerCommand();
-      const executor: Executor =
-        opts.jobs > 1 && workerCommand !== null ? new ProcessExecutor(workerCommand) : new InlineExecutor(ctx.registry());
-      const controller = new AbortController();
-      const onSigint = (): void => controller.abort(new Error('interrupted'));
-      const onExternal = (): void => controller.abort(ctx.signal?.reason);
-      ctx.signal?.addEventListener('abort', onExternal, { once: true });
-      process.on('SIGINT', onSigint);
+      const executor = localExecutor(opts.jobs, ctx);
+      const interrupt = listenForInterrupt(ctx, (controller) => controller.abort(new Error('interrupted')));
       let results: VerifyResult[];
       try {
         results = await verifyRuns(plan, selected, {
           store,
           executor,
           jobs: opts.jobs,
-          options: { backend: opts.backend, threads: Math.max(1, Math.floor(availableParallelism() / opts.jobs)) },
-          signal: controller.signal,
+          options: { backend: opts.backend, threads: threadsPerRun(opts.jobs) },
+          signal: interrupt.signal,
           bytesOnly: Boolean(opts.bytesOnly),
           reporter: new PlainReporter(ctx.stderr),
         });
       } catch (err) {
-        if (!controller.signal.aborted) throw err;
+        if (!interrupt.signal.aborted) throw err;
         ctx.stderr.write('verify interrupted\n');
         ctx.setExitCode(130);
         return;
       } finally {
-        process.off('SIGINT', onSigint);
-        ctx.signal?.removeEventListener('abort', onExternal);
+        interrupt.dispose();
       }
       if (opts.json) ctx.stdout.write(`${JSON.stringify(verifyJson(results))}\n`);
       else ctx.stdout.write(formatVerify(results, ctx.tty));

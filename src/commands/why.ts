@@ -1,6 +1,6 @@
 /**
  * `grokpipe why <file> [stage-run]`: for each run that would recompute, one line naming its root
- * cause against the nearest cached entry of the same stage type (`cause.ts`), e.g.
+ * cause against the nearest cached entry of the same stage type (`engine/explain/cause.ts`), e.g.
  * `scores[seed=1]: upstream model[seed=1] changed (with.max_steps 500 -> 800)`. Computes nothing,
  * writes nothing.
  *
@@ -8,7 +8,6 @@
  * with another backend or numeric environment than this invocation asks for, the line says so
  * (`[not in key: backend wasm -> tensorflow]`); those differences never cause a recompute.
  */
-import { Option } from 'commander';
 import type { Command } from 'commander';
 import { currentEnvironment, environmentChanges } from '../engine/cache/environment.js';
 import { InputError } from '../engine/errors.js';
@@ -18,11 +17,10 @@ import type { PlannedRun } from '../engine/explain/plan.js';
 import type { RunOptions } from '../engine/stage.js';
 import { Store } from '../engine/cache/store.js';
 import { formatList } from '../engine/explain/why.js';
-import type { CommandContext, PipelineOptions } from './context.js';
-import { pipelineOptions } from './context.js';
-import { BACKEND_REQUESTS } from '../models/backend-names.js';
 import type { BackendRequest } from '../models/backend-names.js';
-
+import type { CommandContext } from './context.js';
+import type { PipelineOptions } from './options.js';
+import { backendOption, jsonOption, setOption, storeOption } from './options.js';
 
 interface WhyOptions extends PipelineOptions {
   backend: BackendRequest;
@@ -44,14 +42,15 @@ export interface WhyLine {
 
 /** Registers `why` on `program`. */
 export function registerWhy(program: Command, ctx: CommandContext): void {
-  pipelineOptions(
-    program
-      .command('why')
-      .argument('<file>', 'pipeline YAML file')
-      .argument('[stage-run]', 'only this run (`model[seed=1]`) or stage (`model`)')
-      .description('say why each run would recompute, naming the root cause; computes nothing'),
-  )
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend the runs would ask for').choices(BACKEND_REQUESTS).default('auto'))
+  program
+    .command('why')
+    .argument('<file>', 'pipeline YAML file')
+    .argument('[stage-run]', 'only this run (`model[seed=1]`) or stage (`model`)')
+    .description('say why each run would recompute, naming the root cause; computes nothing')
+    .addOption(storeOption())
+    .addOption(jsonOption())
+    .addOption(setOption())
+    .addOption(backendOption('TensorFlow.js backend the runs would ask for'))
     .action(async (file: string, target: string | undefined, opts: WhyOptions) => {
       ctx.setJson(Boolean(opts.json));
       const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });

@@ -1,0 +1,101 @@
+/**
+ * The options several commands share, each declared once: `--set`, `--store`, `--json`,
+ * `--backend`, `--jobs`, and executor selection (`--executor` with its `--slurm-*` flags). Each
+ * function returns a fresh commander `Option` (an option object belongs to one command); commands
+ * add them with `.addOption(...)` in the order their help lists them. The option types below are
+ * what commander hands to a command's action for these flags.
+ */
+import { InvalidArgumentError, Option } from 'commander';
+import { BACKEND_REQUESTS } from '../models/backend-names.js';
+
+/** `--set`, `--store` and `--json` as parsed. */
+export interface PipelineOptions {
+  /** `--set <path=value>`, in command-line order. */
+  set: string[];
+  /** `--store <dir>`: the artifact store folder. */
+  store: string;
+  /** `--json`: one JSON object on stdout. */
+  json?: boolean;
+}
+
+/** Executor selection (`--executor` and the `--slurm-*` flags) as parsed. */
+export interface ExecutorOptions {
+  executor: 'local' | 'slurm';
+  slurmPartition?: string;
+  /** SLURM time syntax, e.g. `4:00:00`. */
+  slurmTime?: string;
+  slurmGpus?: number;
+  slurmCpus: number;
+  slurmArrayLimit?: number;
+  /** Seconds between `squeue` polls. */
+  slurmPoll: number;
+}
+
+/** The text of `--json` for the commands that print `{"runs": [...]}` (`run`, `status`). */
+export const RUNS_JSON_HELP = 'print one JSON object {"runs": [...]} on stdout; progress as plain lines on stderr';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/**
+ * Parses a positive integer option value (`--jobs`, `--sample`, `--slurm-gpus`, ...).
+ * @throws InvalidArgumentError (commander reports it and exits 2) for anything else.
+ */
+export function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+/**
+ * Parses `--slurm-poll`: seconds, at least 0.1.
+ * @throws InvalidArgumentError for anything else.
+ */
+export function pollSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0.1) throw new InvalidArgumentError('must be a number of seconds, at least 0.1');
+  return n;
+}
+
+/** `--set <path=value>` (repeatable): a knob override, applied when the pipeline is compiled. */
+export function setOption(
+  description = 'override a knob: <stage>.with.<path>=<value> or vars.<name>=<value> (repeatable)',
+): Option {
+  return new Option('--set <path=value>', description).argParser(collect).default([]);
+}
+
+/** `--store <dir>`: the artifact store folder (default `artifacts`). */
+export function storeOption(): Option {
+  return new Option('--store <dir>', 'artifact store folder').default('artifacts');
+}
+
+/** `--json`: machine-readable output on stdout; `description` says its shape. */
+export function jsonOption(description = 'print one JSON object on stdout'): Option {
+  return new Option('--json', description);
+}
+
+/** `--backend <name>`: the TF.js backend a training asks for (default `auto`). */
+export function backendOption(description: string): Option {
+  return new Option('--backend <name>', description).choices(BACKEND_REQUESTS).default('auto');
+}
+
+/** `--jobs <n>`: how many stage runs execute at once. */
+export function jobsOption(description: string, defaultValue: number): Option {
+  return new Option('--jobs <n>', description).argParser(positiveInteger).default(defaultValue);
+}
+
+/** `--executor local|slurm` and the `--slurm-*` flags that size and pace the job arrays. */
+export function executorOptions(): Option[] {
+  return [
+    new Option('--executor <name>', 'where stage runs execute: this machine, or SLURM job arrays (docs/slurm.md)')
+      .choices(['local', 'slurm'])
+      .default('local'),
+    new Option('--slurm-partition <name>', 'SLURM partition (sbatch --partition)'),
+    new Option('--slurm-time <time>', 'time limit per stage run (sbatch --time, e.g. 4:00:00)'),
+    new Option('--slurm-gpus <n>', 'GPUs per stage run (sbatch --gres=gpu:N)').argParser(positiveInteger),
+    new Option('--slurm-cpus <n>', 'CPUs per stage run (sbatch --cpus-per-task; also the training threads)')
+      .argParser(positiveInteger)
+      .default(1),
+    new Option('--slurm-array-limit <k>', 'stage runs of one wave running at once (--array=0-N%K)').argParser(positiveInteger),
+    new Option('--slurm-poll <seconds>', 'interval between squeue polls (seconds)').argParser(pollSeconds).default(5),
+  ];
+}
