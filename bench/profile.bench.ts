@@ -17,10 +17,10 @@ import { initBackend } from '../src/models/backend.js';
 import type { BackendName } from '../src/models/backend.js';
 import { AdamW } from '../src/models/adamw.js';
 import { useFusedLayers } from '../src/models/layers.js';
-import { createModel } from '../src/models/model.js';
-import type { ModelConfig } from '../src/models/model.js';
-import { makeRng } from '../src/models/random.js';
-import { crossEntropy } from '../src/models/trainer.js';
+import { createModel } from '../src/models/arch/factories.js';
+import type { ModelConfig } from '../src/models/arch/registry.js';
+import { makeRng } from '../src/models/train-rng.js';
+import { crossEntropy } from '../src/models/train/loss.js';
 
 const SEQ = 6;
 const VOCAB = 1200;

@@ -31,14 +31,17 @@ import * as tf from '@tensorflow/tfjs-core';
 import os from 'node:os';
 import { BACKEND_PREFERENCE, backendDescription, initBackend } from '../src/models/backend.js';
 import type { BackendName } from '../src/models/backend.js';
-import { countModel, llamaHidden, mambaDtRank } from '../src/models/count.js';
+import { countModel } from '../src/models/arch/registry.js';
+import { llamaHidden } from '../src/models/arch/llama.js';
+import { mambaDtRank } from '../src/models/arch/mamba.js';
 import { useFusedLayers } from '../src/models/layers.js';
-import type { Arch, ModelConfig } from '../src/models/model.js';
+import type { Arch, ModelConfig } from '../src/models/arch/registry.js';
 import { wasmMicroBatch } from '../src/models/memory.js';
 import { loadNativeBlas, measureBlasPeak } from '../src/models/native-blas.js';
-import { makeRng } from '../src/models/random.js';
-import { trainModel } from '../src/models/trainer.js';
-import type { Examples, TrainerConfig } from '../src/models/trainer.js';
+import { makeRng } from '../src/models/train-rng.js';
+import { trainModel } from '../src/models/train/trainer.js';
+import type { Examples } from '../src/models/train/examples.js';
+import type { TrainerConfig } from '../src/models/train/trainer.js';
 
 const SEQ = 6;
 const VOCAB = 1200;
@@ -70,7 +73,7 @@ function modelConfig(arch: Arch, nLayers: number, dModel: number, nHeads: number
 }
 
 /**
- * Nominal FLOPs of one training step (count.ts convention, Kaplan et al. 2020 §2.1): three
+ * Nominal FLOPs of one training step (models/arch/architecture.ts convention, Kaplan et al. 2020 §2.1): three
  * forward passes' worth (`3 ·`) of every token's matrices and sequence mixing, plus the
  * unembedding at the answer position only. For GPT-2 2×128 this is the issue's 7.8 GFLOP.
  * The same number for every backend, whatever each skips (ours skips the last layer's work at

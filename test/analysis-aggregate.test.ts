@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Curve, CurvePoint } from '../src/analysis/metrics.js';
 import { buildCurve, computeRunMetrics } from '../src/analysis/metrics.js';
-import type { AnalyzedRun } from '../src/analysis/report.js';
-import { sweepKnobs } from '../src/analysis/report.js';
+import type { AnalyzedRun } from '../src/analysis/tables.js';
+import { sweepKnobs } from '../src/analysis/tables.js';
 import { groupReplicates, hasReplicates, isSeedKnob, spreadOf, sweepTable } from '../src/analysis/aggregate.js';
 import { metricsSpec } from '../src/plot/sweep.js';
 import { renderChart } from '../src/plot/render.js';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Curve, CurvePoint } from '../src/analysis/metrics.js';
 import { buildCurve, computeRunMetrics, curveFromTable, firstReach, stableReach } from '../src/analysis/metrics.js';
-import type { AnalyzedRun } from '../src/analysis/report.js';
-import { curvesTable, metricsRecord, metricsTable, runName, summaryLines, sweepKnobs } from '../src/analysis/report.js';
+import type { AnalyzedRun } from '../src/analysis/tables.js';
+import { curvesTable, metricsRecord, metricsTable, runName, summaryLines, sweepKnobs } from '../src/analysis/tables.js';
 import type { Table } from '../src/table/table.js';
 import { toRows } from '../src/table/table.js';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { generateStage } from '../src/stages/generate.js';
 import { column, tableHash } from '../src/table/table.js';
 import { drawKnowledgeBase, kbFromTable, kbToTable } from '../src/task/kb.js';
-import { openStream } from '../src/task/random.js';
+import { openStream } from '../src/task/streams.js';
 import { fillParams, runFake } from './data-context.js';
 
 describe('generate', () => {

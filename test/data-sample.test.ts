@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pairGoesToTest, pairHash, testThreshold } from '../src/task/pair-hash.js';
 import { PairSpace } from '../src/task/pair-space.js';
-import { openStream, streamWords } from '../src/task/random.js';
+import { openStream, streamWords } from '../src/task/streams.js';
 import type { IndexPool } from '../src/task/sample.js';
 import { sampleDistinct, sampleFromPool } from '../src/task/sample.js';
 

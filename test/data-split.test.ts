@@ -8,7 +8,7 @@ import type { KnowledgeBase } from '../src/task/kb.js';
 import { drawKnowledgeBase, kbFromTable } from '../src/task/kb.js';
 import { compareValues } from '../src/task/labels.js';
 import { pairGoesToTest, testThreshold } from '../src/task/pair-hash.js';
-import { openStream, streamWords } from '../src/task/random.js';
+import { openStream, streamWords } from '../src/task/streams.js';
 import { PoolTooSmallError, splitKnowledgeBase } from '../src/task/split.js';
 import { planSplit } from '../src/task/split-plan.js';
 import type { FakeRun } from './data-context.js';

@@ -8,12 +8,17 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW } from '../src/models/adamw.js';
 import { initBackend } from '../src/models/backend.js';
-import { countModel } from '../src/models/count.js';
-import { CONFIG_METADATA_KEY, createModel, modelFromSafetensors, modelToSafetensors } from '../src/models/model.js';
-import type { Arch, LanguageModel, LlamaConfig, MambaConfig } from '../src/models/model.js';
-import { makeRng } from '../src/models/random.js';
+import { countModel } from '../src/models/arch/registry.js';
+import { CONFIG_METADATA_KEY, modelFromSafetensors, modelToSafetensors } from '../src/models/weights.js';
+import { createModel } from '../src/models/arch/factories.js';
+import type { Arch } from '../src/models/arch/registry.js';
+import type { LanguageModel } from '../src/models/model.js';
+import type { LlamaConfig } from '../src/models/arch/llama.js';
+import type { MambaConfig } from '../src/models/arch/mamba.js';
+import { makeRng } from '../src/models/train-rng.js';
 import { decodeSafetensors } from '../src/models/safetensors.js';
-import { crossEntropy, trainModel } from '../src/models/trainer.js';
+import { crossEntropy } from '../src/models/train/loss.js';
+import { trainModel } from '../src/models/train/trainer.js';
 import { ARCHS, maxRelDiff, randomTokens, tinyConfig, tinyFacts } from './model-arch-helpers.js';
 
 beforeAll(async () => {

@@ -4,9 +4,10 @@
  * relative differences (element-wise and norm-wise).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Arch, LanguageModel, ModelConfig } from '../src/models/model.js';
-import { fillNormal, makeRng, permutation } from '../src/models/random.js';
-import type { Examples } from '../src/models/trainer.js';
+import type { Arch, ModelConfig } from '../src/models/arch/registry.js';
+import type { LanguageModel } from '../src/models/model.js';
+import { fillNormal, makeRng, permutation } from '../src/models/train-rng.js';
+import type { Examples } from '../src/models/train/examples.js';
 
 /** Every architecture, in the order of the architectures pipeline. */
 export const ARCHS: readonly Arch[] = ['gpt2', 'llama', 'rwkv', 'mamba'];

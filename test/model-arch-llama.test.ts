@@ -6,9 +6,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
-import { llamaHidden } from '../src/models/count.js';
-import { applyRope, ropeTables } from '../src/models/llama.js';
-import { fillNormal, makeRng } from '../src/models/random.js';
+import { llamaHidden } from '../src/models/arch/llama.js';
+import { applyRope, ropeTables } from '../src/models/arch/llama-model.js';
+import { fillNormal, makeRng } from '../src/models/train-rng.js';
 import { maxAbsDiff } from './model-arch-helpers.js';
 
 const SEQ = 10;

@@ -6,9 +6,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
-import { DT_MAX, DT_MIN, causalDepthwiseConv, dtBias, selectiveScan, selectiveScanHost } from '../src/models/mamba.js';
-import { createModel } from '../src/models/model.js';
-import { fillNormal, fillUniform, makeRng } from '../src/models/random.js';
+import { DT_MAX, DT_MIN, causalDepthwiseConv, dtBias, selectiveScan, selectiveScanHost } from '../src/models/arch/mamba-model.js';
+import { createModel } from '../src/models/arch/factories.js';
+import { fillNormal, fillUniform, makeRng } from '../src/models/train-rng.js';
 import { maxAbsDiff, tinyConfig } from './model-arch-helpers.js';
 
 const [T, B, E, N] = [10, 3, 6, 4];

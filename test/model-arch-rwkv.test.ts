@@ -6,8 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
-import { rwkvSchedules, tokenShift, wkvParallel, wkvRecurrent } from '../src/models/rwkv.js';
-import { fillNormal, makeRng } from '../src/models/random.js';
+import { rwkvSchedules, tokenShift, wkvParallel, wkvRecurrent } from '../src/models/arch/rwkv-model.js';
+import { fillNormal, makeRng } from '../src/models/train-rng.js';
 import { maxAbsDiff } from './model-arch-helpers.js';
 
 const [B, T, D] = [3, 10, 8];

@@ -8,10 +8,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
 import { registerGradients } from '../src/models/gradients.js';
 import { matMul } from '../src/models/layers.js';
-import type { LanguageModel, ModelConfig } from '../src/models/model.js';
-import { createModel } from '../src/models/model.js';
-import { makeRng } from '../src/models/random.js';
-import { crossEntropy } from '../src/models/trainer.js';
+import type { LanguageModel } from '../src/models/model.js';
+import type { ModelConfig } from '../src/models/arch/registry.js';
+import { createModel } from '../src/models/arch/factories.js';
+import { makeRng } from '../src/models/train-rng.js';
+import { crossEntropy } from '../src/models/train/loss.js';
 import { maxRelDiff, randn, randomTokens } from './model-arch-helpers.js';
 
 const tiny: ModelConfig = { arch: 'gpt2', n_layers: 2, d_model: 16, n_heads: 4, d_mlp: 32, vocab_size: 23, seq_len: 5 };

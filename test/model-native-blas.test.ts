@@ -17,7 +17,7 @@ import { execa } from 'execa';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { backendDescription, initBackend } from '../src/models/backend.js';
 import { loadNativeBlas } from '../src/models/native-blas.js';
-import { fillNormal, makeRng } from '../src/models/random.js';
+import { fillNormal, makeRng } from '../src/models/train-rng.js';
 import { maxRelDiff } from './model-arch-helpers.js';
 
 const REQUIRE_NATIVE = Boolean(process.env.GROKPIPE_REQUIRE_NATIVE);

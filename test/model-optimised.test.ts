@@ -40,10 +40,11 @@ import { initBackend } from '../src/models/backend.js';
 import type { BackendName } from '../src/models/backend.js';
 import { useExplicitTransposeGradient, useFusedLayers } from '../src/models/layers.js';
 import { loadNativeBlas } from '../src/models/native-blas.js';
-import { createModel } from '../src/models/model.js';
-import type { Arch, LanguageModel } from '../src/models/model.js';
-import { makeRng, permutation } from '../src/models/random.js';
-import { crossEntropy } from '../src/models/trainer.js';
+import { createModel } from '../src/models/arch/factories.js';
+import type { Arch } from '../src/models/arch/registry.js';
+import type { LanguageModel } from '../src/models/model.js';
+import { makeRng, permutation } from '../src/models/train-rng.js';
+import { crossEntropy } from '../src/models/train/loss.js';
 import { ARCHS, perturbParams, randomTokens, relL2Error, tinyConfig } from './model-arch-helpers.js';
 
 const VOCAB = 50;

@@ -2,9 +2,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
-import { CONFIG_METADATA_KEY, createModel, modelFromSafetensors, modelToSafetensors } from '../src/models/model.js';
-import type { ModelConfig } from '../src/models/model.js';
-import { makeRng } from '../src/models/random.js';
+import { CONFIG_METADATA_KEY, modelFromSafetensors, modelToSafetensors } from '../src/models/weights.js';
+import { createModel } from '../src/models/arch/factories.js';
+import type { ModelConfig } from '../src/models/arch/registry.js';
+import { makeRng } from '../src/models/train-rng.js';
 import { SafetensorsError, decodeSafetensors, encodeSafetensors } from '../src/models/safetensors.js';
 
 describe('safetensors', () => {

@@ -109,13 +109,17 @@ describe('train and evaluate stages', () => {
   it('keeps TF.js out of the stage modules until run', () => {
     for (const f of ['train', 'evaluate', 'examples']) {
       const src = readFileSync(new URL(`../src/stages/${f}.ts`, import.meta.url), 'utf8');
-      // models/count.ts (sizes and default widths) and models/memory.ts (the wasm heap planner) are
-      // the model modules allowed: they import nothing but each other and types.
-      expect(src).not.toMatch(/^import (?!type)[^;]*(tensorflow|models\/(?!count\.js|memory\.js))/m);
+      // models/arch/registry.ts (the architectures' declarations: config, checks, sizes) and
+      // models/memory.ts (the wasm heap planner) are the model modules allowed: they import nothing
+      // but each other and types.
+      expect(src).not.toMatch(/^import (?!type)[^;]*(tensorflow|models\/(?!arch\/registry\.js|memory\.js))/m);
     }
-    const count = readFileSync(new URL('../src/models/count.ts', import.meta.url), 'utf8');
-    expect(count).not.toMatch(/^import (?!type)/m);
+    // The registry and the declarations import only each other (`./gpt2.js`, not `./gpt2-model.js`).
+    for (const f of ['registry', 'architecture', 'gpt2', 'llama', 'rwkv', 'mamba']) {
+      const declaration = readFileSync(new URL(`../src/models/arch/${f}.ts`, import.meta.url), 'utf8');
+      expect(declaration).not.toMatch(/^import (?!type)(?![^;]*'\.\/[a-z0-9]+\.js')/m);
+    }
     const memory = readFileSync(new URL('../src/models/memory.ts', import.meta.url), 'utf8');
-    expect(memory).not.toMatch(/^import (?!type)(?![^;]*'\.\/count\.js')/m);
+    expect(memory).not.toMatch(/^import (?!type)(?![^;]*'\.\/arch\/registry\.js')/m);
   });
 });

@@ -11,10 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, learningRate } from '../src/models/adamw.js';
 import type { AdamWConfig } from '../src/models/adamw.js';
 import { initBackend } from '../src/models/backend.js';
-import { createModel } from '../src/models/model.js';
-import { makeRng, permutation } from '../src/models/random.js';
-import { BatchSampler, trainModel } from '../src/models/trainer.js';
-import type { Examples, TrainerConfig, TrainResult } from '../src/models/trainer.js';
+import { createModel } from '../src/models/arch/factories.js';
+import { makeRng, permutation } from '../src/models/train-rng.js';
+import { BatchSampler } from '../src/models/train/examples.js';
+import { trainModel } from '../src/models/train/trainer.js';
+import type { Examples } from '../src/models/train/examples.js';
+import type { TrainerConfig, TrainResult } from '../src/models/train/trainer.js';
 
 const VOCAB = 24;
 const SEQ = 3;

@@ -7,10 +7,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { describe, expect, it } from 'vitest';
 import { hostSegmentSumKernel, initBackend, segmentSumHost } from '../src/models/backend.js';
-import type { ModelConfig } from '../src/models/model.js';
-import { createModel } from '../src/models/model.js';
-import { fillNormal, makeRng } from '../src/models/random.js';
-import { crossEntropy } from '../src/models/trainer.js';
+import type { ModelConfig } from '../src/models/arch/registry.js';
+import { createModel } from '../src/models/arch/factories.js';
+import { fillNormal, makeRng } from '../src/models/train-rng.js';
+import { crossEntropy } from '../src/models/train/loss.js';
 import { maxRelDiff, randn, randomTokens } from './model-arch-helpers.js';
 
 const tiny: ModelConfig = { arch: 'gpt2', n_layers: 2, d_model: 16, n_heads: 4, d_mlp: 32, vocab_size: 23, seq_len: 5 };

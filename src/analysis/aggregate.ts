@@ -4,8 +4,8 @@
  * that share it (pure functions, no I/O). This is `analyze`'s `sweep.parquet`.
  */
 import type { Column, Table } from '../table/table.js';
-import type { AnalyzedRun, Knob } from './report.js';
-import { knobText, metricColumnNames, metricsTable, sweepKnobs } from './report.js';
+import type { AnalyzedRun, Knob } from './tables.js';
+import { knobText, metricColumnNames, metricsTable, sweepKnobs } from './tables.js';
 
 /** Whether a knob only replicates a run (a random seed: its name contains `seed`). */
 export function isSeedKnob(name: string): boolean {

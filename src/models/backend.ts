@@ -1,5 +1,5 @@
 /**
- * Choosing and initialising the TF.js backend that training runs on (DESIGN.md §6).
+ * Choosing and initialising the TF.js backend that training runs on (docs/design.md §6).
  *
  * Best first: `@tensorflow/tfjs-node-gpu` (CUDA), `@tensorflow/tfjs-node` (libtensorflow on the
  * CPU), `wasm-blas` (wasm with its matrix products on OpenBLAS through grokpipe's addon,

@@ -1,7 +1,7 @@
 /**
- * What the architecture classes share (gpt2.ts, llama.ts, rwkv.ts, mamba.ts): parameters by
- * checkpoint name, the default weight-decay rule and disposal (`ParamModel`), and for the
- * recurrent ones the head applied to hidden states (`RecurrentModel`).
+ * What the architecture networks share (`arch/<arch>-model.ts`): parameters by checkpoint name,
+ * the default weight-decay rule and disposal (`ParamModel`), and for the recurrent ones the head
+ * applied to hidden states (`RecurrentModel`).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { decaysByRank, selectPositions } from './layers.js';

@@ -8,8 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedGelu, fusedLayerNorm, fusedRmsNorm } from './fused.js';
-import { fillNormal, fillUniform } from './random.js';
-import type { Rng } from './random.js';
+import { fillNormal, fillUniform } from './train-rng.js';
+import type { Rng } from './train-rng.js';
 
 /** Swaps the last two axes of a rank-2 or rank-3 tensor (`[.., m, n]` → `[.., n, m]`), materialised. */
 export function transposeLast<T extends tf.Tensor2D | tf.Tensor3D>(x: T): T {
@@ -197,7 +197,7 @@ export function causalSelfAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor
 /**
  * The weight-decay rule of GPT-2 training as in nanoGPT (`configure_optimizers`): decay every
  * parameter of rank ≥ 2 (linear weights and the token/position embeddings), none on rank-1
- * parameters (biases, LayerNorm gains and shifts). Matches DESIGN.md §4 "none on biases and norms".
+ * parameters (biases, LayerNorm gains and shifts). Matches docs/design.md §4 "none on biases and norms".
  */
 export function decaysByRank(param: tf.Tensor): boolean {
   return param.rank >= 2;

@@ -3,8 +3,8 @@
  * fit. The wasm heap is a 32-bit address space (4 GiB at most, emscripten's `getHeapMax`); every
  * tensor of a step lives in it. Without TF.js, so the train stage can use it in error messages.
  */
-import { countModel } from './count.js';
-import type { ModelConfig } from './model.js';
+import { countModel } from './arch/registry.js';
+import type { ModelConfig } from './arch/registry.js';
 
 /** Bytes of the wasm heap a training step may plan to use: 3.2 GB of the 4 GiB, for fragmentation. */
 export const WASM_HEAP_BUDGET = 3.2e9;

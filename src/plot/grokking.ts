@@ -5,7 +5,7 @@
  * memorisation and generalisation steps (`../analysis/metrics.ts`) marked by dashed vertical rules.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import type { AnalyzedRun } from '../analysis/report.js';
+import type { AnalyzedRun } from '../analysis/tables.js';
 import { ACCURACY_TYPES, GENERALISATION_TYPES, TRAIN_BATCH_TYPE, TRAIN_TYPE } from '../analysis/metrics.js';
 import { CHART_CONFIG } from './render.js';
 import type { StepExtent, VlObject } from './style.js';

@@ -4,8 +4,8 @@
  * per run, e.g. per seed, the mean and the spread over seeds). Metric definitions: `../analysis/metrics.ts`.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import type { AnalyzedRun, Knob } from '../analysis/report.js';
-import { finalAccuracy, knobText } from '../analysis/report.js';
+import type { AnalyzedRun, Knob } from '../analysis/tables.js';
+import { finalAccuracy, knobText } from '../analysis/tables.js';
 import { groupReplicates } from '../analysis/aggregate.js';
 import { GENERALISATION_TYPES } from '../analysis/metrics.js';
 import { stepExtent } from './grokking.js';

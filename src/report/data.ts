@@ -11,8 +11,6 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AnalyzeParams } from '../stages/analyze.js';
-import { analyzeInputs } from '../stages/analyze.js';
 import type { StageRun } from '../engine/pipeline/expand.js';
 import type { Manifest } from '../engine/cache/manifest.js';
 import type { Pipeline } from '../engine/pipeline/pipeline.js';
@@ -27,8 +25,11 @@ import type { Table } from '../table/table.js';
 import { toRows } from '../table/table.js';
 import type { Curve, CurvePoint } from '../analysis/metrics.js';
 import { ACCURACY_TYPES, buildCurve, computeRunMetrics } from '../analysis/metrics.js';
-import type { AnalyzedRun } from '../analysis/report.js';
-import { metricsTable, runName } from '../analysis/report.js';
+import { CURVE_FILE, CURVES_FILE, METRICS_FILE, SWEEP_FILE } from '../analysis/files.js';
+import { analyzeInputs, uniqueRunNames } from '../analysis/inputs.js';
+import type { AnalysisThresholds } from '../analysis/inputs.js';
+import type { AnalyzedRun } from '../analysis/tables.js';
+import { metricsTable } from '../analysis/tables.js';
 import { hasReplicates, sweepTable } from '../analysis/aggregate.js';
 
 /** A table row as plain values (`toRows`). */
@@ -103,8 +104,8 @@ export interface ReportAnalysis {
   readonly source: 'stored' | 'partial' | 'none';
   /** The analyze artifact. */
   readonly artifact: ReportArtifact;
-  /** Its validated params. */
-  readonly params: AnalyzeParams;
+  /** Its thresholds (from its validated params). */
+  readonly params: AnalysisThresholds;
   /** The matrix knobs of its runs, in matrix order. */
   readonly knobs: readonly string[];
   /** One entry per run it covers, in matrix order. */
@@ -132,9 +133,6 @@ export interface ReportData {
   readonly analyses: readonly ReportAnalysis[];
 }
 
-/** Output that carries a run's grokking curve (evaluate passes train's on). */
-const CURVE_FILE = 'curve.parquet';
-
 function artifactOf(p: PlannedRun): ReportArtifact {
   const m: Manifest | undefined = p.manifest;
   return {
@@ -161,19 +159,8 @@ function stagesOf(pipeline: Pipeline, plan: ReadonlyMap<StageRun, PlannedRun>): 
   return [...out.values()];
 }
 
-/** Names runs as `analyze` does: by matrix values, else the input's id; repeats get `#2`, ... */
-function nameRuns(inputs: readonly StageRun[]): string[] {
-  const seen = new Map<string, number>();
-  return inputs.map((input) => {
-    const base = runName(input.matrix, input.id);
-    const count = (seen.get(base) ?? 0) + 1;
-    seen.set(base, count);
-    return count > 1 ? `${base}#${count}` : base;
-  });
-}
-
 /** Analysed runs rebuilt from an analyze artifact's `metrics.parquet` and `curves.parquet`. */
-function runsFromTables(metrics: readonly Row[], curves: Table, matrixOf: (name: string) => Readonly<Record<string, Json>>, params: AnalyzeParams): AnalyzedRun[] {
+function runsFromTables(metrics: readonly Row[], curves: Table, matrixOf: (name: string) => Readonly<Record<string, Json>>, params: AnalysisThresholds): AnalyzedRun[] {
   const points = new Map<string, CurvePoint[]>();
   for (const r of toRows(curves)) {
     const name = r.run as string;
@@ -202,7 +189,7 @@ function runsFromTables(metrics: readonly Row[], curves: Table, matrixOf: (name:
 async function gatherAnalysis(run: StageRun, plan: ReadonlyMap<StageRun, PlannedRun>): Promise<ReportAnalysis> {
   const positions = new Map([...plan.keys()].map((r, i) => [r, i]));
   const index = (r: StageRun): number => positions.get(r) ?? -1;
-  const params = run.params as unknown as AnalyzeParams;
+  const params = run.params as unknown as AnalysisThresholds;
   const planned = plan.get(run) as PlannedRun;
   const hasCurve = (r: StageRun): boolean => plan.get(r)?.manifest?.outputs.some((o) => o.name === CURVE_FILE) ?? false;
   // The runs: inputs in the store with a curve, and inputs not computed yet unless a stored run of
@@ -210,7 +197,7 @@ async function gatherAnalysis(run: StageRun, plan: ReadonlyMap<StageRun, Planned
   const stored = (r: StageRun): boolean => plan.get(r)?.status === 'cached';
   const curveless = new Set(run.inputs.filter((r) => stored(r) && !hasCurve(r)).map((r) => r.stageId));
   const inputs = run.inputs.filter((r) => hasCurve(r) || (!stored(r) && !curveless.has(r.stageId)));
-  const names = nameRuns(inputs);
+  const names = uniqueRunNames(inputs);
   const byName = new Map(names.map((n, i) => [n, inputs[i]]));
   const knobs: string[] = [];
   for (const r of inputs) for (const k of Object.keys(r.matrix)) if (!knobs.includes(k)) knobs.push(k);
@@ -222,9 +209,9 @@ async function gatherAnalysis(run: StageRun, plan: ReadonlyMap<StageRun, Planned
   if (planned.status === 'cached' && planned.dir) {
     source = 'stored';
     const dir = planned.dir;
-    metricRows = toRows(await readTable(join(dir, 'metrics.parquet')));
-    analysed = runsFromTables(metricRows, await readTable(join(dir, 'curves.parquet')), (n) => byName.get(n)?.matrix ?? {}, params);
-    if (existsSync(join(dir, 'sweep.parquet'))) sweep = toRows(await readTable(join(dir, 'sweep.parquet')));
+    metricRows = toRows(await readTable(join(dir, METRICS_FILE)));
+    analysed = runsFromTables(metricRows, await readTable(join(dir, CURVES_FILE)), (n) => byName.get(n)?.matrix ?? {}, params);
+    if (existsSync(join(dir, SWEEP_FILE))) sweep = toRows(await readTable(join(dir, SWEEP_FILE)));
   } else {
     const done = inputs.filter(hasCurve);
     if (done.length === 0) {

@@ -12,7 +12,7 @@ import type { ReportAnalysis, ReportArtifact, ReportData, ReportRun, Row } from 
 import { escapeHtml as h, relativeHref, scriptJson, scriptSource } from './escape.js';
 import type { ReportPlot } from './plots.js';
 import { reportPlots } from './plots.js';
-import { thresholdText } from '../analysis/report.js';
+import { thresholdText } from '../analysis/tables.js';
 import { isSeedKnob } from '../analysis/aggregate.js';
 
 /** Options of `reportHtml`. */

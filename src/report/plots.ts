@@ -3,7 +3,7 @@
  * (`../plot/*`), built from an analysis's runs, for `vega-embed` to draw in the page.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import { sweepKnobs } from '../analysis/report.js';
+import { sweepKnobs } from '../analysis/tables.js';
 import { grokkingSpec } from '../plot/grokking.js';
 import { metricsSpec, overlaySpec } from '../plot/sweep.js';
 import type { ReportAnalysis } from './data.js';

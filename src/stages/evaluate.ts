@@ -1,5 +1,5 @@
 /**
- * Stage `evaluate`: the final model on every test fact (DESIGN.md §4 "evaluate"; outputs in
+ * Stage `evaluate`: the final model on every test fact (docs/design.md §4 "evaluate"; outputs in
  * docs/artifacts.md "evaluate").
  *
  * Inputs: a `train` artifact (`weights.safetensors`, `model.json`, `curve.parquet`) and the
@@ -17,9 +17,10 @@ import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import type { StageContext, StageDefinition } from '../engine/stage.js';
 import type { Table } from '../table/table.js';
-import type { ModelConfig } from '../models/model.js';
+import { ACCURACY_FILE, CURVE_FILE } from '../analysis/files.js';
+import type { ModelConfig } from '../models/arch/registry.js';
 import { readExamples, readVocab } from './examples.js';
-import { CURVE_FILE, MODEL_FILE, WEIGHTS_FILE } from './train.js';
+import { MODEL_FILE, WEIGHTS_FILE } from './files.js';
 
 /** Validated params of `evaluate` (`schemas/stages/evaluate.schema.json`). */
 export interface EvaluateParams {
@@ -66,8 +67,8 @@ async function run(ctx: StageContext<EvaluateParams>): Promise<void> {
   if (test.seqLen > config.seq_len) throw new Error(`evaluate: test inputs of ${test.seqLen} tokens exceed the model's seq_len ${config.seq_len}`);
 
   const { backendDescription, initBackend } = await import('../models/backend.js');
-  const { modelFromSafetensors } = await import('../models/model.js');
-  const { predict } = await import('../models/trainer.js');
+  const { modelFromSafetensors } = await import('../models/weights.js');
+  const { predict } = await import('../models/train/evaluation.js');
   const backend = await initBackend(ctx.options.backend ?? 'auto', { threads: ctx.options.threads });
   ctx.record('backend', backend);
   // What ran the numbers (for wasm-blas: the BLAS library, its version, CPU kernels and threads).
@@ -105,7 +106,7 @@ async function run(ctx: StageContext<EvaluateParams>): Promise<void> {
     ],
   });
   const accuracy = accuracyTable(test.types, correct, out.loss);
-  await ctx.writeTable('accuracy.parquet', accuracy);
+  await ctx.writeTable(ACCURACY_FILE, accuracy);
   await ctx.writeTable(CURVE_FILE, curve);
   const types = accuracy.columns[0].data as string[];
   const acc = accuracy.columns[2].data as Float64Array;

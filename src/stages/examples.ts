@@ -5,7 +5,7 @@
 import type { InputArtifact } from '../engine/stage.js';
 import type { Table } from '../table/table.js';
 import { column, numRows } from '../table/table.js';
-import type { Examples } from '../models/trainer.js';
+import type { Examples } from '../models/train/examples.js';
 
 /** A tokenized table: its examples and each row's `type`. */
 export interface TypedExamples extends Examples {

@@ -1,12 +1,12 @@
 /**
  * Stage `generate`: draws the knowledge base of the comparison task (Wang et al. 2024;
- * DESIGN.md §4): every entity gets a value for every attribute, uniform and independent in
+ * docs/design.md §4): every entity gets a value for every attribute, uniform and independent in
  * `[0, values)`. Output `kb.parquet` (docs/artifacts.md). No input.
  */
 import { readFileSync } from 'node:fs';
 import type { StageDefinition } from '../engine/stage.js';
 import { drawKnowledgeBase, kbToTable } from '../task/kb.js';
-import { openStream } from '../task/random.js';
+import { openStream } from '../task/streams.js';
 
 /** Validated params of `generate` (`schemas/stages/generate.schema.json`). */
 export interface GenerateParams {
@@ -23,7 +23,7 @@ export interface GenerateParams {
 const schema = JSON.parse(readFileSync(new URL('../../schemas/stages/generate.schema.json', import.meta.url), 'utf8')) as object;
 
 /**
- * The `generate` stage. Its values come from the stream ('generate', seed, N, A, V) (`random.ts`),
+ * The `generate` stage. Its values come from the stream ('generate', seed, N, A, V) (`src/task/streams.ts`),
  * drawn in row order (attribute, then entity); so runs of a sweep over N are independent KBs.
  */
 export const generateStage: StageDefinition<GenerateParams> = {

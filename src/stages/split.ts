@@ -1,6 +1,6 @@
 /**
  * Stage `split`: splits the knowledge base into training and test facts (Wang et al. 2024;
- * DESIGN.md §4; the algorithm is in `src/task/split.ts`). Input: a `generate` artifact. Outputs
+ * docs/design.md §4; the algorithm is in `src/task/split.ts`). Input: a `generate` artifact. Outputs
  * (docs/artifacts.md): `entities.parquet`, `train.parquet`, `test.parquet`, and `task.json` (the
  * task's sizes, for `tokenize`; see `src/task/task-file.ts`).
  */

@@ -1,5 +1,5 @@
 /**
- * Stage `tokenize`: turns the split's facts into token id sequences (DESIGN.md §4; layout in
+ * Stage `tokenize`: turns the split's facts into token id sequences (docs/design.md §4; layout in
  * docs/artifacts.md; the encoding is in `src/task/vocab.ts` and `src/task/tokens.ts`). Input: a
  * `split` artifact (its `train.parquet`, `test.parquet` and `task.json`). Outputs `vocab.parquet`,
  * `train.parquet`, `test.parquet`; row `i` of each tokenized table is row `i` of the split's table.

@@ -1,6 +1,6 @@
 /**
  * Stage `train`: a decoder-only model trained from scratch on the tokenized facts, with the
- * grokking curve (DESIGN.md §4 "train"; outputs in docs/artifacts.md "train").
+ * grokking curve (docs/design.md §4 "train"; outputs in docs/artifacts.md "train").
  *
  * Input: a `tokenize` artifact (`vocab.parquet`, `train.parquet`, `test.parquet`). Outputs:
  * `weights.safetensors` (float32, the architecture's reference parameter names, e.g. Hugging Face
@@ -9,7 +9,8 @@
  * (`step INT32, epoch DOUBLE, type STRING, accuracy DOUBLE, loss DOUBLE`).
  *
  * Records the backend, speed, final accuracy and loss, and the model's size (`model_size`:
- * parameters and forward FLOPs per token, `models/count.ts`) in the manifest.
+ * parameters and forward FLOPs per token, `models/arch/registry.ts`) in the manifest. The
+ * architectures' declarations (`models/arch/`) give the config, checks and size of `model`.
  *
  * TF.js is imported lazily inside `run`, so planning a cached pipeline never loads it. With
  * `ctx.checkpointDir` the run checkpoints every `checkpoint_every` steps and resumes there.
@@ -17,60 +18,20 @@
 import { readFileSync } from 'node:fs';
 import type { StageContext, StageDefinition } from '../engine/stage.js';
 import type { Table } from '../table/table.js';
+import { CURVE_FILE } from '../analysis/files.js';
 import type { AdamWConfig } from '../models/adamw.js';
-import { countModel, llamaHidden, mambaDtRank } from '../models/count.js';
+import { checkModel, countModel, describeModel, modelConfig } from '../models/arch/registry.js';
+import type { ModelParams } from '../models/arch/registry.js';
 import { stepHeapBytes, wasmMicroBatch } from '../models/memory.js';
-import type { ModelConfig } from '../models/model.js';
-import type { CurveRow, TrainerConfig } from '../models/trainer.js';
+import type { CurveRow } from '../models/train/evaluation.js';
+import type { TrainerConfig } from '../models/train/trainer.js';
 import { groupByType, readExamples, readVocab } from './examples.js';
-
-/** Validated `model` params of a GPT-2 (the original fields: a GPT-2's params, hence its cache key, are unchanged). */
-export interface Gpt2Params {
-  arch: 'gpt2';
-  n_layers: number;
-  d_model: number;
-  n_heads: number;
-  /** 4 · d_model when absent. */
-  d_mlp?: number;
-}
-
-/** Validated `model` params of a LLaMA. */
-export interface LlamaParams {
-  arch: 'llama';
-  n_layers: number;
-  d_model: number;
-  n_heads: number;
-  /** `llamaHidden(d_model)` (8/3 · d_model, rounded up to a multiple of 8) when absent. */
-  d_mlp?: number;
-  tie_embeddings: boolean;
-  rope_base: number;
-}
-
-/** Validated `model` params of an RWKV-4. */
-export interface RwkvParams {
-  arch: 'rwkv';
-  n_layers: number;
-  d_model: number;
-  /** 4 · d_model when absent. */
-  d_mlp?: number;
-}
-
-/** Validated `model` params of a Mamba. */
-export interface MambaParams {
-  arch: 'mamba';
-  n_layers: number;
-  d_model: number;
-  d_state: number;
-  expand: number;
-  d_conv: number;
-  /** ceil(d_model / 16) when absent. */
-  dt_rank?: number;
-  tie_embeddings: boolean;
-}
+import { MODEL_FILE, WEIGHTS_FILE } from './files.js';
 
 /** Validated params of `train` (`schemas/stages/train.schema.json`). */
 export interface TrainParams {
-  model: Gpt2Params | LlamaParams | RwkvParams | MambaParams;
+  /** The architecture and its knobs (`models/arch/`). */
+  model: ModelParams;
   optimizer: AdamWConfig & { batch_size: number; micro_batch_size?: number };
   max_steps: number;
   eval_every: number;
@@ -78,11 +39,6 @@ export interface TrainParams {
   seed: number;
   checkpoint_every: number;
 }
-
-/** Output file names. */
-export const WEIGHTS_FILE = 'weights.safetensors';
-export const MODEL_FILE = 'model.json';
-export const CURVE_FILE = 'curve.parquet';
 
 const schema = JSON.parse(readFileSync(new URL('../../schemas/stages/train.schema.json', import.meta.url), 'utf8')) as object;
 
@@ -101,29 +57,6 @@ export function trainerConfig(params: TrainParams, vocabSize: number, seqLen: nu
     seed: params.seed,
     checkpointEvery: params.checkpoint_every,
   };
-}
-
-/** The full architecture config of validated `model` params, with the omitted widths filled in. */
-export function modelConfig(m: TrainParams['model'], vocabSize: number, seqLen: number): ModelConfig {
-  const base = { n_layers: m.n_layers, d_model: m.d_model, vocab_size: vocabSize, seq_len: seqLen };
-  switch (m.arch) {
-    case 'gpt2':
-      // Field order as before the other architectures existed (model.json unchanged).
-      return { arch: 'gpt2', n_layers: m.n_layers, d_model: m.d_model, n_heads: m.n_heads, d_mlp: m.d_mlp ?? 4 * m.d_model, vocab_size: vocabSize, seq_len: seqLen };
-    case 'llama':
-      return { arch: 'llama', ...base, n_heads: m.n_heads, d_mlp: m.d_mlp ?? llamaHidden(m.d_model), tie_embeddings: m.tie_embeddings, rope_base: m.rope_base };
-    case 'rwkv':
-      return { arch: 'rwkv', ...base, d_mlp: m.d_mlp ?? 4 * m.d_model };
-    case 'mamba':
-      return { arch: 'mamba', ...base, d_state: m.d_state, expand: m.expand, d_conv: m.d_conv, dt_rank: m.dt_rank ?? mambaDtRank(m.d_model), tie_embeddings: m.tie_embeddings };
-  }
-}
-
-/** One line describing the architecture, for the log. */
-function describeModel(m: ModelConfig): string {
-  const heads = m.arch === 'gpt2' || m.arch === 'llama' ? `, ${m.n_heads} heads` : '';
-  const ssm = m.arch === 'mamba' ? `, d_state ${m.d_state}, expand ${m.expand}` : '';
-  return `${m.arch} ${m.n_layers} layers, d_model ${m.d_model}${heads}${ssm}, vocab ${m.vocab_size}`;
 }
 
 /** The curve as the `curve.parquet` table. */
@@ -151,8 +84,8 @@ async function run(ctx: StageContext<TrainParams>): Promise<void> {
   const tests = groupByType(test);
 
   const { backendDescription, initBackend } = await import('../models/backend.js');
-  const { trainModel } = await import('../models/trainer.js');
-  const { modelToSafetensors } = await import('../models/model.js');
+  const { trainModel } = await import('../models/train/trainer.js');
+  const { modelToSafetensors } = await import('../models/weights.js');
   const backend = await initBackend(ctx.options.backend ?? 'auto', { threads: ctx.options.threads });
   ctx.record('backend', backend);
   // What ran the numbers (for wasm-blas: the BLAS library, its version, CPU kernels and threads).
@@ -230,17 +163,7 @@ export const trainStage: StageDefinition<TrainParams> = {
   description: 'Train a decoder-only model from scratch with AdamW and record the grokking curve.',
   schema,
   check(params) {
-    const problems: { path: string; message: string }[] = [];
-    const m = params.model;
-    if ((m.arch === 'gpt2' || m.arch === 'llama') && m.d_model % m.n_heads !== 0) {
-      problems.push({
-        path: '/model/d_model',
-        message: `d_model (${m.d_model}) must be divisible by n_heads (${m.n_heads})`,
-      });
-    } else if (m.arch === 'llama' && (m.d_model / m.n_heads) % 2 !== 0) {
-      problems.push({ path: '/model/n_heads', message: `the head width d_model / n_heads (${m.d_model / m.n_heads}) must be even for rotary embeddings` });
-    }
-    return problems;
+    return checkModel(params.model).map((p) => ({ path: `/model/${p.field}`, message: p.message }));
   },
   run,
 };

@@ -3,7 +3,7 @@
  *
  * A table is a list of equally long, typed columns. Its *logical* hash covers the schema (column
  * names and types, in order) and the values, never the bytes of a file: the same table written by
- * two versions of the Parquet writer has the same hash (DESIGN.md §3, "Logical hashing").
+ * two versions of the Parquet writer has the same hash (docs/design.md §3, "Logical hashing").
  */
 import { createHash } from 'node:crypto';
 

@@ -1,12 +1,12 @@
 /**
  * The per-attribute partition of entities into in-distribution (ID) and out-of-distribution (OOD)
- * (Wang et al. 2024; DESIGN.md §4, `split`): for each attribute separately, a uniformly random set
+ * (Wang et al. 2024; docs/design.md §4, `split`): for each attribute separately, a uniformly random set
  * of `n_id` entities is ID and the rest OOD, so an entity can be ID for one attribute and OOD for
  * another. `n_id` is fixed by `planSplit` (`Math.round(id_fraction × N)`).
  */
 import type { Table } from '../table/table.js';
-import type { RandomGenerator } from './random.js';
-import { below } from './random.js';
+import type { RandomGenerator } from './streams.js';
+import { below } from './streams.js';
 
 /** An ID/OOD partition of N entities for each of A attributes. */
 export interface Domains {

@@ -1,11 +1,11 @@
 /**
  * The knowledge base of the comparison task: every entity has a value for every attribute
- * (Wang et al. 2024; DESIGN.md §4, `generate`), and its table form `kb.parquet` (docs/artifacts.md).
+ * (Wang et al. 2024; docs/design.md §4, `generate`), and its table form `kb.parquet` (docs/artifacts.md).
  */
 import type { Table } from '../table/table.js';
 import { column, numRows } from '../table/table.js';
-import type { RandomGenerator } from './random.js';
-import { below } from './random.js';
+import type { RandomGenerator } from './streams.js';
+import { below } from './streams.js';
 
 /** Sizes of a comparison task: N entities, A attributes, V values per attribute. */
 export interface TaskDims {
@@ -36,7 +36,7 @@ export function checkDims(dims: TaskDims): void {
 }
 
 /**
- * Draws a knowledge base: each value uniform and independent in `[0, V)` (DESIGN.md §4), drawn in
+ * Draws a knowledge base: each value uniform and independent in `[0, V)` (docs/design.md §4), drawn in
  * row order (attribute, then entity) from `rng`.
  * @throws RangeError when `dims` are invalid (see `checkDims`).
  */

@@ -2,7 +2,7 @@
  * The seeded hash that decides on which side (training pool or ID-test pool) an unordered pair of
  * in-distribution entities falls, for one attribute.
  *
- * Wang et al. 2024 / DESIGN.md §4: an ID-ID unordered pair goes to the ID-test pool with
+ * Wang et al. 2024 / docs/design.md §4: an ID-ID unordered pair goes to the ID-test pool with
  * probability `id_test_fraction`, else to the training pool, both orders on the same side.
  * Deciding the side by a hash of `(keys, attribute, min(e1, e2), max(e1, e2))` makes it a pure
  * function of the split's seed and the pair: no pair needs to be enumerated or remembered, and

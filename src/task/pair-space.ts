@@ -1,6 +1,6 @@
 /**
  * Index arithmetic on ordered pairs of distinct entities of one domain (ID or OOD), over all
- * attributes, so that pairs can be drawn by index without ever being listed (DESIGN.md §4: N = 1000
+ * attributes, so that pairs can be drawn by index without ever being listed (docs/design.md §4: N = 1000
  * gives ~15 M ordered pairs).
  *
  * With `m` members per attribute (the attribute's ID, or OOD, entities, ascending), the ordered pair

@@ -5,8 +5,8 @@
  * (attribute, entity). These helpers return sorted index sets; decoding them is the caller's job.
  * Indices are plain numbers (safe integers, up to 2^53), kept in `Float64Array`s.
  */
-import type { RandomGenerator } from './random.js';
-import { below } from './random.js';
+import type { RandomGenerator } from './streams.js';
+import { below } from './streams.js';
 
 /**
  * `k` distinct integers drawn uniformly from `[0, n)` (every k-subset equally likely), ascending.

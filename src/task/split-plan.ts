@@ -2,7 +2,7 @@
  * The sizes a split will have, computed from the task sizes and the split params alone, before
  * any random draw (used by `split`'s `check` and `run`).
  *
- * Rounding rules (DESIGN.md §4, stated here once):
+ * Rounding rules (docs/design.md §4, stated here once):
  * - ID entities per attribute: `n_id = Math.round(id_fraction × N)` (half up, in double precision),
  *   the same number for every attribute; the other `N - n_id` entities are OOD.
  * - Training inferred facts: `k = Math.round(phi × A × n_id)`, i.e. phi times the number of ID

@@ -1,5 +1,5 @@
 /**
- * The split of a knowledge base into training and test facts (Wang et al. 2024; DESIGN.md §4):
+ * The split of a knowledge base into training and test facts (Wang et al. 2024; docs/design.md §4):
  *
  * - per attribute, `n_id` ID entities, the rest OOD (`domains.ts`);
  * - training: every atomic fact (ID and OOD), then `k = round(phi × #ID atomic)` inferred facts
@@ -23,7 +23,7 @@ import { compareValues } from './labels.js';
 import type { PairHashKeys } from './pair-hash.js';
 import { pairGoesToTest, testThreshold } from './pair-hash.js';
 import { PairSpace } from './pair-space.js';
-import { openStream, streamWords } from './random.js';
+import { openStream, streamWords } from './streams.js';
 import type { IndexPool } from './sample.js';
 import { sampleDistinct, sampleFromPool } from './sample.js';
 import type { SplitPlan, SplitSizeParams } from './split-plan.js';
@@ -119,7 +119,7 @@ function putAtomic(facts: FactColumns, start: number, type: number, members: Int
 }
 
 /**
- * Splits `kb` (DESIGN.md §4; see the module comment). `inputHash` identifies the KB's content
+ * Splits `kb` (docs/design.md §4; see the module comment). `inputHash` identifies the KB's content
  * (its table's logical hash) and seeds every random choice together with `params.seed`.
  * @throws RangeError when a param is out of range (see `planSplit`).
  * @throws PoolTooSmallError when the training pool drawn holds fewer than `round(phi × #ID atomic)`

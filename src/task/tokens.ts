@@ -1,5 +1,5 @@
 /**
- * Token sequences of facts (DESIGN.md §4, `tokenize`; table layout in docs/artifacts.md):
+ * Token sequences of facts (docs/design.md §4, `tokenize`; table layout in docs/artifacts.md):
  * atomic `(e, a) -> v`: input `<e_e> <attr_a>`, target `<v_v>`; inferred `(a, e1, e2) -> label`:
  * input `<attr_a> <q> <e_e1> <mask> <e_e2>`, target the label token. Inputs are right-padded with
  * `<pad>` to `SEQ_LEN` columns `t0 .. t4`; `length` is the number of input tokens and the model

@@ -1,5 +1,5 @@
 /**
- * The vocabulary of the comparison task (DESIGN.md §4, `tokenize`; layout in docs/artifacts.md):
+ * The vocabulary of the comparison task (docs/design.md §4, `tokenize`; layout in docs/artifacts.md):
  * one token per symbol. Ids: `<pad>` 0, `<q>` 1, `<mask>` 2, `</a>` 3, then the entities
  * `<e_0> .. <e_{N-1}>`, the attributes `<attr_0> .. <attr_{A-1}>`, the values `<v_0> .. <v_{V-1}>`,
  * then the comparison labels: shared `<lt> <eq> <gt>`, or per attribute (as in Wang et al. 2024's

@@ -7,6 +7,11 @@
  * platform, any change of a part gives an unrelated stream, and streams for different purposes
  * (e.g. the ID/OOD partition and the test sample) never share numbers: changing `test_size` does
  * not move the training set.
+ *
+ * Why not `src/models/train-rng.ts`, training's randomness: that one is seeded by the `seed` param
+ * and a stream number, and its state is saved in checkpoints; the data stages need streams named
+ * by what they are for and what they read. Both use the same generator; their seeding differs,
+ * and changing either scheme changes every cached result of the stages that use it.
  */
 import { createHash } from 'node:crypto';
 import { uniformInt } from 'pure-rand/distribution/uniformInt';

@@ -21,12 +21,16 @@
  * `LlamaForCausalLM` (`model.layers.0.self_attn.q_proj.weight` as `[d_out, d_in]`, the
  * `nn.Linear` layout), so `weights.safetensors` loads into it. Initialisation as Hugging Face's:
  * every weight N(0, 0.02²), norm gains 1. No dropout.
+ *
+ * The network only: its config type, knobs, checks and size are declared in `llama.ts`, which the
+ * registry lists; `factories.ts` builds this network for a config.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ParamModel } from './base.js';
-import { causalMask, embedding, linearT, multiHeadAttention, ParamStore, positionMask, rmsNorm, selectPositions, silu } from './layers.js';
-import type { LanguageModel, LlamaConfig } from './model.js';
-import type { Rng } from './random.js';
+import { ParamModel } from '../base.js';
+import { causalMask, embedding, linearT, multiHeadAttention, ParamStore, positionMask, rmsNorm, selectPositions, silu } from '../layers.js';
+import type { LanguageModel } from '../model.js';
+import type { LlamaConfig } from './llama.js';
+import type { Rng } from '../train-rng.js';
 
 /** Initialiser std of every weight and embedding (`initializer_range`). */
 export const INIT_STD = 0.02;

@@ -31,13 +31,17 @@
  * the "fancy" time_decay, time_first and time_mix schedules over channels and layers; the
  * embedding U(−1e-4, 1e-4); att.key/receptance/output and ffn.receptance/value zero; att.value,
  * ffn.key and the head orthogonal with gain `sqrt(d_out/d_in)` when `d_out > d_in` (head × 0.5).
+ *
+ * The network only: its config type, knobs, checks and size are declared in `rwkv.ts`, which the
+ * registry lists; `factories.ts` builds this network for a config.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { RecurrentModel } from './base.js';
-import { embedding, layerNorm, linearT, ParamStore } from './layers.js';
-import type { LanguageModel, RwkvConfig } from './model.js';
-import { orthogonal } from './random.js';
-import type { Rng } from './random.js';
+import { RecurrentModel } from '../base.js';
+import { embedding, layerNorm, linearT, ParamStore } from '../layers.js';
+import type { LanguageModel } from '../model.js';
+import type { RwkvConfig } from './rwkv.js';
+import { orthogonal } from '../train-rng.js';
+import type { Rng } from '../train-rng.js';
 
 /** LayerNorm epsilon of RWKV-4 (PyTorch's default). */
 export const LN_EPS = 1e-5;

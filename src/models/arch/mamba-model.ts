@@ -31,13 +31,17 @@
  * divided by sqrt(n_layers); dt_proj weight U(±R^−½), its bias the inverse softplus of Δ drawn
  * log-uniformly in [0.001, 0.1]; `A_log = log(1..N)` on every channel; D = 1; the embedding
  * N(0, 0.02²); norm gains 1.
+ *
+ * The network only: its config type, knobs, checks and size are declared in `mamba.ts`, which the
+ * registry lists; `factories.ts` builds this network for a config.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { RecurrentModel } from './base.js';
-import { embedding, linearT, ParamStore, rmsNorm, silu } from './layers.js';
-import type { LanguageModel, MambaConfig } from './model.js';
-import { fillUniform } from './random.js';
-import type { Rng } from './random.js';
+import { RecurrentModel } from '../base.js';
+import { embedding, linearT, ParamStore, rmsNorm, silu } from '../layers.js';
+import type { LanguageModel } from '../model.js';
+import type { MambaConfig } from './mamba.js';
+import { fillUniform } from '../train-rng.js';
+import type { Rng } from '../train-rng.js';
 
 /** RMSNorm epsilon of Mamba (`norm_epsilon`). */
 export const RMS_EPS = 1e-5;

@@ -1,8 +1,16 @@
 /**
- * Seeded randomness for model initialisation and data shuffling (pure-rand's xoroshiro128+).
+ * Seeded randomness of training: weight initialisation and the order of training examples
+ * (pure-rand's xoroshiro128+).
  *
- * Every random draw of training goes through a `Rng` made from an integer seed, so a run is a
- * function of its params; a generator's state is a short list of int32 that a checkpoint stores.
+ * Every random draw of training goes through a `Rng` made from the `seed` param and a stream
+ * number (jumps of 2^64 draws), so a run is a function of its params; a generator's state is a
+ * short list of int32 that a checkpoint stores, so a resumed run draws what it would have drawn.
+ *
+ * Why not `src/task/streams.ts`, the data stages' randomness: those streams are named by hashing
+ * their purpose and inputs (a new purpose never shifts another's numbers), and are never saved
+ * mid-way. Here one seed must reproduce a training run bit for bit, and the state must fit in a
+ * checkpoint. Both use the same generator; their seeding differs, and changing either scheme
+ * changes every cached result of the stages that use it.
  */
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { uniformInt } from 'pure-rand/distribution/uniformInt';

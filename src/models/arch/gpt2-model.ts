@@ -2,7 +2,7 @@
  * GPT-2 (Radford et al. 2019, "Language Models are Unsupervised Multitask Learners", §2.3):
  * a decoder-only transformer with learned token and position embeddings, pre-LayerNorm residual
  * blocks of causal multi-head self-attention and a 4x GELU MLP (all with biases), a final
- * LayerNorm, and the unembedding tied to the token embedding. No dropout (DESIGN.md §4).
+ * LayerNorm, and the unembedding tied to the token embedding. No dropout (docs/design.md §4).
  *
  * Parameter names and layouts are those of Hugging Face `GPT2LMHeadModel`'s state dict
  * (`transformer.h.0.attn.c_attn.weight` as `[d_in, d_out]`, the `Conv1D` layout; `lm_head` tied
@@ -11,12 +11,16 @@
  * `answerLogits` runs the last block only at each example's answer position (keys and values
  * still cover the whole prefix): with 5-token inputs and 2 layers that is about a third fewer
  * FLOPs per training step, with the same values as `logits` at those positions.
+ *
+ * The network only: its config type, knobs, checks and size are declared in `gpt2.ts`, which the
+ * registry lists; `factories.ts` builds this network for a config.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ParamModel } from './base.js';
-import { causalMask, embedding, gelu, layerNorm, linear, matMul, multiHeadAttention, ParamStore, positionMask, selectPositions } from './layers.js';
-import type { Gpt2Config, LanguageModel } from './model.js';
-import type { Rng } from './random.js';
+import { ParamModel } from '../base.js';
+import { causalMask, embedding, gelu, layerNorm, linear, matMul, multiHeadAttention, ParamStore, positionMask, selectPositions } from '../layers.js';
+import type { LanguageModel } from '../model.js';
+import type { Gpt2Config } from './gpt2.js';
+import type { Rng } from '../train-rng.js';
 
 /** GPT-2's initialiser std for weights and embeddings (`initializer_range`). */
 export const INIT_STD = 0.02;

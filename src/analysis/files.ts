@@ -1,0 +1,15 @@
+/**
+ * Names of the files of the grokking curve and of its analysis (docs/artifacts.md): written by
+ * `train`, `evaluate` and `analyze`, read by `analyze` and by the HTML report.
+ */
+
+/** The grokking curve: written by `train`, passed on unchanged by `evaluate`. */
+export const CURVE_FILE = 'curve.parquet';
+/** `evaluate`'s final accuracy and loss per test type. */
+export const ACCURACY_FILE = 'accuracy.parquet';
+/** `analyze`: one row of metrics per run. */
+export const METRICS_FILE = 'metrics.parquet';
+/** `analyze`: every run's curve, stacked with a `run` column. */
+export const CURVES_FILE = 'curves.parquet';
+/** `analyze`: mean and spread of the metrics over seeds (written when runs differ only by seed). */
+export const SWEEP_FILE = 'sweep.parquet';

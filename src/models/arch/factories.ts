@@ -1,0 +1,34 @@
+/**
+ * The networks of the registry's architectures (TF.js): `createModel` builds the one a config
+ * names. Apart from `registry.ts`, which the train stage reads while planning, because importing
+ * this module loads TF.js.
+ */
+import { registerGradients } from '../gradients.js';
+import type { LanguageModel } from '../model.js';
+import type { Rng } from '../train-rng.js';
+import { createGpt2 } from './gpt2-model.js';
+import { createLlama } from './llama-model.js';
+import { createMamba } from './mamba-model.js';
+import type { Arch, ModelConfig } from './registry.js';
+import { validateConfig } from './registry.js';
+import { createRwkv } from './rwkv-model.js';
+
+/** The network factory of every registered architecture (one missing is a compile error). */
+const FACTORIES: { [A in Arch]: (config: Extract<ModelConfig, { arch: A }>, rng: Rng) => LanguageModel } = {
+  gpt2: createGpt2,
+  llama: createLlama,
+  rwkv: createRwkv,
+  mamba: createMamba,
+};
+
+/**
+ * Builds an architecture with seeded initial weights (and registers the gradients it needs).
+ * @param rng initialisation randomness (consumed in parameter creation order).
+ * @throws Error for an unknown `arch` or an inconsistent config (e.g. `d_model % n_heads != 0`).
+ */
+export function createModel(config: ModelConfig, rng: Rng): LanguageModel {
+  validateConfig(config);
+  registerGradients();
+  const create = FACTORIES[config.arch] as (config: ModelConfig, rng: Rng) => LanguageModel;
+  return create(config, rng);
+}

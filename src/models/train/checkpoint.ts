@@ -1,0 +1,155 @@
+/**
+ * Resumable training checkpoints: their format, the fingerprint that ties one to its run, their
+ * atomic saving and their schedule.
+ *
+ * A checkpoint at step s is two files in the checkpoint folder: `checkpoint-<s, 9 digits>.safetensors`
+ * (float32 tensors: `param.<name>`, `adam.m.<name>`, `adam.v.<name>` for every parameter, then
+ * `train.loss_sum` and `train.accuracy_sum`) and `checkpoint-<s>.json` (`CheckpointState`),
+ * written last, so that its presence marks a complete checkpoint. Saving one removes the older
+ * ones. A checkpoint is resumed only by the run that made it: same config (but the knobs that do
+ * not change the result) and same training data, by fingerprint.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { decodeSafetensors, encodeSafetensors } from '../safetensors.js';
+import type { NamedTensor } from '../safetensors.js';
+import type { CurveRow } from './evaluation.js';
+import type { Examples, SamplerState } from './examples.js';
+
+/** Version of the checkpoint format; a checkpoint of another version is ignored. */
+export const CHECKPOINT_VERSION = 1;
+
+/** The JSON half of a checkpoint. */
+export interface CheckpointState {
+  version: number;
+  /** Optimizer steps done. */
+  step: number;
+  /** `fingerprint` of the run that saved it. */
+  fingerprint: string;
+  /** Where the data order stands. */
+  sampler: SamplerState;
+  /** Training batches summed in the accumulators since the last evaluation. */
+  batches: number;
+  /** The curve so far. */
+  curve: CurveRow[];
+}
+
+/**
+ * Identity of a run: a checkpoint from another config or data set is never resumed. Hashes the
+ * config as JSON without the knobs that do not change the result (`evalBatchSize`,
+ * `checkpointEvery`), then the training examples' arrays (SHA-256, hex).
+ */
+export function fingerprint(config: { evalBatchSize?: number; checkpointEvery: number }, train: Examples): string {
+  const h = createHash('sha256');
+  const { evalBatchSize: _e, checkpointEvery: _c, ...rest } = config;
+  h.update(JSON.stringify(rest));
+  for (const a of [train.tokens, train.positions, train.targets]) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  return h.digest('hex');
+}
+
+/** Whether to save a checkpoint after `step`: every `every` steps (0: never), but not after the last. */
+export function isCheckpointStep(step: number, every: number, maxSteps: number): boolean {
+  return every > 0 && step % every === 0 && step < maxSteps;
+}
+
+/**
+ * The variables a checkpoint holds, by their key in the file (order of the file): each parameter
+ * with AdamW's moments, then the extra variables (`train.loss_sum`, `train.accuracy_sum`).
+ */
+export function checkpointVariables(
+  params: ReadonlyMap<string, tf.Variable>,
+  moments: { m: ReadonlyMap<string, tf.Variable>; v: ReadonlyMap<string, tf.Variable> },
+  extra: Readonly<Record<string, tf.Variable>>,
+): Map<string, tf.Variable> {
+  const vars = new Map<string, tf.Variable>();
+  for (const [name, p] of params) {
+    vars.set(`param.${name}`, p);
+    vars.set(`adam.m.${name}`, moments.m.get(name) as tf.Variable);
+    vars.set(`adam.v.${name}`, moments.v.get(name) as tf.Variable);
+  }
+  for (const [key, v] of Object.entries(extra)) vars.set(key, v);
+  return vars;
+}
+
+const pad = (step: number) => String(step).padStart(9, '0');
+
+/** Writes `bytes` to `path` through a temporary file and a rename (atomic on POSIX). */
+function writeAtomic(path: string, bytes: Uint8Array | string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, bytes);
+  renameSync(tmp, path);
+}
+
+/** Steps of the complete checkpoints in `dir`, newest first. */
+function checkpointSteps(dir: string): number[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const set = new Set(names);
+  return names
+    .map((f) => /^checkpoint-(\d+)\.json$/.exec(f))
+    .filter((m): m is RegExpExecArray => m !== null && set.has(`checkpoint-${m[1]}.safetensors`))
+    .map((m) => Number(m[1]))
+    .sort((a, b) => b - a);
+}
+
+/**
+ * Saves `variables` and `state` (stamped with `CHECKPOINT_VERSION`) as the checkpoint of
+ * `state.step` in `dir` (created if missing), then removes the older ones.
+ */
+export async function saveCheckpoint(dir: string, variables: ReadonlyMap<string, tf.Variable>, state: Omit<CheckpointState, 'version'>): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const tensors: [string, NamedTensor][] = [];
+  for (const [key, v] of variables) tensors.push([key, { dtype: 'F32', shape: v.shape, data: (await v.data()) as Float32Array }]);
+  const step = state.step;
+  writeAtomic(join(dir, `checkpoint-${pad(step)}.safetensors`), encodeSafetensors(tensors, { step: String(step) }));
+  const json: CheckpointState = { version: CHECKPOINT_VERSION, ...state };
+  writeAtomic(join(dir, `checkpoint-${pad(step)}.json`), JSON.stringify(json));
+  for (const old of checkpointSteps(dir)) {
+    if (old === step) continue;
+    rmSync(join(dir, `checkpoint-${pad(old)}.json`), { force: true });
+    rmSync(join(dir, `checkpoint-${pad(old)}.safetensors`), { force: true });
+  }
+}
+
+/**
+ * Loads the newest checkpoint in `dir` that this run made (same `fingerprint`, at most `maxSteps`)
+ * into `variables`, skipping (and logging) the others and unreadable ones.
+ * @returns its state, or undefined when there is none (the variables are then untouched).
+ */
+export function loadCheckpoint(
+  dir: string,
+  run: { fingerprint: string; maxSteps: number },
+  variables: ReadonlyMap<string, tf.Variable>,
+  log: (message: string) => void = () => {},
+): CheckpointState | undefined {
+  for (const step of checkpointSteps(dir)) {
+    try {
+      const state = JSON.parse(readFileSync(join(dir, `checkpoint-${pad(step)}.json`), 'utf8')) as CheckpointState;
+      if (state.version !== CHECKPOINT_VERSION || state.fingerprint !== run.fingerprint || state.step !== step || step > run.maxSteps) {
+        log(`ignoring checkpoint at step ${step}: made by another run configuration`);
+        continue;
+      }
+      const st = decodeSafetensors(readFileSync(join(dir, `checkpoint-${pad(step)}.safetensors`)));
+      // Every tensor is checked before any is assigned: a bad file leaves the run's state untouched.
+      const values = [...variables].map(([key, v]) => {
+        const t = st.tensors.get(key);
+        if (!t || t.dtype !== 'F32' || t.shape.join() !== v.shape.join()) throw new Error(`checkpoint lacks ${key} ${JSON.stringify(v.shape)}`);
+        return [v, t.data as Float32Array] as const;
+      });
+      tf.tidy(() => {
+        for (const [v, data] of values) v.assign(tf.tensor(data, v.shape, 'float32'));
+      });
+      log(`resumed from the checkpoint at step ${step}`);
+      return state;
+    } catch (err) {
+      log(`ignoring unreadable checkpoint at step ${step}: ${(err as Error).message}`);
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,192 @@
+/**
+ * The training loop, independent of the pipeline engine (docs/design.md §4 "train").
+ *
+ * Seeded initialisation (RNG stream 0) and data order (stream 1, `BatchSampler`); loss =
+ * cross-entropy at the answer position only (`loss.ts`), possibly over micro-batches whose
+ * gradients are summed; AdamW. At step 0, every `evalEvery` steps and at the last step it records
+ * the grokking curve (`evaluation.ts`): the mean training-batch loss and accuracy since the
+ * previous evaluation, and every test type on at most `evalSize` examples, evenly spaced over its
+ * test set.
+ *
+ * With a checkpoint folder it saves weights, optimizer moments, step, data-order RNG state and the
+ * curve so far every `checkpointEvery` steps and on abort, and resumes from the newest checkpoint
+ * there (`checkpoint.ts`); a resumed run ends with the same weights, bit for bit, as an
+ * uninterrupted one on the same backend (training is a pure function of params, data and step).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { AdamW } from '../adamw.js';
+import type { AdamWConfig } from '../adamw.js';
+import { createModel } from '../arch/factories.js';
+import type { ModelConfig } from '../arch/registry.js';
+import type { LanguageModel } from '../model.js';
+import { makeRng } from '../train-rng.js';
+import { checkpointVariables, fingerprint, isCheckpointStep, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { CurveRecorder, evenlySpaced } from './evaluation.js';
+import type { CurveRow } from './evaluation.js';
+import { BatchSampler, selectRows } from './examples.js';
+import type { Examples } from './examples.js';
+import { batchGradients } from './loss.js';
+
+/** What the trainer needs besides the data. */
+export interface TrainerConfig {
+  /** Architecture (vocab_size and seq_len included). */
+  model: ModelConfig;
+  /** AdamW hyperparameters. */
+  optimizer: AdamWConfig;
+  /** Training examples per step. */
+  batchSize: number;
+  /**
+   * Examples per forward/backward pass: a step's batch is cut into consecutive micro-batches of at
+   * most this many examples whose gradients are accumulated. Undefined or ≥ `batchSize`: one pass.
+   */
+  microBatchSize?: number;
+  /** Optimizer steps to run in all. */
+  maxSteps: number;
+  /** Steps between evaluations (curve points). */
+  evalEvery: number;
+  /** At most this many examples of each test type per evaluation, evenly spaced over its test set (`evenlySpaced`). */
+  evalSize: number;
+  /** Seed of initialisation (RNG stream 0) and data order (stream 1). */
+  seed: number;
+  /** Steps between checkpoints; 0 for none. */
+  checkpointEvery: number;
+  /** Examples per forward pass when evaluating (default: 1024, or `microBatchSize` when smaller). */
+  evalBatchSize?: number;
+}
+
+/** Live information after each step. */
+export interface StepInfo {
+  step: number;
+  total: number;
+  epoch: number;
+  /** Mean train-batch loss since the last evaluation, refreshed at most about once a second. */
+  loss?: number;
+  /** Mean train-batch accuracy since the last evaluation, refreshed likewise. */
+  accuracy?: number;
+  /** Accuracy by curve type at the latest evaluation (also after a resume); empty before the first. */
+  evaluated: Readonly<Record<string, number>>;
+}
+
+/** Callbacks; all optional and synchronous. */
+export interface TrainEvents {
+  /** After every step (and once at the start with the starting step). */
+  onStep?(info: StepInfo): void;
+  /** After each evaluation, with its rows (`train_batch` first, then the test types in order). */
+  onEval?(step: number, rows: CurveRow[]): void;
+  /** Human-readable notes (resume, checkpoint). */
+  onLog?(message: string): void;
+}
+
+/** Options of `trainModel`. */
+export interface TrainOptions {
+  /** Folder for checkpoints (created if missing); none when absent. */
+  checkpointDir?: string;
+  /** Stops the run between steps, after saving a checkpoint; `trainModel` then rejects with the abort reason. */
+  signal?: AbortSignal;
+  events?: TrainEvents;
+}
+
+/** The trained model and what happened. */
+export interface TrainResult {
+  /** The final model; the caller disposes it. */
+  model: LanguageModel;
+  /** Every curve row, in step order. */
+  curve: CurveRow[];
+  /** Step the run resumed from (0 for a fresh start). */
+  resumedFrom: number;
+  /** Steps run by this call. */
+  stepsRun: number;
+  /** Wall-clock seconds of this call's training loop, evaluations included. */
+  seconds: number;
+}
+
+/**
+ * Examples per training pass: `microBatchSize`, at most the batch.
+ * @throws Error on inconsistent sizes.
+ */
+function passSize(config: TrainerConfig, train: Examples): number {
+  const { batchSize, maxSteps, evalEvery } = config;
+  if (train.seqLen > config.model.seq_len) throw new Error(`training sequences of ${train.seqLen} exceed seq_len ${config.model.seq_len}`);
+  if (!(batchSize >= 1 && maxSteps >= 0 && evalEvery >= 1)) throw new Error('batchSize and evalEvery must be ≥ 1, maxSteps ≥ 0');
+  const microBatch = Math.min(config.microBatchSize ?? batchSize, batchSize);
+  if (!(Number.isInteger(microBatch) && microBatch >= 1)) throw new Error(`microBatchSize must be an integer ≥ 1, not ${config.microBatchSize}`);
+  return microBatch;
+}
+
+/**
+ * Trains a model from scratch, or resumes from `options.checkpointDir`.
+ * @param tests test sets by type, evaluated in this order.
+ * @throws the abort reason when `options.signal` fires; Error on inconsistent data/config.
+ */
+export async function trainModel(
+  config: TrainerConfig,
+  train: Examples,
+  tests: ReadonlyMap<string, Examples>,
+  options: TrainOptions = {},
+): Promise<TrainResult> {
+  const { batchSize, maxSteps, evalEvery, checkpointEvery } = config;
+  const events = options.events ?? {};
+  const microBatch = passSize(config, train);
+  // Evaluation passes are no larger than training's: a micro-batch set for memory bounds them too.
+  const evalBatch = config.evalBatchSize ?? Math.min(1024, config.microBatchSize ?? 1024);
+  const evalSets = new Map([...tests].map(([type, data]) => [type, evenlySpaced(data, config.evalSize)] as const));
+
+  const model = createModel(config.model, makeRng(config.seed, 0));
+  const opt = new AdamW(model.params, config.optimizer, (n) => model.decays(n));
+  let sampler = new BatchSampler(train.n, makeRng(config.seed, 1));
+  const curve = new CurveRecorder(model, evalSets, evalBatch);
+  const saved = checkpointVariables(model.params, opt, { 'train.loss_sum': curve.lossSum, 'train.accuracy_sum': curve.accuracySum });
+  const print = fingerprint(config, train);
+  const dir = options.checkpointDir;
+
+  try {
+    let start = 0;
+    const resumed = dir ? loadCheckpoint(dir, { fingerprint: print, maxSteps }, saved, events.onLog) : undefined;
+    if (resumed) {
+      start = resumed.step;
+      opt.step = resumed.step;
+      sampler = BatchSampler.fromState(train.n, resumed.sampler);
+      curve.restore(resumed.curve, resumed.batches);
+    }
+    const epochAt = (step: number) => (step * batchSize) / train.n;
+    const save = async (step: number) => {
+      if (dir) await saveCheckpoint(dir, saved, { step, fingerprint: print, sampler: sampler.state(), batches: curve.batches, curve: curve.rows });
+    };
+    const evaluate = async (step: number) => {
+      const rows = await curve.evaluate(step, epochAt(step), () => selectRows(train, sampler.peek(batchSize)));
+      events.onEval?.(step, rows);
+    };
+    const report = (step: number) => events.onStep?.({ step, total: maxSteps, epoch: epochAt(step), ...curve.running, evaluated: curve.latest });
+
+    const t0 = performance.now();
+    if (start === 0) await evaluate(0);
+    report(start);
+    for (let step = start + 1; step <= maxSteps; step++) {
+      if (options.signal?.aborted) {
+        await save(step - 1);
+        options.signal.throwIfAborted();
+      }
+      const indices = sampler.next(batchSize);
+      tf.tidy(() => {
+        const { grads, loss, accuracy } = batchGradients(model, train, indices, microBatch);
+        opt.apply(grads);
+        curve.addBatch(loss, accuracy);
+        accuracy.dispose(); // tf.keep'd by a one-pass batch: not the tidy's to free
+      });
+      if (step % evalEvery === 0 || step === maxSteps) await evaluate(step);
+      else await curve.refreshRunning();
+      if (isCheckpointStep(step, checkpointEvery, maxSteps)) await save(step);
+      report(step);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    opt.dispose();
+    curve.dispose();
+    return { model, curve: curve.rows, resumedFrom: start, stepsRun: maxSteps - start, seconds };
+  } catch (err) {
+    opt.dispose();
+    curve.dispose();
+    model.dispose();
+    throw err;
+  }
+}

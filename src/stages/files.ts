@@ -1,0 +1,9 @@
+/**
+ * Names of the trained model's files: written by `train`, read by `evaluate` (docs/artifacts.md).
+ * The curve's and the analysis' files are named in `../analysis/files.ts`.
+ */
+
+/** The weights (`../models/weights.ts`: float32 safetensors, the config in the metadata). */
+export const WEIGHTS_FILE = 'weights.safetensors';
+/** The architecture config as JSON, vocabulary size and sequence length included. */
+export const MODEL_FILE = 'model.json';
