@@ -12,14 +12,18 @@
  * `grokpipe report`), and the composition root (`cli.ts`, `commands/`), which may import anything.
  */
 
-/** Stage modules, by the domain each may use besides the stage contract and `table/`. */
-const DATA_STAGES = '^src/stages/(generate|split|tokenize)\\.ts$';
-const MODEL_STAGES = '^src/stages/(train|evaluate|examples)\\.ts$';
-const ANALYSIS_STAGES = '^src/stages/analyze\\.ts$';
-/** The modules that define a stage type (the others in `stages/` are shared helpers or the list). */
-const STAGE_DEFINITIONS = '^src/stages/(generate|split|tokenize|train|evaluate|analyze)\\.ts$';
 /** What every stage module may import inside `src/`: the stage contract, errors and tables. */
 const CONTRACT = 'src/engine/(stage|errors)\\.ts$|src/table/';
+/** The modules that define a stage type (the others in `stages/` are shared helpers or the list). */
+const STAGE_DEFINITIONS = '^src/stages/(generate|split|tokenize|train|evaluate|analyze)\\.ts$';
+
+/**
+ * A rule: modules whose path matches `from` import nothing inside `src/` but what matches
+ * `allowed` (both regular expressions over paths from the repository root).
+ */
+function onlyImports(name, comment, from, allowed) {
+  return { name, severity: 'error', comment, from: { path: from }, to: { path: '^src/', pathNot: allowed } };
+}
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 export default {
@@ -38,89 +42,77 @@ export default {
       from: { path: '^src/' },
       to: { couldNotResolve: true },
     },
-    {
-      name: 'engine-knows-no-grokking',
-      severity: 'error',
-      comment:
-        'The engine imports nothing from stages, models, task, analysis, plot, report or the CLI: inside src/ ' +
+    onlyImports(
+      'engine-knows-no-grokking',
+      'The engine imports nothing from stages, models, task, analysis, plot, report or the CLI: inside src/ ' +
         'it may only use itself and table/ (the tables its stage contract passes around).',
-      from: { path: '^src/engine/' },
-      to: { path: '^src/', pathNot: '^src/(engine|table)/' },
-    },
-    {
-      name: 'table-is-a-leaf',
-      severity: 'error',
-      comment:
-        'table/ sits below the engine: it imports nothing else from src/ (else the engine would reach through it).',
-      from: { path: '^src/table/' },
-      to: { path: '^src/', pathNot: '^src/table/' },
-    },
-    {
-      name: 'models-self-contained',
-      severity: 'error',
-      comment: 'Models import nothing outside src/models/ (they can be lifted into another program as they are).',
-      from: { path: '^src/models/' },
-      to: { path: '^src/', pathNot: '^src/models/' },
-    },
-    {
-      name: 'task-self-contained',
-      severity: 'error',
-      comment:
-        'The comparison task (task/) imports only itself and table/: its data rules know no engine, model or stage.',
-      from: { path: '^src/task/' },
-      to: { path: '^src/', pathNot: '^src/(task|table)/' },
-    },
-    {
-      name: 'analysis-below-plot',
-      severity: 'error',
-      comment:
-        'analysis/ (metrics) imports only itself, table/ and the stage contract (Json); plot/ draws what it computes, not the reverse.',
-      from: { path: '^src/analysis/' },
-      to: { path: '^src/', pathNot: '^src/(analysis|table)/|^src/engine/stage\\.ts$' },
-    },
-    {
-      name: 'plot-draws-analysis',
-      severity: 'error',
-      comment: 'plot/ imports only itself, analysis/ and table/.',
-      from: { path: '^src/plot/' },
-      to: { path: '^src/', pathNot: '^src/(plot|analysis|table)/' },
-    },
+      '^src/engine/',
+      '^src/(engine|table)/',
+    ),
+    onlyImports(
+      'table-is-a-leaf',
+      'table/ sits below the engine: it imports nothing else from src/ (else the engine would reach through it).',
+      '^src/table/',
+      '^src/table/',
+    ),
+    onlyImports(
+      'models-self-contained',
+      'Models import nothing outside src/models/ (they can be lifted into another program as they are).',
+      '^src/models/',
+      '^src/models/',
+    ),
+    onlyImports(
+      'task-self-contained',
+      'The comparison task (task/) imports only itself and table/: its data rules know no engine, model or stage.',
+      '^src/task/',
+      '^src/(task|table)/',
+    ),
+    onlyImports(
+      'analysis-below-plot',
+      'analysis/ (metrics) imports only itself, table/ and the stage contract (Json); plot/ draws what it ' +
+        'computes, not the reverse.',
+      '^src/analysis/',
+      '^src/(analysis|table)/|^src/engine/stage\\.ts$',
+    ),
+    onlyImports(
+      'plot-draws-analysis',
+      'plot/ imports only itself, analysis/ and table/.',
+      '^src/plot/',
+      '^src/(plot|analysis|table)/',
+    ),
     {
       name: 'stages-see-only-the-contract',
       severity: 'error',
       comment:
-        'A stage knows nothing of caching: of the engine it imports only the stage contract (engine/stage.ts) and engine/errors.ts.',
+        'A stage knows nothing of caching: of the engine it imports only the stage contract (engine/stage.ts) ' +
+        'and engine/errors.ts.',
       from: { path: '^src/stages/' },
       to: { path: '^src/engine/', pathNot: '^src/engine/(stage|errors)\\.ts$' },
     },
-    {
-      name: 'data-stages-use-the-task',
-      severity: 'error',
-      comment: 'generate, split and tokenize use the comparison task (task/) and tables, nothing else.',
-      from: { path: DATA_STAGES },
-      to: { path: '^src/', pathNot: `^(${CONTRACT}|src/task/)` },
-    },
-    {
-      name: 'model-stages-use-the-models',
-      severity: 'error',
-      comment: 'train and evaluate (and their shared examples.ts) use models/ and tables, nothing else.',
-      from: { path: MODEL_STAGES },
-      to: { path: '^src/', pathNot: `^(${CONTRACT}|src/models/|src/stages/examples\\.ts$)` },
-    },
-    {
-      name: 'analysis-stage-uses-analysis',
-      severity: 'error',
-      comment: 'analyze uses analysis/ and plot/ and tables, nothing else.',
-      from: { path: ANALYSIS_STAGES },
-      to: { path: '^src/', pathNot: `^(${CONTRACT}|src/analysis/|src/plot/)` },
-    },
-    {
-      name: 'stage-list-lists-stages',
-      severity: 'error',
-      comment: 'stages/index.ts lists the stage definitions: it imports stages/ and the stage contract only.',
-      from: { path: '^src/stages/index\\.ts$' },
-      to: { path: '^src/', pathNot: `^(${CONTRACT}|src/stages/)` },
-    },
+    onlyImports(
+      'data-stages-use-the-task',
+      'generate, split and tokenize use the comparison task (task/) and tables, nothing else.',
+      '^src/stages/(generate|split|tokenize)\\.ts$',
+      `^(${CONTRACT}|src/task/)`,
+    ),
+    onlyImports(
+      'model-stages-use-the-models',
+      'train and evaluate (and their shared examples.ts) use models/ and tables, nothing else.',
+      '^src/stages/(train|evaluate|examples)\\.ts$',
+      `^(${CONTRACT}|src/models/|src/stages/examples\\.ts$)`,
+    ),
+    onlyImports(
+      'analysis-stage-uses-analysis',
+      'analyze uses analysis/ and plot/ and tables, nothing else.',
+      '^src/stages/analyze\\.ts$',
+      `^(${CONTRACT}|src/analysis/|src/plot/)`,
+    ),
+    onlyImports(
+      'stage-list-lists-stages',
+      'stages/index.ts lists the stage definitions: it imports stages/ and the stage contract only.',
+      '^src/stages/index\\.ts$',
+      `^(${CONTRACT}|src/stages/)`,
+    ),
     {
       name: 'stage-not-to-stage',
       severity: 'error',
@@ -149,6 +141,5 @@ export default {
       exportsFields: ['exports'],
       conditionNames: ['import', 'require', 'node', 'default', 'types'],
     },
-    reporterOptions: { text: { highlightFocused: true } },
   },
 };
