@@ -97,9 +97,9 @@ export default {
     ),
     onlyImports(
       'model-stages-use-the-models',
-      'train and evaluate (and their shared examples.ts) use models/ and tables, nothing else.',
+      'train and evaluate (and their shared examples.ts) use models/, tables and the shared artifact file names, nothing else.',
       '^src/stages/(train|evaluate|examples)\\.ts$',
-      `^(${CONTRACT}|src/models/|src/stages/examples\\.ts$)`,
+      `^(${CONTRACT}|src/models/|src/stages/(examples|files)\\.ts$|src/analysis/files\\.ts$)`,
     ),
     onlyImports(
       'analysis-stage-uses-analysis',

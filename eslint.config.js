@@ -15,8 +15,8 @@ export default tseslint.config(
     },
   },
   {
-    // The engine's rooms stay small (house rule: no file over 400 lines, no function over 80).
-    files: ['src/engine/**/*.ts'],
+    // Every room stays small (house rule: no file over 400 lines, no function over 80).
+    files: ['src/**/*.ts'],
     rules: {
       'max-lines': ['error', { max: 400 }],
       'max-lines-per-function': ['error', { max: 80 }],
