@@ -37,7 +37,15 @@ const micro = Math.min(batch, Number(arg('micro-batch', String(batch))));
 const top = Number(arg('top', '15'));
 useFusedLayers(!process.argv.includes('--unfused'));
 
-const config: ModelConfig = { arch: 'gpt2', n_layers: nLayers, d_model: dModel, n_heads: nHeads, d_mlp: 4 * dModel, vocab_size: VOCAB, seq_len: SEQ };
+const config: ModelConfig = {
+  arch: 'gpt2',
+  n_layers: nLayers,
+  d_model: dModel,
+  n_heads: nHeads,
+  d_mlp: 4 * dModel,
+  vocab_size: VOCAB,
+  seq_len: SEQ,
+};
 const model = createModel(config, makeRng(1));
 const opt = new AdamW(
   model.params,
@@ -45,8 +53,15 @@ const opt = new AdamW(
   (name) => model.decays(name),
 );
 const rng = makeRng(2);
-const tokens = tf.tensor2d(Int32Array.from({ length: batch * SEQ }, () => (rng.next() >>> 0) % VOCAB), [batch, SEQ], 'int32');
-const targets = tf.tensor1d(Int32Array.from({ length: batch }, () => (rng.next() >>> 0) % VOCAB), 'int32');
+const tokens = tf.tensor2d(
+  Int32Array.from({ length: batch * SEQ }, () => (rng.next() >>> 0) % VOCAB),
+  [batch, SEQ],
+  'int32',
+);
+const targets = tf.tensor1d(
+  Int32Array.from({ length: batch }, () => (rng.next() >>> 0) % VOCAB),
+  'int32',
+);
 const positions = tf.fill([micro], SEQ - 1, 'int32') as tf.Tensor1D;
 const vars = [...model.params.values()];
 
@@ -57,7 +72,9 @@ function step(): void {
     for (let start = 0; start < batch; start += micro) {
       const { grads } = tf.variableGrads(() => {
         const toks = tf.slice(tokens, [start, 0], [micro, SEQ]) as tf.Tensor2D;
-        const loss = tf.mean(crossEntropy(model.answerLogits(toks, positions), tf.slice(targets, [start], [micro]) as tf.Tensor1D));
+        const loss = tf.mean(
+          crossEntropy(model.answerLogits(toks, positions), tf.slice(targets, [start], [micro]) as tf.Tensor1D),
+        );
         return tf.mul(loss, micro / batch) as tf.Scalar;
       }, vars);
       if (sum) {
@@ -97,7 +114,11 @@ for (const k of profile.kernels) {
   if (k.name === 'BatchMatMul') products += ms;
   const shapes = JSON.stringify(k.inputShapes);
   const microAttention = `[${micro * nHeads},`;
-  if ((k.name === 'BatchMatMul' && (shapes.includes(attentionBatch) || shapes.includes(microAttention))) || k.name === 'Softmax' || k.name === 'Transpose') {
+  if (
+    (k.name === 'BatchMatMul' && (shapes.includes(attentionBatch) || shapes.includes(microAttention))) ||
+    k.name === 'Softmax' ||
+    k.name === 'Transpose'
+  ) {
     attention += ms;
   }
 }
@@ -108,7 +129,9 @@ console.log(
     `${process.argv.includes('--unfused') ? 'unfused' : 'fused'} layers, on ${backend}`,
 );
 console.log(`step: median ${times[2].toFixed(1)} ms of 5 (min ${times[0].toFixed(1)}, max ${times[4].toFixed(1)})`);
-console.log(`profiled step: ${total.toFixed(1)} ms of kernel time; matrix products ${pct(products)}; attention (its products, softmax, transposes) ${pct(attention)}`);
+console.log(
+  `profiled step: ${total.toFixed(1)} ms of kernel time; matrix products ${pct(products)}; attention (its products, softmax, transposes) ${pct(attention)}`,
+);
 if (heap) console.log(`wasm heap: ${(heap / 1e9).toFixed(2)} GB (high-water mark)`);
 console.log(`${'kernel'.padEnd(24)} ${'ms'.padStart(9)} ${'share'.padStart(7)} ${'calls'.padStart(6)}`);
 for (const [name, { ms, calls }] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)) {

@@ -130,7 +130,12 @@ export async function benchStatus(repeats = 5): Promise<StatusBenchResult> {
     const t0 = performance.now();
     const fakes = createRegistry(standInStages());
     const pipeline = compilePipeline(file, fakes);
-    const records = await runPipeline(pipeline.runs, { store: new Store(storeDir), executor: new InlineExecutor(fakes), jobs: 1, pipelineFile: file });
+    const records = await runPipeline(pipeline.runs, {
+      store: new Store(storeDir),
+      executor: new InlineExecutor(fakes),
+      jobs: 1,
+      pipelineFile: file,
+    });
     const failed = records.find((r) => r.status === 'failed');
     if (failed) throw new Error(`building the store failed at ${failed.run.id}: ${failed.error ?? failed.reason}`);
     buildSeconds = (performance.now() - t0) / 1000;
@@ -143,7 +148,8 @@ export async function benchStatus(repeats = 5): Promise<StatusBenchResult> {
     const plan = await planRuns(pipeline.runs, new Store(storeDir));
     const t2 = performance.now();
     const planned = plan.filter((p) => p.status !== 'cached');
-    if (planned.length > 0) throw new Error(`${planned.length} runs are not cached (first: ${planned[0].run.id}: ${planned[0].reason})`);
+    if (planned.length > 0)
+      throw new Error(`${planned.length} runs are not cached (first: ${planned[0].run.id}: ${planned[0].reason})`);
     return { compile: t1 - t0, plan: t2 - t1, runs: plan.length };
   };
   await once();
@@ -157,7 +163,10 @@ export async function benchStatus(repeats = 5): Promise<StatusBenchResult> {
     : [process.execPath, '--import', 'tsx', join(repo, 'src', 'cli.ts')];
   const cliOnce = async () => {
     const t0 = performance.now();
-    const r = await execa(command[0], [...command.slice(1), 'status', file, '--store', storeDir, '--json'], { cwd: repo, reject: false });
+    const r = await execa(command[0], [...command.slice(1), 'status', file, '--store', storeDir, '--json'], {
+      cwd: repo,
+      reject: false,
+    });
     const ms = performance.now() - t0;
     if (r.exitCode !== 0) throw new Error(`grokpipe status failed (${r.exitCode}): ${r.stderr}`);
     const runs = (JSON.parse(r.stdout) as { runs: { status: string }[] }).runs;
@@ -176,15 +185,21 @@ export async function benchStatus(repeats = 5): Promise<StatusBenchResult> {
     plan: median(samples.map((s) => s.plan)),
     inProcess: median(samples.map((s) => s.compile + s.plan)),
     cli: median(cli),
-    cliCommand: built ? 'node bin/grokpipe.js (dist)' : 'node --import tsx src/cli.ts (no dist/: includes tsx start-up)',
+    cliCommand: built
+      ? 'node bin/grokpipe.js (dist)'
+      : 'node --import tsx src/cli.ts (no dist/: includes tsx start-up)',
   };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const r = await benchStatus(Number(process.argv[2] ?? 5));
   const ok = (ms: number) => (ms < 500 ? 'under' : 'OVER');
-  console.log(`grokpipe status on a fully cached sweep: ${r.stageRuns} stage runs (100 runs x 6 stages), store ${r.store}`);
+  console.log(
+    `grokpipe status on a fully cached sweep: ${r.stageRuns} stage runs (100 runs x 6 stages), store ${r.store}`,
+  );
   if (r.buildSeconds > 0) console.log(`  (store built in ${r.buildSeconds.toFixed(1)} s)`);
-  console.log(`  in process: ${r.inProcess.toFixed(0)} ms (compile ${r.compile.toFixed(0)} ms + plan ${r.plan.toFixed(0)} ms), ${ok(r.inProcess)} the 500 ms goal`);
+  console.log(
+    `  in process: ${r.inProcess.toFixed(0)} ms (compile ${r.compile.toFixed(0)} ms + plan ${r.plan.toFixed(0)} ms), ${ok(r.inProcess)} the 500 ms goal`,
+  );
   console.log(`  end to end: ${r.cli.toFixed(0)} ms with ${r.cliCommand}, ${ok(r.cli)} the 500 ms goal`);
 }

@@ -93,7 +93,14 @@ function randomFacts(n: number, seed: number): Examples {
 }
 
 /** Step times (ms) of `steps` steps after `warmup`, stopping early once `maxMs` is spent. */
-async function timeSteps(config: ModelConfig, batch: number, micro: number, steps: number, warmup: number, maxMs: number): Promise<number[]> {
+async function timeSteps(
+  config: ModelConfig,
+  batch: number,
+  micro: number,
+  steps: number,
+  warmup: number,
+  maxMs: number,
+): Promise<number[]> {
   const trainer: TrainerConfig = {
     model: config,
     optimizer: { lr: 1e-3, weight_decay: 0.1, beta1: 0.9, beta2: 0.98, eps: 1e-8, warmup_steps: 100, grad_clip: 1 },
@@ -124,7 +131,8 @@ async function timeSteps(config: ModelConfig, batch: number, micro: number, step
   }
   // stamps[k] follows step k; step k takes stamps[k] - stamps[k - 1]; the last step includes an evaluation.
   const times: number[] = [];
-  for (let k = warmup + 1; k <= warmup + steps && k < stamps.length - (stop.signal.aborted ? 0 : 1); k++) times.push(stamps[k] - stamps[k - 1]);
+  for (let k = warmup + 1; k <= warmup + steps && k < stamps.length - (stop.signal.aborted ? 0 : 1); k++)
+    times.push(stamps[k] - stamps[k - 1]);
   return times;
 }
 
@@ -149,7 +157,9 @@ function backendThreads(backend: BackendName): number {
     const blas = loadNativeBlas();
     return 'error' in blas ? 1 : (blas.threads ?? os.availableParallelism());
   }
-  return backend === 'wasm' || backend === 'cpu' ? 1 : Number(process.env.TF_NUM_INTRAOP_THREADS ?? os.availableParallelism());
+  return backend === 'wasm' || backend === 'cpu'
+    ? 1
+    : Number(process.env.TF_NUM_INTRAOP_THREADS ?? os.availableParallelism());
 }
 
 /** Bytes the wasm heap has grown to (it never shrinks: the high-water mark so far), or null off wasm. */
@@ -160,7 +170,9 @@ function wasmHeapBytes(): number | null {
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
 
-const models = arg('models', '2x128x4,4x256x8,8x768x12').split(',').map((m) => m.split('x').map(Number) as [number, number, number]);
+const models = arg('models', '2x128x4,4x256x8,8x768x12')
+  .split(',')
+  .map((m) => m.split('x').map(Number) as [number, number, number]);
 const archs = arg('archs', 'gpt2').split(',') as Arch[];
 const backends = arg('backends', BACKEND_PREFERENCE.join(',')).split(',') as BackendName[];
 const steps = Number(arg('steps', '5'));
@@ -171,8 +183,12 @@ const maxStepMs = Number(arg('max-step-seconds', '60')) * 1000;
 const cpu = `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`;
 
 const peak = await measurePeak();
-say(`train step: batch ${batch}, ${SEQ} tokens, vocab ${VOCAB}; median of ${steps} steps after ${warmup} warm-up; ${cpu}; matmul peak ${peak.gflops.toFixed(0)} GFLOP/s (${peak.source})`);
-say(`${'backend'.padEnd(10)} ${'model'.padEnd(22)} ${'micro'.padStart(5)} ${'ms/step'.padStart(9)} ${'tokens/s'.padStart(9)} ${'GFLOP/s'.padStart(8)} ${'of peak'.padStart(7)}`);
+say(
+  `train step: batch ${batch}, ${SEQ} tokens, vocab ${VOCAB}; median of ${steps} steps after ${warmup} warm-up; ${cpu}; matmul peak ${peak.gflops.toFixed(0)} GFLOP/s (${peak.source})`,
+);
+say(
+  `${'backend'.padEnd(10)} ${'model'.padEnd(22)} ${'micro'.padStart(5)} ${'ms/step'.padStart(9)} ${'tokens/s'.padStart(9)} ${'GFLOP/s'.padStart(8)} ${'of peak'.padStart(7)}`,
+);
 for (const requested of backends) {
   let backend: BackendName;
   try {
@@ -190,9 +206,17 @@ for (const requested of backends) {
       const flops = stepFlops(config, batch);
       const micro = microArg === 'auto' ? wasmMicroBatch(config, batch, SEQ) : Math.min(batch, Number(microArg));
       const row = {
-        arch, n_layers: nLayers, d_model: dModel, n_heads: arch === 'gpt2' || arch === 'llama' ? nHeads : null,
-        batch_size: batch, micro_batch_size: micro, seq_len: SEQ, vocab: VOCAB, backend,
-        backend_detail: backendDescription() ?? backend, threads: backendThreads(backend),
+        arch,
+        n_layers: nLayers,
+        d_model: dModel,
+        n_heads: arch === 'gpt2' || arch === 'llama' ? nHeads : null,
+        batch_size: batch,
+        micro_batch_size: micro,
+        seq_len: SEQ,
+        vocab: VOCAB,
+        backend,
+        backend_detail: backendDescription() ?? backend,
+        threads: backendThreads(backend),
       };
       const label = `${arch} ${nLayers}x${dModel}`;
       const predicted = gflops ? flops / (gflops * 1e9) : 0;
@@ -210,12 +234,20 @@ for (const requested of backends) {
         const achieved = flops / (ms / 1000) / 1e9;
         if (fused) gflops = achieved;
         const result = {
-          ...row, fused_layers: fused,
-          ms_per_step: +ms.toFixed(1), ms_min: +Math.min(...times).toFixed(1), ms_max: +Math.max(...times).toFixed(1),
-          steps_timed: times.length, tokens_per_s: Math.round((batch * SEQ) / (ms / 1000)),
-          gflop_per_step: +(flops / 1e9).toFixed(2), gflops: +achieved.toFixed(1),
-          peak_gflops: +peak.gflops.toFixed(1), peak_share: +(achieved / peak.gflops).toFixed(3),
-          wasm_heap_bytes: wasmHeapBytes(), cpu, load: +os.loadavg()[0].toFixed(2),
+          ...row,
+          fused_layers: fused,
+          ms_per_step: +ms.toFixed(1),
+          ms_min: +Math.min(...times).toFixed(1),
+          ms_max: +Math.max(...times).toFixed(1),
+          steps_timed: times.length,
+          tokens_per_s: Math.round((batch * SEQ) / (ms / 1000)),
+          gflop_per_step: +(flops / 1e9).toFixed(2),
+          gflops: +achieved.toFixed(1),
+          peak_gflops: +peak.gflops.toFixed(1),
+          peak_share: +(achieved / peak.gflops).toFixed(3),
+          wasm_heap_bytes: wasmHeapBytes(),
+          cpu,
+          load: +os.loadavg()[0].toFixed(2),
         };
         if (json) console.log(JSON.stringify(result));
         say(

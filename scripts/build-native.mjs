@@ -17,7 +17,8 @@ const strict = process.argv.includes('--strict');
 function nodeGyp() {
   const candidates = [];
   if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp);
-  if (process.env.npm_execpath) candidates.push(join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  if (process.env.npm_execpath)
+    candidates.push(join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
   try {
     candidates.push(createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js'));
   } catch {
@@ -32,8 +33,15 @@ function why(err) {
   if (/network connectivity|getaddrinfo|ENOTFOUND|EAI_AGAIN/.test(text)) {
     return "node-gyp could not download Node's headers: no network; point npm_config_nodedir at a Node install with include/node";
   }
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('gyp WARN'));
-  const patterns = [/(fatal )?error: .*|No such file or directory.*|command not found.*/i, /gyp ERR! stack Error: (.*)/, /ERR!.*|error.*/i];
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('gyp WARN'));
+  const patterns = [
+    /(fatal )?error: .*|No such file or directory.*|command not found.*/i,
+    /gyp ERR! stack Error: (.*)/,
+    /ERR!.*|error.*/i,
+  ];
   for (const p of patterns) {
     const hit = lines.map((l) => l.match(p)).find(Boolean);
     if (hit) return (hit[1] ?? hit[0]).trim();
@@ -51,6 +59,8 @@ try {
   await execa(process.execPath, [gyp, 'rebuild'], { cwd: native, all: true });
   console.log('grokpipe: native BLAS addon built (native/build/Release/grokpipe_blas.node)');
 } catch (err) {
-  console.log(`grokpipe: native BLAS addon not built (${why(err)}); training will use wasm. Needs g++, make, python3 and Node's headers.`);
+  console.log(
+    `grokpipe: native BLAS addon not built (${why(err)}); training will use wasm. Needs g++, make, python3 and Node's headers.`,
+  );
   if (strict) process.exit(1);
 }

@@ -13,12 +13,24 @@ const STEPS = [0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000];
 /** A step function: 0.1 before `at`, 1 from `at` on (`at` = null: never). */
 const stepUp = (at: number | null) => STEPS.map((s) => (at !== null && s >= at ? 1 : 0.1));
 
-function run(matrix: Record<string, number | string>, mem: number | null, id: number | null, ood: number | null): AnalyzedRun {
+function run(
+  matrix: Record<string, number | string>,
+  mem: number | null,
+  id: number | null,
+  ood: number | null,
+): AnalyzedRun {
   const points: CurvePoint[] = [];
-  const series: Record<string, number[]> = { train_inferred: stepUp(mem), id_inferred: stepUp(id), ood_inferred: stepUp(ood) };
-  for (const [type, acc] of Object.entries(series)) acc.forEach((a, i) => points.push({ type, step: STEPS[i], epoch: STEPS[i] / 10, accuracy: a, loss: 1 - a }));
+  const series: Record<string, number[]> = {
+    train_inferred: stepUp(mem),
+    id_inferred: stepUp(id),
+    ood_inferred: stepUp(ood),
+  };
+  for (const [type, acc] of Object.entries(series))
+    acc.forEach((a, i) => points.push({ type, step: STEPS[i], epoch: STEPS[i] / 10, accuracy: a, loss: 1 - a }));
   const curve: Curve = buildCurve(points);
-  const name = Object.entries(matrix).map(([k, v]) => `${k}=${v}`).join(',');
+  const name = Object.entries(matrix)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
   return { name, matrix, curve, metrics: computeRunMetrics(curve), evaluated: {} };
 }
 
@@ -41,7 +53,11 @@ describe('aggregation over seeds', () => {
     expect(isSeedKnob('seed')).toBe(true);
     expect(isSeedKnob('data_seed')).toBe(true);
     expect(isSeedKnob('entities')).toBe(false);
-    const runs = [run({ entities: 100, seed: 0 }, 200, 400, 800), run({ entities: 200, seed: 0 }, 200, 400, 800), run({ entities: 100, seed: 1 }, 200, 400, 800)];
+    const runs = [
+      run({ entities: 100, seed: 0 }, 200, 400, 800),
+      run({ entities: 200, seed: 0 }, 200, 400, 800),
+      run({ entities: 100, seed: 1 }, 200, 400, 800),
+    ];
     const groups = groupReplicates(runs, sweepKnobs(runs, thresholds));
     expect(groups).toEqual([
       { key: { entities: '100' }, runs: [0, 2] },
@@ -61,7 +77,14 @@ describe('aggregation over seeds', () => {
     ];
     const t = sweepTable(runs, thresholds);
     expect(t.columns.map((c) => `${c.name}:${c.type}`)).toEqual([
-      'entities:DOUBLE', 'runs:INT32', 'metric:STRING', 'reached:INT32', 'mean:DOUBLE', 'std:DOUBLE', 'min:DOUBLE', 'max:DOUBLE',
+      'entities:DOUBLE',
+      'runs:INT32',
+      'metric:STRING',
+      'reached:INT32',
+      'mean:DOUBLE',
+      'std:DOUBLE',
+      'min:DOUBLE',
+      'max:DOUBLE',
     ]);
     const rows = toRows(t);
     const metricsPerGroup = rows.length / 2;
@@ -79,10 +102,24 @@ describe('aggregation over seeds', () => {
   });
 
   it('sweepTable: string knobs kept, seeds dropped, clashing knob names prefixed', () => {
-    const runs = [run({ arch: 'gpt2', mean: 1, seed: 0 }, 100, 200, 300), run({ arch: 'gpt2', mean: 1, seed: 1 }, 100, 200, 300)];
+    const runs = [
+      run({ arch: 'gpt2', mean: 1, seed: 0 }, 100, 200, 300),
+      run({ arch: 'gpt2', mean: 1, seed: 1 }, 100, 200, 300),
+    ];
     const t = sweepTable(runs, thresholds);
-    expect(t.columns.slice(0, 3).map((c) => `${c.name}:${c.type}`)).toEqual(['arch:STRING', 'matrix_mean:DOUBLE', 'runs:INT32']);
-    expect(toRows(t)[0]).toMatchObject({ arch: 'gpt2', matrix_mean: 1, runs: 2, metric: 'memorise_step', mean: 100, std: 0 });
+    expect(t.columns.slice(0, 3).map((c) => `${c.name}:${c.type}`)).toEqual([
+      'arch:STRING',
+      'matrix_mean:DOUBLE',
+      'runs:INT32',
+    ]);
+    expect(toRows(t)[0]).toMatchObject({
+      arch: 'gpt2',
+      matrix_mean: 1,
+      runs: 2,
+      metric: 'memorise_step',
+      mean: 100,
+      std: 0,
+    });
   });
 
   it('metricsSpec: a row of panels per knob, one line per split, spread bars with seeds', async () => {
@@ -93,22 +130,36 @@ describe('aggregation over seeds', () => {
       run({ entities: 400, seed: 1 }, 100, 300, 500),
     ];
     const knobs = sweepKnobs(runs, thresholds);
-    const spec = metricsSpec(runs, knobs, 0.9) as unknown as { concat: { title: { text: string; subtitle: string | string[] }; layer: { mark: { type: string } }[] }[]; data: { values: Record<string, unknown>[] } };
+    const spec = metricsSpec(runs, knobs, 0.9) as unknown as {
+      concat: { title: { text: string; subtitle: string | string[] }; layer: { mark: { type: string } }[] }[];
+      data: { values: Record<string, unknown>[] };
+    };
     expect(spec.concat).toHaveLength(3);
     expect(spec.concat.map((p) => p.layer.map((l) => l.mark.type))).toEqual([
       ['rule', 'line', 'point'],
       ['rule', 'line', 'point'],
       ['rule', 'line', 'point'],
     ]);
-    expect(spec.concat.map((p) => p.title.text)).toEqual(['steps vs entities', 'ratio vs entities', 'final accuracy vs entities']);
-    expect(spec.concat[0].title.subtitle).toEqual(['memorised: train ≥0.99; generalised: ≥0.9', 'never reached: OOD 1/4']);
+    expect(spec.concat.map((p) => p.title.text)).toEqual([
+      'steps vs entities',
+      'ratio vs entities',
+      'final accuracy vs entities',
+    ]);
+    expect(spec.concat[0].title.subtitle).toEqual([
+      'memorised: train ≥0.99; generalised: ≥0.9',
+      'never reached: OOD 1/4',
+    ]);
     const splits = new Set(spec.data.values.filter((v) => v.measure === 'step').map((v) => v.split));
     expect([...splits]).toEqual(['train', 'ID', 'OOD']);
     const svg = (await renderChart(spec as never, { formats: ['svg'] })).svg;
     expect(svg).toContain('class="mark-rule role-mark');
     expect(svg).toContain('class="mark-symbol role-mark');
     // without replicates: no spread bars
-    const single = metricsSpec(runs.filter((r) => r.matrix.seed === 0), knobs, 0.9) as unknown as { concat: { layer: unknown[] }[] };
+    const single = metricsSpec(
+      runs.filter((r) => r.matrix.seed === 0),
+      knobs,
+      0.9,
+    ) as unknown as { concat: { layer: unknown[] }[] };
     expect(single.concat[0].layer).toHaveLength(2);
     // only seeds vary: nothing to plot against
     expect(metricsSpec(runs.slice(0, 2), sweepKnobs(runs.slice(0, 2), thresholds), 0.9)).toBeNull();

@@ -27,7 +27,8 @@ const clean = {
   id_atomic: [0.1, 0.5, 1, 1, 1, 1, 1, 1, 1, 1, 1],
 };
 
-const gen = (m: ReturnType<typeof computeRunMetrics>, type: string, t: number) => m.generalise.find((g) => g.type === type && g.threshold === t)!;
+const gen = (m: ReturnType<typeof computeRunMetrics>, type: string, t: number) =>
+  m.generalise.find((g) => g.type === type && g.threshold === t)!;
 
 describe('grokking metrics', () => {
   it('clean grokking: memorisation, stable crossings, delay and ratio', () => {
@@ -47,7 +48,9 @@ describe('grokking metrics', () => {
   });
 
   it('never reached: null step, delay and ratio', () => {
-    const m = computeRunMetrics(curveOf({ ...clean, ood_inferred: STEPS.map(() => 0.5), train_inferred: STEPS.map(() => 0.98) }));
+    const m = computeRunMetrics(
+      curveOf({ ...clean, ood_inferred: STEPS.map(() => 0.5), train_inferred: STEPS.map(() => 0.98) }),
+    );
     expect(m.memorise).toBeNull();
     expect(m.maxTrainAccuracy).toBe(0.98);
     const ood = gen(m, 'ood_inferred', 0.9);
@@ -130,22 +133,52 @@ describe('grokking metrics', () => {
 });
 
 describe('metric tables and summary', () => {
-  const run = (name: string, matrix: Record<string, number | string>, series: Record<string, number[]>, evaluated = {}): AnalyzedRun => {
+  const run = (
+    name: string,
+    matrix: Record<string, number | string>,
+    series: Record<string, number[]>,
+    evaluated = {},
+  ): AnalyzedRun => {
     const curve = curveOf(series);
     return { name, matrix, curve, metrics: computeRunMetrics(curve), evaluated };
   };
   const runs = [
     run('entities=100,seed=0', { entities: 100, seed: 0 }, clean, { ood_inferred: 0.97, id_atomic: 1 }),
-    run('entities=200,seed=0', { entities: 200, seed: 0 }, { ...clean, ood_inferred: STEPS.map(() => 0.4), train_inferred: STEPS.map(() => 0.5) }),
+    run(
+      'entities=200,seed=0',
+      { entities: 200, seed: 0 },
+      { ...clean, ood_inferred: STEPS.map(() => 0.4), train_inferred: STEPS.map(() => 0.5) },
+    ),
   ];
   const thresholds = [0.9, 0.95, 0.99];
 
   it('metricsTable: one row per run, sentinels for never', () => {
     const t = metricsTable(runs, thresholds);
     const types = Object.fromEntries(t.columns.map((c) => [c.name, c.type]));
-    expect(types).toMatchObject({ run: 'STRING', entities: 'DOUBLE', seed: 'DOUBLE', memorise_step: 'INT32', memorise_epoch: 'DOUBLE', 'id_step_0.9': 'INT32', 'ood_ratio_0.99': 'DOUBLE', final_ood_inferred: 'DOUBLE', last_step: 'INT32' });
+    expect(types).toMatchObject({
+      run: 'STRING',
+      entities: 'DOUBLE',
+      seed: 'DOUBLE',
+      memorise_step: 'INT32',
+      memorise_epoch: 'DOUBLE',
+      'id_step_0.9': 'INT32',
+      'ood_ratio_0.99': 'DOUBLE',
+      final_ood_inferred: 'DOUBLE',
+      last_step: 'INT32',
+    });
     const [a, b] = toRows(t);
-    expect(a).toMatchObject({ run: 'entities=100,seed=0', entities: 100, memorise_step: 300, memorise_epoch: 10, 'id_step_0.9': 500, 'ood_step_0.9': 800, 'ood_delay_0.9': 500, final_ood_inferred: 0.97, final_id_inferred: 1, last_step: 1000 });
+    expect(a).toMatchObject({
+      run: 'entities=100,seed=0',
+      entities: 100,
+      memorise_step: 300,
+      memorise_epoch: 10,
+      'id_step_0.9': 500,
+      'ood_step_0.9': 800,
+      'ood_delay_0.9': 500,
+      final_ood_inferred: 0.97,
+      final_id_inferred: 1,
+      last_step: 1000,
+    });
     expect(a['ood_ratio_0.9']).toBeCloseTo(8 / 3, 12);
     expect(Number.isNaN(a.final_ood_atomic)).toBe(true);
     expect(b).toMatchObject({ memorise_step: -1, 'ood_step_0.9': -1, 'id_step_0.9': 500 });
@@ -161,7 +194,11 @@ describe('metric tables and summary', () => {
       { name: 'run', column: 'matrix_run', numeric: true, distinct: 2 },
     ]);
     const t = metricsTable(mixed, thresholds);
-    expect(t.columns.slice(0, 3).map((c) => `${c.name}:${c.type}`)).toEqual(['run:STRING', 'arch:STRING', 'matrix_run:DOUBLE']);
+    expect(t.columns.slice(0, 3).map((c) => `${c.name}:${c.type}`)).toEqual([
+      'run:STRING',
+      'arch:STRING',
+      'matrix_run:DOUBLE',
+    ]);
     expect(runName({ model: { arch: 'gpt2' }, seed: 1 }, 'x')).toBe('model={"arch":"gpt2"},seed=1');
     expect(runName({}, 'scores')).toBe('scores');
   });
@@ -172,12 +209,25 @@ describe('metric tables and summary', () => {
     expect(c.columns[0].data.length).toBe(2 * 4 * STEPS.length);
     const lines = summaryLines(runs, thresholds);
     expect(lines).toHaveLength(4);
-    expect(lines[0]).toBe('entities=100,seed=0: memorised at step 300 (epoch 10.0); ID ≥0.9 at step 500 (1.7× memorisation); OOD ≥0.9 at step 800 (2.7× memorisation)');
+    expect(lines[0]).toBe(
+      'entities=100,seed=0: memorised at step 300 (epoch 10.0); ID ≥0.9 at step 500 (1.7× memorisation); OOD ≥0.9 at step 800 (2.7× memorisation)',
+    );
     expect(lines[1]).toContain('ood_inferred 0.970');
-    expect(lines[2]).toBe('entities=200,seed=0: not memorised (train accuracy peaked at 0.500 < 0.99); ID ≥0.9 at step 500; OOD not ≥0.9 to the end (run ended at step 1000)');
+    expect(lines[2]).toBe(
+      'entities=200,seed=0: not memorised (train accuracy peaked at 0.500 < 0.99); ID ≥0.9 at step 500; OOD not ≥0.9 to the end (run ended at step 1000)',
+    );
     const rec = metricsRecord(runs, thresholds) as Record<string, Record<string, unknown>>;
-    expect(rec['entities=100,seed=0']).toMatchObject({ matrix: { entities: 100, seed: 0 }, memorise_step: 300, 'ood_step_0.9': 800, final_ood_atomic: null });
-    expect(rec['entities=200,seed=0']).toMatchObject({ memorise_step: null, memorise_epoch: null, 'ood_step_0.9': null });
+    expect(rec['entities=100,seed=0']).toMatchObject({
+      matrix: { entities: 100, seed: 0 },
+      memorise_step: 300,
+      'ood_step_0.9': 800,
+      final_ood_atomic: null,
+    });
+    expect(rec['entities=200,seed=0']).toMatchObject({
+      memorise_step: null,
+      memorise_epoch: null,
+      'ood_step_0.9': null,
+    });
     expect(JSON.parse(JSON.stringify(rec))).toEqual(rec);
   });
 });

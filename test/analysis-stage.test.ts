@@ -14,7 +14,8 @@ const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const TYPES = ['train_batch', 'train_inferred', 'id_inferred', 'ood_inferred', 'id_atomic', 'ood_atomic'];
 
 /** Logistic rise from `lo` to `hi` centred at `mid` (steps) with width `w`. */
-const rise = (step: number, mid: number, w: number, lo = 0.05, hi = 1) => lo + (hi - lo) / (1 + Math.exp(-(step - mid) / w));
+const rise = (step: number, mid: number, w: number, lo = 0.05, hi = 1) =>
+  lo + (hi - lo) / (1 + Math.exp(-(step - mid) / w));
 
 /**
  * A synthetic grokking curve, evaluated every 100 steps up to `last`: train memorises around
@@ -25,9 +26,11 @@ function curveTable(mem: number, id: number, ood: number, last = 5000): Table {
   for (let step = 0; step <= last; step += 100) {
     for (const type of TYPES) {
       const acc =
-        type === 'train_batch' || type === 'train_inferred' || type.endsWith('atomic') ? rise(step, mem, 80)
-        : type === 'id_inferred' ? rise(step, id, 150)
-        : rise(step, ood, 200);
+        type === 'train_batch' || type === 'train_inferred' || type.endsWith('atomic')
+          ? rise(step, mem, 80)
+          : type === 'id_inferred'
+            ? rise(step, id, 150)
+            : rise(step, ood, 200);
       const a = Math.round(acc * 1000) / 1000;
       rows.push({ step, type, acc: a, loss: type === 'train_batch' ? 3 * Math.exp(-step / 500) + 1e-3 : 1 - a + 1e-3 });
     }
@@ -56,7 +59,12 @@ function accuracyTable(acc: Record<string, number>): Table {
 }
 
 /** An evaluate artifact on disk with the given tables. */
-function fakeInput(root: string, id: string, matrix: Record<string, Json>, tables: Record<string, Table>): InputArtifact {
+function fakeInput(
+  root: string,
+  id: string,
+  matrix: Record<string, Json>,
+  tables: Record<string, Table>,
+): InputArtifact {
   const dir = mkdtempSync(join(root, 'in-'));
   for (const [name, t] of Object.entries(tables)) writeFileSync(join(dir, name), encodeTable(t).bytes);
   const files = Object.keys(tables);
@@ -64,7 +72,16 @@ function fakeInput(root: string, id: string, matrix: Record<string, Json>, table
     if (!files.includes(file)) throw new Error(`not an output: ${file}`);
     return join(dir, file);
   };
-  return { stage: 'evaluate', id, key: id.padEnd(64, '0'), matrix, params: {}, files, path, readTable: (file, columns) => readTable(path(file), { columns }) };
+  return {
+    stage: 'evaluate',
+    id,
+    key: id.padEnd(64, '0'),
+    matrix,
+    params: {},
+    files,
+    path,
+    readTable: (file, columns) => readTable(path(file), { columns }),
+  };
 }
 
 function fakeContext(root: string, inputs: InputArtifact[], params: Partial<AnalyzeParams> = {}) {
@@ -128,20 +145,45 @@ describe('analyze stage', () => {
       { entities: 400, seed: 1, mem: 700, id: 1500, ood: 2500 },
     ];
     const inputs = specs.map((s) =>
-      fakeInput(root, 'scores', { entities: s.entities, seed: s.seed }, {
-        'curve.parquet': curveTable(s.mem, s.id, s.ood),
-        'accuracy.parquet': accuracyTable({ train_inferred: 1, id_inferred: 0.98, ood_inferred: s.ood > 5000 ? 0.3 : 0.95, id_atomic: 1, ood_atomic: 1 }),
-        'predictions.parquet': { columns: [{ name: 'x', type: 'INT32', data: Int32Array.from([1]) }] },
-      }),
+      fakeInput(
+        root,
+        'scores',
+        { entities: s.entities, seed: s.seed },
+        {
+          'curve.parquet': curveTable(s.mem, s.id, s.ood),
+          'accuracy.parquet': accuracyTable({
+            train_inferred: 1,
+            id_inferred: 0.98,
+            ood_inferred: s.ood > 5000 ? 0.3 : 0.95,
+            id_atomic: 1,
+            ood_atomic: 1,
+          }),
+          'predictions.parquet': { columns: [{ name: 'x', type: 'INT32', data: Int32Array.from([1]) }] },
+        },
+      ),
     );
     const { ctx, outDir, info, logs } = fakeContext(root, inputs);
     await analyzeStage.run(ctx);
 
-    for (const f of ['metrics.parquet', 'curves.parquet', 'grokking.svg', 'grokking.png', 'overlay.svg', 'overlay.png', 'metrics.svg', 'metrics.png']) {
+    for (const f of [
+      'metrics.parquet',
+      'curves.parquet',
+      'grokking.svg',
+      'grokking.png',
+      'overlay.svg',
+      'overlay.png',
+      'metrics.svg',
+      'metrics.png',
+    ]) {
       expect(existsSync(join(outDir, f)), f).toBe(true);
     }
     const rows = toRows(await readTable(join(outDir, 'metrics.parquet')));
-    expect(rows.map((r) => r.run)).toEqual(['entities=100,seed=0', 'entities=100,seed=1', 'entities=400,seed=0', 'entities=400,seed=1']);
+    expect(rows.map((r) => r.run)).toEqual([
+      'entities=100,seed=0',
+      'entities=100,seed=1',
+      'entities=400,seed=0',
+      'entities=400,seed=1',
+    ]);
     specs.forEach((s, i) => {
       const r = rows[i];
       expect(r.entities).toBe(s.entities);
@@ -160,9 +202,16 @@ describe('analyze stage', () => {
 
     // seeds 0 and 1 of each entities value: mean and spread over seeds
     const sweep = toRows(await readTable(join(outDir, 'sweep.parquet')));
-    const agg = (entities: number, metric: string) => sweep.find((r) => r.entities === entities && r.metric === metric)!;
+    const agg = (entities: number, metric: string) =>
+      sweep.find((r) => r.entities === entities && r.metric === metric)!;
     const id100 = [rows[0]['id_step_0.9'] as number, rows[1]['id_step_0.9'] as number];
-    expect(agg(100, 'id_step_0.9')).toMatchObject({ runs: 2, reached: 2, mean: (id100[0] + id100[1]) / 2, min: Math.min(...id100), max: Math.max(...id100) });
+    expect(agg(100, 'id_step_0.9')).toMatchObject({
+      runs: 2,
+      reached: 2,
+      mean: (id100[0] + id100[1]) / 2,
+      min: Math.min(...id100),
+      max: Math.max(...id100),
+    });
     expect(agg(400, 'ood_step_0.9')).toMatchObject({ runs: 2, reached: 1, mean: rows[3]['ood_step_0.9'] });
     expect(sweep.some((r) => 'seed' in r)).toBe(false);
 
@@ -184,7 +233,9 @@ describe('analyze stage', () => {
 
     const summary = info.summary as string[];
     expect(summary).toHaveLength(8);
-    expect(summary[0]).toMatch(/^entities=100,seed=0: memorised at step \d+ \(epoch [\d.]+\); ID ≥0.9 at step \d+ \([\d.]+× memorisation\); OOD ≥0.9 at step \d+/);
+    expect(summary[0]).toMatch(
+      /^entities=100,seed=0: memorised at step \d+ \(epoch [\d.]+\); ID ≥0.9 at step \d+ \([\d.]+× memorisation\); OOD ≥0.9 at step \d+/,
+    );
     expect(summary[4]).toContain('OOD not ≥0.9 to the end (run ended at step 5000)');
     expect((info.metrics as Record<string, Record<string, Json>>)['entities=400,seed=0']['ood_step_0.9']).toBeNull();
     expect(logs.some((l) => l.includes('overlay'))).toBe(true);
@@ -224,7 +275,9 @@ describe('analyze stage', () => {
     expect(rows.map((r) => r.run)).toEqual(['arch=gpt2', 'arch=mamba']);
     expect(rows[1]).toMatchObject({ arch: 'mamba', memorise_step: -1, 'ood_step_0.9': -1, last_step: -1 });
     for (const f of ['grokking.svg', 'overlay.svg', 'metrics.svg']) expect(existsSync(join(outDir, f)), f).toBe(true);
-    expect((info.summary as string[])[2]).toBe('arch=mamba: not memorised (no train_inferred evaluations); ID not ≥0.9 to the end; OOD not ≥0.9 to the end');
+    expect((info.summary as string[])[2]).toBe(
+      'arch=mamba: not memorised (no train_inferred evaluations); ID not ≥0.9 to the end; OOD not ≥0.9 to the end',
+    );
   });
 
   it('fails clearly without a curve', async () => {

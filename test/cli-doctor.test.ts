@@ -109,12 +109,19 @@ describe('grokpipe doctor', () => {
       return {
         ...real,
         initBackend: (name: string) =>
-          Promise.reject(new real.BackendUnavailableError(`TF.js backend "${name}" is not available (${name}: broken); reinstall it.`)),
+          Promise.reject(
+            new real.BackendUnavailableError(
+              `TF.js backend "${name}" is not available (${name}: broken); reinstall it.`,
+            ),
+          ),
       };
     });
     const { main: freshMain } = await import('../src/cli.js');
     let stdout = '';
-    const code = await freshMain(['doctor', '--json'], { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: () => true } });
+    const code = await freshMain(['doctor', '--json'], {
+      stdout: { write: (s: string) => (stdout += s) },
+      stderr: { write: () => true },
+    });
     expect(code).toBe(1);
     const report = JSON.parse(stdout) as DoctorReport;
     expect(report.auto).toBeNull();
@@ -129,7 +136,10 @@ describe('parseUnavailable', () => {
         'wasm-blas',
         'TF.js backend "wasm-blas" is not available (wasm-blas: no CBLAS library could be opened:; libx.so: cannot open (x); y); install OpenBLAS (Debian: `apt-get install x`), then build.',
       ),
-    ).toEqual({ reason: 'no CBLAS library could be opened: libx.so: cannot open (x); y', hint: 'install OpenBLAS (Debian: `apt-get install x`), then build' });
+    ).toEqual({
+      reason: 'no CBLAS library could be opened: libx.so: cannot open (x); y',
+      hint: 'install OpenBLAS (Debian: `apt-get install x`), then build',
+    });
     expect(parseUnavailable('cpu', 'something else\nentirely')).toEqual({ reason: 'something else; entirely' });
   });
 });

@@ -63,7 +63,12 @@ describe('sampleFromPool', () => {
   });
 
   it('falls back to enumeration when the pool is much smaller than its expected size', () => {
-    const tiny: IndexPool = { space: 1000, rate: 0.5, contains: (i) => i < 3, enumerate: () => Float64Array.from([2, 0, 1]) };
+    const tiny: IndexPool = {
+      space: 1000,
+      rate: 0.5,
+      contains: (i) => i < 3,
+      enumerate: () => Float64Array.from([2, 0, 1]),
+    };
     const r = sampleFromPool(openStream('t'), tiny, 10);
     expect(Array.from(r.indices)).toEqual([0, 1, 2]);
     expect(r.poolSize).toBe(3);
@@ -72,8 +77,14 @@ describe('sampleFromPool', () => {
   it('is uniform over the pool', () => {
     const counts = new Map<number, number>();
     const rng = openStream('pu');
-    const pool: IndexPool = { space: 40, rate: 0.5, contains: (i) => i % 2 === 0, enumerate: () => Float64Array.from({ length: 20 }, (_, i) => 2 * i) };
-    for (let t = 0; t < 4000; t++) for (const i of sampleFromPool(rng, pool, 2).indices) counts.set(i, (counts.get(i) ?? 0) + 1);
+    const pool: IndexPool = {
+      space: 40,
+      rate: 0.5,
+      contains: (i) => i % 2 === 0,
+      enumerate: () => Float64Array.from({ length: 20 }, (_, i) => 2 * i),
+    };
+    for (let t = 0; t < 4000; t++)
+      for (const i of sampleFromPool(rng, pool, 2).indices) counts.set(i, (counts.get(i) ?? 0) + 1);
     expect(counts.size).toBe(20);
     for (const c of counts.values()) expect(Math.abs(c - 400)).toBeLessThan(90);
   });
@@ -90,7 +101,20 @@ describe('pair space and pair hash', () => {
       space.decode(i, out);
       seen.push(`${out[0]}:${out[1]}:${out[2]}`);
     }
-    expect(seen).toEqual(['0:1:4', '0:1:7', '0:4:1', '0:4:7', '0:7:1', '0:7:4', '1:0:2', '1:0:9', '1:2:0', '1:2:9', '1:9:0', '1:9:2']);
+    expect(seen).toEqual([
+      '0:1:4',
+      '0:1:7',
+      '0:4:1',
+      '0:4:7',
+      '0:7:1',
+      '0:7:4',
+      '1:0:2',
+      '1:0:9',
+      '1:2:0',
+      '1:2:9',
+      '1:9:0',
+      '1:9:2',
+    ]);
     expect(space.indexOf(1, 2, 0)).toBe(10);
     expect(() => new PairSpace(members, 4, 2)).toThrow(RangeError);
   });

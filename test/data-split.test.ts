@@ -94,7 +94,8 @@ describe('split at the published scale (N=1000, A=20, V=20, phi=12.6, test_size=
   it('trains on every atomic fact with its KB value', () => {
     let bad = 0;
     for (let r = 0; r < N * A; r++) {
-      if (train.type[r] !== 'atomic' || train.attribute[r] * N + train.e1[r] !== r || train.label[r] !== kb.value[r]) bad++;
+      if (train.type[r] !== 'atomic' || train.attribute[r] * N + train.e1[r] !== r || train.label[r] !== kb.value[r])
+        bad++;
     }
     expect(bad).toBe(0);
   });
@@ -126,7 +127,13 @@ describe('split at the published scale (N=1000, A=20, V=20, phi=12.6, test_size=
   it('has test sets of the documented types and sizes', () => {
     const counts: Record<string, number> = {};
     for (const t of test.type) counts[t] = (counts[t] ?? 0) + 1;
-    expect(counts).toEqual({ train_inferred: 3000, id_atomic: 3000, ood_atomic: 2000, id_inferred: 3000, ood_inferred: 3000 });
+    expect(counts).toEqual({
+      train_inferred: 3000,
+      id_atomic: 3000,
+      ood_atomic: 2000,
+      id_inferred: 3000,
+      ood_inferred: 3000,
+    });
     // Grouped by type in the documented order.
     const order = [...new Set(test.type)];
     expect(order).toEqual(['train_inferred', 'id_atomic', 'ood_atomic', 'id_inferred', 'ood_inferred']);
@@ -150,7 +157,8 @@ describe('split at the published scale (N=1000, A=20, V=20, phi=12.6, test_size=
         if (isId[a * N + e1] !== (t === 'id_atomic' ? 1 : 0)) throw new Error(`${where}: wrong domain`);
         continue;
       }
-      if (e1 === e2 || test.label[r] !== compareValues(kb.value[a * N + e1], kb.value[a * N + e2])) throw new Error(`${where}: wrong label`);
+      if (e1 === e2 || test.label[r] !== compareValues(kb.value[a * N + e1], kb.value[a * N + e2]))
+        throw new Error(`${where}: wrong label`);
       const inTrain = trainSet.has(key(a, e1, e2));
       const reverseInTrain = trainSet.has(key(a, e2, e1));
       if (t === 'train_inferred' && !inTrain) throw new Error(`${where} not in training`);
@@ -185,7 +193,8 @@ describe('split at the published scale (N=1000, A=20, V=20, phi=12.6, test_size=
     const trainSet = new Set<number>();
     for (let r = N * A; r < train.type.length; r++) trainSet.add(key(train.attribute[r], train.e1[r], train.e2[r]));
     let both = 0;
-    for (let r = N * A; r < train.type.length; r++) if (trainSet.has(key(train.attribute[r], train.e2[r], train.e1[r]))) both++;
+    for (let r = N * A; r < train.type.length; r++)
+      if (trainSet.has(key(train.attribute[r], train.e2[r], train.e1[r]))) both++;
     expect(both).toBeGreaterThan(1000); // ~1.6% of 226,800 expected
   });
 
@@ -193,7 +202,8 @@ describe('split at the published scale (N=1000, A=20, V=20, phi=12.6, test_size=
     const again = await runFake(splitStage, { id_fraction: 0.9, phi: 12.6, test_size: 3000 }, [kbRun]);
     expect(again.hashes).toEqual(run.hashes);
     const other = await runFake(splitStage, { id_fraction: 0.9, phi: 12.6, test_size: 3000, seed: 1 }, [kbRun]);
-    for (const f of ['entities.parquet', 'train.parquet', 'test.parquet']) expect(other.hashes[f]).not.toBe(run.hashes[f]);
+    for (const f of ['entities.parquet', 'train.parquet', 'test.parquet'])
+      expect(other.hashes[f]).not.toBe(run.hashes[f]);
   });
 
   it('records the counts in the manifest info', () => {
@@ -266,7 +276,11 @@ describe('split on small KBs (exhaustive checks)', () => {
   });
 
   it('returns fewer test facts when a pool is smaller than test_size', () => {
-    const r = splitKnowledgeBase(kb, { id_fraction: 0.9, phi: 1, id_test_fraction: 0.1, test_size: 1000, seed: 0 }, 'x');
+    const r = splitKnowledgeBase(
+      kb,
+      { id_fraction: 0.9, phi: 1, id_test_fraction: 0.1, test_size: 1000, seed: 0 },
+      'x',
+    );
     const counts = [0, 0, 0, 0, 0];
     for (const t of r.test.type) counts[t]++;
     // 27 ID and 3 OOD entities per attribute.
@@ -308,7 +322,13 @@ describe('split: phi against the training pool', () => {
 
   it('plans the pool sizes exactly', () => {
     const plan = planSplit({ entities: 1000, attributes: 20 }, { id_fraction: 0.9, phi: 12.6, id_test_fraction: 0.1 });
-    expect(plan).toMatchObject({ idEntities: 900, oodEntities: 100, idAtomic: 18_000, oodAtomic: 2_000, trainInferred: 226_800 });
+    expect(plan).toMatchObject({
+      idEntities: 900,
+      oodEntities: 100,
+      idAtomic: 18_000,
+      oodAtomic: 2_000,
+      trainInferred: 226_800,
+    });
     expect(plan.idPairs).toBe(20 * 900 * 899);
     expect(plan.expectedTrainPool).toBeCloseTo(14_563_800, 3);
     expect(plan.oodPool).toBe(20 * 100 * 99);
@@ -318,7 +338,9 @@ describe('split: phi against the training pool', () => {
     // N = 10, A = 1: 9 ID entities, 72 ordered pairs, expected pool 64.8; phi 7.1 asks for 64.
     const kb = drawKnowledgeBase({ entities: 10, attributes: 1, values: 3 }, openStream('tiny'));
     const params = { id_fraction: 0.9, phi: 7.1, id_test_fraction: 0.1, test_size: 5 };
-    expect(splitStage.check!({ ...params, seed: 0 }, [{ stage: 'generate', params: { entities: 10, attributes: 1 } }])).toEqual([]);
+    expect(
+      splitStage.check!({ ...params, seed: 0 }, [{ stage: 'generate', params: { entities: 10, attributes: 1 } }]),
+    ).toEqual([]);
     let thrown = 0;
     let ok = 0;
     for (let seed = 0; seed < 40; seed++) {
@@ -341,7 +363,12 @@ describe('split stage input checks', () => {
   it('rejects a KB table out of order', async () => {
     const kbRun = await runFake(generateStage, { entities: 5, attributes: 2, values: 3 });
     const t = kbRun.tables['kb.parquet'];
-    const swapped: Table = { columns: [t.columns[1], t.columns[0], t.columns[2]].map((c, i) => ({ ...c, name: ['entity', 'attribute', 'value'][i] })) as Table['columns'] };
+    const swapped: Table = {
+      columns: [t.columns[1], t.columns[0], t.columns[2]].map((c, i) => ({
+        ...c,
+        name: ['entity', 'attribute', 'value'][i],
+      })) as Table['columns'],
+    };
     expect(numRows(swapped)).toBe(10);
     expect(() => kbFromTable(swapped, 3)).toThrow(/ordered by attribute then entity|not a multiple/);
   });

@@ -15,11 +15,23 @@ describe('vocabulary', () => {
   it('lays out specials, entities, attributes, values, then labels', () => {
     const v = buildVocabulary({ entities: 3, attributes: 2, values: 2 }, 'per_attribute');
     expect(v.tokens).toEqual([
-      '<pad>', '<q>', '<mask>', '</a>',
-      '<e_0>', '<e_1>', '<e_2>',
-      '<attr_0>', '<attr_1>',
-      '<v_0>', '<v_1>',
-      '<attr_0_lt>', '<attr_0_eq>', '<attr_0_gt>', '<attr_1_lt>', '<attr_1_eq>', '<attr_1_gt>',
+      '<pad>',
+      '<q>',
+      '<mask>',
+      '</a>',
+      '<e_0>',
+      '<e_1>',
+      '<e_2>',
+      '<attr_0>',
+      '<attr_1>',
+      '<v_0>',
+      '<v_1>',
+      '<attr_0_lt>',
+      '<attr_0_eq>',
+      '<attr_0_gt>',
+      '<attr_1_lt>',
+      '<attr_1_eq>',
+      '<attr_1_gt>',
     ]);
     expect(labelTokenId(v, 1, 2)).toBe(16);
     const s = buildVocabulary({ entities: 3, attributes: 2, values: 2 }, 'shared');
@@ -75,11 +87,22 @@ describe('tokenize at the published scale', () => {
     for (const f of ['train.parquet', 'test.parquet']) {
       const t = await perAttr.readTable(f);
       expect(t.columns.map((c) => `${c.name}:${c.type}`)).toEqual([
-        'type:STRING', 't0:INT32', 't1:INT32', 't2:INT32', 't3:INT32', 't4:INT32', 'length:INT32', 'target:INT32',
+        'type:STRING',
+        't0:INT32',
+        't1:INT32',
+        't2:INT32',
+        't3:INT32',
+        't4:INT32',
+        'length:INT32',
+        'target:INT32',
       ]);
     }
     expect(parseTaskFile(readFileSync(facts.path('task.json'), 'utf8'))).toEqual({
-      entities: 1000, attributes: 20, values: 20, id_entities: 900, ood_entities: 100,
+      entities: 1000,
+      attributes: 20,
+      values: 20,
+      id_entities: 900,
+      ood_entities: 100,
     });
   });
 

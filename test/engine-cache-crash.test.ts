@@ -28,7 +28,11 @@ async function started(store: string, pid: number, timeoutMs = 30_000): Promise<
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const tmp = join(store, '.tmp');
-    if (existsSync(tmp) && readdirSync(tmp).some((d) => d.includes(`.${pid}.`) && existsSync(join(tmp, d, 'started.txt')))) return;
+    if (
+      existsSync(tmp) &&
+      readdirSync(tmp).some((d) => d.includes(`.${pid}.`) && existsSync(join(tmp, d, 'started.txt')))
+    )
+      return;
     await sleep(20);
   }
   throw new Error('no stage started');
@@ -49,7 +53,10 @@ describe('crash safety', () => {
     const store = join(dir, 'store');
     const seen: number[] = [];
     for (const delayMs of [0, 300, 700, 1200]) {
-      const child = execa(node, [...prefix, 'run', file, '--store', store, '--jobs', '1', '--json'], { reject: false, env: { GP_FAKE_SLOW_SCALE: '1' } });
+      const child = execa(node, [...prefix, 'run', file, '--store', store, '--jobs', '1', '--json'], {
+        reject: false,
+        env: { GP_FAKE_SLOW_SCALE: '1' },
+      });
       const done = child.then(() => 'exited' as const);
       const first = await Promise.race([started(store, child.pid as number).then(() => 'started' as const), done]);
       if (first === 'started') {

@@ -27,9 +27,11 @@ describe('table diff', () => {
     const d = diffTables(t([1, 2, 3], [0, 0.5, 1]), t([1, 2, 3], [0, 0.25, 2]));
     expect(d.columns.map((c) => c.column)).toEqual(['w']);
     expect(formatTableDiff(d)).toBe('column w: 2 of 3 rows differ, first at row 1: 0.5 -> 0.25');
-    expect(formatTableDiff(diffTables(t([1], [0]), { columns: [{ name: 'v', type: 'DOUBLE', data: Float64Array.from([1]) }] }))).toBe(
-      'column v: INT32 -> DOUBLE; column w: missing in the recomputed table',
-    );
+    expect(
+      formatTableDiff(
+        diffTables(t([1], [0]), { columns: [{ name: 'v', type: 'DOUBLE', data: Float64Array.from([1]) }] }),
+      ),
+    ).toBe('column v: INT32 -> DOUBLE; column w: missing in the recomputed table');
     expect(formatTableDiff(diffTables(t([1], [0]), t([1, 2], [0, 0])))).toBe('rows 1 -> 2');
     expect(diffTables(t([0], [-0]), t([0], [0])).columns.map((c) => c.column)).toEqual(['w']);
   });
@@ -37,9 +39,21 @@ describe('table diff', () => {
 
 describe('roots', () => {
   it('groups roots by reason, verbs by kind, at most three groups', () => {
-    expect(formatRoots([{ id: 'a', reason: 'with.x 1 -> 2' }, { id: 'b', reason: 'with.x 1 -> 2' }], 'run')).toEqual(['upstream a, b changed (with.x 1 -> 2)']);
-    expect(formatRoots([{ id: 'a', reason: 'no cached entry of stage gen' }], 'plan')).toEqual(['upstream a will run (no cached entry of stage gen)']);
-    expect(formatRoots([{ id: 'a', reason: 'corrupt: x.bin (missing)' }], 'run')).toEqual(['upstream a ran (corrupt: x.bin (missing))']);
+    expect(
+      formatRoots(
+        [
+          { id: 'a', reason: 'with.x 1 -> 2' },
+          { id: 'b', reason: 'with.x 1 -> 2' },
+        ],
+        'run',
+      ),
+    ).toEqual(['upstream a, b changed (with.x 1 -> 2)']);
+    expect(formatRoots([{ id: 'a', reason: 'no cached entry of stage gen' }], 'plan')).toEqual([
+      'upstream a will run (no cached entry of stage gen)',
+    ]);
+    expect(formatRoots([{ id: 'a', reason: 'corrupt: x.bin (missing)' }], 'run')).toEqual([
+      'upstream a ran (corrupt: x.bin (missing))',
+    ]);
     const many = ['1', '2', '3', '4', '5'].map((r) => ({ id: `r${r}`, reason: `with.k 0 -> ${r}` }));
     expect(formatRoots(many, 'plan').at(-1)).toBe('and 2 more upstream causes');
   });
@@ -53,7 +67,15 @@ describe('environment', () => {
     }) as unknown as Manifest;
 
   it('keeps only the knobs that change results', () => {
-    expect(resultKnobs({ TF_NUM_INTRAOP_THREADS: '4', TF_CLI_CONFIG_FILE: 'x', GROKPIPE_BACKEND: 'wasm', HOME: '/root', OMP_NUM_THREADS: '2' })).toEqual({
+    expect(
+      resultKnobs({
+        TF_NUM_INTRAOP_THREADS: '4',
+        TF_CLI_CONFIG_FILE: 'x',
+        GROKPIPE_BACKEND: 'wasm',
+        HOME: '/root',
+        OMP_NUM_THREADS: '2',
+      }),
+    ).toEqual({
       GROKPIPE_BACKEND: 'wasm',
       OMP_NUM_THREADS: '2',
       TF_NUM_INTRAOP_THREADS: '4',
@@ -61,17 +83,29 @@ describe('environment', () => {
   });
 
   it('reports backend and knob differences only for stages that recorded a backend', () => {
-    const now = { backend: 'tensorflow', threads: null, env: { TF_NUM_INTRAOP_THREADS: '8' }, platform: `${process.platform}-${process.arch}` };
-    expect(environmentChanges(entry('wasm', { TF_NUM_INTRAOP_THREADS: '2' }), now)).toEqual(['backend wasm -> tensorflow', 'env TF_NUM_INTRAOP_THREADS 2 -> 8']);
+    const now = {
+      backend: 'tensorflow',
+      threads: null,
+      env: { TF_NUM_INTRAOP_THREADS: '8' },
+      platform: `${process.platform}-${process.arch}`,
+    };
+    expect(environmentChanges(entry('wasm', { TF_NUM_INTRAOP_THREADS: '2' }), now)).toEqual([
+      'backend wasm -> tensorflow',
+      'env TF_NUM_INTRAOP_THREADS 2 -> 8',
+    ]);
     expect(environmentChanges(entry(undefined, {}), now)).toEqual([]);
-    expect(environmentChanges(entry('wasm', {}, 'wasm'), { ...now, backend: 'auto', env: {} })).toEqual(['backend wasm -> auto']);
+    expect(environmentChanges(entry('wasm', {}, 'wasm'), { ...now, backend: 'auto', env: {} })).toEqual([
+      'backend wasm -> auto',
+    ]);
     expect(environmentChanges(entry('wasm', {}), { ...now, backend: 'auto', env: {} })).toEqual([]);
   });
 });
 
 describe('verify sampling', () => {
   it('picks k distinct cached runs, in plan order', () => {
-    const plan = ['a', 'b', 'c', 'd'].map((id, i) => ({ run: { id }, status: i === 1 ? 'planned' : 'cached' }) as unknown as PlannedRun);
+    const plan = ['a', 'b', 'c', 'd'].map(
+      (id, i) => ({ run: { id }, status: i === 1 ? 'planned' : 'cached' }) as unknown as PlannedRun,
+    );
     const picked = sampleCached(plan, 2, () => 0.5);
     expect(picked.size).toBe(2);
     expect([...picked].every((r) => r.id !== 'b')).toBe(true);
@@ -81,7 +115,13 @@ describe('verify sampling', () => {
 
 describe('validator cache', () => {
   it('a schema compiled once is loaded from the cache later, with the same results (defaults filled)', () => {
-    const schema = { type: 'object', properties: { k: { type: 'integer', minimum: 1, default: 3 }, tag: { type: 'string', default: `t${Date.now()}` } } };
+    const schema = {
+      type: 'object',
+      properties: {
+        k: { type: 'integer', minimum: 1, default: 3 },
+        tag: { type: 'string', default: `t${Date.now()}` },
+      },
+    };
     const options = { test: 'validator-cache' };
     let made = 0;
     const make = (): Ajv => {
@@ -90,9 +130,13 @@ describe('validator cache', () => {
     };
     const first = compileCached(make, schema, options);
     expect(made).toBe(1);
-    const again = compileCached(() => {
-      throw new Error('should come from the cache');
-    }, schema, options);
+    const again = compileCached(
+      () => {
+        throw new Error('should come from the cache');
+      },
+      schema,
+      options,
+    );
     const a = {};
     expect(again(a)).toBe(true);
     expect(a).toEqual({ k: 3, tag: schema.properties.tag.default });
@@ -100,8 +144,16 @@ describe('validator cache', () => {
     expect(again.errors?.[0]).toMatchObject({ instancePath: '/k', keyword: 'minimum' });
     expect(first({ k: 0 })).toBe(false);
     // Leave no file of this one-off schema behind.
-    const dir = join(dirname(createRequire(import.meta.url).resolve('ajv')).split(`${sep}node_modules${sep}`)[0], 'node_modules', '.cache', 'grokpipe', 'validators');
-    const mine = readdirSync(dir).filter((f) => readFileSync(join(dir, f), 'utf8').includes(schema.properties.tag.default));
+    const dir = join(
+      dirname(createRequire(import.meta.url).resolve('ajv')).split(`${sep}node_modules${sep}`)[0],
+      'node_modules',
+      '.cache',
+      'grokpipe',
+      'validators',
+    );
+    const mine = readdirSync(dir).filter((f) =>
+      readFileSync(join(dir, f), 'utf8').includes(schema.properties.tag.default),
+    );
     expect(mine).toHaveLength(1);
     for (const f of mine) rmSync(join(dir, f));
   });

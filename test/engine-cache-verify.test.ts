@@ -12,7 +12,12 @@ import { cli, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.j
 import { calls, noise, resetCalls } from './fixtures/engine-stages.js';
 
 interface VerifyJson {
-  runs: { id: string; status: string; problems: { file: string; message: string; columns?: string[] }[]; reason?: string }[];
+  runs: {
+    id: string;
+    status: string;
+    problems: { file: string; message: string; columns?: string[] }[];
+    reason?: string;
+  }[];
   summary: Record<string, number>;
 }
 
@@ -61,7 +66,11 @@ describe('verify', () => {
     const ok = await cli(['verify', file, '--store', store, '--json']);
     expect(ok.code).toBe(0);
     const okDoc = JSON.parse(ok.stdout) as VerifyJson;
-    expect(okDoc.runs.map((x) => [x.id, x.status])).toEqual([['g', 'match'], ['s', 'match'], ['n', 'match']]);
+    expect(okDoc.runs.map((x) => [x.id, x.status])).toEqual([
+      ['g', 'match'],
+      ['s', 'match'],
+      ['n', 'match'],
+    ]);
     expect(calls).toMatchObject({ gen: 2, scale: 2, noisy: 2 });
 
     noise.nondeterministic = true;
@@ -70,7 +79,11 @@ describe('verify', () => {
     const n = (JSON.parse(bad.stdout) as VerifyJson).runs.find((x) => x.id === 'n');
     expect(n).toMatchObject({ status: 'mismatch' });
     expect(n?.problems).toEqual([
-      { file: 'out.parquet', message: 'column unstable: 4 of 4 rows differ, first at row 0: 0 -> 1', columns: ['unstable'] },
+      {
+        file: 'out.parquet',
+        message: 'column unstable: 4 of 4 rows differ, first at row 0: 0 -> 1',
+        columns: ['unstable'],
+      },
     ]);
     const text = await cli(['verify', file, '--store', store]);
     expect(text.code).toBe(1);
@@ -88,13 +101,19 @@ describe('verify', () => {
   it('--sample K checks K cached runs; uncached runs are reported but do not fail', async () => {
     const { file, store } = setup(PIPE);
     await cli(['run', file, '--store', store, '--json']);
-    const sample = JSON.parse((await cli(['verify', file, '--store', store, '--json', '--sample', '2'])).stdout) as VerifyJson;
+    const sample = JSON.parse(
+      (await cli(['verify', file, '--store', store, '--json', '--sample', '2'])).stdout,
+    ) as VerifyJson;
     expect(sample.runs).toHaveLength(2);
     expect(sample.runs.every((x) => x.status === 'match')).toBe(true);
     const partly = await cli(['verify', file, '--store', store, '--json', '--set', 'g.with.seed=7']);
     expect(partly.code).toBe(0);
     const doc = JSON.parse(partly.stdout) as VerifyJson;
-    expect(doc.runs.map((x) => [x.id, x.status])).toEqual([['g', 'uncached'], ['s', 'uncached'], ['n', 'match']]);
+    expect(doc.runs.map((x) => [x.id, x.status])).toEqual([
+      ['g', 'uncached'],
+      ['s', 'uncached'],
+      ['n', 'match'],
+    ]);
     expect(doc.runs[0].reason).toBe('not cached (with.seed 2 -> 7); run the pipeline first');
     const both = await cli(['verify', file, '--store', store, '--sample', '1', '--all']);
     expect(both.code).toBe(2);
@@ -107,12 +126,26 @@ describe('verify', () => {
     const bytes = await cli(['verify', file, '--store', store, '--json', '--bytes-only']);
     expect(bytes.code).toBe(1);
     const doc = JSON.parse(bytes.stdout) as VerifyJson;
-    expect(doc.runs.map((x) => [x.id, x.status])).toEqual([['g', 'corrupt'], ['s', 'intact'], ['n', 'intact']]);
-    expect(doc.runs[0].problems[0]).toMatchObject({ file: 'values.parquet', message: expect.stringMatching(/^bytes changed \(sha256 [0-9a-f]{12}, manifest says [0-9a-f]{12}\)$/) as unknown });
+    expect(doc.runs.map((x) => [x.id, x.status])).toEqual([
+      ['g', 'corrupt'],
+      ['s', 'intact'],
+      ['n', 'intact'],
+    ]);
+    expect(doc.runs[0].problems[0]).toMatchObject({
+      file: 'values.parquet',
+      message: expect.stringMatching(/^bytes changed \(sha256 [0-9a-f]{12}, manifest says [0-9a-f]{12}\)$/) as unknown,
+    });
     resetCalls();
     const full = JSON.parse((await cli(['verify', file, '--store', store, '--json'])).stdout) as VerifyJson;
-    expect(full.runs.map((x) => [x.id, x.status])).toEqual([['g', 'corrupt'], ['s', 'corrupt'], ['n', 'match']]);
-    expect(full.runs[1]).toMatchObject({ reason: 'an input is corrupt; not recomputed', problems: [{ file: 'g: values.parquet' }] });
+    expect(full.runs.map((x) => [x.id, x.status])).toEqual([
+      ['g', 'corrupt'],
+      ['s', 'corrupt'],
+      ['n', 'match'],
+    ]);
+    expect(full.runs[1]).toMatchObject({
+      reason: 'an input is corrupt; not recomputed',
+      problems: [{ file: 'g: values.parquet' }],
+    });
     expect(calls).toEqual({ noisy: 1 });
   });
 });
@@ -130,18 +163,25 @@ stages:
     const first = await cli(['run', file, '--store', store, '--json']);
     const wFile = join(store, 'weights', first.run('w').key as string, 'weights.bin');
     const good = sha(wFile);
-    const total = (key: string) => (JSON.parse(readFileSync(join(store, 'use', key, 'total.json'), 'utf8')) as { total: number }).total;
+    const total = (key: string) =>
+      (JSON.parse(readFileSync(join(store, 'use', key, 'total.json'), 'utf8')) as { total: number }).total;
     const t1 = total(first.run('u').key as string);
     flipByte(wFile, 3);
     expect(sha(wFile)).not.toBe(good);
     // Same size: a plain lookup does not see it (status stays cheap)...
-    expect(statuses(await cli(['status', file, '--store', store, '--json']))).toEqual({ g: 'cached', w: 'cached', u: 'cached' });
+    expect(statuses(await cli(['status', file, '--store', store, '--json']))).toEqual({
+      g: 'cached',
+      w: 'cached',
+      u: 'cached',
+    });
     resetCalls();
     // ...but a stage about to read it does: the weights are recomputed before use.
     const r = await cli(['run', file, '--store', store, '--json', '--set', 'u.with.scale=2']);
     expect(r.code).toBe(0);
     expect(statuses(r)).toEqual({ g: 'cached', w: 'ran', u: 'ran' });
-    expect(r.run('w').reason).toMatch(/^corrupt: weights\.bin \(bytes changed \(sha256 [0-9a-f]{12}, manifest says [0-9a-f]{12}\)\)$/);
+    expect(r.run('w').reason).toMatch(
+      /^corrupt: weights\.bin \(bytes changed \(sha256 [0-9a-f]{12}, manifest says [0-9a-f]{12}\)\)$/,
+    );
     expect(r.stderr).toMatch(/\[w\] corrupt: weights\.bin .*: recomputing it/);
     expect(calls).toEqual({ weights: 1, use: 1 });
     expect(sha(wFile)).toBe(good);
@@ -181,7 +221,11 @@ stages:
 
     const dry = await cli(['gc', '--store', store, '--keep-pipelines', a, '--dry-run', '--json']);
     expect(dry.code).toBe(0);
-    const plan = JSON.parse(dry.stdout) as { dry_run: boolean; bytes: number; removed: { kind: string; key?: string; path: string }[] };
+    const plan = JSON.parse(dry.stdout) as {
+      dry_run: boolean;
+      bytes: number;
+      removed: { kind: string; key?: string; path: string }[];
+    };
     expect(plan.dry_run).toBe(true);
     expect(plan.removed.map((x) => `${x.kind} ${x.key}`).sort()).toEqual(
       [
@@ -198,19 +242,33 @@ stages:
     expect(existsSync(join(store, 'scale', rb.run('s').key as string))).toBe(true);
 
     const real = await cli(['gc', '--store', store, '--keep-pipelines', a]);
-    expect(real.stdout).toMatch(/^removed artifact scale\/[0-9a-f]{12} {2}[\d.]+ kB {2}\(not used by the kept pipelines\)$/m);
-    expect(real.stdout).toMatch(/^freed [\d.]+ kB \(2 artifacts, 1 temporary, 2 locks, 2 checkpoints\); 3 artifacts kept$/m);
+    expect(real.stdout).toMatch(
+      /^removed artifact scale\/[0-9a-f]{12} {2}[\d.]+ kB {2}\(not used by the kept pipelines\)$/m,
+    );
+    expect(real.stdout).toMatch(
+      /^freed [\d.]+ kB \(2 artifacts, 1 temporary, 2 locks, 2 checkpoints\); 3 artifacts kept$/m,
+    );
     expect(existsSync(join(store, 'scale', rb.run('s').key as string))).toBe(false);
     expect(readdirSync(join(store, '.tmp'))).toEqual([`beef.${process.pid}.0123abcd`]);
     expect(readdirSync(join(store, '.locks'))).toEqual([]);
     expect(readdirSync(join(store, '.checkpoints'))).toEqual([]);
     expect(existsSync(join(store, 'reports', 'assets'))).toBe(true);
-    expect(statuses(await cli(['status', a, '--store', store, '--json']))).toEqual({ g: 'cached', s: 'cached', t: 'cached' });
-    expect(statuses(await cli(['status', b, '--store', store, '--json']))).toEqual({ g: 'cached', s: 'planned', t: 'planned' });
+    expect(statuses(await cli(['status', a, '--store', store, '--json']))).toEqual({
+      g: 'cached',
+      s: 'cached',
+      t: 'cached',
+    });
+    expect(statuses(await cli(['status', b, '--store', store, '--json']))).toEqual({
+      g: 'cached',
+      s: 'planned',
+      t: 'planned',
+    });
 
     // A kept pipeline whose first stage must rerun still keeps the entries early cutoff would reuse.
     const a2 = writeFileIn(dir, 'a2.yaml', A.replace('seed: 1 }', 'seed: 1, comment: again }'));
-    const gc2 = JSON.parse((await cli(['gc', '--store', store, '--keep-pipelines', a2, '--json'])).stdout) as { removed: { kind: string; stage?: string }[] };
+    const gc2 = JSON.parse((await cli(['gc', '--store', store, '--keep-pipelines', a2, '--json'])).stdout) as {
+      removed: { kind: string; stage?: string }[];
+    };
     expect(gc2.removed.map((x) => [x.kind, x.stage])).toEqual([['artifact', 'gen']]);
     resetCalls();
     const r2 = await cli(['run', a2, '--store', store, '--json']);
@@ -223,19 +281,26 @@ stages:
     await cli(['run', a, '--store', store, '--json']);
     const rb = await cli(['run', b, '--store', store, '--json']);
     const old = new Date(Date.now() - 10 * 86_400_000);
-    for (const id of ['s', 't']) utimesSync(join(store, id === 's' ? 'scale' : 'sum', rb.run(id).key as string), old, old);
+    for (const id of ['s', 't'])
+      utimesSync(join(store, id === 's' ? 'scale' : 'sum', rb.run(id).key as string), old, old);
     const none = await cli(['gc', '--store', store]);
     expect(none.stdout).toBe(
       'freed 0 B; 5 artifacts kept\nno --keep-pipelines or --older-than given: only leftovers were considered, no complete artifact\n',
     );
-    const young = JSON.parse((await cli(['gc', '--store', store, '--older-than', '30', '--json'])).stdout) as { removed: unknown[] };
+    const young = JSON.parse((await cli(['gc', '--store', store, '--older-than', '30', '--json'])).stdout) as {
+      removed: unknown[];
+    };
     expect(young.removed).toEqual([]);
-    const aged = JSON.parse((await cli(['gc', '--store', store, '--older-than', '7', '--json'])).stdout) as { removed: { key: string }[] };
+    const aged = JSON.parse((await cli(['gc', '--store', store, '--older-than', '7', '--json'])).stdout) as {
+      removed: { key: string }[];
+    };
     expect(aged.removed.map((x) => x.key)).toEqual([rb.run('s').key, rb.run('t').key]);
     // A cache hit counts as a use: reusing an entry makes it young again.
     utimesSync(join(store, 'gen', rb.run('g').key as string), old, old);
     await cli(['run', a, '--store', store, '--json']);
-    const after = JSON.parse((await cli(['gc', '--store', store, '--older-than', '7', '--json', '--dry-run'])).stdout) as { removed: unknown[] };
+    const after = JSON.parse(
+      (await cli(['gc', '--store', store, '--older-than', '7', '--json', '--dry-run'])).stdout,
+    ) as { removed: unknown[] };
     expect(after.removed).toEqual([]);
     const badDays = await cli(['gc', '--store', store, '--older-than', 'soon']);
     expect(badDays.code).toBe(2);

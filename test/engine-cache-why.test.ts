@@ -148,7 +148,10 @@ describe('dag', () => {
     expect(dot).toContain('"t[seed=1]" -> "all";');
     expect(dot).toContain('"shared" [label="shared\\n(gen)"];');
     expect(dot.match(/ -> /g)).toHaveLength(6);
-    const json = JSON.parse((await cli(['dag', file, '--json'])).stdout) as { nodes: { id: string }[]; edges: string[][] };
+    const json = JSON.parse((await cli(['dag', file, '--json'])).stdout) as {
+      nodes: { id: string }[];
+      edges: string[][];
+    };
     expect(json.nodes.map((n) => n.id)).toHaveLength(8);
     expect(json.edges).toContainEqual(['t[seed=0]', 'all']);
     const bad = await cli(['dag', file, '--format', 'png']);
@@ -168,13 +171,24 @@ describe('show and ls', () => {
     expect(byRun.stdout).toMatch(/^values\.parquet \(5 rows; v INT32\)$/m);
     expect(byRun.stdout).toMatch(/^ {2}v\n {2}1\n {2}8\n {2}\.\.\. 3 more rows$/m);
     const byKey = await cli(['show', key, '--store', store]);
-    expect(byKey.stdout).toBe(byRun.stdout.replace(/ {2}\.\.\. 3 more rows\n/, '').replace(/^ {2}8\n/m, '  8\n  2\n  9\n  3\n'));
-    const json = JSON.parse((await cli(['show', key.slice(0, 8), '--store', store, '--json', '--rows', '3'])).stdout) as {
+    expect(byKey.stdout).toBe(
+      byRun.stdout.replace(/ {2}\.\.\. 3 more rows\n/, '').replace(/^ {2}8\n/m, '  8\n  2\n  9\n  3\n'),
+    );
+    const json = JSON.parse(
+      (await cli(['show', key.slice(0, 8), '--store', store, '--json', '--rows', '3'])).stdout,
+    ) as {
       manifest: { key: string };
       tables: { name: string; rows: number; head: { v: number }[] }[];
     };
     expect(json.manifest.key).toBe(key);
-    expect(json.tables).toEqual([{ name: 'values.parquet', rows: 5, columns: [{ name: 'v', type: 'INT32' }], head: [{ v: 1 }, { v: 8 }, { v: 2 }] }]);
+    expect(json.tables).toEqual([
+      {
+        name: 'values.parquet',
+        rows: 5,
+        columns: [{ name: 'v', type: 'INT32' }],
+        head: [{ v: 1 }, { v: 8 }, { v: 2 }],
+      },
+    ]);
     const file2 = await cli(['show', r.run('t').key as string, '--store', store]);
     expect(file2.stdout).toMatch(/sum\.json\s+file/);
     expect(await cli(['show', 'g', '--store', store]).then((x) => [x.code, x.stderr.trim()])).toEqual([
@@ -192,13 +206,24 @@ describe('show and ls', () => {
   it('ls: stage, key, size, age and the pipelines that use each entry', async () => {
     const { file, store, dir } = setup();
     const r = await cli(['run', file, '--store', store, '--json']);
-    const other = writeFileIn(dir, 'other.yaml', CHAIN.replace('name: chain', 'name: other').replace('factor: 2', 'factor: 3'));
+    const other = writeFileIn(
+      dir,
+      'other.yaml',
+      CHAIN.replace('name: chain', 'name: other').replace('factor: 2', 'factor: 3'),
+    );
     await cli(['run', other, '--store', store, '--json']);
     // An entry not used for two days.
     const old = new Date(Date.now() - 2 * 86_400_000);
     utimesSync(join(store, 'sum', r.run('t').key as string), old, old);
     const json = JSON.parse((await cli(['ls', '--store', store, '--json'])).stdout) as {
-      entries: { stage: string; key: string; bytes: number; age_seconds: number; pipelines: string[]; damaged: boolean }[];
+      entries: {
+        stage: string;
+        key: string;
+        bytes: number;
+        age_seconds: number;
+        pipelines: string[];
+        damaged: boolean;
+      }[];
     };
     expect(json.entries.map((e) => e.stage)).toEqual(['gen', 'scale', 'scale', 'sum', 'sum']);
     const g = json.entries.find((e) => e.key === r.run('g').key);
@@ -209,7 +234,12 @@ describe('show and ls', () => {
     expect(t?.age_seconds).toBeGreaterThanOrEqual(2 * 86_400 - 5);
     const text = await cli(['ls', '--store', store]);
     expect(text.stdout).toMatch(/^stage\s+key\s+size\s+age\s+pipelines$/m);
-    expect(text.stdout).toMatch(new RegExp(`^sum\\s+${(r.run('t').key as string).slice(0, 12)}\\s+[\\d.]+ k?B\\s+2d\\s+${file.replaceAll('/', '\\/')}$`, 'm'));
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `^sum\\s+${(r.run('t').key as string).slice(0, 12)}\\s+[\\d.]+ k?B\\s+2d\\s+${file.replaceAll('/', '\\/')}$`,
+        'm',
+      ),
+    );
     expect(text.stdout).toMatch(/^5 entries, [\d.]+ kB$/m);
     expect((await cli(['ls', '--store', join(dir, 'none')])).stdout).toBe('the store is empty\n');
   });

@@ -66,7 +66,11 @@ describe('caching', () => {
     const stages = fakeStages.map((s) => (s.name === 'gen' ? gen2 : s));
     const status = await cli(['status', file, '--store', store, '--json'], { stages });
     expect(status.run('g')).toMatchObject({ status: 'planned', reason: 'code version 1 -> 2' });
-    expect(status.run('s')).toMatchObject({ status: 'planned', key: null, reason: 'upstream g changed (code version 1 -> 2)' });
+    expect(status.run('s')).toMatchObject({
+      status: 'planned',
+      key: null,
+      reason: 'upstream g changed (code version 1 -> 2)',
+    });
     const r = await cli(['run', file, '--store', store, '--json'], { stages });
     expect(statuses(r)).toEqual({ g: 'ran', s: 'cached', t: 'cached' });
   });
@@ -74,7 +78,11 @@ describe('caching', () => {
   it('stage ids are not part of keys: renamed stages hit the cache (across pipelines)', async () => {
     const { file, store, dir } = setup();
     const first = await cli(['run', file, '--store', store, '--json']);
-    const renamed = writeFileIn(dir, 'other.yaml', CHAIN.replace('name: chain', 'name: other').replaceAll(/\bg\b/g, 'kb').replaceAll(/\bs\b/g, 'facts'));
+    const renamed = writeFileIn(
+      dir,
+      'other.yaml',
+      CHAIN.replace('name: chain', 'name: other').replaceAll(/\bg\b/g, 'kb').replaceAll(/\bs\b/g, 'facts'),
+    );
     const r = await cli(['run', renamed, '--store', store, '--json']);
     expect(statuses(r)).toEqual({ kb: 'cached', facts: 'cached', t: 'cached' });
     expect(r.runs().map((x) => x.key)).toEqual(first.runs().map((x) => x.key));
@@ -89,11 +97,27 @@ describe('caching', () => {
     expect(existsSync(store)).toBe(false);
     await cli(['run', file, '--store', store, '--json']);
     resetCalls();
-    const st = await cli(['status', file, '--store', store, '--json', '--set', 'g.with.seed=3', '--set', 's.with.factor=0.5']);
+    const st = await cli([
+      'status',
+      file,
+      '--store',
+      store,
+      '--json',
+      '--set',
+      'g.with.seed=3',
+      '--set',
+      's.with.factor=0.5',
+    ]);
     expect(st.run('g')).toMatchObject({ status: 'planned', reason: 'with.seed 1 -> 3' });
     expect(st.run('g').key).toMatch(/^[0-9a-f]{64}$/);
-    expect(st.run('s')).toMatchObject({ key: null, reason: 'with.factor 2 -> 0.5; upstream g changed (with.seed 1 -> 3)' });
-    expect(st.run('t')).toMatchObject({ key: null, reason: 'upstream g changed (with.seed 1 -> 3); upstream s changed (with.factor 2 -> 0.5)' });
+    expect(st.run('s')).toMatchObject({
+      key: null,
+      reason: 'with.factor 2 -> 0.5; upstream g changed (with.seed 1 -> 3)',
+    });
+    expect(st.run('t')).toMatchObject({
+      key: null,
+      reason: 'upstream g changed (with.seed 1 -> 3); upstream s changed (with.factor 2 -> 0.5)',
+    });
     const dry = await cli(['run', file, '--store', store, '--json', '--dry-run', '--set', 's.with.factor=3']);
     expect(statuses(dry)).toEqual({ g: 'cached', s: 'planned', t: 'planned' });
     expect(calls).toEqual({});
@@ -146,7 +170,11 @@ stages:
       expect(run.key).toMatch(/^[0-9a-f]{64}$/);
       expect(typeof run.seconds).toBe('number');
     }
-    expect(doc.runs.map((x) => [x.id, x.stage])).toEqual([['g', 'gen'], ['s', 'scale'], ['t', 'sum']]);
+    expect(doc.runs.map((x) => [x.id, x.stage])).toEqual([
+      ['g', 'gen'],
+      ['s', 'scale'],
+      ['t', 'sum'],
+    ]);
     const text = await cli(['run', file, '--store', store]);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^run\s+status\s+seconds\s+reason$/m);
@@ -160,7 +188,10 @@ stages:
     const { file, store } = setup();
     const r = await cli(['run', file, '--store', store, '--json']);
     const s = r.run('s');
-    const m = JSON.parse(readFileSync(join(store, 'scale', s.key as string, 'manifest.json'), 'utf8')) as Record<string, never>;
+    const m = JSON.parse(readFileSync(join(store, 'scale', s.key as string, 'manifest.json'), 'utf8')) as Record<
+      string,
+      never
+    >;
     expect(m).toMatchObject({
       format: 1,
       stage: 'scale',
@@ -226,18 +257,34 @@ stages:
     const r = await cli(['run', file, '--store', store, '--json']);
     expect(r.code).toBe(0);
     expect(r.runs().map((x) => x.id)).toEqual([
-      'g[n=3,seed=0]', 'g[n=3,seed=1]', 'g[n=5,seed=0]', 'g[n=5,seed=1]',
-      's[n=3,seed=0]', 's[n=3,seed=1]', 's[n=5,seed=0]', 's[n=5,seed=1]',
-      't[n=3,seed=0]', 't[n=3,seed=1]', 't[n=5,seed=0]', 't[n=5,seed=1]',
-      'shared', 'shared_scaled', 'by_seed[seed=0]', 'by_seed[seed=1]',
+      'g[n=3,seed=0]',
+      'g[n=3,seed=1]',
+      'g[n=5,seed=0]',
+      'g[n=5,seed=1]',
+      's[n=3,seed=0]',
+      's[n=3,seed=1]',
+      's[n=5,seed=0]',
+      's[n=5,seed=1]',
+      't[n=3,seed=0]',
+      't[n=3,seed=1]',
+      't[n=5,seed=0]',
+      't[n=5,seed=1]',
+      'shared',
+      'shared_scaled',
+      'by_seed[seed=0]',
+      'by_seed[seed=1]',
       'all',
     ]);
     expect(calls.gen).toBe(7);
-    const g = JSON.parse(readFileSync(join(store, 'gen', r.run('g[n=5,seed=1]').key as string, 'manifest.json'), 'utf8')) as {
+    const g = JSON.parse(
+      readFileSync(join(store, 'gen', r.run('g[n=5,seed=1]').key as string, 'manifest.json'), 'utf8'),
+    ) as {
       params: Record<string, unknown>;
     };
     expect(g.params).toEqual({ n: 5, seed: 1, comment: 'n=5' });
-    const s = JSON.parse(readFileSync(join(store, 'scale', r.run('s[n=3,seed=0]').key as string, 'manifest.json'), 'utf8')) as {
+    const s = JSON.parse(
+      readFileSync(join(store, 'scale', r.run('s[n=3,seed=0]').key as string, 'manifest.json'), 'utf8'),
+    ) as {
       params: Record<string, unknown>;
     };
     expect(s.params.factor).toBe(3);
@@ -251,11 +298,18 @@ stages:
       matrix: Record<string, number>;
     }[];
     expect(all.map((x) => x.id)).toEqual(['t[n=3,seed=0]', 't[n=3,seed=1]', 't[n=5,seed=0]', 't[n=5,seed=1]']);
-    expect(all.map((x) => x.matrix)).toEqual([{ n: 3, seed: 0 }, { n: 3, seed: 1 }, { n: 5, seed: 0 }, { n: 5, seed: 1 }]);
+    expect(all.map((x) => x.matrix)).toEqual([
+      { n: 3, seed: 0 },
+      { n: 3, seed: 1 },
+      { n: 5, seed: 0 },
+      { n: 5, seed: 1 },
+    ]);
     // Changing one combination's upstream reruns the across stage, naming what changed.
     const more = await cli(['run', file, '--store', store, '--json', '--set', 'vars.factor=4']);
     expect(more.run('all')).toMatchObject({ status: 'ran' });
-    expect(more.run('all').reason).toBe('upstream s[n=3,seed=0], s[n=3,seed=1], s[n=5,seed=0] and 1 more changed (with.factor 3 -> 4)');
+    expect(more.run('all').reason).toBe(
+      'upstream s[n=3,seed=0], s[n=3,seed=1], s[n=5,seed=0] and 1 more changed (with.factor 3 -> 4)',
+    );
     expect(more.run('shared')).toMatchObject({ status: 'cached' });
   });
 
@@ -264,11 +318,35 @@ stages:
     await cli(['run', file, '--store', store, '--json']);
     resetCalls();
     const r = await cli(['run', file, '--store', store, '--json', '--set', 'matrix.seed=[0, 1, 2]']);
-    const ran = r.runs().filter((x) => x.status === 'ran').map((x) => x.id);
-    expect(ran).toEqual(['g[n=3,seed=2]', 'g[n=5,seed=2]', 's[n=3,seed=2]', 's[n=5,seed=2]', 't[n=3,seed=2]', 't[n=5,seed=2]', 'by_seed[seed=2]', 'all']);
+    const ran = r
+      .runs()
+      .filter((x) => x.status === 'ran')
+      .map((x) => x.id);
+    expect(ran).toEqual([
+      'g[n=3,seed=2]',
+      'g[n=5,seed=2]',
+      's[n=3,seed=2]',
+      's[n=5,seed=2]',
+      't[n=3,seed=2]',
+      't[n=5,seed=2]',
+      'by_seed[seed=2]',
+      'all',
+    ]);
     expect(r.run('all').reason).toBe('new upstream t[n=3,seed=2], t[n=5,seed=2]');
-    const fewer = await cli(['run', file, '--store', store, '--json', '--set', 'matrix.seed=[0]', '--set', 'vars.factor=5']);
-    expect(fewer.run('all').reason).toBe('upstream s[n=3,seed=0], s[n=5,seed=0] changed (with.factor 3 -> 5); 2 upstream runs removed');
+    const fewer = await cli([
+      'run',
+      file,
+      '--store',
+      store,
+      '--json',
+      '--set',
+      'matrix.seed=[0]',
+      '--set',
+      'vars.factor=5',
+    ]);
+    expect(fewer.run('all').reason).toBe(
+      'upstream s[n=3,seed=0], s[n=5,seed=0] changed (with.factor 3 -> 5); 2 upstream runs removed',
+    );
   });
 
   it('independent runs overlap with --jobs 2 (inline executor, async stages)', async () => {
@@ -280,7 +358,11 @@ stages:
     const r = await cli(['run', file, '--store', store, '--json', '--jobs', '2']);
     expect(r.code).toBe(0);
     const window = (id: string) =>
-      (JSON.parse(readFileSync(join(store, 'slow', r.run(id).key as string, 'manifest.json'), 'utf8')) as { info: { window: number[] } }).info.window;
+      (
+        JSON.parse(readFileSync(join(store, 'slow', r.run(id).key as string, 'manifest.json'), 'utf8')) as {
+          info: { window: number[] };
+        }
+      ).info.window;
     const [a, b] = [window('a'), window('b')];
     expect(Math.max(a[0], b[0])).toBeLessThan(Math.min(a[1], b[1]));
     expect(r.stderr).toMatch(/\[a\] step \d\/4 loss/);

@@ -110,7 +110,11 @@ stages:
     ]);
     expect(runs[2].reason).toContain('boom exploded');
     const window = (run: JsonRun) =>
-      (JSON.parse(readFileSync(join(store, 'slow', run.key as string, 'manifest.json'), 'utf8')) as { info: { window: number[] } }).info.window;
+      (
+        JSON.parse(readFileSync(join(store, 'slow', run.key as string, 'manifest.json'), 'utf8')) as {
+          info: { window: number[] };
+        }
+      ).info.window;
     const [wa, wb] = [window(runs[0]), window(runs[1])];
     expect(Math.max(wa[0], wb[0])).toBeLessThan(Math.min(wa[1], wb[1]));
     expect(r.stderr).toMatch(/\[a\] step \d\/3 loss/);
@@ -120,7 +124,11 @@ stages:
 
   it('two processes computing the same key: one computes, the other waits and reuses', async () => {
     const dir = tempDir();
-    const file = writeFileIn(dir, 'p.yaml', `\nstages:\n  a: { uses: slow, with: { ms: 2000, steps: 2, tag: shared } }\n`);
+    const file = writeFileIn(
+      dir,
+      'p.yaml',
+      `\nstages:\n  a: { uses: slow, with: { ms: 2000, steps: 2, tag: shared } }\n`,
+    );
     const store = join(dir, 'store');
     const [r1, r2] = await Promise.all([
       spawnCli(['run', file, '--store', store, '--jobs', '1', '--json']),

@@ -47,11 +47,16 @@ stages:
 describe('slurm executor (fake SLURM)', () => {
   it('submits each wave as one job array, polls squeue, reads results from the store; a rerun is cached', async () => {
     const { file, store } = setup(SWEEP);
-    const r = await cli(['run', file, '--store', store, ...SLURM, '--slurm-array-limit', '2', '--slurm-time', '0:10:00'], worker);
+    const r = await cli(
+      ['run', file, '--store', store, ...SLURM, '--slurm-array-limit', '2', '--slurm-time', '0:10:00'],
+      worker,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(Object.values(statuses(r))).toEqual(['ran', 'ran', 'ran', 'ran']);
     const sbatch = fake.calls().filter((c) => c.startsWith('sbatch --parsable'));
-    expect(sbatch[0]).toMatch(/^sbatch --parsable --array=0-1%2 --job-name=grokpipe --output=\S+\/\.slurm\/%A_%a\.log .*--time=0:10:00 .*wave-\d+-1\.sh$/);
+    expect(sbatch[0]).toMatch(
+      /^sbatch --parsable --array=0-1%2 --job-name=grokpipe --output=\S+\/\.slurm\/%A_%a\.log .*--time=0:10:00 .*wave-\d+-1\.sh$/,
+    );
     expect(sbatch.length).toBeGreaterThanOrEqual(2);
     expect(fake.calls().some((c) => c.startsWith('squeue -h -r -j'))).toBe(true);
     expect(fake.calls().join('\n')).not.toMatch(/--wait|sacct/);
@@ -69,13 +74,17 @@ describe('slurm executor (fake SLURM)', () => {
 
   it('a task that leaves the queue without a result fails with its scontrol state and log path', async () => {
     process.env.FAKE_SLURM_KILL = '1';
-    const { file, store } = setup(`\nstages:\n  a: { uses: gen, with: { seed: 1 } }\n  b: { uses: gen, with: { seed: 2 } }\n  c: { uses: scale, needs: [b] }\n`);
+    const { file, store } = setup(
+      `\nstages:\n  a: { uses: gen, with: { seed: 1 } }\n  b: { uses: gen, with: { seed: 2 } }\n  c: { uses: scale, needs: [b] }\n`,
+    );
     const r = await cli(['run', file, '--store', store, ...SLURM], worker);
     expect(r.code).toBe(1);
     const s = statuses(r);
     expect([s.a, s.b].sort()).toEqual(['failed', 'ran']);
     const bad = r.runs().find((x) => x.status === 'failed');
-    expect(bad?.reason).toMatch(/SLURM job (\d+)_1 ended TIMEOUT \(exit code 0:15, reason TimeLimit\) without a result; log: \S+\/\.slurm\/\d+_1\.log/);
+    expect(bad?.reason).toMatch(
+      /SLURM job (\d+)_1 ended TIMEOUT \(exit code 0:15, reason TimeLimit\) without a result; log: \S+\/\.slurm\/\d+_1\.log/,
+    );
     expect(fake.calls()).toContainEqual(expect.stringMatching(/^scontrol -o show job \d+_1$/));
     expect(s.c).toBe(s.b === 'failed' ? 'skipped' : 'ran');
   });
@@ -92,7 +101,14 @@ stages:
 `);
     const r = await cli(['run', file, '--store', store, ...SLURM], worker);
     expect(r.code).toBe(1);
-    expect(statuses(r)).toEqual({ 'g[seed=0]': 'ran', 'g[seed=1]': 'ran', 's[seed=0]': 'ran', 's[seed=1]': 'ran', x: 'failed', after: 'skipped' });
+    expect(statuses(r)).toEqual({
+      'g[seed=0]': 'ran',
+      'g[seed=1]': 'ran',
+      's[seed=0]': 'ran',
+      's[seed=1]': 'ran',
+      x: 'failed',
+      after: 'skipped',
+    });
     const reason = r.run('x').reason;
     const log = /\(log: (\S+\/\.slurm\/\d+_\d+\.log)\)/.exec(reason)?.[1];
     expect(reason).toContain('boom exploded');

@@ -34,7 +34,9 @@ describe('load and locate', () => {
   });
 
   it('YAML errors carry line and column', () => {
-    expect(() => parsePipelineText('a: 1\na: 2\n', 'p.yaml')).toThrow(/^p\.yaml:2:1: YAML syntax error: Map keys must be unique/);
+    expect(() => parsePipelineText('a: 1\na: 2\n', 'p.yaml')).toThrow(
+      /^p\.yaml:2:1: YAML syntax error: Map keys must be unique/,
+    );
     try {
       parsePipelineText('a: [1\n', 'p.yaml');
     } catch (err) {
@@ -46,14 +48,24 @@ describe('load and locate', () => {
 
 describe('templates', () => {
   it('an exact template keeps the value type; inside a string it interpolates', () => {
-    const out = renderTemplates({ n: '${{ matrix.n }}', s: 'n=${{matrix.n}}, lr=${{ vars.lr }}', deep: ['${{ vars.obj }}'] }, { n: 400 }, { lr: 0.001, obj: { a: 1 } });
+    const out = renderTemplates(
+      { n: '${{ matrix.n }}', s: 'n=${{matrix.n}}, lr=${{ vars.lr }}', deep: ['${{ vars.obj }}'] },
+      { n: 400 },
+      { lr: 0.001, obj: { a: 1 } },
+    );
     expect(out).toEqual({ n: 400, s: 'n=400, lr=0.001', deep: [{ a: 1 }] });
   });
 
   it('scan finds matrix variables and bad references', () => {
-    const scan = scanTemplates({ a: '${{ matrix.x }}', b: ['${{ vars.nope }}', '${{ secrets.k }}'] }, { matrix: ['x', 'y'], vars: [] });
+    const scan = scanTemplates(
+      { a: '${{ matrix.x }}', b: ['${{ vars.nope }}', '${{ secrets.k }}'] },
+      { matrix: ['x', 'y'], vars: [] },
+    );
     expect([...scan.matrix]).toEqual(['x']);
-    expect(scan.problems.map((p) => p.path)).toEqual([['b', 0], ['b', 1]]);
+    expect(scan.problems.map((p) => p.path)).toEqual([
+      ['b', 0],
+      ['b', 1],
+    ]);
   });
 });
 
@@ -72,7 +84,13 @@ describe('dag', () => {
 });
 
 describe('expand', () => {
-  const spec = (id: string, needs: string[], uses: string[], across = false, w: Record<string, string | number> = {}): StageSpec => ({
+  const spec = (
+    id: string,
+    needs: string[],
+    uses: string[],
+    across = false,
+    w: Record<string, string | number> = {},
+  ): StageSpec => ({
     id,
     stage: gen as never,
     needs,
@@ -82,13 +100,30 @@ describe('expand', () => {
   });
 
   it('runs per combination of the variables a stage depends on (directly or upstream)', () => {
-    const matrix = [['a', [1, 2]], ['b', ['x', 'y']]] as const;
+    const matrix = [
+      ['a', [1, 2]],
+      ['b', ['x', 'y']],
+    ] as const;
     const runs = expandRuns(
-      [spec('kb', [], ['a'], false, { n: '${{ matrix.a }}' }), spec('other', [], []), spec('m', ['kb', 'other'], ['b']), spec('r', ['m'], [], true)],
+      [
+        spec('kb', [], ['a'], false, { n: '${{ matrix.a }}' }),
+        spec('other', [], []),
+        spec('m', ['kb', 'other'], ['b']),
+        spec('r', ['m'], [], true),
+      ],
       matrix,
       {},
     );
-    expect(runs.map((r) => r.id)).toEqual(['kb[a=1]', 'kb[a=2]', 'other', 'm[a=1,b=x]', 'm[a=1,b=y]', 'm[a=2,b=x]', 'm[a=2,b=y]', 'r']);
+    expect(runs.map((r) => r.id)).toEqual([
+      'kb[a=1]',
+      'kb[a=2]',
+      'other',
+      'm[a=1,b=x]',
+      'm[a=1,b=y]',
+      'm[a=2,b=x]',
+      'm[a=2,b=y]',
+      'r',
+    ]);
     expect(runs[0].params).toEqual({ n: 1 });
     const m = runs[4];
     expect(m.inputs.map((i) => i.id)).toEqual(['kb[a=1]', 'other']);
@@ -97,14 +132,29 @@ describe('expand', () => {
   });
 
   it('across dedupes upstream runs that depend on fewer variables', () => {
-    const runs = expandRuns([spec('kb', [], ['a']), spec('r', ['kb'], [], true)], [['a', [1, 2]], ['b', [0, 1, 2]]], {});
+    const runs = expandRuns(
+      [spec('kb', [], ['a']), spec('r', ['kb'], [], true)],
+      [
+        ['a', [1, 2]],
+        ['b', [0, 1, 2]],
+      ],
+      {},
+    );
     expect(runs.at(-1)?.inputs.map((i) => i.id)).toEqual(['kb[a=1]', 'kb[a=2]']);
   });
 
   it('ids and combinations', () => {
     expect(runId('model', { entities: 400, seed: 1 })).toBe('model[entities=400,seed=1]');
     expect(runId('kb', {})).toBe('kb');
-    expect(combinations([['a', [1, 2]], ['b', [3]]], new Set(['b']))).toEqual([{ b: 3 }]);
+    expect(
+      combinations(
+        [
+          ['a', [1, 2]],
+          ['b', [3]],
+        ],
+        new Set(['b']),
+      ),
+    ).toEqual([{ b: 3 }]);
   });
 
   it('check sees upstream params nearest first', () => {
@@ -118,7 +168,10 @@ describe('expand', () => {
       },
     };
     const registry = createRegistry([...fakeStages, probe as never]);
-    const loaded = parsePipelineText('stages:\n  g: { uses: gen }\n  s: { uses: scale, needs: [g] }\n  p: { uses: probe, needs: [s] }\n', 'p.yaml');
+    const loaded = parsePipelineText(
+      'stages:\n  g: { uses: gen }\n  s: { uses: scale, needs: [g] }\n  p: { uses: probe, needs: [s] }\n',
+      'p.yaml',
+    );
     compileLoaded(loaded, registry);
     expect(seen).toEqual([['scale', 'gen']]);
   });
@@ -126,9 +179,15 @@ describe('expand', () => {
 
 describe('overrides', () => {
   it('sets nested fields, creates missing objects, parses YAML scalars', () => {
-    const loaded = parsePipelineText('vars: { x: 1 }\nstages:\n  m:\n    uses: train\n    with:\n      opt: { lr: 0.1 }\n', 'p.yaml');
+    const loaded = parsePipelineText(
+      'vars: { x: 1 }\nstages:\n  m:\n    uses: train\n    with:\n      opt: { lr: 0.1 }\n',
+      'p.yaml',
+    );
     const o = applyOverrides(loaded, ['m.with.opt.lr=3e-4', 'm.with.model.arch=gpt2', 'vars.x=true']);
-    expect(o.data).toEqual({ vars: { x: true }, stages: { m: { uses: 'train', with: { opt: { lr: 0.0003 }, model: { arch: 'gpt2' } } } } });
+    expect(o.data).toEqual({
+      vars: { x: true },
+      stages: { m: { uses: 'train', with: { opt: { lr: 0.0003 }, model: { arch: 'gpt2' } } } },
+    });
     expect(o.locate(['stages', 'm', 'with', 'opt', 'lr'])).toBe('--set m.with.opt.lr=3e-4');
     expect(o.locate(['stages', 'm', 'uses'])).toBe('p.yaml:4:11');
     expect(loaded.data).toEqual({ vars: { x: 1 }, stages: { m: { uses: 'train', with: { opt: { lr: 0.1 } } } } });
@@ -137,20 +196,40 @@ describe('overrides', () => {
   it('rejects malformed arguments, naming them', () => {
     const loaded = parsePipelineText('stages:\n  m: { uses: train, with: { n: 1 } }\n', 'p.yaml');
     expect(() => applyOverrides(loaded, ['m.with.n'])).toThrow('--set m.with.n: expected');
-    expect(() => applyOverrides(loaded, ['m.with.n.x=1', 'q.with.a=1'])).toThrow(/--set m\.with\.n\.x=1: .*\n--set q\.with\.a=1: unknown stage "q"/);
+    expect(() => applyOverrides(loaded, ['m.with.n.x=1', 'q.with.a=1'])).toThrow(
+      /--set m\.with\.n\.x=1: .*\n--set q\.with\.a=1: unknown stage "q"/,
+    );
   });
 });
 
 describe('hashing', () => {
   it('content hash ignores output order; canonical JSON sorts keys', () => {
-    const a = contentHash([{ name: 'b', hash: '2' }, { name: 'a', hash: '1' }]);
-    expect(a).toBe(contentHash([{ name: 'a', hash: '1' }, { name: 'b', hash: '2' }]));
-    expect(a).not.toBe(contentHash([{ name: 'a', hash: '2' }, { name: 'b', hash: '1' }]));
+    const a = contentHash([
+      { name: 'b', hash: '2' },
+      { name: 'a', hash: '1' },
+    ]);
+    expect(a).toBe(
+      contentHash([
+        { name: 'a', hash: '1' },
+        { name: 'b', hash: '2' },
+      ]),
+    );
+    expect(a).not.toBe(
+      contentHash([
+        { name: 'a', hash: '2' },
+        { name: 'b', hash: '1' },
+      ]),
+    );
     expect(canonicalJson({ b: 1, a: [1e-3, 20000.0] })).toBe('{"a":[0.001,20000],"b":1}');
   });
 
   it('key depends on stage, version, params and inputs, not on key order', () => {
-    const base = { stage: 'train', version: '1', params: { a: 1, b: { c: 2 } }, inputs: [{ stage: 'tokenize', content_hash: 'h' }] };
+    const base = {
+      stage: 'train',
+      version: '1',
+      params: { a: 1, b: { c: 2 } },
+      inputs: [{ stage: 'tokenize', content_hash: 'h' }],
+    };
     const k = stageKey(base);
     expect(stageKey({ ...base, params: { b: { c: 2 }, a: 1 } })).toBe(k);
     expect(stageKey({ ...base, version: '2' })).not.toBe(k);
@@ -160,7 +239,11 @@ describe('hashing', () => {
 });
 
 describe('why', () => {
-  const manifest = (version: string, params: Record<string, unknown>, inputs: { stage: string; content_hash: string }[]): Manifest =>
+  const manifest = (
+    version: string,
+    params: Record<string, unknown>,
+    inputs: { stage: string; content_hash: string }[],
+  ): Manifest =>
     ({
       format: 1,
       stage: 'train',
@@ -178,19 +261,27 @@ describe('why', () => {
     }) as unknown as Manifest;
 
   it('lists changed leaves', () => {
-    expect(paramChanges({ optimizer: { lr: 0.001, wd: 0.1 }, arch: 'gpt2' }, { optimizer: { lr: 0.0003, wd: 0.1 }, arch: 'llama', extra: 1 })).toEqual([
-      'with.optimizer.lr 0.001 -> 0.0003',
-      'with.arch gpt2 -> llama',
-      'with.extra (unset) -> 1',
-    ]);
+    expect(
+      paramChanges(
+        { optimizer: { lr: 0.001, wd: 0.1 }, arch: 'gpt2' },
+        { optimizer: { lr: 0.0003, wd: 0.1 }, arch: 'llama', extra: 1 },
+      ),
+    ).toEqual(['with.optimizer.lr 0.001 -> 0.0003', 'with.arch gpt2 -> llama', 'with.extra (unset) -> 1']);
   });
 
   it('explains against the nearest manifest', () => {
     const inputs = [{ stage: 'tokenize', content_hash: 'h1' }];
     const now = { components: { stage: 'train', version: '2', params: { lr: 1 }, inputs }, inputIds: ['tokens'] };
     expect(explainMiss(now, [])).toBe('no cached entry of stage train');
-    expect(explainMiss(now, [manifest('1', { lr: 1 }, inputs), manifest('2', { lr: 5 }, [{ stage: 'tokenize', content_hash: 'h0' }])])).toBe('code version 1 -> 2');
-    expect(explainMiss(now, [manifest('2', { lr: 5 }, [{ stage: 'tokenize', content_hash: 'h0' }])])).toBe('with.lr 5 -> 1; upstream tokens changed');
+    expect(
+      explainMiss(now, [
+        manifest('1', { lr: 1 }, inputs),
+        manifest('2', { lr: 5 }, [{ stage: 'tokenize', content_hash: 'h0' }]),
+      ]),
+    ).toBe('code version 1 -> 2');
+    expect(explainMiss(now, [manifest('2', { lr: 5 }, [{ stage: 'tokenize', content_hash: 'h0' }])])).toBe(
+      'with.lr 5 -> 1; upstream tokens changed',
+    );
   });
 });
 
@@ -216,7 +307,7 @@ describe('store and locks', () => {
     expect(existsSync(mine)).toBe(true);
   });
 
-  it('cleanStale removes the job file of a dead process, and keeps a live one\'s', async () => {
+  it("cleanStale removes the job file of a dead process, and keeps a live one's", async () => {
     const store = new Store(tempDir());
     const dead = (await execa(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'])).stdout;
     const mine = await store.createTemp('aa');
@@ -255,7 +346,9 @@ describe('progress', () => {
     expect(eta.update({ step: 100, total: 1000 }, 0)).toBeUndefined();
     const ms = eta.update({ step: 200, total: 1000 }, 10_000) as number;
     expect(ms).toBe(80_000);
-    expect(formatProgress({ step: 200, total: 1000, metrics: { loss: 0.41234, id: 0.93, ood: 0.1 } }, ms)).toBe('step 200/1000 loss 0.412 id 0.93 ood 0.1 eta 1m');
+    expect(formatProgress({ step: 200, total: 1000, metrics: { loss: 0.41234, id: 0.93, ood: 0.1 } }, ms)).toBe(
+      'step 200/1000 loss 0.412 id 0.93 ood 0.1 eta 1m',
+    );
     let out = '';
     const r = new PlainReporter({ write: (s: string) => (out += s) }, 60_000);
     for (let step = 1; step <= 5; step++) r.event('model', { kind: 'progress', update: { step, total: 5 } });

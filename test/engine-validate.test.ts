@@ -23,7 +23,9 @@ describe('bad input: exit 2, file:line:col and field, nothing written', () => {
 
   it('unknown stage type lists the known ones', async () => {
     const err = await bad('stages:\n  a:\n    uses: generat\n');
-    expect(err).toContain('bad.yaml:3:11: stages.a.uses: unknown stage type "generat" (known: boom, collect, fit, gen, noisy, scale, slow, sum, take, use, weights)');
+    expect(err).toContain(
+      'bad.yaml:3:11: stages.a.uses: unknown stage type "generat" (known: boom, collect, fit, gen, noisy, scale, slow, sum, take, use, weights)',
+    );
   });
 
   it('missing needs target', async () => {
@@ -32,14 +34,28 @@ describe('bad input: exit 2, file:line:col and field, nothing written', () => {
   });
 
   it('cycle, named', async () => {
-    const err = await bad('stages:\n  a: { uses: gen, needs: [c] }\n  b: { uses: scale, needs: [a] }\n  c: { uses: sum, needs: [b] }\n');
+    const err = await bad(
+      'stages:\n  a: { uses: gen, needs: [c] }\n  b: { uses: scale, needs: [a] }\n  c: { uses: sum, needs: [b] }\n',
+    );
     expect(err).toContain('stages.a.needs: cycle: a -> c -> b -> a');
     expect(err).toMatch(/^bad\.yaml:2:\d+: /m);
   });
 
   it('wrong type and out-of-range knobs, all reported at once', async () => {
     const err = await bad(
-      ['stages:', '  g:', '    uses: gen', '    with:', '      n: lots', '      seed: 1', '  s:', '    uses: scale', '    needs: [g]', '    with: { factor: -1, mode: ceil, extra: 1 }', ''].join('\n'),
+      [
+        'stages:',
+        '  g:',
+        '    uses: gen',
+        '    with:',
+        '      n: lots',
+        '      seed: 1',
+        '  s:',
+        '    uses: scale',
+        '    needs: [g]',
+        '    with: { factor: -1, mode: ceil, extra: 1 }',
+        '',
+      ].join('\n'),
     );
     expect(err).toContain('bad.yaml:5:10: stages.g.with.n: must be integer (got "lots")');
     expect(err).toContain('bad.yaml:10:21: stages.s.with.factor: must be >= 0 (got -1)');
@@ -54,12 +70,16 @@ describe('bad input: exit 2, file:line:col and field, nothing written', () => {
   });
 
   it('a failing check is reported at the field its pointer names', async () => {
-    const err = await bad('stages:\n  g:\n    uses: gen\n    with: { n: 3 }\n  t:\n    uses: take\n    needs: [g]\n    with:\n      k: 7\n');
+    const err = await bad(
+      'stages:\n  g:\n    uses: gen\n    with: { n: 3 }\n  t:\n    uses: take\n    needs: [g]\n    with:\n      k: 7\n',
+    );
     expect(err).toContain("bad.yaml:9:10: stages.t.with.k: k (7) must be <= gen's n (3)");
   });
 
   it('unknown templates and unknown top-level fields', async () => {
-    const err = await bad('nmae: x\nmatrix:\n  n: [1]\nstages:\n  g:\n    uses: gen\n    with: { n: "${{ matrix.m }}", comment: "${{ env.HOME }}" }\n');
+    const err = await bad(
+      'nmae: x\nmatrix:\n  n: [1]\nstages:\n  g:\n    uses: gen\n    with: { n: "${{ matrix.m }}", comment: "${{ env.HOME }}" }\n',
+    );
     expect(err).toContain('bad.yaml:1:1: nmae: unknown field (allowed: name, description, matrix, vars, stages)');
     expect(err).toContain('stages.g.with.n: unknown matrix variable "m" (matrix: n)');
     expect(err).toContain('stages.g.with.comment: unsupported template');
@@ -67,10 +87,18 @@ describe('bad input: exit 2, file:line:col and field, nothing written', () => {
 
   it('a bad --set names the argument', async () => {
     const yaml = 'stages:\n  g:\n    uses: gen\n    with: { n: 3 }\n';
-    expect(await bad(yaml, ['--set', 'nope.with.n=2'])).toContain('--set nope.with.n=2: unknown stage "nope" (stages: g; or vars.<name>)');
-    expect(await bad(yaml, ['--set', 'g.with.n.deep=2'])).toContain('--set g.with.n.deep=2: g.with.n is not an object (it is 3)');
-    expect(await bad(yaml, ['--set', 'g.uses=scale'])).toContain('--set g.uses=scale: only <stage>.with.<path> can be set');
-    expect(await bad(yaml, ['--set', 'g.with.n=0'])).toContain('--set g.with.n=0: stages.g.with.n: must be >= 1 (got 0)');
+    expect(await bad(yaml, ['--set', 'nope.with.n=2'])).toContain(
+      '--set nope.with.n=2: unknown stage "nope" (stages: g; or vars.<name>)',
+    );
+    expect(await bad(yaml, ['--set', 'g.with.n.deep=2'])).toContain(
+      '--set g.with.n.deep=2: g.with.n is not an object (it is 3)',
+    );
+    expect(await bad(yaml, ['--set', 'g.uses=scale'])).toContain(
+      '--set g.uses=scale: only <stage>.with.<path> can be set',
+    );
+    expect(await bad(yaml, ['--set', 'g.with.n=0'])).toContain(
+      '--set g.with.n=0: stages.g.with.n: must be >= 1 (got 0)',
+    );
   });
 
   it('a missing file and a bad --jobs', async () => {

@@ -44,7 +44,11 @@ function gradients(model: LanguageModel, loss: () => tf.Scalar): Map<string, Flo
 
 /** Applies `steps` AdamW updates on `loss` (no warmup). @returns the optimizer, to dispose. */
 function train(model: LanguageModel, loss: () => tf.Scalar, steps: number, lr: number): AdamW {
-  const opt = new AdamW(model.params, { lr, weight_decay: 0.1, beta1: 0.9, beta2: 0.98, eps: 1e-8, warmup_steps: 0, grad_clip: 1 }, (n) => model.decays(n));
+  const opt = new AdamW(
+    model.params,
+    { lr, weight_decay: 0.1, beta1: 0.9, beta2: 0.98, eps: 1e-8, warmup_steps: 0, grad_clip: 1 },
+    (n) => model.decays(n),
+  );
   for (let step = 0; step < steps; step++) {
     tf.tidy(() => {
       const { grads } = tf.variableGrads(loss, [...model.params.values()]);
@@ -100,7 +104,10 @@ describe.each(ARCHS)('%s', (arch) => {
     const opt = train(m, loss, steps, 1e-3);
     for (const [name, g] of gradients(m, loss)) {
       expect(g.every(Number.isFinite), `${name} finite`).toBe(true);
-      expect(g.some((x) => x !== 0), `${name} non-zero`).toBe(true);
+      expect(
+        g.some((x) => x !== 0),
+        `${name} non-zero`,
+      ).toBe(true);
     }
     opt.dispose();
     m.dispose();
@@ -124,12 +131,19 @@ describe.each(ARCHS)('%s', (arch) => {
       const rms = Math.sqrt(orig.reduce((a, x) => a + x * x, 0) / orig.length);
       const h = rms > 0 ? Math.min(1e-2, 0.02 * rms) : 1e-2; // RWKV's embedding is ~1e-4
       const at = (delta: number) => {
-        v.assign(tf.tensor(orig.map((x, i) => x + delta * dir[i]), v.shape));
+        v.assign(
+          tf.tensor(
+            orig.map((x, i) => x + delta * dir[i]),
+            v.shape,
+          ),
+        );
         return tf.tidy(() => loss().dataSync()[0]);
       };
       const numeric = (at(h) - at(-h)) / (2 * h);
       v.assign(tf.tensor(orig, v.shape));
-      expect(Math.abs(analytic - numeric), `${name}: analytic ${analytic}, numeric ${numeric} (h ${h})`).toBeLessThan(2e-2 * analytic + (2e-6 * base) / h);
+      expect(Math.abs(analytic - numeric), `${name}: analytic ${analytic}, numeric ${numeric} (h ${h})`).toBeLessThan(
+        2e-2 * analytic + (2e-6 * base) / h,
+      );
     }
     m.dispose();
   });
@@ -181,9 +195,34 @@ describe.each(ARCHS)('%s', (arch) => {
 describe('parameter names', () => {
   it('follow the reference checkpoints', () => {
     const names = (arch: Arch) => [...createModel(tinyConfig(arch), makeRng(0)).params.keys()];
-    expect(names('llama')).toEqual(expect.arrayContaining(['model.embed_tokens.weight', 'model.layers.1.self_attn.q_proj.weight', 'model.layers.0.mlp.gate_proj.weight', 'model.norm.weight', 'lm_head.weight']));
-    expect(names('rwkv')).toEqual(expect.arrayContaining(['emb.weight', 'blocks.0.ln0.weight', 'blocks.1.att.time_decay', 'blocks.1.att.time_first', 'blocks.0.ffn.key.weight', 'ln_out.bias', 'head.weight']));
-    expect(names('mamba')).toEqual(expect.arrayContaining(['backbone.embedding.weight', 'backbone.layers.1.mixer.A_log', 'backbone.layers.0.mixer.conv1d.weight', 'backbone.norm_f.weight']));
+    expect(names('llama')).toEqual(
+      expect.arrayContaining([
+        'model.embed_tokens.weight',
+        'model.layers.1.self_attn.q_proj.weight',
+        'model.layers.0.mlp.gate_proj.weight',
+        'model.norm.weight',
+        'lm_head.weight',
+      ]),
+    );
+    expect(names('rwkv')).toEqual(
+      expect.arrayContaining([
+        'emb.weight',
+        'blocks.0.ln0.weight',
+        'blocks.1.att.time_decay',
+        'blocks.1.att.time_first',
+        'blocks.0.ffn.key.weight',
+        'ln_out.bias',
+        'head.weight',
+      ]),
+    );
+    expect(names('mamba')).toEqual(
+      expect.arrayContaining([
+        'backbone.embedding.weight',
+        'backbone.layers.1.mixer.A_log',
+        'backbone.layers.0.mixer.conv1d.weight',
+        'backbone.norm_f.weight',
+      ]),
+    );
     expect(names('mamba')).not.toContain('lm_head.weight'); // tied by default
     const untied = createModel({ ...(tinyConfig('mamba') as MambaConfig), tie_embeddings: false }, makeRng(0));
     expect(untied.params.get('lm_head.weight')?.shape).toEqual([23, 16]);

@@ -34,7 +34,9 @@ function rotatedEverywhere(x: Float32Array, base = 10000): number[][] {
 /** Per-head dot products of `q` rows and `k` rows: `score[h][i][j]`. */
 function scores(q: number[][], k: number[][]): number[][][] {
   return Array.from({ length: HEADS }, (_, h) =>
-    q.map((qi) => k.map((kj) => qi.slice(h * D_HEAD, (h + 1) * D_HEAD).reduce((a, x, c) => a + x * kj[h * D_HEAD + c], 0))),
+    q.map((qi) =>
+      k.map((kj) => qi.slice(h * D_HEAD, (h + 1) * D_HEAD).reduce((a, x, c) => a + x * kj[h * D_HEAD + c], 0)),
+    ),
   );
 }
 

@@ -6,7 +6,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
-import { DT_MAX, DT_MIN, causalDepthwiseConv, dtBias, selectiveScan, selectiveScanHost } from '../src/models/arch/mamba-model.js';
+import {
+  DT_MAX,
+  DT_MIN,
+  causalDepthwiseConv,
+  dtBias,
+  selectiveScan,
+  selectiveScanHost,
+} from '../src/models/arch/mamba-model.js';
 import { createModel } from '../src/models/arch/factories.js';
 import { fillNormal, fillUniform, makeRng } from '../src/models/train-rng.js';
 import { maxAbsDiff, tinyConfig } from './model-arch-helpers.js';
@@ -32,8 +39,16 @@ function inputs(seed: number) {
 type Inputs = ReturnType<typeof inputs>;
 
 const tensors = (x: Inputs) =>
-  [tf.tensor3d(x.u, [T, B, E]), tf.tensor3d(x.delta, [T, B, E]), tf.tensor2d(x.a, [E, N]), tf.tensor3d(x.b, [T, B, N]), tf.tensor3d(x.c, [T, B, N]), tf.tensor1d(x.d)] as const;
-const host = (x: { [K in keyof Inputs]: ArrayLike<number> }) => selectiveScanHost(x.u, x.delta, x.a, x.b, x.c, x.d, T, B, E, N);
+  [
+    tf.tensor3d(x.u, [T, B, E]),
+    tf.tensor3d(x.delta, [T, B, E]),
+    tf.tensor2d(x.a, [E, N]),
+    tf.tensor3d(x.b, [T, B, N]),
+    tf.tensor3d(x.c, [T, B, N]),
+    tf.tensor1d(x.d),
+  ] as const;
+const host = (x: { [K in keyof Inputs]: ArrayLike<number> }) =>
+  selectiveScanHost(x.u, x.delta, x.a, x.b, x.c, x.d, T, B, E, N);
 
 describe('selective scan', () => {
   it('equals the step-by-step recurrence on random inputs', () => {
@@ -51,8 +66,15 @@ describe('selective scan', () => {
     const weights = fillNormal(makeRng(99), new Float32Array(T * B * E));
     const grads = tf.tidy(() => {
       const f = (...args: tf.Tensor[]) =>
-        tf.sum(tf.mul(selectiveScan(...(args as unknown as Parameters<typeof selectiveScan>)), tf.tensor3d(weights, [T, B, E])));
-      return tf.grads(f)([...tensors(x)]).map((g) => g.dataSync());
+        tf.sum(
+          tf.mul(
+            selectiveScan(...(args as unknown as Parameters<typeof selectiveScan>)),
+            tf.tensor3d(weights, [T, B, E]),
+          ),
+        );
+      return tf
+        .grads(f)([...tensors(x)])
+        .map((g) => g.dataSync());
     });
     const h = 1e-5;
     (['u', 'delta', 'a', 'b', 'c', 'd'] as const).forEach((key, n) => {
@@ -98,7 +120,9 @@ describe('Mamba pieces', () => {
     expect(aLog.shape).toEqual([32, 16]);
     const row = Array.from(aLog.dataSync().slice(16, 32));
     row.forEach((v, n) => expect(v).toBeCloseTo(Math.log(n + 1), 6));
-    expect(Array.from((m.params.get('backbone.layers.1.mixer.D') as tf.Variable).dataSync()).every((v) => v === 1)).toBe(true);
+    expect(
+      Array.from((m.params.get('backbone.layers.1.mixer.D') as tf.Variable).dataSync()).every((v) => v === 1),
+    ).toBe(true);
     m.dispose();
   });
 });

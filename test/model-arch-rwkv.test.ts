@@ -45,7 +45,15 @@ function inputs(seed: number, kStd: number) {
 }
 
 function parallel(x: ReturnType<typeof inputs>, form = wkvParallel): Float32Array {
-  return tf.tidy(() => form(tf.tensor3d(x.k, [B, T, D]), tf.tensor3d(x.v, [B, T, D]), tf.tensor1d(x.w), tf.tensor1d(x.u)).dataSync() as Float32Array);
+  return tf.tidy(
+    () =>
+      form(
+        tf.tensor3d(x.k, [B, T, D]),
+        tf.tensor3d(x.v, [B, T, D]),
+        tf.tensor1d(x.w),
+        tf.tensor1d(x.u),
+      ).dataSync() as Float32Array,
+  );
 }
 
 describe('WKV', () => {
@@ -72,8 +80,15 @@ describe('WKV', () => {
     const lossHost = (y: Float64Array) => y.reduce((a, yi, i) => a + yi * weights[i], 0);
     const grads = tf.tidy(() => {
       const f = (k: tf.Tensor, v: tf.Tensor, w: tf.Tensor, u: tf.Tensor) =>
-        tf.sum(tf.mul(wkvParallel(k as tf.Tensor3D, v as tf.Tensor3D, w as tf.Tensor1D, u as tf.Tensor1D), tf.tensor3d(weights, [B, T, D])));
-      return tf.grads(f)([tf.tensor3d(x.k, [B, T, D]), tf.tensor3d(x.v, [B, T, D]), tf.tensor1d(x.w), tf.tensor1d(x.u)]).map((g) => g.dataSync());
+        tf.sum(
+          tf.mul(
+            wkvParallel(k as tf.Tensor3D, v as tf.Tensor3D, w as tf.Tensor1D, u as tf.Tensor1D),
+            tf.tensor3d(weights, [B, T, D]),
+          ),
+        );
+      return tf
+        .grads(f)([tf.tensor3d(x.k, [B, T, D]), tf.tensor3d(x.v, [B, T, D]), tf.tensor1d(x.w), tf.tensor1d(x.u)])
+        .map((g) => g.dataSync());
     });
     const h = 1e-5;
     (['k', 'v', 'w', 'u'] as const).forEach((key, n) => {
@@ -82,7 +97,10 @@ describe('WKV', () => {
         const minus = { ...x, [key]: Float64Array.from(x[key]) };
         plus[key][i] += h;
         minus[key][i] -= h;
-        return (lossHost(wkvHost(plus.k, plus.v, plus.w, plus.u)) - lossHost(wkvHost(minus.k, minus.v, minus.w, minus.u))) / (2 * h);
+        return (
+          (lossHost(wkvHost(plus.k, plus.v, plus.w, plus.u)) - lossHost(wkvHost(minus.k, minus.v, minus.w, minus.u))) /
+          (2 * h)
+        );
       });
       const scale = Math.max(...numeric.map(Math.abs));
       expect(maxAbsDiff(grads[n], numeric) / scale, `d/d${key}`).toBeLessThan(1e-4);
@@ -102,7 +120,9 @@ describe('RWKV-4 pieces', () => {
     expect(first.decay[0]).toBeCloseTo(-5, 6);
     expect(first.decay[4]).toBeCloseTo(3, 6);
     expect(last.decay[2]).toBeCloseTo(-5 + 8 * 0.5 ** 2, 6); // exponent 0.7 + 1.3 at the last layer
-    expect(Array.from(first.first, (x) => x - Math.log(0.3))).toEqual(Array.from([0, 0.5, -0.5, 0, 0.5], (x) => expect.closeTo(x, 6)));
+    expect(Array.from(first.first, (x) => x - Math.log(0.3))).toEqual(
+      Array.from([0, 0.5, -0.5, 0, 0.5], (x) => expect.closeTo(x, 6)),
+    );
     expect(first.mixK[3]).toBeCloseTo(3 / 5, 6); // (h/d)^1 at layer 0
     expect(last.mixK[3]).toBeCloseTo((3 / 5) ** 0.25, 6);
     expect(last.mixV[3]).toBeCloseTo((3 / 5) ** 0.25 + 0.3, 6);

@@ -30,7 +30,8 @@ describe('matMul with explicit-transpose gradient', () => {
     const a = randn(sa, 1);
     const b = randn(sb, 2);
     const w = randn([...sa.slice(0, -1), sb[sb.length - 1]], 3); // weights a scalar loss
-    const loss = (f: (x: tf.Tensor, y: tf.Tensor) => tf.Tensor) => (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(f(x, y), w));
+    const loss = (f: (x: tf.Tensor, y: tf.Tensor) => tf.Tensor) => (x: tf.Tensor, y: tf.Tensor) =>
+      tf.sum(tf.mul(f(x, y), w));
     const ours = tf.grads(loss((x, y) => matMul(x as tf.Tensor2D, y as tf.Tensor2D)))([a, b]);
     const stock = tf.grads(loss((x, y) => tf.matMul(x, y)))([a, b]);
     expect(maxRelDiff(matMul(a as tf.Tensor2D, b as tf.Tensor2D).dataSync(), tf.matMul(a, b).dataSync())).toBe(0);
@@ -120,7 +121,9 @@ describe('GPT-2', () => {
       };
       const numeric = (at(h) - at(-h)) / (2 * h);
       v.assign(tf.tensor(orig, v.shape));
-      expect(Math.abs(g - numeric), `${name}[${index}]: analytic ${g}, numeric ${numeric}`).toBeLessThan(2e-3 + 2e-2 * Math.abs(numeric));
+      expect(Math.abs(g - numeric), `${name}[${index}]: analytic ${g}, numeric ${numeric}`).toBeLessThan(
+        2e-3 + 2e-2 * Math.abs(numeric),
+      );
     }
     tf.dispose(Object.values(grads));
   });

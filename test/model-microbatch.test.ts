@@ -64,13 +64,18 @@ describe('micro-batches', () => {
     it(`${arch}: micro-batches of 5, 5, 2 give the full batch's weights, loss and accuracy`, async () => {
       const full = await run(config(arch));
       const micro = await run(config(arch, { microBatchSize: 5 }));
-      for (const [name, w] of full.weights) expect(maxRelDiff(micro.weights.get(name) as Float32Array, w), name).toBeLessThan(1e-5);
+      for (const [name, w] of full.weights)
+        expect(maxRelDiff(micro.weights.get(name) as Float32Array, w), name).toBeLessThan(1e-5);
       // The steps moved the weights well beyond that tolerance (a step doing nothing would pass above).
       expect(worstRelDiff(full.weights, (await run(config(arch, { maxSteps: 0 }))).weights)).toBeGreaterThan(1e-3);
       expect(full.batches.map((r) => r.step)).toEqual([1, 2]);
       for (let i = 0; i < 2; i++) {
-        expect(Math.abs(micro.batches[i].loss - full.batches[i].loss), `step ${i + 1} loss`).toBeLessThan(1e-5 * full.batches[i].loss);
-        expect(Math.abs(micro.batches[i].accuracy - full.batches[i].accuracy), `step ${i + 1} accuracy`).toBeLessThan(1e-5);
+        expect(Math.abs(micro.batches[i].loss - full.batches[i].loss), `step ${i + 1} loss`).toBeLessThan(
+          1e-5 * full.batches[i].loss,
+        );
+        expect(Math.abs(micro.batches[i].accuracy - full.batches[i].accuracy), `step ${i + 1} accuracy`).toBeLessThan(
+          1e-5,
+        );
       }
       // A micro-batch of the whole batch (or more) is the one-pass step, bit for bit.
       expect((await run(config(arch, { microBatchSize: 12 }))).weights).toEqual(full.weights);
@@ -79,14 +84,23 @@ describe('micro-batches', () => {
   }
 
   it('frees each micro-batch: no leak per step, and a peak of one micro-batch plus one set of gradients', async () => {
-    const c = config('gpt2', { batchSize: 48, microBatchSize: 8, maxSteps: 3, evalEvery: 10, evalSize: 4, evalBatchSize: 4 });
+    const c = config('gpt2', {
+      batchSize: 48,
+      microBatchSize: 8,
+      maxSteps: 3,
+      evalEvery: 10,
+      evalSize: 4,
+      evalBatchSize: 4,
+    });
     /** Engine bytes at the peak of a run above those live before it, and the live tensors after each step. */
     const peak = async (cfg: TrainerConfig) => {
       const counts: number[] = [];
       const before = { bytes: tf.memory().numBytes, tensors: tf.memory().numTensors };
       let paramBytes = 0;
       const info = await tf.profile(async () => {
-        const r = await trainModel(cfg, train, tests, { events: { onStep: () => counts.push(tf.memory().numTensors) } });
+        const r = await trainModel(cfg, train, tests, {
+          events: { onStep: () => counts.push(tf.memory().numTensors) },
+        });
         for (const p of r.model.params.values()) paramBytes += 4 * p.size;
         r.model.dispose();
         return [];
@@ -119,7 +133,8 @@ describe('train params: optimizer.micro_batch_size', () => {
     const set = fillParams<TrainParams>(trainStage, { optimizer: { batch_size: 512, micro_batch_size: 64 } });
     expect(trainerConfig(set, 24, 3)).toMatchObject({ batchSize: 512, microBatchSize: 64, optimizer: { lr: 0.001 } });
     expect(trainerConfig(set, 24, 3).optimizer).not.toHaveProperty('micro_batch_size');
-    const problems = (micro: unknown) => new ParamsValidator().validate(trainStage as never, { optimizer: { micro_batch_size: micro } } as never).problems;
+    const problems = (micro: unknown) =>
+      new ParamsValidator().validate(trainStage as never, { optimizer: { micro_batch_size: micro } } as never).problems;
     expect(problems(0)).toEqual([expect.objectContaining({ path: ['optimizer', 'micro_batch_size'] })]);
     expect(problems(2.5)[0]?.path).toEqual(['optimizer', 'micro_batch_size']);
     expect(problems(64)).toEqual([]);
@@ -127,7 +142,15 @@ describe('train params: optimizer.micro_batch_size', () => {
 });
 
 describe('wasm heap planning (src/models/memory.ts)', () => {
-  const gpt2 = (L: number, d: number, h: number) => ({ arch: 'gpt2' as const, n_layers: L, d_model: d, n_heads: h, d_mlp: 4 * d, vocab_size: 1200, seq_len: 6 });
+  const gpt2 = (L: number, d: number, h: number) => ({
+    arch: 'gpt2' as const,
+    n_layers: L,
+    d_model: d,
+    n_heads: h,
+    d_mlp: 4 * d,
+    vocab_size: 1200,
+    seq_len: 6,
+  });
 
   it('keeps the small models whole and splits the published 8 x 768 at batch 512 into passes of 128', () => {
     expect(wasmMicroBatch(gpt2(2, 128, 4), 512)).toBe(512);

@@ -23,7 +23,8 @@ import { maxRelDiff } from './model-arch-helpers.js';
 const REQUIRE_NATIVE = Boolean(process.env.GROKPIPE_REQUIRE_NATIVE);
 const native = loadNativeBlas();
 const unavailable = 'error' in native ? `native BLAS unavailable: ${native.error}` : undefined;
-if (unavailable && !REQUIRE_NATIVE) console.warn(`wasm-blas tests skipped (set GROKPIPE_REQUIRE_NATIVE to fail instead): ${unavailable}`);
+if (unavailable && !REQUIRE_NATIVE)
+  console.warn(`wasm-blas tests skipped (set GROKPIPE_REQUIRE_NATIVE to fail instead): ${unavailable}`);
 const require = createRequire(import.meta.url);
 
 /** The addon as `native-blas.ts` loads it (node-gyp-build on `native/`); throws where it is not built. */
@@ -147,7 +148,10 @@ function gradients(cases: Case[]): Float32Array[][] {
     const grads = tf.tidy(() => {
       const outShape = tf.matMul(tf.zeros(c.a), tf.zeros(c.b), c.tA, c.tB).shape;
       const w = tf.tensor(fillNormal(makeRng(500 + i), new Float32Array(size(outShape))), outShape);
-      return tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x, y, c.tA, c.tB), w)))([tf.tensor(a, c.a), tf.tensor(b, c.b)]);
+      return tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x, y, c.tA, c.tB), w)))([
+        tf.tensor(a, c.a),
+        tf.tensor(b, c.b),
+      ]);
     });
     const values = grads.map((g) => g.dataSync() as Float32Array);
     tf.dispose(grads);
@@ -176,13 +180,23 @@ describe('wasm-blas BatchMatMul', () => {
     expect(cpu[0]).toEqual({ shape: [3, 4], values: new Float32Array(12) });
     expect(blas[0]).toEqual({ shape: [3, 4], values: new Float32Array(12) });
     expect(blas[1]).toEqual({ shape: [2, 3, 4], values: new Float32Array(24) });
-    expect(blas.slice(2).map((r) => r.shape)).toEqual([[0, 4], [3, 0], [2, 0, 4], [0, 3, 5], [0, 3, 5]]);
+    expect(blas.slice(2).map((r) => r.shape)).toEqual([
+      [0, 4],
+      [3, 0],
+      [2, 0, 4],
+      [0, 3, 5],
+      [0, 3, 5],
+    ]);
     expect(blas.slice(2).map((r) => r.values.length)).toEqual([0, 0, 0, 0, 0]);
   });
 
   it('leaves int32 products to the stock wasm kernel, which has none (the same error as plain wasm)', async () => {
     const int32Product = () =>
-      tf.tidy(() => tf.matMul(tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3], 'int32'), tf.tensor2d([1, 0, 0, 1, 1, 1], [3, 2], 'int32')).dataSync());
+      tf.tidy(() =>
+        tf
+          .matMul(tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3], 'int32'), tf.tensor2d([1, 0, 0, 1, 1, 1], [3, 2], 'int32'))
+          .dataSync(),
+      );
     await tf.setBackend('cpu');
     expect(Array.from(int32Product())).toEqual([4, 5, 10, 11]);
     await initBackend('wasm');
@@ -220,7 +234,12 @@ describe('wasm-blas BatchMatMul', () => {
 
   it('differentiates like cpu, with every transpose', async () => {
     const cases = TRANSPOSES.flatMap(([tA, tB]) => [mm([], [], 37, 53, 19, tA, tB), mm([3], [3], 6, 5, 4, tA, tB)]);
-    cases.forEach((c, i) => inputs.set(c, [fillNormal(makeRng(2000 + i), new Float32Array(size(c.a))), fillNormal(makeRng(3000 + i), new Float32Array(size(c.b)))]));
+    cases.forEach((c, i) =>
+      inputs.set(c, [
+        fillNormal(makeRng(2000 + i), new Float32Array(size(c.a))),
+        fillNormal(makeRng(3000 + i), new Float32Array(size(c.b))),
+      ]),
+    );
     // initBackend registers the gradients (tfjs-core's Node bundle has none); they serve cpu too.
     await initBackend('wasm-blas');
     const blas = gradients(cases);
@@ -307,15 +326,19 @@ describe('the addon (node-gyp-build on native/)', () => {
   it('rejects arrays shorter than the shapes need, and non-Float32Arrays', () => {
     const addon = rawAddon();
     // [2, 3] @ [3, 4] -> [2, 4]: a needs 6, b 12, c 8.
-    const call = (a: unknown, b: unknown, c: unknown, ...rest: unknown[]) => () =>
-      addon.matMul(a, b, c, ...(rest.length ? rest : [1, 1, 1, 2, 4, 3, false, false]));
+    const call =
+      (a: unknown, b: unknown, c: unknown, ...rest: unknown[]) =>
+      () =>
+        addon.matMul(a, b, c, ...(rest.length ? rest : [1, 1, 1, 2, 4, 3, false, false]));
     expect(call(f32(6), f32(12), f32(8))).not.toThrow();
     expect(call(f32(6), f32(12), f32(7))).toThrow(RangeError);
     expect(call(f32(6), f32(12), f32(7))).toThrow('matMul: c has 7 elements, the shapes need 8');
     expect(call(f32(5), f32(12), f32(8))).toThrow('matMul: a has 5 elements, the shapes need 6');
     expect(call(f32(6), f32(11), f32(8))).toThrow('matMul: b has 11 elements, the shapes need 12');
     // A batch of 3 over a single b: c needs 24.
-    expect(call(f32(18), f32(12), f32(16), 3, 3, 1, 2, 4, 3, false, false)).toThrow('c has 16 elements, the shapes need 24');
+    expect(call(f32(18), f32(12), f32(16), 3, 3, 1, 2, 4, 3, false, false)).toThrow(
+      'c has 16 elements, the shapes need 24',
+    );
     expect(call(new Float64Array(6), f32(12), f32(8))).toThrow(TypeError);
     expect(call(new Float64Array(6), f32(12), f32(8))).toThrow('matMul: a must be a Float32Array');
     expect(call(f32(6), new Int32Array(12), f32(8))).toThrow('matMul: b must be a Float32Array');
@@ -325,7 +348,10 @@ describe('the addon (node-gyp-build on native/)', () => {
 
   it('rejects bad shape arguments without crashing the process', () => {
     const addon = rawAddon();
-    const call = (...rest: unknown[]) => () => addon.matMul(f32(64), f32(64), f32(64), ...rest);
+    const call =
+      (...rest: unknown[]) =>
+      () =>
+        addon.matMul(f32(64), f32(64), f32(64), ...rest);
     expect(call(1, 1, 1, 2, 4)).toThrow(new TypeError('matMul expects 11 arguments'));
     expect(call('1', 1, 1, 2, 4, 3, false, false)).toThrow(new TypeError('matMul: batch must be a number'));
     expect(call(1, 1, 1, 2, undefined, 3, false, false)).toThrow(new TypeError('matMul: n must be a number'));
@@ -335,7 +361,9 @@ describe('the addon (node-gyp-build on native/)', () => {
     expect(call(3, 2, 1, 2, 4, 3, false, false)).toThrow(new RangeError('matMul: bad shape arguments'));
     expect(call(1, 1, 1, 2 ** 31, 1, 1, false, false)).toThrow(/exceeds the 32-bit BLAS interface/);
     // Sizes whose products wrap around int64 (2^88 ≡ 0) must not pass the length checks.
-    expect(call(2 ** 40, 2 ** 40, 2 ** 40, 2 ** 24, 2 ** 24, 2 ** 24, false, false)).toThrow(new RangeError("matMul: the shapes' sizes overflow"));
+    expect(call(2 ** 40, 2 ** 40, 2 ** 40, 2 ** 24, 2 ** 24, 2 ** 24, false, false)).toThrow(
+      new RangeError("matMul: the shapes' sizes overflow"),
+    );
   });
 });
 

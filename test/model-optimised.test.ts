@@ -114,7 +114,10 @@ function lossAndGrads(model: LanguageModel, batch: Batch): LossAndGrads {
 async function reference(arch: Arch, weights: Weights, batch: Batch): Promise<LossAndGrads> {
   await tf.setBackend('cpu');
   const ours = tf.getKernelsForBackend('cpu').filter((k) => 'grokpipe' in k);
-  expect(ours.map((k) => k.kernelName), 'grokpipe kernels registered for cpu').toEqual([]);
+  expect(
+    ours.map((k) => k.kernelName),
+    'grokpipe kernels registered for cpu',
+  ).toEqual([]);
   useExplicitTransposeGradient(false);
   useFusedLayers(false);
   const model = buildModel(arch, weights);
@@ -156,28 +159,33 @@ it('the native BLAS path is tested where CI requires it', () => {
 });
 
 describe.each(ARCHS)('%s: optimised training path equals the cpu reference', (arch) => {
-  it.each(OPTIMISED.flatMap((b) => (['initial', 'perturbed'] as Weights[]).map((w) => [b, w] as const)))('%s: loss and every gradient to 1e-4, %s weights', async (backend, weights) => {
-    const batch = randomBatch(DATA_SEED);
-    const ref = await reference(arch, weights, batch);
-    const opt = await optimised(backend, arch, weights, batch);
+  it.each(OPTIMISED.flatMap((b) => (['initial', 'perturbed'] as Weights[]).map((w) => [b, w] as const)))(
+    '%s: loss and every gradient to 1e-4, %s weights',
+    async (backend, weights) => {
+      const batch = randomBatch(DATA_SEED);
+      const ref = await reference(arch, weights, batch);
+      const opt = await optimised(backend, arch, weights, batch);
 
-    expect(Number.isFinite(ref.loss), `reference loss ${ref.loss}`).toBe(true);
-    expect(Math.abs(opt.loss - ref.loss) / Math.abs(ref.loss), `loss: optimised ${opt.loss}, reference ${ref.loss}`).toBeLessThanOrEqual(TOL);
+      expect(Number.isFinite(ref.loss), `reference loss ${ref.loss}`).toBe(true);
+      expect(
+        Math.abs(opt.loss - ref.loss) / Math.abs(ref.loss),
+        `loss: optimised ${opt.loss}, reference ${ref.loss}`,
+      ).toBeLessThanOrEqual(TOL);
 
-    const names = ref.params;
-    expect(opt.params, 'parameter names').toEqual(names);
-    expect([...ref.grads.keys()].sort(), 'parameters with a reference gradient').toEqual([...names].sort());
-    expect([...opt.grads.keys()].sort(), 'parameters with an optimised gradient').toEqual([...names].sort());
+      const names = ref.params;
+      expect(opt.params, 'parameter names').toEqual(names);
+      expect([...ref.grads.keys()].sort(), 'parameters with a reference gradient').toEqual([...names].sort());
+      expect([...opt.grads.keys()].sort(), 'parameters with an optimised gradient').toEqual([...names].sort());
 
-    const nonZero = names.filter((name) => ref.grads.get(name)?.some((x) => x !== 0));
-    if (weights === 'perturbed') expect(nonZero, 'parameters with a non-zero reference gradient').toEqual(names);
-    else expect(nonZero.length, 'parameters with a non-zero reference gradient').toBeGreaterThan(0);
+      const nonZero = names.filter((name) => ref.grads.get(name)?.some((x) => x !== 0));
+      if (weights === 'perturbed') expect(nonZero, 'parameters with a non-zero reference gradient').toEqual(names);
+      else expect(nonZero.length, 'parameters with a non-zero reference gradient').toBeGreaterThan(0);
 
-    for (const name of names) {
-      const g = ref.grads.get(name) as Float32Array;
-      const err = relL2Error(opt.grads.get(name) as Float32Array, g);
-      expect(err, `${name} [${g.length}]: ‖g_opt − g_ref‖ / ‖g_ref‖`).toBeLessThanOrEqual(TOL);
-    }
-  });
+      for (const name of names) {
+        const g = ref.grads.get(name) as Float32Array;
+        const err = relL2Error(opt.grads.get(name) as Float32Array, g);
+        expect(err, `${name} [${g.length}]: ‖g_opt − g_ref‖ / ‖g_ref‖`).toBeLessThanOrEqual(TOL);
+      }
+    },
+  );
 });
-

@@ -67,19 +67,33 @@ describe('safetensors', () => {
     const huge = good.slice();
     new DataView(huge.buffer).setBigUint64(0, 10n ** 12n, true);
     expect(() => decodeSafetensors(huge)).toThrow(/header length/);
-    expect(() => encodeSafetensors([['a', { dtype: 'F32', shape: [3], data: new Float32Array(2) }]])).toThrow(/needs 3/);
+    expect(() => encodeSafetensors([['a', { dtype: 'F32', shape: [3], data: new Float32Array(2) }]])).toThrow(
+      /needs 3/,
+    );
   });
 
   it('a model saved and loaded gives identical logits', async () => {
     await initBackend('wasm');
-    const config: ModelConfig = { arch: 'gpt2', n_layers: 2, d_model: 16, n_heads: 2, d_mlp: 24, vocab_size: 19, seq_len: 5 };
+    const config: ModelConfig = {
+      arch: 'gpt2',
+      n_layers: 2,
+      d_model: 16,
+      n_heads: 2,
+      d_mlp: 24,
+      vocab_size: 19,
+      seq_len: 5,
+    };
     const model = createModel(config, makeRng(11));
     const bytes = await modelToSafetensors(model);
     const meta = decodeSafetensors(bytes).metadata;
     expect(meta.format).toBe('pt');
     expect(JSON.parse(meta[CONFIG_METADATA_KEY])).toEqual(config);
     const loaded = modelFromSafetensors(bytes);
-    const tokens = tf.tensor2d(Int32Array.from({ length: 15 }, (_, i) => (i * 5) % 19), [3, 5], 'int32');
+    const tokens = tf.tensor2d(
+      Int32Array.from({ length: 15 }, (_, i) => (i * 5) % 19),
+      [3, 5],
+      'int32',
+    );
     const a = tf.tidy(() => Array.from(model.logits(tokens).dataSync()));
     const b = tf.tidy(() => Array.from(loaded.logits(tokens).dataSync()));
     expect(b).toEqual(a);

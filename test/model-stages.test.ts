@@ -47,7 +47,16 @@ describe('train and evaluate stages', () => {
     const p = fillParams(trainStage, {});
     expect(p).toEqual({
       model: { arch: 'gpt2', n_layers: 2, d_model: 128, n_heads: 4 },
-      optimizer: { lr: 0.001, weight_decay: 0.1, beta1: 0.9, beta2: 0.98, eps: 1e-8, warmup_steps: 100, batch_size: 512, grad_clip: 1 },
+      optimizer: {
+        lr: 0.001,
+        weight_decay: 0.1,
+        beta1: 0.9,
+        beta2: 0.98,
+        eps: 1e-8,
+        warmup_steps: 100,
+        batch_size: 512,
+        grad_clip: 1,
+      },
       max_steps: 10000,
       eval_every: 100,
       eval_size: 1000,
@@ -56,7 +65,9 @@ describe('train and evaluate stages', () => {
     } satisfies TrainParams);
     expect(trainStage.check?.(p, [])).toEqual([]);
     const bad = fillParams(trainStage, { model: { d_model: 30, n_heads: 4 } });
-    expect(trainStage.check?.(bad, [])).toEqual([{ path: '/model/d_model', message: expect.stringMatching(/divisible/) as string }]);
+    expect(trainStage.check?.(bad, [])).toEqual([
+      { path: '/model/d_model', message: expect.stringMatching(/divisible/) as string },
+    ]);
     expect(() => fillParams(trainStage, { model: { arch: 'transformer-xl' } })).toThrow();
     expect(() => fillParams(trainStage, { model: { arch: 'mamba', n_heads: 4 } })).toThrow(); // a knob mamba does not have
     expect(fillParams(evaluateStage, {})).toEqual({ batch_size: 1024 });
@@ -66,7 +77,15 @@ describe('train and evaluate stages', () => {
     expect([...trained.files].sort()).toEqual(['curve.parquet', 'model.json', 'weights.safetensors']);
     const config = JSON.parse(readFileSync(trained.path('model.json'), 'utf8')) as Record<string, unknown>;
     const vocab = numRows(tokens.tables['vocab.parquet']);
-    expect(config).toEqual({ arch: 'gpt2', n_layers: 1, d_model: 16, n_heads: 2, d_mlp: 64, vocab_size: vocab, seq_len: 5 });
+    expect(config).toEqual({
+      arch: 'gpt2',
+      n_layers: 1,
+      d_model: 16,
+      n_heads: 2,
+      d_mlp: 64,
+      vocab_size: vocab,
+      seq_len: 5,
+    });
     const st = decodeSafetensors(readFileSync(trained.path('weights.safetensors')));
     expect(st.tensors.get('transformer.wte.weight')?.shape).toEqual([vocab, 16]);
     expect(st.metadata.format).toBe('pt');
@@ -87,7 +106,14 @@ describe('train and evaluate stages', () => {
   it('evaluates every test fact and passes the curve on', () => {
     const test = tokens.tables['test.parquet'];
     const pred = scores.tables['predictions.parquet'];
-    expect(schemaOf(pred)).toEqual(['type:STRING', 'input:STRING', 'target:STRING', 'prediction:STRING', 'correct:BOOLEAN', 'loss:DOUBLE']);
+    expect(schemaOf(pred)).toEqual([
+      'type:STRING',
+      'input:STRING',
+      'target:STRING',
+      'prediction:STRING',
+      'correct:BOOLEAN',
+      'loss:DOUBLE',
+    ]);
     expect(numRows(pred)).toBe(numRows(test));
     const input = column(pred, 'input', 'STRING');
     const type = column(pred, 'type', 'STRING');

@@ -39,7 +39,15 @@ function facts(n: number, seed: number): Examples {
   return { tokens, positions: new Int32Array(n).fill(2), targets, n, seqLen: SEQ };
 }
 
-const optimizer: AdamWConfig = { lr: 3e-3, weight_decay: 0.1, beta1: 0.9, beta2: 0.98, eps: 1e-8, warmup_steps: 5, grad_clip: 1 };
+const optimizer: AdamWConfig = {
+  lr: 3e-3,
+  weight_decay: 0.1,
+  beta1: 0.9,
+  beta2: 0.98,
+  eps: 1e-8,
+  warmup_steps: 5,
+  grad_clip: 1,
+};
 
 function config(over: Partial<TrainerConfig> = {}): TrainerConfig {
   return {
@@ -83,7 +91,9 @@ afterAll(() => {
 describe('AdamW', () => {
   it('decays weight matrices and embeddings, never biases or LayerNorm parameters', () => {
     const model = createModel(config().model, makeRng(0));
-    const opt = new AdamW(model.params, { ...optimizer, lr: 0.1, weight_decay: 0.5, warmup_steps: 0 }, (n) => model.decays(n));
+    const opt = new AdamW(model.params, { ...optimizer, lr: 0.1, weight_decay: 0.5, warmup_steps: 0 }, (n) =>
+      model.decays(n),
+    );
     const before = new Map([...model.params].map(([n, p]) => [n, p.dataSync().slice()]));
     const zeros = new Map([...model.params].map(([n, p]) => [n, tf.zerosLike(p) as tf.Tensor]));
     opt.apply(zeros).dispose();
@@ -105,7 +115,15 @@ describe('AdamW', () => {
 
   it('follows the PyTorch AdamW update, warmup and clipping', () => {
     const p = tf.variable(tf.tensor1d([1, -2]));
-    const c: AdamWConfig = { lr: 0.1, weight_decay: 0.2, beta1: 0.9, beta2: 0.99, eps: 1e-8, warmup_steps: 4, grad_clip: 1 };
+    const c: AdamWConfig = {
+      lr: 0.1,
+      weight_decay: 0.2,
+      beta1: 0.9,
+      beta2: 0.99,
+      eps: 1e-8,
+      warmup_steps: 4,
+      grad_clip: 1,
+    };
     const opt = new AdamW(new Map([['w', p]]), c, () => true);
     expect([1, 2, 4, 9].map((t) => learningRate(c, t))).toEqual([0.025, 0.05, 0.1, 0.1]);
     const ref = [1, -2];
@@ -146,9 +164,14 @@ describe('trainModel', () => {
   it('learns a tiny data set to 100 % training accuracy without leaking tensors', async () => {
     const counts: number[] = [];
     const before = tf.memory().numTensors;
-    const r = await trainModel(config({ maxSteps: 150, evalEvery: 50, batchSize: 48, optimizer: { ...optimizer, lr: 1e-2 } }), train, tests, {
-      events: { onStep: () => counts.push(tf.memory().numTensors) },
-    });
+    const r = await trainModel(
+      config({ maxSteps: 150, evalEvery: 50, batchSize: 48, optimizer: { ...optimizer, lr: 1e-2 } }),
+      train,
+      tests,
+      {
+        events: { onStep: () => counts.push(tf.memory().numTensors) },
+      },
+    );
     const rows = (type: string) => r.curve.filter((x) => x.type === type);
     expect([...new Set(r.curve.map((x) => x.step))]).toEqual([0, 50, 100, 150]);
     expect(r.curve.slice(0, 3).map((x) => x.type)).toEqual(['train_batch', 'train_inferred', 'id_inferred']);
@@ -173,7 +196,11 @@ describe('trainModel', () => {
     const dir = tempDir();
     const ctrl = new AbortController();
     await expect(
-      trainModel(c, train, tests, { checkpointDir: dir, signal: ctrl.signal, events: { onStep: (s) => s.step === 17 && ctrl.abort(new Error('stop')) } }),
+      trainModel(c, train, tests, {
+        checkpointDir: dir,
+        signal: ctrl.signal,
+        events: { onStep: (s) => s.step === 17 && ctrl.abort(new Error('stop')) },
+      }),
     ).rejects.toThrow('stop');
     expect(readdirSync(dir).sort()).toEqual(['checkpoint-000000017.json', 'checkpoint-000000017.safetensors']);
     const resumed = await trainModel(c, train, tests, { checkpointDir: dir });

@@ -20,10 +20,14 @@ describe('wasm host kernels', () => {
     const x = fillNormal(makeRng(4), new Float32Array(300 * 8));
     const ids = Int32Array.from({ length: 300 }, (_, i) => (i * 37) % 50);
     await tf.setBackend('cpu');
-    const cpu = tf.tidy(() => tf.unsortedSegmentSum(tf.tensor2d(x, [300, 8]), tf.tensor1d(ids, 'int32'), 50).dataSync());
+    const cpu = tf.tidy(() =>
+      tf.unsortedSegmentSum(tf.tensor2d(x, [300, 8]), tf.tensor1d(ids, 'int32'), 50).dataSync(),
+    );
     expect(tf.getKernel('UnsortedSegmentSum', 'cpu')).not.toHaveProperty('grokpipe');
     await initBackend('wasm');
-    const wasm = tf.tidy(() => tf.unsortedSegmentSum(tf.tensor2d(x, [300, 8]), tf.tensor1d(ids, 'int32'), 50).dataSync());
+    const wasm = tf.tidy(() =>
+      tf.unsortedSegmentSum(tf.tensor2d(x, [300, 8]), tf.tensor1d(ids, 'int32'), 50).dataSync(),
+    );
     expect(maxRelDiff(wasm, cpu)).toBeLessThan(1e-6);
     expect(maxRelDiff(segmentSumHost(x, ids, 50, 8), cpu)).toBeLessThan(1e-6);
     expect(hostSegmentSumKernel('wasm').backendName).toBe('wasm');
@@ -50,7 +54,13 @@ describe('wasm host kernels', () => {
         const m = createModel(tiny, makeRng(7));
         const toks = tf.tensor2d(randomTokens(8, 5, tiny.vocab_size, 8), [8, 5], 'int32');
         const { grads } = tf.variableGrads(
-          () => tf.mean(crossEntropy(m.answerLogits(toks, tf.fill([8], 4, 'int32') as tf.Tensor1D), tf.tensor1d([1, 2, 3, 4, 5, 6, 7, 8], 'int32'))) as tf.Scalar,
+          () =>
+            tf.mean(
+              crossEntropy(
+                m.answerLogits(toks, tf.fill([8], 4, 'int32') as tf.Tensor1D),
+                tf.tensor1d([1, 2, 3, 4, 5, 6, 7, 8], 'int32'),
+              ),
+            ) as tf.Scalar,
           [...m.params.values()],
         );
         const out = [...m.params.values()].map((v) => Array.from(grads[v.name].dataSync()));
@@ -81,6 +91,8 @@ describe('wasm host kernels', () => {
 
 describe('backend requests', () => {
   it('initBackend rejects a name that is not a backend request (the stage contract passes it as a string)', async () => {
-    await expect(initBackend('tpu')).rejects.toThrow('unknown TF.js backend "tpu" (known: auto, tensorflow-gpu, tensorflow, wasm-blas, wasm, cpu)');
+    await expect(initBackend('tpu')).rejects.toThrow(
+      'unknown TF.js backend "tpu" (known: auto, tensorflow-gpu, tensorflow, wasm-blas, wasm, cpu)',
+    );
   });
 });

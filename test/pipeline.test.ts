@@ -15,7 +15,10 @@ import { cli, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.j
 import { BACKEND_PREFERENCE } from '../src/models/backend-names.js';
 
 // The smoke pipeline (the whole chain at toy scale) with its `max_steps` made a parameter.
-const PIPELINE = readFileSync(new URL('../pipelines/smoke.yaml', import.meta.url), 'utf8').replace('max_steps: 40', 'max_steps: MAX_STEPS');
+const PIPELINE = readFileSync(new URL('../pipelines/smoke.yaml', import.meta.url), 'utf8').replace(
+  'max_steps: 40',
+  'max_steps: MAX_STEPS',
+);
 
 const ALL = ['kb', 'facts', 'tokens', 'model', 'scores', 'report'];
 
@@ -23,7 +26,8 @@ function setup(maxSteps = 20) {
   const dir = tempDir('gp-e2e-');
   const file = writeFileIn(dir, 'smoke.yaml', PIPELINE.replace('MAX_STEPS', String(maxSteps)));
   const store = join(dir, 'artifacts');
-  const run = (...extra: string[]) => cli(['run', file, '--store', store, '--json', ...extra], { stages: builtinStages });
+  const run = (...extra: string[]) =>
+    cli(['run', file, '--store', store, '--json', ...extra], { stages: builtinStages });
   return { dir, file, store, run };
 }
 
@@ -94,9 +98,13 @@ describe('the built-in pipeline, end to end', () => {
   it('a run killed during train leaves no artifact that a later run takes as complete', async () => {
     const { file, store, run } = setup(3000);
     const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-    const child = spawn(process.execPath, ['--import', tsx, 'src/cli.ts', 'run', file, '--store', store, '--jobs', '1'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', tsx, 'src/cli.ts', 'run', file, '--store', store, '--jobs', '1'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let log = '';
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
     child.stdout.on('data', (d: Buffer) => (log += d.toString()));
@@ -118,7 +126,9 @@ describe('the built-in pipeline, end to end', () => {
 
     // Whatever is in the train folder of the store must be a complete artifact (none is).
     const trainDir = join(store, 'train');
-    const complete = existsSync(trainDir) ? readdirSync(trainDir).filter((k) => existsSync(join(trainDir, k, 'manifest.json'))) : [];
+    const complete = existsSync(trainDir)
+      ? readdirSync(trainDir).filter((k) => existsSync(join(trainDir, k, 'manifest.json')))
+      : [];
     expect(complete).toEqual([]);
     const status = await cli(['status', file, '--store', store, '--json'], { stages: builtinStages });
     expect(statuses(status)).toMatchObject({ kb: 'cached', facts: 'cached', tokens: 'cached', model: 'planned' });

@@ -23,7 +23,10 @@ const ARGS = [
   '--disable-sync',
 ];
 const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`report-browser: ${CHROMIUM} not found, skipping the browser tests (install it: apt-get install -y chromium)`);
+if (!hasChromium)
+  console.warn(
+    `report-browser: ${CHROMIUM} not found, skipping the browser tests (install it: apt-get install -y chromium)`,
+  );
 
 /** What loading a page showed: console errors, uncaught errors and every request made. */
 interface Loaded {
@@ -68,7 +71,9 @@ describe.skipIf(!hasChromium)('the report in headless Chromium', () => {
         id: el.id,
         rendered: el.getAttribute('data-rendered'),
         svgs: el.querySelectorAll('svg').length,
-        marks: el.querySelectorAll('svg g.role-mark.mark-line path, svg g.role-mark.mark-symbol path, svg g.role-mark.mark-rule line').length,
+        marks: el.querySelectorAll(
+          'svg g.role-mark.mark-line path, svg g.role-mark.mark-symbol path, svg g.role-mark.mark-rule line',
+        ).length,
       })),
     );
 
@@ -88,9 +93,13 @@ describe.skipIf(!hasChromium)('the report in headless Chromium', () => {
       expect(p.marks, p.id).toBeGreaterThan(5);
     }
     // 6 runs: a grokking panel each, 6 lines per panel in the overlay
-    expect(await page.$$eval('#plot1-grokking svg g.role-mark.mark-line path', (e) => e.length)).toBeGreaterThanOrEqual(6 * 5);
+    expect(await page.$$eval('#plot1-grokking svg g.role-mark.mark-line path', (e) => e.length)).toBeGreaterThanOrEqual(
+      6 * 5,
+    );
 
-    const rows = await page.$$eval('table.runs tbody tr', (trs) => trs.map((tr) => [tr.getAttribute('data-run'), tr.className]));
+    const rows = await page.$$eval('table.runs tbody tr', (trs) =>
+      trs.map((tr) => [tr.getAttribute('data-run'), tr.className]),
+    );
     expect(rows).toEqual([
       ['entities=100,seed=0', 'analysed'],
       ['entities=100,seed=1', 'analysed'],
@@ -103,7 +112,9 @@ describe.skipIf(!hasChromium)('the report in headless Chromium', () => {
     expect(await page.$$eval('svg.dag g.dag-node', (e) => e.length)).toBe(2);
 
     // artifact links resolve, from the page, to folders in the store
-    const links = await page.$$eval('table.runs td.links a', (as) => as.map((a) => (a as unknown as { href: string }).href));
+    const links = await page.$$eval('table.runs td.links a', (as) =>
+      as.map((a) => (a as unknown as { href: string }).href),
+    );
     expect(links).toHaveLength(6);
     for (const href of links) {
       expect(href.startsWith('file:///')).toBe(true);
@@ -115,7 +126,9 @@ describe.skipIf(!hasChromium)('the report in headless Chromium', () => {
 
   it('a sweep still running: the missing runs are listed as not computed, the plots still drawn', async () => {
     const out = join(fx.dir, 'running.html');
-    const res = await cli(['report', fx.file, '--store', fx.store, '--out', out, '--set', 'matrix.seed=[0, 1, 2]'], { stages: reportStages });
+    const res = await cli(['report', fx.file, '--store', fx.store, '--out', out, '--set', 'matrix.seed=[0, 1, 2]'], {
+      stages: reportStages,
+    });
     expect(res.code, res.stderr).toBe(0);
     const { page, errors, requests } = await load(out);
     expect(errors).toEqual([]);

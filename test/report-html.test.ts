@@ -24,7 +24,10 @@ beforeAll(async () => {
 const report = (...args: string[]) => cli(['report', fx.file, '--store', fx.store, ...args], { stages: reportStages });
 
 /** Every `href="..."` of the page. */
-const hrefs = (html: string) => [...html.replace(/(<script\b[^>]*>)[\s\S]*?(<\/script>)/g, '$1$2').matchAll(/href="([^"]*)"/g)].map((m) => m[1].replace(/&amp;/g, '&'));
+const hrefs = (html: string) =>
+  [...html.replace(/(<script\b[^>]*>)[\s\S]*?(<\/script>)/g, '$1$2').matchAll(/href="([^"]*)"/g)].map((m) =>
+    m[1].replace(/&amp;/g, '&'),
+  );
 
 describe('grokpipe report', () => {
   it('writes <store>/reports/<name>.html with every run analysed, from the analyze artifact', async () => {
@@ -60,7 +63,9 @@ describe('grokpipe report', () => {
       expect(h).not.toMatch(/^[a-z]+:/);
       expect(existsSync(join(dirname(file), decodeURIComponent(h))), h).toBe(true);
     }
-    expect(local.filter((h) => h.endsWith('/') && statSync(join(dirname(file), h)).isDirectory()).length).toBeGreaterThanOrEqual(7);
+    expect(
+      local.filter((h) => h.endsWith('/') && statSync(join(dirname(file), h)).isDirectory()).length,
+    ).toBeGreaterThanOrEqual(7);
     expect(local.some((h) => h.endsWith('/metrics.parquet'))).toBe(true);
   });
 
@@ -94,18 +99,37 @@ describe('grokpipe report', () => {
     expect(html).toContain('has not run yet: metrics computed for this report from the 6 of 8 runs');
     expect(html).toContain('waiting for scores[entities=800,seed=1]');
 
-    const pipeline = compilePipeline(fx.file, createRegistry(reportStages), { sets: ['matrix.entities=[100, 200, 400, 800]'] });
+    const pipeline = compilePipeline(fx.file, createRegistry(reportStages), {
+      sets: ['matrix.entities=[100, 200, 400, 800]'],
+    });
     const [a] = (await gatherReport(pipeline, new Store(fx.store))).analyses;
     expect(a.source).toBe('partial');
-    expect(a.runs.map((r) => `${r.name}:${r.status}`).slice(-3)).toEqual(['entities=400,seed=1:analysed', 'entities=800,seed=0:not computed', 'entities=800,seed=1:not computed']);
+    expect(a.runs.map((r) => `${r.name}:${r.status}`).slice(-3)).toEqual([
+      'entities=400,seed=1:analysed',
+      'entities=800,seed=0:not computed',
+      'entities=800,seed=1:not computed',
+    ]);
     expect(a.runs[7].pending).toEqual(['scores[entities=800,seed=1]']);
     // the partial numbers are the stored ones for the runs that are done
-    const stored = toRows(await readTable(join(fx.store, 'analyze', (await gatherReport(compilePipeline(fx.file, createRegistry(reportStages)), new Store(fx.store))).analyses[0].artifact.key as string, 'metrics.parquet')));
+    const stored = toRows(
+      await readTable(
+        join(
+          fx.store,
+          'analyze',
+          (await gatherReport(compilePipeline(fx.file, createRegistry(reportStages)), new Store(fx.store))).analyses[0]
+            .artifact.key as string,
+          'metrics.parquet',
+        ),
+      ),
+    );
     expect(a.runs.slice(0, 6).map((r) => r.metrics)).toEqual(stored);
   });
 
   it('before anything ran: no metrics, every run not computed; bad input exits 2', async () => {
-    const res = await cli(['report', fx.file, '--store', join(fx.dir, 'empty-store'), '--out', join(fx.dir, 'empty.html')], { stages: reportStages });
+    const res = await cli(
+      ['report', fx.file, '--store', join(fx.dir, 'empty-store'), '--out', join(fx.dir, 'empty.html')],
+      { stages: reportStages },
+    );
     expect(res.code, res.stderr).toBe(0);
     const html = readFileSync(join(fx.dir, 'empty.html'), 'utf8');
     expect((html.match(/<tr class="not-computed"/g) ?? []).length).toBe(6);
@@ -122,7 +146,9 @@ describe('report pieces', () => {
     const json = scriptJson({ s: '</script><!-- \u2028 &' });
     expect(json).not.toMatch(/<|>|&|\u2028/);
     expect(JSON.parse(json)).toEqual({ s: '</script><!-- \u2028 &' });
-    expect(scriptSource('var a = "</script>", b = /<\\/SCRIPT/; // <!-- x')).toBe('var a = "<\\/script>", b = /<\\/SCRIPT/; // <\\!-- x');
+    expect(scriptSource('var a = "</script>", b = /<\\/SCRIPT/; // <!-- x')).toBe(
+      'var a = "<\\/script>", b = /<\\/SCRIPT/; // <\\!-- x',
+    );
     expect(relativeHref('/s/reports', '/s/analyze/ab cd', true)).toBe('../analyze/ab%20cd/');
     expect(relativeHref('/s/reports', '/s/reports/x#1.parquet')).toBe('x%231.parquet');
   });

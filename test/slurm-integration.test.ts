@@ -13,7 +13,10 @@ import { cli, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.j
 import type { CliResult } from './fixtures/engine-harness.js';
 
 const enabled = process.env.GROKPIPE_SLURM === '1';
-if (!enabled) console.warn('slurm-integration: skipped (set GROKPIPE_SLURM=1 to run it; it starts a local cluster with scripts/slurm-local.sh)');
+if (!enabled)
+  console.warn(
+    'slurm-integration: skipped (set GROKPIPE_SLURM=1 to run it; it starts a local cluster with scripts/slurm-local.sh)',
+  );
 
 const worker = { workerCommand: [...fakeCliCommand(), 'exec-job'] };
 const SLURM = ['--executor', 'slurm', '--slurm-poll', '0.3', '--json'];
@@ -31,7 +34,9 @@ stages:
 function contentHashes(r: CliResult, store: string): Record<string, string> {
   return Object.fromEntries(
     r.runs().map((x) => {
-      const m = JSON.parse(readFileSync(join(store, x.stage, x.key as string, 'manifest.json'), 'utf8')) as { content_hash: string };
+      const m = JSON.parse(readFileSync(join(store, x.stage, x.key as string, 'manifest.json'), 'utf8')) as {
+        content_hash: string;
+      };
       return [x.id, `${x.key as string}:${m.content_hash}`];
     }),
   );
@@ -60,13 +65,17 @@ describe.skipIf(!enabled)('slurm executor on a local SLURM cluster', () => {
 
   it('a failing task is reported with its log; its dependents are skipped, the others finish', async () => {
     const dir = tempDir('gp-slurm-it-');
-    const file = writeFileIn(dir, 'p.yaml', `
+    const file = writeFileIn(
+      dir,
+      'p.yaml',
+      `
 stages:
   g: { uses: gen, with: { seed: 7 } }
   s: { uses: scale, needs: [g] }
   x: { uses: boom }
   after: { uses: collect, needs: [x] }
-`);
+`,
+    );
     const store = join(dir, 'store');
     const r = await cli(['run', file, '--store', store, ...SLURM], worker);
     expect(r.code).toBe(1);

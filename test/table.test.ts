@@ -43,7 +43,9 @@ describe('parquet tables', () => {
   it('detects a flipped byte', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gp-table-'));
     const file = join(dir, 't.parquet');
-    const t: Table = { columns: [{ name: 'v', type: 'INT32', data: Int32Array.from({ length: 1000 }, (_, i) => i * 31) }] };
+    const t: Table = {
+      columns: [{ name: 'v', type: 'INT32', data: Int32Array.from({ length: 1000 }, (_, i) => i * 31) }],
+    };
     writeFileSync(file, encodeTable(t, { note: 'x' }).bytes);
     const bytes = readFileSync(file);
     bytes[200] ^= 0xff;

@@ -111,7 +111,8 @@ export function sweepTable(runs: readonly AnalyzedRun[], thresholds: readonly nu
   for (const k of knobs.filter((x) => !isSeedKnob(x.name))) {
     const first = (g: RunGroup) => runs[g.runs[0]].matrix[k.name];
     const name = SWEEP_COLUMNS.includes(k.column) ? `matrix_${k.name}` : k.column;
-    if (k.numeric) columns.push({ name, type: 'DOUBLE', data: Float64Array.from(rows, (r) => first(r.group) as number) });
+    if (k.numeric)
+      columns.push({ name, type: 'DOUBLE', data: Float64Array.from(rows, (r) => first(r.group) as number) });
     else columns.push({ name, type: 'STRING', data: rows.map((r) => r.group.key[k.name]) });
   }
   columns.push(

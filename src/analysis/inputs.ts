@@ -51,7 +51,10 @@ async function readAccuracy(input: CurveInput): Promise<Record<string, number>> 
  * Reads and analyses every input that has a curve, named by `uniqueRunNames`.
  * @throws Error when no input has a curve.
  */
-export async function analyzeInputs(inputs: readonly CurveInput[], thresholds: AnalysisThresholds): Promise<AnalyzedRun[]> {
+export async function analyzeInputs(
+  inputs: readonly CurveInput[],
+  thresholds: AnalysisThresholds,
+): Promise<AnalyzedRun[]> {
   const withCurve = inputs.filter((i) => i.files.includes(CURVE_FILE));
   if (withCurve.length === 0) {
     const got = inputs.map((i) => `${i.id} (${i.stage})`).join(', ') || 'none';

@@ -121,7 +121,13 @@ export function curveFromTable(table: Table): Curve {
   const n = numRows(table);
   const points: CurvePoint[] = [];
   for (let i = 0; i < n; i++) {
-    points.push({ type: type[i], step: step[i], epoch: epoch[i], accuracy: accuracy[i], loss: loss ? loss[i] : undefined });
+    points.push({
+      type: type[i],
+      step: step[i],
+      epoch: epoch[i],
+      accuracy: accuracy[i],
+      loss: loss ? loss[i] : undefined,
+    });
   }
   return buildCurve(points);
 }

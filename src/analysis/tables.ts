@@ -115,7 +115,11 @@ export function metricsTable(runs: readonly AnalyzedRun[], thresholds: readonly 
   const columns: Column[] = [{ name: 'run', type: 'STRING', data: runs.map((r) => r.name) }];
   for (const knob of sweepKnobs(runs, thresholds)) {
     if (knob.numeric) {
-      columns.push({ name: knob.column, type: 'DOUBLE', data: Float64Array.from(runs, (r) => r.matrix[knob.name] as number) });
+      columns.push({
+        name: knob.column,
+        type: 'DOUBLE',
+        data: Float64Array.from(runs, (r) => r.matrix[knob.name] as number),
+      });
     } else {
       columns.push({ name: knob.column, type: 'STRING', data: runs.map((r) => knobText(r.matrix[knob.name])) });
     }
@@ -227,7 +231,8 @@ export function summaryLines(runs: readonly AnalyzedRun[], thresholds: readonly 
   return lines;
 }
 
-const jsonNumber = (x: number | null | undefined): Json => (x === null || x === undefined || !Number.isFinite(x) ? null : x);
+const jsonNumber = (x: number | null | undefined): Json =>
+  x === null || x === undefined || !Number.isFinite(x) ? null : x;
 
 /**
  * The numbers for the manifest (`ctx.record('metrics', ...)`): `{ <run>: { matrix, memorise_step,

@@ -30,7 +30,12 @@ export function registerDag(program: Command, ctx: CommandContext): void {
       ctx.setJson(Boolean(opts.json));
       const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });
       if (opts.json) {
-        const nodes = pipeline.runs.map((r) => ({ id: r.id, stage: r.stage.name, stage_id: r.stageId, matrix: r.matrix }));
+        const nodes = pipeline.runs.map((r) => ({
+          id: r.id,
+          stage: r.stage.name,
+          stage_id: r.stageId,
+          matrix: r.matrix,
+        }));
         const edges = pipeline.runs.flatMap((r) => r.inputs.map((i) => [i.id, r.id]));
         ctx.stdout.write(`${JSON.stringify({ nodes, edges })}\n`);
       } else {

@@ -71,7 +71,13 @@ const DETAIL: Record<BackendName, string> = {
 };
 
 /** Matrix size of the `--bench` product per backend: under ~1 s in all on a slow machine. */
-const BENCH_N: Record<BackendName, number> = { 'tensorflow-gpu': 1024, tensorflow: 1024, 'wasm-blas': 1024, wasm: 512, cpu: 256 };
+const BENCH_N: Record<BackendName, number> = {
+  'tensorflow-gpu': 1024,
+  tensorflow: 1024,
+  'wasm-blas': 1024,
+  wasm: 512,
+  cpu: 256,
+};
 
 /**
  * Splits `initBackend`'s error message (`TF.js backend "X" is not available (X: reason); hint.`)
@@ -89,7 +95,11 @@ export function parseUnavailable(name: BackendName, message: string): { reason: 
 }
 
 // native-blas.ts already joins lines with "; ", which leaves "opened:; /lib…" after a colon.
-const oneLine = (s: string) => s.replace(/\s*\n\s*/g, '; ').replace(/:;\s*/g, ': ').trim();
+const oneLine = (s: string) =>
+  s
+    .replace(/\s*\n\s*/g, '; ')
+    .replace(/:;\s*/g, ': ')
+    .trim();
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
 /**
@@ -108,7 +118,11 @@ export async function diagnose(options: { bench?: boolean } = {}): Promise<Docto
       backends.push({ name, available: true, detail: DETAIL[name] });
     } catch (err) {
       // initBackend wraps every failure in BackendUnavailableError; anything else is reported too.
-      backends.push({ name, available: false, ...parseUnavailable(name, err instanceof Error ? err.message : String(err)) });
+      backends.push({
+        name,
+        available: false,
+        ...parseUnavailable(name, err instanceof Error ? err.message : String(err)),
+      });
     }
   }
   let blas: DoctorBlas | undefined;
@@ -116,7 +130,8 @@ export async function diagnose(options: { bench?: boolean } = {}): Promise<Docto
   if (!('error' in lib)) {
     blas = { path: lib.path, config: lib.config, corename: lib.corename, threads: lib.threads };
     const entry = backends.find((b) => b.name === 'wasm-blas');
-    if (entry?.available) entry.detail = `wasm with matrix products on ${lib.path}${lib.threads ? ` (${lib.threads} thread${lib.threads === 1 ? '' : 's'})` : ''}`;
+    if (entry?.available)
+      entry.detail = `wasm with matrix products on ${lib.path}${lib.threads ? ` (${lib.threads} thread${lib.threads === 1 ? '' : 's'})` : ''}`;
   }
   // What auto really picks (tfjs-node-gpu without a GPU runs as `tensorflow`); it stays active.
   let auto: BackendName | null = null;
@@ -213,10 +228,14 @@ export function formatDoctor(report: DoctorReport, options: { color?: boolean } 
     lines.push(pc.red('no backend starts: grokpipe cannot train here (see the fix lines above)'));
   } else {
     const rank = BACKEND_PREFERENCE.indexOf(report.auto);
-    const faster = report.backends.filter((b) => !b.available && BACKEND_PREFERENCE.indexOf(b.name) < rank).map((b) => b.name);
+    const faster = report.backends
+      .filter((b) => !b.available && BACKEND_PREFERENCE.indexOf(b.name) < rank)
+      .map((b) => b.name);
     lines.push(
       `--backend auto trains on ${pc.bold(report.auto)}` +
-        (faster.length ? `; faster once installed: ${faster.join(', ')} (see the fix lines above)` : '; the fastest backend grokpipe has'),
+        (faster.length
+          ? `; faster once installed: ${faster.join(', ')} (see the fix lines above)`
+          : '; the fastest backend grokpipe has'),
     );
   }
   return `${lines.join('\n')}\n`;

@@ -83,6 +83,7 @@ export function formatGc(result: GcResult, root: string, leftoversOnly: boolean)
   lines.push(
     `${result.dryRun ? 'would free' : 'freed'} ${prettyBytes(result.bytes)}${detail ? ` (${detail})` : ''}; ${result.keptArtifacts} artifact${result.keptArtifacts === 1 ? '' : 's'} kept`,
   );
-  if (leftoversOnly) lines.push('no --keep-pipelines or --older-than given: only leftovers were considered, no complete artifact');
+  if (leftoversOnly)
+    lines.push('no --keep-pipelines or --older-than given: only leftovers were considered, no complete artifact');
   return `${lines.join('\n')}\n`;
 }

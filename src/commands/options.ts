@@ -95,7 +95,9 @@ export function executorOptions(): Option[] {
     new Option('--slurm-cpus <n>', 'CPUs per stage run (sbatch --cpus-per-task; also the training threads)')
       .argParser(positiveInteger)
       .default(1),
-    new Option('--slurm-array-limit <k>', 'stage runs of one wave running at once (--array=0-N%K)').argParser(positiveInteger),
+    new Option('--slurm-array-limit <k>', 'stage runs of one wave running at once (--array=0-N%K)').argParser(
+      positiveInteger,
+    ),
     new Option('--slurm-poll <seconds>', 'interval between squeue polls (seconds)').argParser(pollSeconds).default(5),
   ];
 }

@@ -23,7 +23,15 @@ import type { CommandContext } from './context.js';
 import { chooseExecutor, listenForInterrupt } from './execution.js';
 import type { ExecutorChoice } from './execution.js';
 import type { ExecutorOptions, PipelineOptions } from './options.js';
-import { RUNS_JSON_HELP, backendOption, executorOptions, jobsOption, jsonOption, setOption, storeOption } from './options.js';
+import {
+  RUNS_JSON_HELP,
+  backendOption,
+  executorOptions,
+  jobsOption,
+  jsonOption,
+  setOption,
+  storeOption,
+} from './options.js';
 import { printStatus } from './status.js';
 
 /** The options of `run` as parsed. */
@@ -112,7 +120,9 @@ function printRecords(pipeline: Pipeline, records: readonly RunRecord[], json: b
   }
   ctx.stdout.write(formatTable(rows, { color: ctx.tty, withSeconds: true }));
   const leaves = new Set(leafRuns(pipeline.runs));
-  const leafRecords = records.filter((r) => leaves.has(r.run)).map((r) => ({ id: r.run.id, dir: r.dir, manifest: r.manifest }));
+  const leafRecords = records
+    .filter((r) => leaves.has(r.run))
+    .map((r) => ({ id: r.run.id, dir: r.dir, manifest: r.manifest }));
   const text = formatLeaves(leafRecords, process.cwd());
   if (text) ctx.stdout.write(`\n${text}`);
 }

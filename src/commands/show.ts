@@ -38,7 +38,9 @@ export function registerShow(program: Command, ctx: CommandContext): void {
     .action(async (target: string, opts: ShowOptions) => {
       ctx.setJson(Boolean(opts.json));
       const store = new Store(opts.store);
-      const plan = opts.file ? await planRuns(compilePipeline(opts.file, ctx.registry(), { sets: opts.set }).runs, store) : undefined;
+      const plan = opts.file
+        ? await planRuns(compilePipeline(opts.file, ctx.registry(), { sets: opts.set }).runs, store)
+        : undefined;
       // Loaded here, not with the CLI: it brings the Parquet libraries.
       const { formatShow, resolveEntry, tableHeads } = await import('../engine/terminal/show.js');
       const entry = await resolveEntry(store, target, plan);

@@ -36,7 +36,13 @@ export function registerStatus(program: Command, ctx: CommandContext): void {
  * table (coloured when `color`), or with `json` the `{"runs": [...]}` document.
  * @returns the exit code, 0.
  */
-export async function printStatus(pipeline: Pipeline, store: Store, json: boolean, stdout: TextSink, color: boolean): Promise<number> {
+export async function printStatus(
+  pipeline: Pipeline,
+  store: Store,
+  json: boolean,
+  stdout: TextSink,
+  color: boolean,
+): Promise<number> {
   const plan = await planRuns(pipeline.runs, store);
   const rows: ResultRow[] = plan.map((p) => ({
     id: p.run.id,

@@ -36,11 +36,15 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
   program
     .command('verify')
     .argument('<file>', 'pipeline YAML file')
-    .description('recompute cached stage runs into a scratch folder and compare with the store; exit 1 on any difference')
+    .description(
+      'recompute cached stage runs into a scratch folder and compare with the store; exit 1 on any difference',
+    )
     .addOption(storeOption())
     .addOption(jsonOption())
     .addOption(setOption())
-    .addOption(new Option('--sample <k>', 'verify k cached runs picked at random').argParser(positiveInteger).conflicts('all'))
+    .addOption(
+      new Option('--sample <k>', 'verify k cached runs picked at random').argParser(positiveInteger).conflicts('all'),
+    )
     .addOption(new Option('--all', 'verify every cached run (the default)').conflicts('sample'))
     .option('--bytes-only', 'only check stored files against their byte hashes; recompute nothing')
     .addOption(jobsOption('recomputations at once', 1))
@@ -130,6 +134,8 @@ export function formatVerify(results: readonly VerifyResult[], color: boolean): 
   const s = summary(results);
   const parts = Object.entries(s).map(([k, v]) => `${v} ${k}`);
   const failed = results.filter((r) => isFailure(r.status)).length;
-  lines.push(`${failed > 0 ? pc.red('verify failed') : pc.green('verify passed')}: ${results.length} runs checked (${parts.join(', ') || 'none'})`);
+  lines.push(
+    `${failed > 0 ? pc.red('verify failed') : pc.green('verify passed')}: ${results.length} runs checked (${parts.join(', ') || 'none'})`,
+  );
   return `${lines.join('\n')}\n`;
 }

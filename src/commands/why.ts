@@ -76,7 +76,16 @@ export function whyLines(plan: readonly PlannedRun[], target: string | undefined
     chosen = plan.filter((p) => p.run.id === target);
     if (chosen.length === 0) chosen = plan.filter((p) => p.run.stageId === target);
     if (chosen.length === 0) {
-      throw new InputError([{ where: target, path: '', message: `no stage run or stage "${target}" in the pipeline (runs: ${formatList(plan.map((p) => p.run.id), 5)})` }]);
+      throw new InputError([
+        {
+          where: target,
+          path: '',
+          message: `no stage run or stage "${target}" in the pipeline (runs: ${formatList(
+            plan.map((p) => p.run.id),
+            5,
+          )})`,
+        },
+      ]);
     }
   }
   const env = currentEnvironment({ backend: options.backend ?? 'auto' });
@@ -107,6 +116,7 @@ export function formatWhy(lines: readonly WhyLine[], total: number, target?: str
     if (l.status === 'planned') out.push(`${l.id}: ${l.reason}${note}`);
     else out.push(`${l.id}: cached (${(l.key ?? '').slice(0, 12)})${note}`);
   }
-  if (planned.length === 0 && target === undefined) out.unshift(`nothing would recompute: all ${total} runs are cached`);
+  if (planned.length === 0 && target === undefined)
+    out.unshift(`nothing would recompute: all ${total} runs are cached`);
   return `${out.join('\n')}\n`;
 }

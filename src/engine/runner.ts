@@ -93,7 +93,11 @@ export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions
   const records = await Promise.all(runs.map((r) => current(inv, r)));
   await inv.reporter.stop();
   const used = records.filter((r) => (r.status === 'cached' || r.status === 'ran') && r.key !== null);
-  await recordUsage(opts.store.root, opts.pipelineFile, used.map((r) => ({ stage: r.run.stage.name, key: r.key as string }))).catch(() => undefined);
+  await recordUsage(
+    opts.store.root,
+    opts.pipelineFile,
+    used.map((r) => ({ stage: r.run.stage.name, key: r.key as string })),
+  ).catch(() => undefined);
   return records;
 }
 
@@ -166,8 +170,17 @@ async function runOne(inv: Invocation, run: StageRun): Promise<RunRecord> {
 }
 
 /** `resolveRun` over finished inputs (their content is known, so the run always gets a key). */
-async function resolve(inv: Invocation, run: StageRun, inputs: readonly RunRecord[]): Promise<Exclude<Resolution, { kind: 'unkeyed' }>> {
-  const resolved = await resolveRun(run, inputs.map((r) => inputState(r, r.status === 'ran')), inv.store, 'run');
+async function resolve(
+  inv: Invocation,
+  run: StageRun,
+  inputs: readonly RunRecord[],
+): Promise<Exclude<Resolution, { kind: 'unkeyed' }>> {
+  const resolved = await resolveRun(
+    run,
+    inputs.map((r) => inputState(r, r.status === 'ran')),
+    inv.store,
+    'run',
+  );
   if (resolved.kind === 'unkeyed') throw new Error(`internal: ${run.id} has an unfinished input`);
   return resolved;
 }
@@ -176,10 +189,14 @@ async function resolve(inv: Invocation, run: StageRun, inputs: readonly RunRecor
  * Checks the bytes of the cached inputs a stage is about to read; recomputes corrupt ones.
  * @returns the input records to use, or the record of an input that could not be recomputed.
  */
-async function soundInputs(inv: Invocation, inputs: readonly RunRecord[]): Promise<{ records: RunRecord[]; bad?: RunRecord }> {
+async function soundInputs(
+  inv: Invocation,
+  inputs: readonly RunRecord[],
+): Promise<{ records: RunRecord[]; bad?: RunRecord }> {
   const out: RunRecord[] = [];
   for (const r of inputs) {
-    const problems = r.status === 'cached' ? await checkArtifactBytes(r.dir as string, r.manifest as Manifest, inv.bytes) : [];
+    const problems =
+      r.status === 'cached' ? await checkArtifactBytes(r.dir as string, r.manifest as Manifest, inv.bytes) : [];
     if (problems.length === 0) {
       out.push(r);
       continue;
@@ -305,7 +322,16 @@ async function execute(inv: Invocation, p: Pending): Promise<RunRecord> {
     });
     const done = await store.commit(tmp, manifest);
     committed = true;
-    return { run, key, status: 'ran', seconds, reason: why.reason, roots: why.roots, dir: done.dir, manifest: done.manifest };
+    return {
+      run,
+      key,
+      status: 'ran',
+      seconds,
+      reason: why.reason,
+      roots: why.roots,
+      dir: done.dir,
+      manifest: done.manifest,
+    };
   } catch (err) {
     const error = signal.aborted ? 'interrupted' : message(err);
     return { run, key, status: 'failed', seconds: secondsSince(t0), reason: why.reason, error };
@@ -316,7 +342,13 @@ async function execute(inv: Invocation, p: Pending): Promise<RunRecord> {
 
 /** A finished input as its reader's manifest records it. */
 function manifestInput(r: RunRecord): ManifestInput {
-  return { id: r.run.id, stage: r.run.stage.name, key: r.key as string, content_hash: (r.manifest as Manifest).content_hash, matrix: r.run.matrix };
+  return {
+    id: r.run.id,
+    stage: r.run.stage.name,
+    key: r.key as string,
+    content_hash: (r.manifest as Manifest).content_hash,
+    matrix: r.run.matrix,
+  };
 }
 
 /** Reports a finished run's final event; returns the record. */
@@ -330,7 +362,12 @@ function report(inv: Invocation, record: RunRecord): RunRecord {
 }
 
 /** The record of a cached run; touches the entry (its folder time is its last use, for `gc`). */
-function cachedRecord(inv: Invocation, run: StageRun, hit: { key: string; dir: string; manifest: Manifest }, seconds: number): RunRecord {
+function cachedRecord(
+  inv: Invocation,
+  run: StageRun,
+  hit: { key: string; dir: string; manifest: Manifest },
+  seconds: number,
+): RunRecord {
   void inv.store.touch(run.stage.name, hit.key);
   return { run, key: hit.key, status: 'cached', seconds, reason: '', dir: hit.dir, manifest: hit.manifest };
 }

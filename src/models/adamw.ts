@@ -99,19 +99,21 @@ export class AdamW {
       const stepSize = c(lr / (1 - beta1 ** t));
       // One tidy a parameter: its temporaries are freed before the next one's are made, so the
       // update needs a few parameter-sized buffers at a time, not ten copies of the whole model.
-      names.forEach((n, i) => tf.tidy(() => {
-        const p = this.params.get(n) as tf.Variable;
-        const m = this.m.get(n) as tf.Variable;
-        const v = this.v.get(n) as tf.Variable;
-        const g = coef ? tf.mul(gs[i], coef) : gs[i];
-        const mNew = tf.add(tf.mul(m, b1), tf.mul(g, b1c));
-        const vNew = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), b2c));
-        const decayed = wd > 0 && this.decays(n) ? tf.mul(p, decay) : p;
-        const denom = tf.add(tf.mul(tf.sqrt(vNew), invBc2Sqrt), eps_);
-        p.assign(tf.sub(decayed, tf.mul(tf.div(mNew, denom), stepSize)));
-        m.assign(mNew);
-        v.assign(vNew);
-      }));
+      names.forEach((n, i) =>
+        tf.tidy(() => {
+          const p = this.params.get(n) as tf.Variable;
+          const m = this.m.get(n) as tf.Variable;
+          const v = this.v.get(n) as tf.Variable;
+          const g = coef ? tf.mul(gs[i], coef) : gs[i];
+          const mNew = tf.add(tf.mul(m, b1), tf.mul(g, b1c));
+          const vNew = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), b2c));
+          const decayed = wd > 0 && this.decays(n) ? tf.mul(p, decay) : p;
+          const denom = tf.add(tf.mul(tf.sqrt(vNew), invBc2Sqrt), eps_);
+          p.assign(tf.sub(decayed, tf.mul(tf.div(mNew, denom), stepSize)));
+          m.assign(mNew);
+          v.assign(vNew);
+        }),
+      );
       return total;
     });
     this.step = t;

@@ -218,7 +218,8 @@ export function hostSegmentSumKernel(backendName: 'wasm' | 'cpu'): KernelConfig 
       const x = inputs.x as TensorInfo;
       const ids = inputs.segmentIds as TensorInfo;
       const numSegments = (attrs as { numSegments: number }).numSegments;
-      if (x.dtype !== 'float32') throw new Error(`UnsortedSegmentSum (${backendName}): x must be float32, got ${x.dtype}`);
+      if (x.dtype !== 'float32')
+        throw new Error(`UnsortedSegmentSum (${backendName}): x must be float32, got ${x.dtype}`);
       const b = backend as HostBackend;
       const n = ids.shape.reduce((a, d) => a * d, 1);
       const innerShape = x.shape.slice(ids.shape.length);
@@ -267,7 +268,8 @@ export function registerWasmRowGather(): void {
       const indices = args.inputs.indices as TensorInfo;
       const { axis, batchDims } = (args.attrs ?? {}) as { axis: number; batchDims: number };
       const ax = axis < 0 ? axis + x.shape.length : axis;
-      if (x.dtype !== 'float32' || indices.dtype !== 'int32' || ax !== 0 || (batchDims ?? 0) !== 0) return stock.kernelFunc(args);
+      if (x.dtype !== 'float32' || indices.dtype !== 'int32' || ax !== 0 || (batchDims ?? 0) !== 0)
+        return stock.kernelFunc(args);
       const b = args.backend as WasmBackend;
       const rows = x.shape[0];
       const inner = x.shape.slice(1).reduce((p, d) => p * d, 1);

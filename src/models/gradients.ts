@@ -45,8 +45,10 @@ const asFloat = (x: Tensor): Tensor => (x.dtype === 'float32' ? x : tf.cast(x, '
 
 type Grad = (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => Record<string, () => Tensor>;
 
-const single = (f: (dy: Tensor, saved: Tensor[], attrs: NamedAttrMap) => Record<string, () => Tensor>): Grad =>
-  (dy, saved, attrs) => f(dy as Tensor, saved, attrs);
+const single =
+  (f: (dy: Tensor, saved: Tensor[], attrs: NamedAttrMap) => Record<string, () => Tensor>): Grad =>
+  (dy, saved, attrs) =>
+    f(dy as Tensor, saved, attrs);
 
 /** The gradient configs this module provides, by kernel name. */
 export const GRADIENTS: readonly GradConfig[] = [
@@ -58,7 +60,10 @@ export const GRADIENTS: readonly GradConfig[] = [
   {
     kernelName: tf.Sub,
     inputsToSave: ['a', 'b'],
-    gradFunc: single((dy, [a, b]) => ({ a: () => unbroadcast(dy, a.shape), b: () => unbroadcast(tf.neg(dy), b.shape) })),
+    gradFunc: single((dy, [a, b]) => ({
+      a: () => unbroadcast(dy, a.shape),
+      b: () => unbroadcast(tf.neg(dy), b.shape),
+    })),
   },
   {
     kernelName: tf.Multiply,
@@ -138,7 +143,14 @@ export const GRADIENTS: readonly GradConfig[] = [
     inputsToSave: ['x'],
     gradFunc: single((dy, [x], attrs) => {
       const paddings = attrs.paddings as [number, number][];
-      return { x: () => tf.slice(dy, paddings.map((p) => p[0]), x.shape) };
+      return {
+        x: () =>
+          tf.slice(
+            dy,
+            paddings.map((p) => p[0]),
+            x.shape,
+          ),
+      };
     }),
   },
   {
@@ -189,7 +201,11 @@ export const GRADIENTS: readonly GradConfig[] = [
     saveAllInputs: true,
     gradFunc: single((dy, saved, attrs) => {
       const axis = tf.util.parseAxisParam(attrs.axis as number, saved[0].shape)[0];
-      const parts = tf.split(dy, saved.map((t) => t.shape[axis]), axis);
+      const parts = tf.split(
+        dy,
+        saved.map((t) => t.shape[axis]),
+        axis,
+      );
       return Object.fromEntries(parts.map((p, i) => [String(i), () => p]));
     }),
   },
@@ -206,7 +222,8 @@ export const GRADIENTS: readonly GradConfig[] = [
     kernelName: tf.GatherV2,
     inputsToSave: ['x', 'indices'],
     gradFunc: single((dy, [x, indices], attrs) => {
-      if (((attrs.batchDims as number) ?? 0) !== 0) throw new Error('GatherV2 gradient: batchDims > 0 is not supported');
+      if (((attrs.batchDims as number) ?? 0) !== 0)
+        throw new Error('GatherV2 gradient: batchDims > 0 is not supported');
       const axis = tf.util.parseAxisParam(attrs.axis as number, x.shape)[0];
       return {
         x: () => {
@@ -233,11 +250,29 @@ export const GRADIENTS: readonly GradConfig[] = [
     gradFunc: single((dy, [a, b], attrs) => {
       const tA = attrs.transposeA as boolean;
       const tB = attrs.transposeB as boolean;
-      const fit = (ga: () => tf.Tensor, gb: () => tf.Tensor) => ({ a: () => unbroadcast(ga(), a.shape), b: () => unbroadcast(gb(), b.shape) });
-      if (!tA && !tB) return fit(() => tf.matMul(dy, b, false, true), () => tf.matMul(a, dy, true, false));
-      if (!tA && tB) return fit(() => tf.matMul(dy, b, false, false), () => tf.matMul(dy, a, true, false));
-      if (tA && !tB) return fit(() => tf.matMul(b, dy, false, true), () => tf.matMul(a, dy, false, false));
-      return fit(() => tf.matMul(b, dy, true, true), () => tf.matMul(dy, a, true, true));
+      const fit = (ga: () => tf.Tensor, gb: () => tf.Tensor) => ({
+        a: () => unbroadcast(ga(), a.shape),
+        b: () => unbroadcast(gb(), b.shape),
+      });
+      if (!tA && !tB)
+        return fit(
+          () => tf.matMul(dy, b, false, true),
+          () => tf.matMul(a, dy, true, false),
+        );
+      if (!tA && tB)
+        return fit(
+          () => tf.matMul(dy, b, false, false),
+          () => tf.matMul(dy, a, true, false),
+        );
+      if (tA && !tB)
+        return fit(
+          () => tf.matMul(b, dy, false, true),
+          () => tf.matMul(a, dy, false, false),
+        );
+      return fit(
+        () => tf.matMul(b, dy, true, true),
+        () => tf.matMul(dy, a, true, true),
+      );
     }),
   },
 ];

@@ -175,7 +175,13 @@ export function positionMask(positions: tf.Tensor1D, seq: number): tf.Tensor4D {
  * @param mask additive, broadcastable to `[batch, n_heads, n_q, seq]` (`causalMask`, `positionMask`).
  * @returns `[batch, n_q, d_model]`, heads concatenated in the same layout.
  */
-export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, nHeads: number, mask: tf.Tensor): tf.Tensor3D {
+export function multiHeadAttention(
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  nHeads: number,
+  mask: tf.Tensor,
+): tf.Tensor3D {
   const [batch, nQ, dModel] = q.shape;
   const seq = k.shape[1];
   const dHead = dModel / nHeads;

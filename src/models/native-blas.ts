@@ -24,9 +24,17 @@ interface BlasAddon {
   load(candidates: string[]): BlasLibrary;
   setThreads(n: number): number | null;
   matMul(
-    a: Float32Array, b: Float32Array, c: Float32Array,
-    batch: number, batchA: number, batchB: number, m: number, n: number, k: number,
-    transA: boolean, transB: boolean,
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    batch: number,
+    batchA: number,
+    batchB: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
   ): void;
 }
 
@@ -43,7 +51,12 @@ export interface BlasLibrary {
 }
 
 /** Sonames tried in order when `GROKPIPE_BLAS` is not set. */
-export const BLAS_CANDIDATES: readonly string[] = ['libopenblas.so.0', 'libopenblas.so', 'libblis.so.4', 'libmkl_rt.so'];
+export const BLAS_CANDIDATES: readonly string[] = [
+  'libopenblas.so.0',
+  'libopenblas.so',
+  'libblis.so.4',
+  'libmkl_rt.so',
+];
 
 /** How to get the native path working, for error messages and `grokpipe doctor`. */
 export const NATIVE_BLAS_HINT =
@@ -117,7 +130,10 @@ export function nativeMatMulKernel(stock: KernelConfig): KernelConfig {
     const rb = b.shape.length;
     const [m, k] = transposeA ? [a.shape[ra - 1], a.shape[ra - 2]] : [a.shape[ra - 2], a.shape[ra - 1]];
     const [kb, n] = transposeB ? [b.shape[rb - 1], b.shape[rb - 2]] : [b.shape[rb - 2], b.shape[rb - 1]];
-    if (k !== kb) throw new Error(`BatchMatMul: inner dimensions ${k} (a ${JSON.stringify(a.shape)}) and ${kb} (b ${JSON.stringify(b.shape)}) differ`);
+    if (k !== kb)
+      throw new Error(
+        `BatchMatMul: inner dimensions ${k} (a ${JSON.stringify(a.shape)}) and ${kb} (b ${JSON.stringify(b.shape)}) differ`,
+      );
     const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
     const batch = product(outer);
     const batchA = product(a.shape.slice(0, -2));
@@ -130,12 +146,27 @@ export function nativeMatMulKernel(stock: KernelConfig): KernelConfig {
     if (batch * m * n === 0) return out;
     // Views after makeOutput: allocating may grow (and detach) the wasm heap.
     addon.matMul(
-      backend.typedArrayFromHeap(a), backend.typedArrayFromHeap(b), backend.typedArrayFromHeap(out),
-      batch, batchA, batchB, m, n, k, transposeA, transposeB,
+      backend.typedArrayFromHeap(a),
+      backend.typedArrayFromHeap(b),
+      backend.typedArrayFromHeap(out),
+      batch,
+      batchA,
+      batchB,
+      m,
+      n,
+      k,
+      transposeA,
+      transposeB,
     );
     return out;
   };
-  return { kernelName: tf.BatchMatMul, backendName: 'wasm', setupFunc: stock.setupFunc, disposeFunc: stock.disposeFunc, kernelFunc };
+  return {
+    kernelName: tf.BatchMatMul,
+    backendName: 'wasm',
+    setupFunc: stock.setupFunc,
+    disposeFunc: stock.disposeFunc,
+    kernelFunc,
+  };
 }
 
 type Marked = KernelConfig & { grokpipe?: 'native-blas'; stock?: KernelConfig };

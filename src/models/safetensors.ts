@@ -23,7 +23,9 @@ export interface SafetensorsArray {
 }
 
 /** One tensor: dtype, shape and its values, row-major. */
-export type NamedTensor = { [D in SafetensorsDtype]: { dtype: D; shape: number[]; data: SafetensorsArray[D] } }[SafetensorsDtype];
+export type NamedTensor = {
+  [D in SafetensorsDtype]: { dtype: D; shape: number[]; data: SafetensorsArray[D] };
+}[SafetensorsDtype];
 
 /** A decoded file: tensors in file order and the `__metadata__` map (empty when absent). */
 export interface Safetensors {
@@ -59,7 +61,10 @@ function assertLittleEndian(): void {
  * Encodes tensors (in the given order) and string metadata as a safetensors file.
  * @throws SafetensorsError on a shape/data size mismatch, a bad name or a non-string metadata value.
  */
-export function encodeSafetensors(tensors: Iterable<[string, NamedTensor]>, metadata: Record<string, string> = {}): Uint8Array {
+export function encodeSafetensors(
+  tensors: Iterable<[string, NamedTensor]>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
   assertLittleEndian();
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) {
@@ -73,7 +78,8 @@ export function encodeSafetensors(tensors: Iterable<[string, NamedTensor]>, meta
   for (const [name, t] of tensors) {
     if (name === '__metadata__' || name in header) throw new SafetensorsError(`bad or duplicate tensor name "${name}"`);
     const count = t.shape.reduce((a, d) => a * d, 1);
-    if (!t.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new SafetensorsError(`${name}: bad shape [${t.shape.join(', ')}]`);
+    if (!t.shape.every((d) => Number.isInteger(d) && d >= 0))
+      throw new SafetensorsError(`${name}: bad shape [${t.shape.join(', ')}]`);
     if (t.data.length !== count) {
       throw new SafetensorsError(`${name}: shape [${t.shape.join(', ')}] needs ${count} values, got ${t.data.length}`);
     }
@@ -114,7 +120,8 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
   } catch (err) {
     throw new SafetensorsError(`header is not JSON (${(err as Error).message})`);
   }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError('header is not a JSON object');
+  if (header === null || typeof header !== 'object' || Array.isArray(header))
+    throw new SafetensorsError('header is not a JSON object');
   const dataStart = 8 + n;
   const dataLength = bytes.byteLength - dataStart;
   const metadata: Record<string, string> = {};
@@ -129,12 +136,15 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
     }
     const e = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof e.dtype !== 'string' || !(e.dtype in BYTES)) {
-      throw new SafetensorsError(`${name}: unsupported dtype ${String(e.dtype)} (supported: ${Object.keys(BYTES).join(', ')})`);
+      throw new SafetensorsError(
+        `${name}: unsupported dtype ${String(e.dtype)} (supported: ${Object.keys(BYTES).join(', ')})`,
+      );
     }
     const dtype = e.dtype as SafetensorsDtype;
     const shape = e.shape;
     const off = e.data_offsets;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw new SafetensorsError(`${name}: bad shape`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
+      throw new SafetensorsError(`${name}: bad shape`);
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0)) {
       throw new SafetensorsError(`${name}: bad data_offsets`);
     }
@@ -143,14 +153,16 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
     if (end - begin !== count * BYTES[dtype]) {
       throw new SafetensorsError(`${name}: data_offsets [${begin}, ${end}] do not hold ${count} ${dtype} values`);
     }
-    if (end > dataLength) throw new SafetensorsError(`${name}: data_offsets end ${end} beyond the ${dataLength}-byte buffer`);
+    if (end > dataLength)
+      throw new SafetensorsError(`${name}: data_offsets end ${end} beyond the ${dataLength}-byte buffer`);
     entries.push({ name, dtype, shape: shape as number[], begin, end });
   }
   // Tensors must tile the buffer exactly: no overlap, no hole (safetensors' validation rule).
   const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let expected = 0;
   for (const e of sorted) {
-    if (e.begin !== expected) throw new SafetensorsError(`${e.name}: data starts at ${e.begin}, expected ${expected} (overlap or hole)`);
+    if (e.begin !== expected)
+      throw new SafetensorsError(`${e.name}: data starts at ${e.begin}, expected ${expected} (overlap or hole)`);
     expected = e.end;
   }
   if (expected !== dataLength) throw new SafetensorsError(`tensors cover ${expected} of ${dataLength} buffer bytes`);

@@ -43,7 +43,9 @@ export function modelFromSafetensors(bytes: Uint8Array, config?: ModelConfig): L
         const t = st.tensors.get(name);
         if (!t) throw new Error(`weights lack parameter ${name}`);
         if (t.dtype !== 'F32' || t.shape.join() !== p.shape.join()) {
-          throw new Error(`parameter ${name}: expected F32 [${p.shape.join(', ')}], found ${t.dtype} [${t.shape.join(', ')}]`);
+          throw new Error(
+            `parameter ${name}: expected F32 [${p.shape.join(', ')}], found ${t.dtype} [${t.shape.join(', ')}]`,
+          );
         }
         p.assign(tf.tensor(t.data as Float32Array, p.shape, 'float32'));
       }

@@ -39,7 +39,8 @@ function accuracyRows(run: AnalyzedRun): VlObject[] {
     const s = run.curve[type];
     if (!s) continue;
     for (let i = 0; i < s.step.length; i++) {
-      if (Number.isFinite(s.accuracy[i])) rows.push({ series: TYPE_LABELS[type], step: s.step[i], accuracy: s.accuracy[i] });
+      if (Number.isFinite(s.accuracy[i]))
+        rows.push({ series: TYPE_LABELS[type], step: s.step[i], accuracy: s.accuracy[i] });
     }
   }
   return rows;
@@ -54,7 +55,9 @@ function lossRows(run: AnalyzedRun): { rows: VlObject[]; source: string } {
   const source = run.curve[TRAIN_BATCH_TYPE] ? TRAIN_BATCH_TYPE : TRAIN_TYPE;
   const s = run.curve[source];
   const rows: VlObject[] = [];
-  if (s) for (let i = 0; i < s.step.length; i++) if (s.loss[i] > 0 && Number.isFinite(s.loss[i])) rows.push({ step: s.step[i], loss: s.loss[i] });
+  if (s)
+    for (let i = 0; i < s.step.length; i++)
+      if (s.loss[i] > 0 && Number.isFinite(s.loss[i])) rows.push({ step: s.step[i], loss: s.loss[i] });
   return { rows, source };
 }
 
@@ -62,7 +65,8 @@ function lossRows(run: AnalyzedRun): { rows: VlObject[]; source: string } {
 function ruleRows(run: AnalyzedRun, threshold: number): VlObject[] {
   const rows: VlObject[] = [];
   const m = run.metrics;
-  if (m.memorise) rows.push({ series: TYPE_LABELS[TRAIN_TYPE], step: m.memorise.step, label: `memorised @${m.memorise.step}` });
+  if (m.memorise)
+    rows.push({ series: TYPE_LABELS[TRAIN_TYPE], step: m.memorise.step, label: `memorised @${m.memorise.step}` });
   for (const { type, label } of GENERALISATION_TYPES) {
     const g = m.generalise.find((e) => e.type === type && e.threshold === threshold);
     if (g?.at) rows.push({ series: TYPE_LABELS[type], step: g.at.step, label: `${label} ≥${threshold} @${g.at.step}` });
@@ -77,7 +81,13 @@ function ruleRows(run: AnalyzedRun, threshold: number): VlObject[] {
   return rows;
 }
 
-function runPanel(run: AnalyzedRun, extent: StepExtent, threshold: number, width: number, title: string | null): VlObject {
+function runPanel(
+  run: AnalyzedRun,
+  extent: StepExtent,
+  threshold: number,
+  width: number,
+  title: string | null,
+): VlObject {
   const x = stepEncoding(extent);
   const xHidden = stepEncoding(extent, false);
   const color = {
@@ -96,7 +106,11 @@ function runPanel(run: AnalyzedRun, extent: StepExtent, threshold: number, width
       {
         data: { values: accuracyRows(run) },
         mark: { type: 'line', strokeWidth: 1.8, clip: true },
-        encoding: { x: xHidden, y: { field: 'accuracy', type: 'quantitative', title: 'accuracy', scale: { domain: [0, 1] } }, color },
+        encoding: {
+          x: xHidden,
+          y: { field: 'accuracy', type: 'quantitative', title: 'accuracy', scale: { domain: [0, 1] } },
+          color,
+        },
       },
       {
         data: { values: rules },
@@ -106,7 +120,15 @@ function runPanel(run: AnalyzedRun, extent: StepExtent, threshold: number, width
       {
         data: { values: rules },
         // Written upwards along the left of each rule, from near the bottom of the panel.
-        mark: { type: 'text', angle: 270, align: 'left', baseline: 'bottom', dy: -3, fontSize: 10, limit: Math.round(width * 0.45) },
+        mark: {
+          type: 'text',
+          angle: 270,
+          align: 'left',
+          baseline: 'bottom',
+          dy: -3,
+          fontSize: 10,
+          limit: Math.round(width * 0.45),
+        },
         encoding: { x: xHidden, y: { field: 'labelY', type: 'quantitative' }, text: { field: 'label' }, color },
       },
     ],

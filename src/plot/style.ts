@@ -68,7 +68,12 @@ export function stepEncoding(extent: StepExtent, labels = true): VlObject {
     field: 'step',
     type: 'quantitative',
     title: labels ? STEP_TITLE : null,
-    scale: { type: 'symlog', constant: Math.max(1, extent.minPositive), domain: [0, Math.max(1, extent.max)], nice: false },
+    scale: {
+      type: 'symlog',
+      constant: Math.max(1, extent.minPositive),
+      domain: [0, Math.max(1, extent.max)],
+      nice: false,
+    },
     axis: { values: stepTicks(extent), labelExpr, labelFlush: true, labels, ticks: labels },
   };
 }

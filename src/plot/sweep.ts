@@ -57,7 +57,14 @@ export function overlaySpec(runs: readonly AnalyzedRun[], knobs: readonly Knob[]
       const s = r.curve[type];
       if (!s) continue;
       for (let i = 0; i < s.step.length; i++) {
-        if (Number.isFinite(s.accuracy[i])) rows.push({ run: r.name, panel: `${label} test accuracy (inferred)`, c, step: s.step[i], accuracy: s.accuracy[i] });
+        if (Number.isFinite(s.accuracy[i]))
+          rows.push({
+            run: r.name,
+            panel: `${label} test accuracy (inferred)`,
+            c,
+            step: s.step[i],
+            accuracy: s.accuracy[i],
+          });
       }
     }
   }
@@ -67,10 +74,22 @@ export function overlaySpec(runs: readonly AnalyzedRun[], knobs: readonly Knob[]
     config: CHART_CONFIG,
     title: {
       text: `ID and OOD accuracy of ${runs.length} runs`,
-      subtitle: [knob ? `coloured by ${knob.name}; one line per run; dashed: ${threshold}` : `one line per run; dashed: ${threshold}`, STEP_NOTE],
+      subtitle: [
+        knob
+          ? `coloured by ${knob.name}; one line per run; dashed: ${threshold}`
+          : `one line per run; dashed: ${threshold}`,
+        STEP_NOTE,
+      ],
     },
     data: { values: rows },
-    facet: { column: { field: 'panel', type: 'nominal', title: null, sort: GENERALISATION_TYPES.map((g) => `${g.label} test accuracy (inferred)`) } },
+    facet: {
+      column: {
+        field: 'panel',
+        type: 'nominal',
+        title: null,
+        sort: GENERALISATION_TYPES.map((g) => `${g.label} test accuracy (inferred)`),
+      },
+    },
     spec: {
       width: 380,
       height: 240,
@@ -118,10 +137,12 @@ const SPLITS = [
   { split: 'OOD', color: TYPE_COLORS.ood_inferred },
 ] as const;
 
-const finite = (x: number | null | undefined): number | null => (x === null || x === undefined || !Number.isFinite(x) ? null : x);
+const finite = (x: number | null | undefined): number | null =>
+  x === null || x === undefined || !Number.isFinite(x) ? null : x;
 
 function measures(threshold: number, memoriseThreshold: number): Measure[] {
-  const gen = (r: AnalyzedRun, type: string) => r.metrics.generalise.find((g) => g.type === type && g.threshold === threshold);
+  const gen = (r: AnalyzedRun, type: string) =>
+    r.metrics.generalise.find((g) => g.type === type && g.threshold === threshold);
   return [
     {
       id: 'step',
@@ -131,7 +152,10 @@ function measures(threshold: number, memoriseThreshold: number): Measure[] {
       scale: 'positive',
       lines: [
         { split: 'train', value: (r) => r.metrics.memorise?.step ?? null },
-        ...GENERALISATION_TYPES.map(({ type, label }) => ({ split: label, value: (r: AnalyzedRun) => gen(r, type)?.at?.step ?? null })),
+        ...GENERALISATION_TYPES.map(({ type, label }) => ({
+          split: label,
+          value: (r: AnalyzedRun) => gen(r, type)?.at?.step ?? null,
+        })),
       ],
     },
     {
@@ -140,7 +164,10 @@ function measures(threshold: number, memoriseThreshold: number): Measure[] {
       detail: `generalisation (≥${threshold}) step ÷ memorisation step`,
       axis: 'ratio',
       scale: 'positive',
-      lines: GENERALISATION_TYPES.map(({ type, label }) => ({ split: label, value: (r: AnalyzedRun) => gen(r, type)?.ratio ?? null })),
+      lines: GENERALISATION_TYPES.map(({ type, label }) => ({
+        split: label,
+        value: (r: AnalyzedRun) => gen(r, type)?.ratio ?? null,
+      })),
     },
     {
       id: 'final',
@@ -150,7 +177,10 @@ function measures(threshold: number, memoriseThreshold: number): Measure[] {
       scale: 'accuracy',
       lines: [
         { split: 'train', value: (r) => finite(finalAccuracy(r, 'train_inferred')) },
-        ...GENERALISATION_TYPES.map(({ type, label }) => ({ split: label, value: (r: AnalyzedRun) => finite(finalAccuracy(r, type)) })),
+        ...GENERALISATION_TYPES.map(({ type, label }) => ({
+          split: label,
+          value: (r: AnalyzedRun) => finite(finalAccuracy(r, type)),
+        })),
       ],
     },
   ];
@@ -168,7 +198,11 @@ function measures(threshold: number, memoriseThreshold: number): Measure[] {
  * and ratios are on a log y axis when they span a factor of 10. Returns `null` when no non-seed
  * knob varies.
  */
-export function metricsSpec(runs: readonly AnalyzedRun[], knobs: readonly Knob[], threshold: number): TopLevelSpec | null {
+export function metricsSpec(
+  runs: readonly AnalyzedRun[],
+  knobs: readonly Knob[],
+  threshold: number,
+): TopLevelSpec | null {
   const xs = metricKnobs(knobs);
   if (xs.length === 0) return null;
   const all = measures(threshold, runs[0]?.metrics.memoriseThreshold ?? Number.NaN);
@@ -176,7 +210,8 @@ export function metricsSpec(runs: readonly AnalyzedRun[], knobs: readonly Knob[]
   for (const r of runs) {
     const base: VlObject = { run: r.name };
     xs.forEach((k, i) => (base[`k${i}`] = knobValue(r, k)));
-    for (const m of all) for (const l of m.lines) rows.push({ ...base, measure: m.id, split: l.split, value: l.value(r) });
+    for (const m of all)
+      for (const l of m.lines) rows.push({ ...base, measure: m.id, split: l.split, value: l.value(r) });
   }
   const spread = groupReplicates(runs, knobs).some((g) => g.runs.length > 1);
   const color = {
@@ -195,18 +230,38 @@ export function metricsSpec(runs: readonly AnalyzedRun[], knobs: readonly Knob[]
           type: 'quantitative',
           title: k.name,
           // Same x domain in every panel of the knob, whichever runs reached the metric.
-          scale: { domain: [Math.min(...nums), Math.max(...nums)], padding: 14, nice: false, ...(wantsLogScale(nums, 4) ? { type: 'log' } : { zero: false }) },
+          scale: {
+            domain: [Math.min(...nums), Math.max(...nums)],
+            padding: 14,
+            nice: false,
+            ...(wantsLogScale(nums, 4) ? { type: 'log' } : { zero: false }),
+          },
           axis: { values: [...new Set(nums)].sort((a, b) => a - b), labelExpr: PLAIN_NUMBER_LABEL, labelOverlap: true },
         }
-      : { field: `k${i}`, type: 'nominal', title: k.name, scale: { domain: [...new Set(xValues)] }, axis: { labelAngle: 0 } };
+      : {
+          field: `k${i}`,
+          type: 'nominal',
+          title: k.name,
+          scale: { domain: [...new Set(xValues)] },
+          axis: { labelAngle: 0 },
+        };
     for (const m of all) {
       const values = runs.flatMap((r) => m.lines.map((l) => l.value(r))).filter((v): v is number => v !== null);
       const missing = m.lines
         .map((l) => ({ split: l.split, n: runs.filter((r) => l.value(r) === null).length }))
         .filter((e) => e.n > 0)
         .map((e) => `${e.split} ${e.n}/${runs.length}`);
-      const yScale = m.scale === 'accuracy' ? { domain: [0, 1] } : { padding: 8, nice: false, ...(wantsLogScale(values) ? { type: 'log' } : { zero: false }) };
-      const y = { field: 'value', type: 'quantitative', title: m.axis, scale: yScale, axis: { format: m.scale === 'accuracy' ? '.0%' : m.id === 'ratio' ? '~g' : '~s' } };
+      const yScale =
+        m.scale === 'accuracy'
+          ? { domain: [0, 1] }
+          : { padding: 8, nice: false, ...(wantsLogScale(values) ? { type: 'log' } : { zero: false }) };
+      const y = {
+        field: 'value',
+        type: 'quantitative',
+        title: m.axis,
+        scale: yScale,
+        axis: { format: m.scale === 'accuracy' ? '.0%' : m.id === 'ratio' ? '~g' : '~s' },
+      };
       // Spread, then mean, then the runs' points on top (where the pointer finds their tooltips).
       const layer: VlObject[] = [];
       if (spread) {
@@ -217,7 +272,10 @@ export function metricsSpec(runs: readonly AnalyzedRun[], knobs: readonly Knob[]
       }
       layer.push(
         { mark: { type: 'line', strokeWidth: 1.6 }, encoding: { x, y: { ...y, aggregate: 'mean' }, color } },
-        { mark: { type: 'point', filled: true, size: 40, opacity: 0.55 }, encoding: { x, y, color, tooltip: [{ field: 'run' }, { field: 'split' }, { field: 'value', format: '~g' }] } },
+        {
+          mark: { type: 'point', filled: true, size: 40, opacity: 0.55 },
+          encoding: { x, y, color, tooltip: [{ field: 'run' }, { field: 'split' }, { field: 'value', format: '~g' }] },
+        },
       );
       panels.push({
         width: 250,

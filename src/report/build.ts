@@ -48,10 +48,19 @@ export function defaultReportFile(pipeline: Pipeline, store: Store): string {
  * output folder if needed.
  * @throws Error when a stored table cannot be read or the file cannot be written.
  */
-export async function writeReport(pipeline: Pipeline, store: Store, options: WriteReportOptions = {}): Promise<WrittenReport> {
+export async function writeReport(
+  pipeline: Pipeline,
+  store: Store,
+  options: WriteReportOptions = {},
+): Promise<WrittenReport> {
   const file = resolve(options.out ?? defaultReportFile(pipeline, store));
   const [data, scripts] = await Promise.all([gatherReport(pipeline, store), inlineScripts()]);
-  const html = reportHtml(data, { outFile: file, scripts, version: grokpipeVersion(), generatedAt: options.now ?? new Date() });
+  const html = reportHtml(data, {
+    outFile: file,
+    scripts,
+    version: grokpipeVersion(),
+    generatedAt: options.now ?? new Date(),
+  });
   await mkdir(dirname(file), { recursive: true });
   await writeFile(file, html);
   return { file, data };

@@ -48,7 +48,9 @@ export function dagSvg(stages: readonly ReportStage[]): string {
   const parts: string[] = [];
   for (const e of g.edges()) {
     const points = g.edge(e).points ?? [];
-    parts.push(`<path class="dag-edge" d="${edgePath(points)}" fill="none" stroke="#777" stroke-width="1.4" marker-end="url(#dag-arrow)"/>`);
+    parts.push(
+      `<path class="dag-edge" d="${edgePath(points)}" fill="none" stroke="#777" stroke-width="1.4" marker-end="url(#dag-arrow)"/>`,
+    );
   }
   for (const s of stages) {
     const n = g.node(s.id);

@@ -148,10 +148,17 @@ function artifactOf(p: PlannedRun): ReportArtifact {
 }
 
 function stagesOf(pipeline: Pipeline, plan: ReadonlyMap<StageRun, PlannedRun>): ReportStage[] {
-  const out = new Map<string, { id: string; uses: string; needs: string[]; across: boolean; runs: number; cached: number }>();
+  const out = new Map<
+    string,
+    { id: string; uses: string; needs: string[]; across: boolean; runs: number; cached: number }
+  >();
   for (const run of pipeline.runs) {
     let s = out.get(run.stageId);
-    if (!s) out.set(run.stageId, (s = { id: run.stageId, uses: run.stage.name, needs: [], across: run.across, runs: 0, cached: 0 }));
+    if (!s)
+      out.set(
+        run.stageId,
+        (s = { id: run.stageId, uses: run.stage.name, needs: [], across: run.across, runs: 0, cached: 0 }),
+      );
     s.runs++;
     if (plan.get(run)?.status === 'cached') s.cached++;
     for (const i of run.inputs) if (!s.needs.includes(i.stageId)) s.needs.push(i.stageId);
@@ -160,13 +167,24 @@ function stagesOf(pipeline: Pipeline, plan: ReadonlyMap<StageRun, PlannedRun>): 
 }
 
 /** Analysed runs rebuilt from an analyze artifact's `metrics.parquet` and `curves.parquet`. */
-function runsFromTables(metrics: readonly Row[], curves: Table, matrixOf: (name: string) => Readonly<Record<string, Json>>, params: AnalysisThresholds): AnalyzedRun[] {
+function runsFromTables(
+  metrics: readonly Row[],
+  curves: Table,
+  matrixOf: (name: string) => Readonly<Record<string, Json>>,
+  params: AnalysisThresholds,
+): AnalyzedRun[] {
   const points = new Map<string, CurvePoint[]>();
   for (const r of toRows(curves)) {
     const name = r.run as string;
     let list = points.get(name);
     if (!list) points.set(name, (list = []));
-    list.push({ type: r.type as string, step: r.step as number, epoch: r.epoch as number, accuracy: r.accuracy as number, loss: r.loss as number });
+    list.push({
+      type: r.type as string,
+      step: r.step as number,
+      epoch: r.epoch as number,
+      accuracy: r.accuracy as number,
+      loss: r.loss as number,
+    });
   }
   return metrics.map((row) => {
     const name = row.run as string;
@@ -180,7 +198,10 @@ function runsFromTables(metrics: readonly Row[], curves: Table, matrixOf: (name:
       name,
       matrix: matrixOf(name),
       curve,
-      metrics: computeRunMetrics(curve, { memoriseThreshold: params.memorise_threshold, generaliseThresholds: params.generalise_thresholds }),
+      metrics: computeRunMetrics(curve, {
+        memoriseThreshold: params.memorise_threshold,
+        generaliseThresholds: params.generalise_thresholds,
+      }),
       evaluated,
     };
   });
@@ -210,7 +231,12 @@ async function gatherAnalysis(run: StageRun, plan: ReadonlyMap<StageRun, Planned
     source = 'stored';
     const dir = planned.dir;
     metricRows = toRows(await readTable(join(dir, METRICS_FILE)));
-    analysed = runsFromTables(metricRows, await readTable(join(dir, CURVES_FILE)), (n) => byName.get(n)?.matrix ?? {}, params);
+    analysed = runsFromTables(
+      metricRows,
+      await readTable(join(dir, CURVES_FILE)),
+      (n) => byName.get(n)?.matrix ?? {},
+      params,
+    );
     if (existsSync(join(dir, SWEEP_FILE))) sweep = toRows(await readTable(join(dir, SWEEP_FILE)));
   } else {
     const done = inputs.filter(hasCurve);
@@ -221,19 +247,30 @@ async function gatherAnalysis(run: StageRun, plan: ReadonlyMap<StageRun, Planned
       const artifacts = done.map((r) => {
         const p = plan.get(r) as PlannedRun;
         const m = p.manifest as Manifest;
-        return inputArtifact({ id: r.id, stage: r.stage.name, key: m.key, matrix: r.matrix, params: r.params, files: m.outputs.map((o) => o.name), dir: p.dir as string });
+        return inputArtifact({
+          id: r.id,
+          stage: r.stage.name,
+          key: m.key,
+          matrix: r.matrix,
+          params: r.params,
+          files: m.outputs.map((o) => o.name),
+          dir: p.dir as string,
+        });
       });
       analysed = await analyzeInputs(artifacts, params);
       // Names as analyze would give them over every input (`#2` for repeats).
       analysed = analysed.map((a, i) => ({ ...a, name: names[inputs.indexOf(done[i])] }));
       metricRows = toRows(metricsTable(analysed, params.generalise_thresholds));
-      if (hasReplicates(analysed, params.generalise_thresholds)) sweep = toRows(sweepTable(analysed, params.generalise_thresholds));
+      if (hasReplicates(analysed, params.generalise_thresholds))
+        sweep = toRows(sweepTable(analysed, params.generalise_thresholds));
     }
   }
   const rowByName = new Map(metricRows.map((r) => [r.run as string, r]));
   const runs: ReportRun[] = inputs.map((input, i) => {
     // upstreamRuns is nearest first: sort into the pipeline's dependency order.
-    const chain = [...upstreamRuns(input), input].sort((a, b) => index(a) - index(b)).map((r) => plan.get(r) as PlannedRun);
+    const chain = [...upstreamRuns(input), input]
+      .sort((a, b) => index(a) - index(b))
+      .map((r) => plan.get(r) as PlannedRun);
     const metrics = rowByName.get(names[i]);
     return {
       name: names[i],

@@ -4,7 +4,13 @@
  */
 import { relative, sep } from 'node:path';
 
-const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const HTML_ESCAPES: Readonly<Record<string, string>> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
 
 /** Text safe inside an element or a quoted attribute value. */
 export function escapeHtml(text: string): string {
@@ -16,7 +22,10 @@ export function escapeHtml(text: string): string {
  * U+2028/U+2029 written as `\u` escapes, so no `</script>` or `<!--` can appear.
  */
 export function scriptJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value).replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /**
@@ -35,6 +44,12 @@ export function scriptSource(code: string): string {
  */
 export function relativeHref(fromDir: string, to: string, folder = false): string {
   const rel = relative(fromDir, to);
-  const path = rel === '' ? '.' : rel.split(sep).map((p) => (p === '..' ? p : encodeURIComponent(p))).join('/');
+  const path =
+    rel === ''
+      ? '.'
+      : rel
+          .split(sep)
+          .map((p) => (p === '..' ? p : encodeURIComponent(p)))
+          .join('/');
   return folder ? `${path}/` : path;
 }

@@ -94,9 +94,11 @@ const EMBED_SCRIPT = `
 `;
 
 const int = (v: unknown): string => (typeof v === 'number' && Number.isFinite(v) && v !== -1 ? String(v) : '');
-const fixed = (v: unknown, digits: number): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '');
+const fixed = (v: unknown, digits: number): string =>
+  typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '';
 const acc = (v: unknown): string => fixed(v, 3);
-const ratio = (v: unknown): string => (typeof v === 'number' && Number.isFinite(v) ? `${v >= 10 ? v.toFixed(0) : v.toFixed(1)}×` : '');
+const ratio = (v: unknown): string =>
+  typeof v === 'number' && Number.isFinite(v) ? `${v >= 10 ? v.toFixed(0) : v.toFixed(1)}×` : '';
 
 /** A metric cell: the formatted value, or a dash titled `never` when missing. */
 function cell(text: string, never = 'not reached'): string {
@@ -121,22 +123,70 @@ interface MetricColumn {
 function metricColumns(thresholds: readonly number[], memorise: number): MetricColumn[] {
   const t0 = thresholdText(Math.min(...thresholds));
   const cols: MetricColumn[] = [
-    { group: 'memorised', head: 'step', title: `first step with train_inferred accuracy ≥ ${memorise}`, show: (r) => int(r.memorise_step), never: 'never memorised' },
-    { group: 'memorised', head: 'epoch', title: 'epoch of memorisation', show: (r) => fixed(r.memorise_epoch, 1), never: 'never memorised' },
+    {
+      group: 'memorised',
+      head: 'step',
+      title: `first step with train_inferred accuracy ≥ ${memorise}`,
+      show: (r) => int(r.memorise_step),
+      never: 'never memorised',
+    },
+    {
+      group: 'memorised',
+      head: 'epoch',
+      title: 'epoch of memorisation',
+      show: (r) => fixed(r.memorise_epoch, 1),
+      never: 'never memorised',
+    },
   ];
-  for (const [short, label] of [['id', 'ID'], ['ood', 'OOD']] as const) {
+  for (const [short, label] of [
+    ['id', 'ID'],
+    ['ood', 'OOD'],
+  ] as const) {
     for (const t of thresholds) {
       const x = thresholdText(t);
-      cols.push({ group: `${label} generalised (step)`, head: `≥${x}`, title: `first step from which ${label} accuracy stays ≥ ${x}`, show: (r) => int(r[`${short}_step_${x}`]), never: 'not generalised' });
+      cols.push({
+        group: `${label} generalised (step)`,
+        head: `≥${x}`,
+        title: `first step from which ${label} accuracy stays ≥ ${x}`,
+        show: (r) => int(r[`${short}_step_${x}`]),
+        never: 'not generalised',
+      });
     }
   }
-  for (const [short, label] of [['id', 'ID'], ['ood', 'OOD']] as const) {
-    cols.push({ group: `÷ memorisation (≥${t0})`, head: label, title: `${label} generalisation step ÷ memorisation step`, show: (r) => ratio(r[`${short}_ratio_${t0}`]), never: 'undefined' });
+  for (const [short, label] of [
+    ['id', 'ID'],
+    ['ood', 'OOD'],
+  ] as const) {
+    cols.push({
+      group: `÷ memorisation (≥${t0})`,
+      head: label,
+      title: `${label} generalisation step ÷ memorisation step`,
+      show: (r) => ratio(r[`${short}_ratio_${t0}`]),
+      never: 'undefined',
+    });
   }
-  for (const [type, label] of [['train_inferred', 'train'], ['id_inferred', 'ID'], ['ood_inferred', 'OOD'], ['id_atomic', 'ID atomic'], ['ood_atomic', 'OOD atomic']] as const) {
-    cols.push({ group: 'final accuracy', head: label, title: `final ${type} accuracy`, show: (r) => acc(r[`final_${type}`]), never: 'not measured' });
+  for (const [type, label] of [
+    ['train_inferred', 'train'],
+    ['id_inferred', 'ID'],
+    ['ood_inferred', 'OOD'],
+    ['id_atomic', 'ID atomic'],
+    ['ood_atomic', 'OOD atomic'],
+  ] as const) {
+    cols.push({
+      group: 'final accuracy',
+      head: label,
+      title: `final ${type} accuracy`,
+      show: (r) => acc(r[`final_${type}`]),
+      never: 'not measured',
+    });
   }
-  cols.push({ group: 'run length', head: 'last step', title: 'last evaluation step of the curve', show: (r) => int(r.last_step), never: 'no evaluation' });
+  cols.push({
+    group: 'run length',
+    head: 'last step',
+    title: 'last evaluation step of the curve',
+    show: (r) => int(r.last_step),
+    never: 'no evaluation',
+  });
   return cols;
 }
 
@@ -168,9 +218,10 @@ function runsTable(a: ReportAnalysis, fromDir: string): string {
   const cols = metricColumns(a.params.generalise_thresholds, a.params.memorise_threshold);
   const lead = [{ head: 'run' }, { head: 'status' }, ...a.knobs.map((k) => ({ head: k, title: 'matrix knob' }))];
   const body = a.runs.map((run) => {
-    const status = run.status === 'analysed'
-      ? '<span class="status analysed">analysed</span>'
-      : `<span class="status not-computed" title="${h(`not in the store yet: ${run.pending.join(', ')}`)}">not computed</span>`;
+    const status =
+      run.status === 'analysed'
+        ? '<span class="status analysed">analysed</span>'
+        : `<span class="status not-computed" title="${h(`not in the store yet: ${run.pending.join(', ')}`)}">not computed</span>`;
     const metrics = run.metrics
       ? cols.map((c) => cell(c.show(run.metrics as Row), c.never)).join('')
       : `<td colspan="${cols.length}">waiting for ${h(run.pending.join(', ') || 'analyze')}</td>`;
@@ -243,14 +294,18 @@ function analysisSection(a: ReportAnalysis, plots: readonly ReportPlot[], fromDi
   const defs =
     `Memorised: first evaluation with <code>train_inferred</code> accuracy ≥ ${a.params.memorise_threshold}. ` +
     `Generalised at θ: first evaluation from which ID (<code>id_inferred</code>) or OOD (<code>ood_inferred</code>) accuracy stays ≥ θ to the end of the run; — = never.`;
-  const plotHtml = plots.map((p) => `<h3>${h(p.title)}</h3><div class="plot" id="${h(p.id)}" data-plot="${h(p.id)}"></div>`).join('');
+  const plotHtml = plots
+    .map((p) => `<h3>${h(p.title)}</h3><div class="plot" id="${h(p.id)}" data-plot="${h(p.id)}"></div>`)
+    .join('');
   return (
     `<section class="analysis" id="analysis-${h(a.id)}">` +
     `<h2>Runs${several ? `: ${h(a.id)}` : ''}</h2>` +
     `<p>${source}</p><p class="note">${defs}</p>` +
     runsTable(a, fromDir) +
     sweepTableHtml(a) +
-    (plots.length > 0 ? `<h2>Plots${several ? `: ${h(a.id)}` : ''}</h2><p class="note">Hover a point for its values; the ⋯ menu saves a plot as SVG or PNG.</p>${plotHtml}` : '') +
+    (plots.length > 0
+      ? `<h2>Plots${several ? `: ${h(a.id)}` : ''}</h2><p class="note">Hover a point for its values; the ⋯ menu saves a plot as SVG or PNG.</p>${plotHtml}`
+      : '') +
     `</section>`
   );
 }
@@ -271,9 +326,18 @@ function artifactsSection(data: ReportData, fromDir: string): string {
   const rows = data.artifacts.map((a) => {
     const status = `<span class="status ${a.status}">${a.status === 'cached' ? 'in store' : 'not computed'}</span>`;
     const files = a.dir
-      ? a.files.map((f) => `<a href="${h(relativeHref(fromDir, join(a.dir as string, f.name)))}">${h(f.name)}</a> <span class="note">${h(bytesText(f.bytes))}</span>`).join(' · ')
+      ? a.files
+          .map(
+            (f) =>
+              `<a href="${h(relativeHref(fromDir, join(a.dir as string, f.name)))}">${h(f.name)}</a> <span class="note">${h(bytesText(f.bytes))}</span>`,
+          )
+          .join(' · ')
       : h(a.reason);
-    const folder = a.dir ? artifactLink(a, a.key ? a.key.slice(0, 12) : 'folder', fromDir) : a.key ? h(a.key.slice(0, 12)) : '';
+    const folder = a.dir
+      ? artifactLink(a, a.key ? a.key.slice(0, 12) : 'folder', fromDir)
+      : a.key
+        ? h(a.key.slice(0, 12))
+        : '';
     const secs = a.seconds !== undefined ? `${a.seconds.toFixed(a.seconds < 10 ? 2 : 0)} s` : '';
     return `<tr data-artifact="${h(a.id)}"><td>${h(a.id)}</td><td>${h(a.stage)}</td><td>${status}</td><td>${folder}</td><td class="num">${h(secs)}</td><td>${files}</td></tr>`;
   });
@@ -286,7 +350,10 @@ function artifactsSection(data: ReportData, fromDir: string): string {
 
 function dagSection(data: ReportData): string {
   const list = data.stages
-    .map((s) => `<li><b>${h(s.id)}</b> (${h(s.uses)}${s.across ? ', across matrix' : ''})${s.needs.length > 0 ? ` ← ${h(s.needs.join(', '))}` : ''}: ${s.cached}/${s.runs} runs in the store</li>`)
+    .map(
+      (s) =>
+        `<li><b>${h(s.id)}</b> (${h(s.uses)}${s.across ? ', across matrix' : ''})${s.needs.length > 0 ? ` ← ${h(s.needs.join(', '))}` : ''}: ${s.cached}/${s.runs} runs in the store</li>`,
+    )
     .join('');
   return (
     `<section id="pipeline"><h2>Pipeline</h2><div class="dag-wrap">${dagSvg(data.stages)}</div>` +
@@ -315,8 +382,13 @@ export function reportHtml(data: ReportData, options: PageOptions): string {
     ...data.analyses.map((a) => `<a href="#analysis-${h(a.id)}">${several ? h(a.id) : 'runs &amp; plots'}</a>`),
     '<a href="#artifacts">artifacts</a>',
   ].join('');
-  const noAnalysis = data.analyses.length === 0 ? '<p class="note">This pipeline has no <code>analyze</code> stage: no metrics or plots to show.</p>' : '';
-  const scripts = options.scripts.map((s) => `<script data-lib="${h(s.name)}@${h(s.version)}">${scriptSource(s.code)}</script>`).join('\n');
+  const noAnalysis =
+    data.analyses.length === 0
+      ? '<p class="note">This pipeline has no <code>analyze</code> stage: no metrics or plots to show.</p>'
+      : '';
+  const scripts = options.scripts
+    .map((s) => `<script data-lib="${h(s.name)}@${h(s.version)}">${scriptSource(s.code)}</script>`)
+    .join('\n');
   const libs = options.scripts.map((s) => `${s.name} ${s.version}`).join(', ');
   return `<!DOCTYPE html>
 <html lang="en">
@@ -332,7 +404,12 @@ export function reportHtml(data: ReportData, options: PageOptions): string {
 <header>
 <h1>${h(data.name)}</h1>
 ${data.description ? `<p class="description">${h(data.description)}</p>` : ''}
-<p class="meta">Pipeline <code>${h(data.file)}</code> · ${cached} of ${total} stage runs in the store · generated ${h(options.generatedAt.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}</p>
+<p class="meta">Pipeline <code>${h(data.file)}</code> · ${cached} of ${total} stage runs in the store · generated ${h(
+    options.generatedAt
+      .toISOString()
+      .replace('T', ' ')
+      .replace(/\.\d+Z$/, ' UTC'),
+  )}</p>
 <nav>${nav}</nav>
 </header>
 <main>

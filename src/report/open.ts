@@ -27,7 +27,9 @@ export function openFile(file: string, command: readonly string[] = openerComman
       resolve(`${cmd}: ${(err as Error).message}`);
       return;
     }
-    child.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ENOENT' ? `${cmd} not found` : `${cmd}: ${err.message}`));
+    child.once('error', (err: NodeJS.ErrnoException) =>
+      resolve(err.code === 'ENOENT' ? `${cmd} not found` : `${cmd}: ${err.message}`),
+    );
     child.once('spawn', () => {
       child.unref();
       resolve(null);

@@ -29,7 +29,11 @@ export function reportPlots(analysis: ReportAnalysis, prefix: string): ReportPlo
   const thresholds = analysis.params.generalise_thresholds;
   const threshold = Math.min(...thresholds);
   const plots: ReportPlot[] = [
-    { id: `${prefix}-grokking`, title: runs.length === 1 ? 'Grokking curve' : 'Grokking curves', spec: grokkingSpec(runs, { threshold }) },
+    {
+      id: `${prefix}-grokking`,
+      title: runs.length === 1 ? 'Grokking curve' : 'Grokking curves',
+      spec: grokkingSpec(runs, { threshold }),
+    },
   ];
   if (runs.length > 1) {
     const knobs = sweepKnobs(runs, thresholds);

@@ -34,7 +34,9 @@ export interface AnalyzeParams extends AnalysisThresholds {
   formats: PlotFormat[];
 }
 
-const schema = JSON.parse(readFileSync(new URL('../../schemas/stages/analyze.schema.json', import.meta.url), 'utf8')) as object;
+const schema = JSON.parse(
+  readFileSync(new URL('../../schemas/stages/analyze.schema.json', import.meta.url), 'utf8'),
+) as object;
 
 async function writePlots(ctx: StageContext<AnalyzeParams>, runs: readonly AnalyzedRun[]): Promise<void> {
   const formats = ctx.params.formats;
@@ -65,7 +67,8 @@ async function writePlots(ctx: StageContext<AnalyzeParams>, runs: readonly Analy
 export const analyzeStage: StageDefinition<AnalyzeParams> = {
   name: 'analyze',
   version: '4',
-  description: 'Grokking metrics (memorisation and ID/OOD generalisation steps, delays, ratios) and plots of one run or a sweep',
+  description:
+    'Grokking metrics (memorisation and ID/OOD generalisation steps, delays, ratios) and plots of one run or a sweep',
   schema,
   async run(ctx) {
     const thresholds = ctx.params.generalise_thresholds;

@@ -28,7 +28,9 @@ export interface EvaluateParams {
   batch_size: number;
 }
 
-const schema = JSON.parse(readFileSync(new URL('../../schemas/stages/evaluate.schema.json', import.meta.url), 'utf8')) as object;
+const schema = JSON.parse(
+  readFileSync(new URL('../../schemas/stages/evaluate.schema.json', import.meta.url), 'utf8'),
+) as object;
 
 /** Per-type accuracy and mean loss, types in order of first appearance. */
 export function accuracyTable(types: readonly string[], correct: readonly boolean[], loss: ArrayLike<number>): Table {
@@ -62,9 +64,12 @@ async function run(ctx: StageContext<EvaluateParams>): Promise<void> {
     trained.readTable(CURVE_FILE),
   ]);
   if (config.vocab_size !== vocab.length) {
-    throw new Error(`evaluate: model "${trained.id}" has a vocabulary of ${config.vocab_size} tokens, tokenize "${tokens.id}" of ${vocab.length}: not the data it was trained on`);
+    throw new Error(
+      `evaluate: model "${trained.id}" has a vocabulary of ${config.vocab_size} tokens, tokenize "${tokens.id}" of ${vocab.length}: not the data it was trained on`,
+    );
   }
-  if (test.seqLen > config.seq_len) throw new Error(`evaluate: test inputs of ${test.seqLen} tokens exceed the model's seq_len ${config.seq_len}`);
+  if (test.seqLen > config.seq_len)
+    throw new Error(`evaluate: test inputs of ${test.seqLen} tokens exceed the model's seq_len ${config.seq_len}`);
 
   const { backendDescription, initBackend } = await import('../models/backend.js');
   const { modelFromSafetensors } = await import('../models/weights.js');

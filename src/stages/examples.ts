@@ -20,7 +20,8 @@ export interface TypedExamples extends Examples {
  */
 export function tableToExamples(table: Table, name: string): TypedExamples {
   const tokenCols: Int32Array[] = [];
-  while (table.columns.some((c) => c.name === `t${tokenCols.length}`)) tokenCols.push(column(table, `t${tokenCols.length}`, 'INT32'));
+  while (table.columns.some((c) => c.name === `t${tokenCols.length}`))
+    tokenCols.push(column(table, `t${tokenCols.length}`, 'INT32'));
   const seqLen = tokenCols.length;
   if (seqLen === 0) throw new Error(`${name}: no token columns t0, t1, ...`);
   const n = numRows(table);
@@ -31,7 +32,8 @@ export function tableToExamples(table: Table, name: string): TypedExamples {
   const positions = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < seqLen; j++) tokens[i * seqLen + j] = tokenCols[j][i];
-    if (length[i] < 1 || length[i] > seqLen) throw new Error(`${name}: row ${i} has length ${length[i]}, outside [1, ${seqLen}]`);
+    if (length[i] < 1 || length[i] > seqLen)
+      throw new Error(`${name}: row ${i} has length ${length[i]}, outside [1, ${seqLen}]`);
     positions[i] = length[i] - 1;
   }
   return { tokens, positions, targets: Int32Array.from(target), n, seqLen, types: [...types] };
@@ -78,7 +80,8 @@ export async function readVocab(input: InputArtifact): Promise<string[]> {
   const tokens = column(table, 'token', 'STRING');
   const out = new Array<string>(ids.length);
   for (let i = 0; i < ids.length; i++) {
-    if (ids[i] < 0 || ids[i] >= ids.length || out[ids[i]] !== undefined) throw new Error(`${input.id}/vocab.parquet: ids are not 0..${ids.length - 1}`);
+    if (ids[i] < 0 || ids[i] >= ids.length || out[ids[i]] !== undefined)
+      throw new Error(`${input.id}/vocab.parquet: ids are not 0..${ids.length - 1}`);
     out[ids[i]] = tokens[i];
   }
   return out;

@@ -20,7 +20,9 @@ export interface GenerateParams {
   seed: number;
 }
 
-const schema = JSON.parse(readFileSync(new URL('../../schemas/stages/generate.schema.json', import.meta.url), 'utf8')) as object;
+const schema = JSON.parse(
+  readFileSync(new URL('../../schemas/stages/generate.schema.json', import.meta.url), 'utf8'),
+) as object;
 
 /**
  * The `generate` stage. Its values come from the stream ('generate', seed, N, A, V) (`src/task/streams.ts`),
@@ -33,7 +35,10 @@ export const generateStage: StageDefinition<GenerateParams> = {
   schema,
   async run(ctx) {
     const { entities, attributes, values, seed } = ctx.params;
-    const kb = drawKnowledgeBase({ entities, attributes, values }, openStream('generate', seed, entities, attributes, values));
+    const kb = drawKnowledgeBase(
+      { entities, attributes, values },
+      openStream('generate', seed, entities, attributes, values),
+    );
     await ctx.writeTable('kb.parquet', kbToTable(kb));
     ctx.record('atomic_facts', kb.value.length);
     ctx.log(`knowledge base: ${entities} entities × ${attributes} attributes, ${values} values`);

@@ -28,7 +28,9 @@ export interface SplitStageParams {
   seed: number;
 }
 
-const schema = JSON.parse(readFileSync(new URL('../../schemas/stages/split.schema.json', import.meta.url), 'utf8')) as object;
+const schema = JSON.parse(
+  readFileSync(new URL('../../schemas/stages/split.schema.json', import.meta.url), 'utf8'),
+) as object;
 
 function positiveInt(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : undefined;
@@ -74,7 +76,13 @@ export const splitStage: StageDefinition<SplitStageParams> = {
     await ctx.writeTable('test.parquet', factsToTable(result.test));
     await ctx.writeFile(
       TASK_FILE,
-      formatTaskFile({ entities: kb.entities, attributes: kb.attributes, values: kb.values, id_entities: domains.nId, ood_entities: domains.nOod }),
+      formatTaskFile({
+        entities: kb.entities,
+        attributes: kb.attributes,
+        values: kb.values,
+        id_entities: domains.nId,
+        ood_entities: domains.nOod,
+      }),
     );
     ctx.record('id_entities_per_attribute', domains.nId);
     ctx.record('train', countByType(result.train));

@@ -19,7 +19,9 @@ export interface TokenizeParams {
   labels: LabelMode;
 }
 
-const schema = JSON.parse(readFileSync(new URL('../../schemas/stages/tokenize.schema.json', import.meta.url), 'utf8')) as object;
+const schema = JSON.parse(
+  readFileSync(new URL('../../schemas/stages/tokenize.schema.json', import.meta.url), 'utf8'),
+) as object;
 
 async function tokenizeFile(input: InputArtifact, file: string, vocab: Vocabulary) {
   const table = await input.readTable(file);
@@ -51,6 +53,8 @@ export const tokenizeStage: StageDefinition<TokenizeParams> = {
     await ctx.writeTable('test.parquet', await tokenizeFile(input, 'test.parquet', vocab));
     ctx.record('vocab_size', vocab.tokens.length);
     ctx.record('seq_len', SEQ_LEN);
-    ctx.log(`tokenize: vocabulary of ${vocab.tokens.length} tokens (${ctx.params.labels} labels), inputs of ${SEQ_LEN} tokens`);
+    ctx.log(
+      `tokenize: vocabulary of ${vocab.tokens.length} tokens (${ctx.params.labels} labels), inputs of ${SEQ_LEN} tokens`,
+    );
   },
 };

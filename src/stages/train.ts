@@ -40,7 +40,9 @@ export interface TrainParams {
   checkpoint_every: number;
 }
 
-const schema = JSON.parse(readFileSync(new URL('../../schemas/stages/train.schema.json', import.meta.url), 'utf8')) as object;
+const schema = JSON.parse(
+  readFileSync(new URL('../../schemas/stages/train.schema.json', import.meta.url), 'utf8'),
+) as object;
 
 /** The trainer config of validated params for a vocabulary of `vocabSize` and inputs of `seqLen` tokens. */
 export function trainerConfig(params: TrainParams, vocabSize: number, seqLen: number): TrainerConfig {
@@ -79,7 +81,8 @@ async function run(ctx: StageContext<TrainParams>): Promise<void> {
     readExamples(input, 'train.parquet'),
     readExamples(input, 'test.parquet'),
   ]);
-  if (test.seqLen !== train.seqLen) throw new Error(`train: train.parquet has ${train.seqLen} token columns, test.parquet ${test.seqLen}`);
+  if (test.seqLen !== train.seqLen)
+    throw new Error(`train: train.parquet has ${train.seqLen} token columns, test.parquet ${test.seqLen}`);
   const config = trainerConfig(ctx.params, vocab.length, train.seqLen);
   const tests = groupByType(test);
 
@@ -94,25 +97,29 @@ async function run(ctx: StageContext<TrainParams>): Promise<void> {
   ctx.log(
     `train: ${describeModel(m)}; ` +
       `${train.n} facts, batch ${config.batchSize}` +
-      (config.microBatchSize !== undefined && config.microBatchSize < config.batchSize ? ` in micro-batches of ${config.microBatchSize}` : '') +
+      (config.microBatchSize !== undefined && config.microBatchSize < config.batchSize
+        ? ` in micro-batches of ${config.microBatchSize}`
+        : '') +
       `, ${config.maxSteps} steps on ${backend}`,
   );
 
-  const result = await withHeapAdvice(config, backend, () => trainModel(config, train, tests, {
-    checkpointDir: ctx.checkpointDir,
-    signal: ctx.signal,
-    events: {
-      onStep: (s) => {
-        const metrics: Record<string, number> = {};
-        if (s.loss !== undefined) metrics.loss = s.loss;
-        if (s.accuracy !== undefined) metrics.train = s.accuracy;
-        if (s.evaluated.id_inferred !== undefined) metrics.id = s.evaluated.id_inferred;
-        if (s.evaluated.ood_inferred !== undefined) metrics.ood = s.evaluated.ood_inferred;
-        ctx.progress({ step: s.step, total: s.total, metrics });
+  const result = await withHeapAdvice(config, backend, () =>
+    trainModel(config, train, tests, {
+      checkpointDir: ctx.checkpointDir,
+      signal: ctx.signal,
+      events: {
+        onStep: (s) => {
+          const metrics: Record<string, number> = {};
+          if (s.loss !== undefined) metrics.loss = s.loss;
+          if (s.accuracy !== undefined) metrics.train = s.accuracy;
+          if (s.evaluated.id_inferred !== undefined) metrics.id = s.evaluated.id_inferred;
+          if (s.evaluated.ood_inferred !== undefined) metrics.ood = s.evaluated.ood_inferred;
+          ctx.progress({ step: s.step, total: s.total, metrics });
+        },
+        onLog: (message) => ctx.log(`train: ${message}`),
       },
-      onLog: (message) => ctx.log(`train: ${message}`),
-    },
-  }));
+    }),
+  );
   let nParams = 0;
   try {
     for (const p of result.model.params.values()) nParams += p.size;

@@ -80,9 +80,17 @@ function toColumn(name: string, type: ColumnType, values: ArrayLike<unknown>): C
     case 'INT32':
       return { name, type, data: values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>) };
     case 'DOUBLE':
-      return { name, type, data: values instanceof Float64Array ? values : Float64Array.from(values as ArrayLike<number>) };
+      return {
+        name,
+        type,
+        data: values instanceof Float64Array ? values : Float64Array.from(values as ArrayLike<number>),
+      };
     case 'FLOAT':
-      return { name, type, data: values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>) };
+      return {
+        name,
+        type,
+        data: values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>),
+      };
     case 'BOOLEAN':
       return { name, type, data: Array.from(values as ArrayLike<boolean>) };
     case 'STRING':
@@ -133,7 +141,10 @@ export async function decodeTable(bytes: Uint8Array, file: string, options: Read
       if (recorded === undefined) throw new CorruptTableError(file, `no ${CONTENT_HASH_KEY} in footer`);
       const actual = tableHash(table);
       if (actual !== recorded) {
-        throw new CorruptTableError(file, `content hash ${actual.slice(0, 12)} does not match recorded ${recorded.slice(0, 12)}`);
+        throw new CorruptTableError(
+          file,
+          `content hash ${actual.slice(0, 12)} does not match recorded ${recorded.slice(0, 12)}`,
+        );
       }
     }
     if (numRows(table) !== rows && columns.length > 0) {
@@ -150,7 +161,8 @@ export async function decodeTable(bytes: Uint8Array, file: string, options: Read
 function concat(type: ColumnType, parts: ArrayLike<unknown>[], rows: number): ArrayLike<unknown> {
   if (parts.length === 1) return parts[0];
   if (type === 'STRING' || type === 'BOOLEAN') return parts.flatMap((p) => Array.from(p));
-  const out = type === 'INT32' ? new Int32Array(rows) : type === 'FLOAT' ? new Float32Array(rows) : new Float64Array(rows);
+  const out =
+    type === 'INT32' ? new Int32Array(rows) : type === 'FLOAT' ? new Float32Array(rows) : new Float64Array(rows);
   let offset = 0;
   for (const p of parts) {
     out.set(p as ArrayLike<number>, offset);

@@ -32,7 +32,8 @@ export interface Domains {
  * @throws RangeError when `nId` is not an integer in `[0, entities]`.
  */
 export function drawDomains(entities: number, attributes: number, nId: number, rng: RandomGenerator): Domains {
-  if (!Number.isInteger(nId) || nId < 0 || nId > entities) throw new RangeError(`cannot pick ${nId} ID entities of ${entities}`);
+  if (!Number.isInteger(nId) || nId < 0 || nId > entities)
+    throw new RangeError(`cannot pick ${nId} ID entities of ${entities}`);
   const nOod = entities - nId;
   const isId = new Uint8Array(entities * attributes);
   const id = new Int32Array(attributes * nId);

@@ -83,13 +83,17 @@ export function kbFromTable(table: Table, values: number): KnowledgeBase {
   if (rows === 0) throw new Error('kb.parquet: the knowledge base is empty');
   const attributes = attribute[rows - 1] + 1;
   const entities = rows / attributes;
-  if (!Number.isInteger(entities)) throw new Error(`kb.parquet: ${rows} rows is not a multiple of ${attributes} attributes`);
+  if (!Number.isInteger(entities))
+    throw new Error(`kb.parquet: ${rows} rows is not a multiple of ${attributes} attributes`);
   checkDims({ entities, attributes, values });
   for (let r = 0; r < rows; r++) {
     if (entity[r] !== r % entities || attribute[r] !== Math.floor(r / entities)) {
-      throw new Error(`kb.parquet: row ${r} is (entity ${entity[r]}, attribute ${attribute[r]}); expected rows ordered by attribute then entity`);
+      throw new Error(
+        `kb.parquet: row ${r} is (entity ${entity[r]}, attribute ${attribute[r]}); expected rows ordered by attribute then entity`,
+      );
     }
-    if (value[r] < 0 || value[r] >= values) throw new Error(`kb.parquet: row ${r} has value ${value[r]} outside [0, ${values})`);
+    if (value[r] < 0 || value[r] >= values)
+      throw new Error(`kb.parquet: row ${r} has value ${value[r]} outside [0, ${values})`);
   }
   return { entities, attributes, values, value: Int32Array.from(value) };
 }

@@ -61,6 +61,12 @@ export function testThreshold(probability: number): number {
  * pool, false when it belongs to the training pool. Symmetric in `e1, e2`.
  * `threshold` is `testThreshold(id_test_fraction)`.
  */
-export function pairGoesToTest(keys: PairHashKeys, threshold: number, attribute: number, e1: number, e2: number): boolean {
+export function pairGoesToTest(
+  keys: PairHashKeys,
+  threshold: number,
+  attribute: number,
+  e1: number,
+  e2: number,
+): boolean {
   return e1 < e2 ? pairHash(keys, attribute, e1, e2) < threshold : pairHash(keys, attribute, e2, e1) < threshold;
 }

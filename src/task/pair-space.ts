@@ -26,7 +26,8 @@ export class PairSpace {
     readonly m: number,
     readonly attributes: number,
   ) {
-    if (members.length !== attributes * m) throw new RangeError(`${members.length} members for ${attributes} attributes × ${m}`);
+    if (members.length !== attributes * m)
+      throw new RangeError(`${members.length} members for ${attributes} attributes × ${m}`);
     this.perAttribute = m * Math.max(0, m - 1);
     this.size = attributes * this.perAttribute;
   }

@@ -59,8 +59,10 @@ export function planSplit(dims: { entities: number; attributes: number }, params
   const { entities: n, attributes: a } = dims;
   if (!Number.isInteger(n) || n < 2) throw new RangeError(`entities must be an integer >= 2, got ${n}`);
   if (!Number.isInteger(a) || a < 1) throw new RangeError(`attributes must be an integer >= 1, got ${a}`);
-  if (!(params.id_fraction > 0 && params.id_fraction < 1)) throw new RangeError(`id_fraction must be in (0, 1), got ${params.id_fraction}`);
-  if (!(params.phi >= 0 && Number.isFinite(params.phi))) throw new RangeError(`phi must be a finite number >= 0, got ${params.phi}`);
+  if (!(params.id_fraction > 0 && params.id_fraction < 1))
+    throw new RangeError(`id_fraction must be in (0, 1), got ${params.id_fraction}`);
+  if (!(params.phi >= 0 && Number.isFinite(params.phi)))
+    throw new RangeError(`phi must be a finite number >= 0, got ${params.phi}`);
   const p = params.id_test_fraction;
   if (!(p >= 0 && p < 1)) throw new RangeError(`id_test_fraction must be in [0, 1), got ${p}`);
   const idEntities = Math.round(params.id_fraction * n);

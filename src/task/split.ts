@@ -60,7 +60,13 @@ export class PoolTooSmallError extends Error {
 }
 
 /** The ordered ID-ID pairs on one side of the pair hash, as an `IndexPool` over `space`. */
-function idPairPool(space: PairSpace, keys: PairHashKeys, threshold: number, testSide: boolean, rate: number): IndexPool {
+function idPairPool(
+  space: PairSpace,
+  keys: PairHashKeys,
+  threshold: number,
+  testSide: boolean,
+  rate: number,
+): IndexPool {
   const out = new Int32Array(3);
   return {
     space: space.size,
@@ -78,7 +84,8 @@ function idPairPool(space: PairSpace, keys: PairHashKeys, threshold: number, tes
           for (let j = i + 1; j < m; j++) {
             const e1 = space.members[base + i];
             const e2 = space.members[base + j];
-            if (pairGoesToTest(keys, threshold, a, e1, e2) === testSide) found.push(space.indexOf(a, i, j), space.indexOf(a, j, i));
+            if (pairGoesToTest(keys, threshold, a, e1, e2) === testSide)
+              found.push(space.indexOf(a, i, j), space.indexOf(a, j, i));
           }
         }
       }
@@ -88,7 +95,14 @@ function idPairPool(space: PairSpace, keys: PairHashKeys, threshold: number, tes
 }
 
 /** Writes the inferred facts of the sorted pair `indices` of `space` into `facts` from row `start`. */
-function putInferred(facts: FactColumns, start: number, type: number, space: PairSpace, indices: Float64Array, kb: KnowledgeBase): void {
+function putInferred(
+  facts: FactColumns,
+  start: number,
+  type: number,
+  space: PairSpace,
+  indices: Float64Array,
+  kb: KnowledgeBase,
+): void {
   const out = new Int32Array(3);
   const n = kb.entities;
   for (let t = 0; t < indices.length; t++) {
@@ -104,7 +118,15 @@ function putInferred(facts: FactColumns, start: number, type: number, space: Pai
 }
 
 /** Writes atomic facts of the sorted positions `indices` into a member list (`m` per attribute). */
-function putAtomic(facts: FactColumns, start: number, type: number, members: Int32Array, m: number, indices: Float64Array, kb: KnowledgeBase): void {
+function putAtomic(
+  facts: FactColumns,
+  start: number,
+  type: number,
+  members: Int32Array,
+  m: number,
+  indices: Float64Array,
+  kb: KnowledgeBase,
+): void {
   for (let t = 0; t < indices.length; t++) {
     const idx = indices[t];
     const a = Math.floor(idx / m);
@@ -165,7 +187,11 @@ export function splitKnowledgeBase(kb: KnowledgeBase, params: SplitParams, input
   const trainInferredRows = sampleDistinct(stream('test-train_inferred'), k, Math.min(size, k));
   const idAtomic = sampleDistinct(stream('test-id_atomic'), plan.idAtomic, Math.min(size, plan.idAtomic));
   const oodAtomic = sampleDistinct(stream('test-ood_atomic'), plan.oodAtomic, Math.min(size, plan.oodAtomic));
-  const idInferred = sampleFromPool(stream('test-id_inferred'), idPairPool(idSpace, keys, threshold, true, p), size).indices;
+  const idInferred = sampleFromPool(
+    stream('test-id_inferred'),
+    idPairPool(idSpace, keys, threshold, true, p),
+    size,
+  ).indices;
   const oodInferred = sampleDistinct(stream('test-ood_inferred'), oodSpace.size, Math.min(size, oodSpace.size));
 
   const test = allocFacts(

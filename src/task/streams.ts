@@ -32,7 +32,9 @@ export function streamWords(parts: readonly StreamPart[]): [number, number, numb
   for (const p of parts) {
     if (typeof p === 'number' && !Number.isFinite(p)) throw new TypeError(`stream part ${p} is not finite`);
   }
-  const digest = createHash('sha256').update(JSON.stringify(['grokpipe-stream-v1', ...parts])).digest();
+  const digest = createHash('sha256')
+    .update(JSON.stringify(['grokpipe-stream-v1', ...parts]))
+    .digest();
   const words: [number, number, number, number] = [
     digest.readInt32LE(0),
     digest.readInt32LE(4),

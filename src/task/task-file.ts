@@ -34,7 +34,8 @@ export function parseTaskFile(text: string): TaskFile {
   const raw = JSON.parse(text) as Record<string, unknown>;
   const get = (key: string): number => {
     const v = raw[key];
-    if (typeof v !== 'number' || !Number.isInteger(v)) throw new Error(`${TASK_FILE}: "${key}" must be an integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v))
+      throw new Error(`${TASK_FILE}: "${key}" must be an integer, got ${JSON.stringify(v)}`);
     return v;
   };
   const task: TaskFile = {

@@ -50,7 +50,9 @@ export function tokenizeFacts(facts: FactRows, vocab: Vocabulary): Table {
     const e2 = facts.e2[r];
     const y = facts.label[r];
     if (!(a >= 0 && a < attributes) || !(e1 >= 0 && e1 < entities)) {
-      throw new RangeError(`row ${r}: attribute ${a} or entity ${e1} outside the vocabulary (A = ${attributes}, N = ${entities})`);
+      throw new RangeError(
+        `row ${r}: attribute ${a} or entity ${e1} outside the vocabulary (A = ${attributes}, N = ${entities})`,
+      );
     }
     if (e2 === -1) {
       if (!(y >= 0 && y < values)) throw new RangeError(`row ${r}: value ${y} outside [0, ${values})`);
@@ -60,7 +62,8 @@ export function tokenizeFacts(facts: FactRows, vocab: Vocabulary): Table {
       target[r] = vocab.valueBase + y;
     } else {
       if (!(e2 >= 0 && e2 < entities)) throw new RangeError(`row ${r}: entity ${e2} outside [0, ${entities})`);
-      if (!(y >= 0 && y < NUM_LABELS)) throw new RangeError(`row ${r}: comparison label ${y} outside [0, ${NUM_LABELS})`);
+      if (!(y >= 0 && y < NUM_LABELS))
+        throw new RangeError(`row ${r}: comparison label ${y} outside [0, ${NUM_LABELS})`);
       t0[r] = vocab.attributeBase + a;
       t1[r] = QUERY_ID;
       t2[r] = vocab.entityBase + e1;

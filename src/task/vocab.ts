@@ -61,7 +61,17 @@ export function buildVocabulary(dims: TaskDims, labels: LabelMode): Vocabulary {
   } else {
     for (let a = 0; a < dims.attributes; a++) for (const name of LABEL_NAMES) tokens.push(`<attr_${a}_${name}>`);
   }
-  return { entities: dims.entities, attributes: dims.attributes, values: dims.values, labels, tokens, entityBase, attributeBase, valueBase, labelBase };
+  return {
+    entities: dims.entities,
+    attributes: dims.attributes,
+    values: dims.values,
+    labels,
+    tokens,
+    entityBase,
+    attributeBase,
+    valueBase,
+    labelBase,
+  };
 }
 
 /** Id of the token of comparison label `label` (0/1/2) for attribute `attribute` (ignored when shared). */

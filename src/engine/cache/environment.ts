@@ -78,7 +78,8 @@ export function environmentChanges(
     const b = now.env[name];
     if (a !== b) out.push(`env ${name} ${a ?? '(unset)'} -> ${b ?? '(unset)'}`);
   }
-  if (before.threads !== null && now.threads !== null && before.threads !== now.threads) out.push(`threads ${before.threads} -> ${now.threads}`);
+  if (before.threads !== null && now.threads !== null && before.threads !== now.threads)
+    out.push(`threads ${before.threads} -> ${now.threads}`);
   if (before.platform !== now.platform) out.push(`platform ${before.platform} -> ${now.platform}`);
   return out;
 }

@@ -119,19 +119,31 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
       manifest = parseManifest(await readFile(join(e.dir, MANIFEST_FILE), 'utf8'));
       if (manifest.key !== e.key || manifest.stage !== e.stage) throw new Error('key mismatch');
     } catch {
-      if (!live(e.key)) removed.push({ kind: 'damaged', path: e.dir, stage: e.stage, key: e.key, bytes: await diskUsage(e.dir), why: 'no valid manifest' });
+      if (!live(e.key))
+        removed.push({
+          kind: 'damaged',
+          path: e.dir,
+          stage: e.stage,
+          key: e.key,
+          bytes: await diskUsage(e.dir),
+          why: 'no valid manifest',
+        });
       continue;
     }
     complete.add(e.key);
     const referenced =
       kept !== undefined &&
-      (kept.keys.has(e.key) || kept.loose.has(`${e.stage}\n${manifest.components.version}\n${manifest.components.params_hash}`));
+      (kept.keys.has(e.key) ||
+        kept.loose.has(`${e.stage}\n${manifest.components.version}\n${manifest.components.params_hash}`));
     const criterion = kept !== undefined || opts.olderThanMs !== undefined;
     if (!criterion || referenced || live(e.key) || !(await old(e.dir))) {
       keptArtifacts++;
       continue;
     }
-    const why = [kept ? 'not used by the kept pipelines' : '', opts.olderThanMs !== undefined ? 'not used within the age limit' : '']
+    const why = [
+      kept ? 'not used by the kept pipelines' : '',
+      opts.olderThanMs !== undefined ? 'not used within the age limit' : '',
+    ]
       .filter(Boolean)
       .join(', ');
     removed.push({ kind: 'artifact', path: e.dir, stage: e.stage, key: e.key, bytes: await diskUsage(e.dir), why });
@@ -140,14 +152,26 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
   for (const t of await store.temporaries()) {
     if (t.pid === process.pid || pidAlive(t.pid)) continue;
     const path = join(store.tmpDir, t.name);
-    removed.push({ kind: 'temporary', path, key: t.key, bytes: await diskUsage(path), why: `process ${t.pid} is gone` });
+    removed.push({
+      kind: 'temporary',
+      path,
+      key: t.key,
+      bytes: await diskUsage(path),
+      why: `process ${t.pid} is gone`,
+    });
   }
 
   for (const name of await list(store.locksDir)) {
     const m = /^(.+)\.(lock|owner)$/.exec(name);
     if (!m || live(m[1])) continue;
     const path = join(store.locksDir, name);
-    removed.push({ kind: 'lock', path, key: m[1], bytes: await diskUsage(path), why: m[2] === 'lock' ? 'owner gone or lock stale' : 'no lock held' });
+    removed.push({
+      kind: 'lock',
+      path,
+      key: m[1],
+      bytes: await diskUsage(path),
+      why: m[2] === 'lock' ? 'owner gone or lock stale' : 'no lock held',
+    });
   }
 
   const checkpoints = join(store.root, '.checkpoints');
@@ -155,7 +179,8 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
     if (live(key)) continue;
     const path = join(checkpoints, key);
     let why: string | undefined;
-    if (complete.has(key) && !removed.some((r) => r.kind === 'artifact' && r.key === key)) why = 'its artifact is complete';
+    if (complete.has(key) && !removed.some((r) => r.kind === 'artifact' && r.key === key))
+      why = 'its artifact is complete';
     else if ((kept !== undefined || opts.olderThanMs !== undefined) && !kept?.planned.has(key) && (await old(path))) {
       why = kept ? 'no kept pipeline would compute its key' : 'not used within the age limit';
     }

@@ -16,7 +16,8 @@ import type { Json } from '../stage.js';
 
 type Canonicalize = (input: unknown) => string | undefined;
 const canonicalize: Canonicalize =
-  (canonicalizeModule as unknown as { default?: Canonicalize }).default ?? (canonicalizeModule as unknown as Canonicalize);
+  (canonicalizeModule as unknown as { default?: Canonicalize }).default ??
+  (canonicalizeModule as unknown as Canonicalize);
 
 /** SHA-256 of a string (UTF-8) or bytes, hex encoded. */
 export function sha256(data: string | Uint8Array): string {
@@ -71,7 +72,9 @@ export interface OutputHash {
 
 /** Content hash of an artifact from its outputs' hashes (order does not matter). */
 export function contentHash(outputs: readonly OutputHash[]): string {
-  const sorted = [...outputs].map((o) => ({ name: o.name, hash: o.hash })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const sorted = [...outputs]
+    .map((o) => ({ name: o.name, hash: o.hash }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return hashJson({ outputs: sorted });
 }
 

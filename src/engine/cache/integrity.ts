@@ -46,7 +46,11 @@ export class ByteCheckCache {
  * @param cache reuse hashes computed earlier in this process; omit to hash afresh.
  * @returns the problems found, empty when the artifact is intact. Never throws.
  */
-export async function checkArtifactBytes(dir: string, manifest: Manifest, cache?: ByteCheckCache): Promise<ByteProblem[]> {
+export async function checkArtifactBytes(
+  dir: string,
+  manifest: Manifest,
+  cache?: ByteCheckCache,
+): Promise<ByteProblem[]> {
   const problems: ByteProblem[] = [];
   for (const out of manifest.outputs) {
     const path = join(dir, out.name);
@@ -65,7 +69,10 @@ export async function checkArtifactBytes(dir: string, manifest: Manifest, cache?
     try {
       const actual = cache ? await cache.sha256(path, s) : await fileSha256(path);
       if (actual !== out.sha256) {
-        problems.push({ file: out.name, message: `bytes changed (sha256 ${actual.slice(0, 12)}, manifest says ${out.sha256.slice(0, 12)})` });
+        problems.push({
+          file: out.name,
+          message: `bytes changed (sha256 ${actual.slice(0, 12)}, manifest says ${out.sha256.slice(0, 12)})`,
+        });
       }
     } catch (err) {
       problems.push({ file: out.name, message: `unreadable (${(err as Error).message})` });

@@ -102,5 +102,11 @@ export function formatInventory(entries: readonly InventoryEntry[], options: { c
       .join('  ')
       .trimEnd();
   const total = entries.reduce((a, e) => a + e.bytes, 0);
-  return [pc.bold(line(header)), ...rows.map(line), `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, ${prettyBytes(total)}`].join('\n') + '\n';
+  return (
+    [
+      pc.bold(line(header)),
+      ...rows.map(line),
+      `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, ${prettyBytes(total)}`,
+    ].join('\n') + '\n'
+  );
 }

@@ -9,7 +9,8 @@ import type { KeyComponents } from './hash.js';
  * @throws Error when the number of content hashes does not match the inputs (a bug).
  */
 export function keyComponents(run: StageRun, inputHashes: readonly string[]): KeyComponents {
-  if (inputHashes.length !== run.inputs.length) throw new Error(`internal: ${run.id} has ${run.inputs.length} inputs, got ${inputHashes.length} hashes`);
+  if (inputHashes.length !== run.inputs.length)
+    throw new Error(`internal: ${run.id} has ${run.inputs.length} inputs, got ${inputHashes.length} hashes`);
   return {
     stage: run.stage.name,
     version: run.stage.version,

@@ -134,7 +134,11 @@ export function newManifest(r: FinishedRun): Manifest {
     outputs: r.outputs,
     info: r.info,
     versions: { grokpipe: grokpipeVersion(), node: process.version, ...recordedVersions(r.info) },
-    timings: { started: r.timings.started.toISOString(), finished: r.timings.finished.toISOString(), seconds: r.timings.seconds },
+    timings: {
+      started: r.timings.started.toISOString(),
+      finished: r.timings.finished.toISOString(),
+      seconds: r.timings.seconds,
+    },
     host: hostname(),
     environment: currentEnvironment(r.options),
     pipeline: r.pipeline,

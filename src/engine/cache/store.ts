@@ -133,7 +133,8 @@ export class Store {
     } catch {
       return { hit: false, reason: `corrupt: ${MANIFEST_FILE}` };
     }
-    if (manifest.key !== key || manifest.stage !== stage) return { hit: false, reason: `corrupt: ${MANIFEST_FILE} (key mismatch)` };
+    if (manifest.key !== key || manifest.stage !== stage)
+      return { hit: false, reason: `corrupt: ${MANIFEST_FILE} (key mismatch)` };
     for (const out of manifest.outputs) {
       let s;
       try {
@@ -181,7 +182,9 @@ export class Store {
   async entries(): Promise<StoreEntry[]> {
     let stages: string[];
     try {
-      stages = (await readdir(this.root, { withFileTypes: true })).filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => d.name);
+      stages = (await readdir(this.root, { withFileTypes: true }))
+        .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
+        .map((d) => d.name);
     } catch {
       return [];
     }
@@ -283,7 +286,11 @@ export class Store {
     await rm(jobFilePath(tmp), { force: true }).catch(() => undefined);
     await rm(this.checkpointDir(manifest.key), { recursive: true, force: true }).catch(() => undefined);
     const cached = this.manifestCache.get(manifest.stage);
-    if (cached) this.manifestCache.set(manifest.stage, cached.then((list) => [...list, manifest]));
+    if (cached)
+      this.manifestCache.set(
+        manifest.stage,
+        cached.then((list) => [...list, manifest]),
+      );
     return { dir, manifest };
   }
 

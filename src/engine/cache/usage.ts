@@ -28,7 +28,11 @@ export function usageDir(storeRoot: string): string {
  * Records that `pipelineFile` used `entries` (`{stage, key}`), replacing its previous record.
  * @throws Error on file system errors.
  */
-export async function recordUsage(storeRoot: string, pipelineFile: string, entries: readonly { stage: string; key: string }[]): Promise<void> {
+export async function recordUsage(
+  storeRoot: string,
+  pipelineFile: string,
+  entries: readonly { stage: string; key: string }[],
+): Promise<void> {
   const file = resolve(pipelineFile);
   const dir = usageDir(storeRoot);
   await mkdir(dir, { recursive: true });

@@ -53,8 +53,7 @@ export class ProcessExecutor implements Executor {
             outcome = m.outcome;
             // A stage may leave handles open (thread pools); do not wait for them forever.
             setTimeout(() => sub.kill('SIGKILL'), 5000).unref();
-          }
-          else if (m.type === 'error') failure = { message: m.message, stack: m.stack };
+          } else if (m.type === 'error') failure = { message: m.message, stack: m.stack };
         }
       })();
       const lines = (async () => {

@@ -203,7 +203,8 @@ export class SlurmExecutor implements Executor {
         const ids = this.toCancel;
         this.toCancel = [];
         this.client.cancel(ids).catch((err: unknown) => {
-          for (const i of this.active) if (i.cancelledAt !== undefined) i.events.log(`scancel failed: ${(err as Error).message}`);
+          for (const i of this.active)
+            if (i.cancelledAt !== undefined) i.events.log(`scancel failed: ${(err as Error).message}`);
         });
       });
     }
@@ -300,7 +301,9 @@ export class SlurmExecutor implements Executor {
       item.missingPolls++;
       return;
     }
-    const how = state ? `${state.state} (exit code ${state.exitCode}, reason ${state.reason})` : 'with a state SLURM no longer knows';
+    const how = state
+      ? `${state.state} (exit code ${state.exitCode}, reason ${state.reason})`
+      : 'with a state SLURM no longer knows';
     this.settle(item, { error: new Error(`SLURM job ${item.id} ended ${how} without a result; log: ${item.log}`) });
   }
 }

@@ -80,7 +80,13 @@ export interface JobOutcome {
  */
 export function checkOutputName(name: string): string {
   const norm = normalize(name);
-  if (name === '' || isAbsolute(name) || norm.startsWith('..') || norm.split(sep).includes('..') || name.includes('\\')) {
+  if (
+    name === '' ||
+    isAbsolute(name) ||
+    norm.startsWith('..') ||
+    norm.split(sep).includes('..') ||
+    name.includes('\\')
+  ) {
     throw new Error(`invalid output name "${name}" (must be a relative path inside the output folder)`);
   }
   if (norm === MANIFEST_FILE) throw new Error(`"${MANIFEST_FILE}" is reserved for the engine`);

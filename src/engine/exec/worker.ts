@@ -52,8 +52,13 @@ export async function execJobFile(file: string, registry: StageRegistry, files: 
   let chain: Promise<void> = Promise.resolve();
   let lastProgressWrite = 0;
   const send = (m: WorkerMessage): Promise<void> => {
-    if (files.outcomeFile && m.type === 'done') writeAtomic(files.outcomeFile, JSON.stringify({ ok: true, outcome: m.outcome } satisfies WorkerResult));
-    if (files.outcomeFile && m.type === 'error') writeAtomic(files.outcomeFile, JSON.stringify({ ok: false, message: m.message, stack: m.stack } satisfies WorkerResult));
+    if (files.outcomeFile && m.type === 'done')
+      writeAtomic(files.outcomeFile, JSON.stringify({ ok: true, outcome: m.outcome } satisfies WorkerResult));
+    if (files.outcomeFile && m.type === 'error')
+      writeAtomic(
+        files.outcomeFile,
+        JSON.stringify({ ok: false, message: m.message, stack: m.stack } satisfies WorkerResult),
+      );
     if (files.progressFile && m.type === 'progress') {
       const now = Date.now();
       if (now - lastProgressWrite >= PROGRESS_FILE_INTERVAL_MS || m.update.step >= m.update.total) {

@@ -133,14 +133,25 @@ export async function explainRun(a: ExplainArgs): Promise<Explanation> {
     else if (!plain.includes(input.id)) plain.push(input.id);
   }
   const name = (i: number) => a.inputs[i]?.id ?? `#${i}`;
-  const rest = [...(plain.length > 0 ? [`upstream ${formatList(plain)} changed`] : []), ...inputChangeParts(d, name, false)];
+  const rest = [
+    ...(plain.length > 0 ? [`upstream ${formatList(plain)} changed`] : []),
+    ...inputChangeParts(d, name, false),
+  ];
   // As a line: `upstream g changed (with.seed 2 -> 1)`; as a root named by a dependent, shorter:
   // `upstream s changed (upstream g: with.seed 2 -> 1)`.
   const selfParts = [...d.own, ...traced.map((t) => `upstream ${t.id}: ${t.detail}`), ...rest];
   const ups = uniqueRoots(upstream);
-  const parts = [...d.own, ...formatRoots(ups, a.mode), ...traced.map((t) => `upstream ${t.id} changed (${t.detail})`), ...rest];
+  const parts = [
+    ...d.own,
+    ...formatRoots(ups, a.mode),
+    ...traced.map((t) => `upstream ${t.id} changed (${t.detail})`),
+    ...rest,
+  ];
   const reason = parts.length > 0 ? parts.join('; ') : 'key changed';
-  const roots = uniqueRoots([...ups, ...(selfParts.length > 0 || ups.length === 0 ? [self(selfParts.join('; ') || reason)] : [])]);
+  const roots = uniqueRoots([
+    ...ups,
+    ...(selfParts.length > 0 || ups.length === 0 ? [self(selfParts.join('; ') || reason)] : []),
+  ]);
   return { reason, roots, nearest: d.nearest };
 }
 
@@ -165,7 +176,8 @@ async function traceChange(
   const old = now.key === oldKey ? undefined : await find(now.stage, oldKey);
   if (!old) return undefined;
   const parts: string[] = [];
-  if (old.components.version !== now.components.version) parts.push(`code version ${old.components.version} -> ${now.components.version}`);
+  if (old.components.version !== now.components.version)
+    parts.push(`code version ${old.components.version} -> ${now.components.version}`);
   if (old.components.params_hash !== now.components.params_hash) {
     const diffs = paramChanges(old.params, now.params);
     parts.push(...(diffs.length > 3 ? [...diffs.slice(0, 3), `and ${diffs.length - 3} more params`] : diffs));

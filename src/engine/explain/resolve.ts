@@ -36,7 +36,12 @@ export type Resolution =
  * @param mode how upstream roots are worded: `plan` (`will run`) or `run` (`ran`).
  * @throws Error on a store read failure, or when `inputs` does not match `run.inputs` (a bug).
  */
-export async function resolveRun(run: StageRun, inputs: readonly InputState[], store: Store, mode: 'plan' | 'run'): Promise<Resolution> {
+export async function resolveRun(
+  run: StageRun,
+  inputs: readonly InputState[],
+  store: Store,
+  mode: 'plan' | 'run',
+): Promise<Resolution> {
   const explain = async (known?: Pick<ExplainArgs, 'components' | 'lookupReason'>): Promise<Explanation> =>
     explainRun({
       id: run.id,

@@ -47,7 +47,8 @@ export function diffTables(before: Table, after: Table): TableDiff {
     if (d) columns.push({ column: a.name, kind: 'values', message: d });
   }
   const known = new Set(before.columns.map((c) => c.name));
-  for (const b of after.columns) if (!known.has(b.name)) columns.push({ column: b.name, kind: 'added', message: 'only in the recomputed table' });
+  for (const b of after.columns)
+    if (!known.has(b.name)) columns.push({ column: b.name, kind: 'added', message: 'only in the recomputed table' });
   const sameSet = before.columns.length === after.columns.length && before.columns.every((c) => byName.has(c.name));
   const reordered = sameSet && before.columns.some((c, i) => after.columns[i].name !== c.name);
   return { ...(n0 !== n1 ? { rows: `${n0} -> ${n1} rows` } : {}), columns, reordered };

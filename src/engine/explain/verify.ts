@@ -76,7 +76,11 @@ export function isFailure(status: VerifyStatus): boolean {
  * Picks `k` cached runs at random (all of them when there are fewer), in plan order.
  * @param random a source of numbers in [0, 1) (default Math.random).
  */
-export function sampleCached(plan: readonly PlannedRun[], k: number, random: () => number = Math.random): Set<StageRun> {
+export function sampleCached(
+  plan: readonly PlannedRun[],
+  k: number,
+  random: () => number = Math.random,
+): Set<StageRun> {
   const cached = plan.filter((p) => p.status === 'cached').map((p) => p.run);
   for (let i = cached.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
@@ -89,7 +93,11 @@ export function sampleCached(plan: readonly PlannedRun[], k: number, random: () 
  * Verifies the `selected` runs of a plan (see the module comment).
  * @returns one result per selected run, in plan order. Rejects only when aborted.
  */
-export async function verifyRuns(plan: readonly PlannedRun[], selected: ReadonlySet<StageRun>, opts: VerifyOptions): Promise<VerifyResult[]> {
+export async function verifyRuns(
+  plan: readonly PlannedRun[],
+  selected: ReadonlySet<StageRun>,
+  opts: VerifyOptions,
+): Promise<VerifyResult[]> {
   const reporter = opts.reporter ?? silentReporter;
   const signal = opts.signal ?? new AbortController().signal;
   const limit = createLimiter(opts.jobs ?? 1);
@@ -101,7 +109,13 @@ export async function verifyRuns(plan: readonly PlannedRun[], selected: Readonly
   const one = async (p: PlannedRun): Promise<VerifyResult> => {
     const base = { run: p.run, key: p.key };
     if (p.status !== 'cached' || !p.manifest || !p.dir) {
-      return { ...base, status: 'uncached', seconds: 0, problems: [], reason: `not cached (${p.reason}); run the pipeline first` };
+      return {
+        ...base,
+        status: 'uncached',
+        seconds: 0,
+        problems: [],
+        reason: `not cached (${p.reason}); run the pipeline first`,
+      };
     }
     const own = await checkArtifactBytes(p.dir, p.manifest, bytes);
     if (own.length > 0) return { ...base, status: 'corrupt', seconds: 0, problems: own };
@@ -114,20 +128,33 @@ export async function verifyRuns(plan: readonly PlannedRun[], selected: Readonly
       }
     }
     if (inputProblems.length > 0) {
-      return { ...base, status: 'corrupt', seconds: 0, problems: inputProblems, reason: 'an input is corrupt; not recomputed' };
+      return {
+        ...base,
+        status: 'corrupt',
+        seconds: 0,
+        problems: inputProblems,
+        reason: 'an input is corrupt; not recomputed',
+      };
     }
     return limit(() => recompute(p, inputs, opts, reporter, signal));
   };
 
-  const results = await Promise.all(chosen.map(async (p) => {
-    const r = await one(p);
-    signal.throwIfAborted();
-    const id = p.run.id;
-    if (r.status === 'match' || r.status === 'intact') reporter.event(id, { kind: 'ran', seconds: r.seconds });
-    else if (r.status === 'uncached') reporter.event(id, { kind: 'skipped', reason: 'not cached' });
-    else reporter.event(id, { kind: 'failed', error: r.status === 'failed' ? (r.reason ?? 'failed') : `${r.status}: ${r.problems.map((x) => x.file).join(', ')}` });
-    return r;
-  }));
+  const results = await Promise.all(
+    chosen.map(async (p) => {
+      const r = await one(p);
+      signal.throwIfAborted();
+      const id = p.run.id;
+      if (r.status === 'match' || r.status === 'intact') reporter.event(id, { kind: 'ran', seconds: r.seconds });
+      else if (r.status === 'uncached') reporter.event(id, { kind: 'skipped', reason: 'not cached' });
+      else
+        reporter.event(id, {
+          kind: 'failed',
+          error:
+            r.status === 'failed' ? (r.reason ?? 'failed') : `${r.status}: ${r.problems.map((x) => x.file).join(', ')}`,
+        });
+      return r;
+    }),
+  );
   await reporter.stop();
   return results;
 }
@@ -153,7 +180,13 @@ async function recompute(
       ({ outputs } = await executeJob(opts.executor, job, jobEvents(reporter, p.run.id), signal));
     } catch (err) {
       signal.throwIfAborted();
-      return { ...base, status: 'failed', seconds: (performance.now() - t0) / 1000, problems: [], reason: (err as Error).message };
+      return {
+        ...base,
+        status: 'failed',
+        seconds: (performance.now() - t0) / 1000,
+        problems: [],
+        reason: (err as Error).message,
+      };
     }
     const seconds = (performance.now() - t0) / 1000;
     const problems = await compareOutputs(manifest.outputs, outputs, p.dir as string, tmp);
@@ -164,7 +197,12 @@ async function recompute(
 }
 
 /** Differences between stored and recomputed outputs (by name, then content hash). */
-async function compareOutputs(stored: readonly ManifestOutput[], fresh: readonly ManifestOutput[], storedDir: string, freshDir: string): Promise<VerifyProblem[]> {
+async function compareOutputs(
+  stored: readonly ManifestOutput[],
+  fresh: readonly ManifestOutput[],
+  storedDir: string,
+  freshDir: string,
+): Promise<VerifyProblem[]> {
   const now = new Map(fresh.map((o) => [o.name, o]));
   const problems: VerifyProblem[] = [];
   for (const before of stored) {
@@ -177,11 +215,15 @@ async function compareOutputs(stored: readonly ManifestOutput[], fresh: readonly
     if (before.kind === 'table' && after.kind === 'table') {
       problems.push(await compareTables(before.name, join(storedDir, before.name), join(freshDir, after.name)));
     } else {
-      problems.push({ file: before.name, message: `content differs (${before.content_hash.slice(0, 12)} -> ${after.content_hash.slice(0, 12)})` });
+      problems.push({
+        file: before.name,
+        message: `content differs (${before.content_hash.slice(0, 12)} -> ${after.content_hash.slice(0, 12)})`,
+      });
     }
   }
   const known = new Set(stored.map((o) => o.name));
-  for (const o of fresh) if (!known.has(o.name)) problems.push({ file: o.name, message: 'written by the recomputation only' });
+  for (const o of fresh)
+    if (!known.has(o.name)) problems.push({ file: o.name, message: 'written by the recomputation only' });
   return problems;
 }
 
@@ -190,7 +232,8 @@ async function compareTables(name: string, storedPath: string, freshPath: string
   try {
     const { readTable } = await import('../../table/parquet.js');
     const d = diffTables(await readTable(storedPath), await readTable(freshPath));
-    if (tablesEqual(d)) return { file: name, message: 'content hash differs, values equal (hash recorded differently)' };
+    if (tablesEqual(d))
+      return { file: name, message: 'content hash differs, values equal (hash recorded differently)' };
     return { file: name, message: formatTableDiff(d), columns: d.columns.map((c) => c.column) };
   } catch (err) {
     return { file: name, message: `content differs; tables unreadable (${(err as Error).message})` };

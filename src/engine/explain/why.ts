@@ -121,7 +121,9 @@ export function diffMiss(planned: Planned, candidates: readonly Manifest[]): Mis
     const inputs = diffInputs(m.components.inputs, c.inputs);
     const inputsEqual = inputs.changed.length + inputs.added.length + inputs.removed === 0;
     const score =
-      (m.components.version === c.version ? 1 : 0) + (m.components.params_hash === paramsHash ? 1 : 0) + (inputsEqual ? 1 : 0);
+      (m.components.version === c.version ? 1 : 0) +
+      (m.components.params_hash === paramsHash ? 1 : 0) +
+      (inputsEqual ? 1 : 0);
     return { manifest: m, score, paramDiffs, inputs };
   });
   const inputCost = (d: InputDiff) => d.changed.length + d.added.length + d.removed;
@@ -134,9 +136,14 @@ export function diffMiss(planned: Planned, candidates: readonly Manifest[]): Mis
   );
   const best = scored[0];
   const own: string[] = [];
-  if (best.manifest.components.version !== c.version) own.push(`code version ${best.manifest.components.version} -> ${c.version}`);
+  if (best.manifest.components.version !== c.version)
+    own.push(`code version ${best.manifest.components.version} -> ${c.version}`);
   if (best.paramDiffs.length > 0) {
-    own.push(best.paramDiffs.length <= 3 ? best.paramDiffs.join(', ') : `${best.paramDiffs.slice(0, 3).join(', ')} and ${best.paramDiffs.length - 3} more params`);
+    own.push(
+      best.paramDiffs.length <= 3
+        ? best.paramDiffs.join(', ')
+        : `${best.paramDiffs.slice(0, 3).join(', ')} and ${best.paramDiffs.length - 3} more params`,
+    );
   } else if (best.manifest.components.params_hash !== paramsHash) {
     own.push('params changed');
   }
@@ -160,9 +167,14 @@ export function explainMiss(planned: Planned, candidates: readonly Manifest[]): 
 }
 
 /** The `new upstream ...` and `N upstream runs removed` parts of a diff (and changed ones when asked). */
-export function inputChangeParts(d: Pick<MissDiff, 'changed' | 'added' | 'removed'>, name: (i: number) => string, withChanged: boolean): string[] {
+export function inputChangeParts(
+  d: Pick<MissDiff, 'changed' | 'added' | 'removed'>,
+  name: (i: number) => string,
+  withChanged: boolean,
+): string[] {
   const parts: string[] = [];
-  if (withChanged && d.changed.length > 0) parts.push(`upstream ${formatList([...new Set(d.changed.map(name))])} changed`);
+  if (withChanged && d.changed.length > 0)
+    parts.push(`upstream ${formatList([...new Set(d.changed.map(name))])} changed`);
   if (d.added.length > 0) parts.push(`new upstream ${formatList(d.added.map(name))}`);
   if (d.removed > 0) parts.push(`${d.removed} upstream run${d.removed === 1 ? '' : 's'} removed`);
   return parts;
@@ -173,7 +185,10 @@ export function inputChangeParts(d: Pick<MissDiff, 'changed' | 'added' | 'remove
  * whose key is not known yet (an upstream run must run first). Empty when some manifest has the
  * same version and params, or there is none.
  */
-export function ownChanges(components: Pick<KeyComponents, 'stage' | 'version' | 'params'>, candidates: readonly Manifest[]): string[] {
+export function ownChanges(
+  components: Pick<KeyComponents, 'stage' | 'version' | 'params'>,
+  candidates: readonly Manifest[],
+): string[] {
   return nearestByOwn(components, candidates)?.own ?? [];
 }
 
@@ -189,12 +204,16 @@ export function nearestByOwn(
   let best: { nearest: Manifest; own: string[] } | undefined;
   for (const m of candidates) {
     const parts: string[] = [];
-    if (m.components.version !== components.version) parts.push(`code version ${m.components.version} -> ${components.version}`);
+    if (m.components.version !== components.version)
+      parts.push(`code version ${m.components.version} -> ${components.version}`);
     if (m.components.params_hash !== paramsHash) {
       const diffs = paramChanges(m.params, components.params);
       parts.push(...(diffs.length > 3 ? [...diffs.slice(0, 3), `and ${diffs.length - 3} more params`] : diffs));
     }
-    const newer = best !== undefined && parts.length === best.own.length && (m.timings?.finished ?? '') > (best.nearest.timings?.finished ?? '');
+    const newer =
+      best !== undefined &&
+      parts.length === best.own.length &&
+      (m.timings?.finished ?? '') > (best.nearest.timings?.finished ?? '');
     if (best === undefined || parts.length < best.own.length || newer) best = { nearest: m, own: parts };
   }
   return best;

@@ -69,7 +69,11 @@ export function combinations(matrix: Matrix, names: ReadonlySet<string>): Record
  * matrix order. Params are rendered but not validated. Assumes templates were checked
  * (`scanTemplates`) and `needs` point at earlier stages.
  */
-export function expandRuns(stages: readonly StageSpec[], matrix: Matrix, vars: Readonly<Record<string, Json>>): StageRun[] {
+export function expandRuns(
+  stages: readonly StageSpec[],
+  matrix: Matrix,
+  vars: Readonly<Record<string, Json>>,
+): StageRun[] {
   const deps = new Map<string, Set<string>>();
   const runsOf = new Map<string, Map<string, StageRun>>();
   const all = new Set(matrix.map(([n]) => n));

@@ -33,7 +33,13 @@ export function loadPipeline(file: string): LoadedPipeline {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new InputError([{ where: file, path: '', message: `cannot read pipeline file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` }]);
+    throw new InputError([
+      {
+        where: file,
+        path: '',
+        message: `cannot read pipeline file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      },
+    ]);
   }
   return parsePipelineText(text, file);
 }
@@ -50,7 +56,11 @@ export function parsePipelineText(text: string, file: string): LoadedPipeline {
       doc.errors.map((e) => {
         const pos = e.linePos?.[0];
         const first = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
-        return { where: pos ? `${file}:${pos.line}:${pos.col}` : file, path: '', message: `YAML syntax error: ${first}` };
+        return {
+          where: pos ? `${file}:${pos.line}:${pos.col}` : file,
+          path: '',
+          message: `YAML syntax error: ${first}`,
+        };
       }),
     );
   }

@@ -80,7 +80,11 @@ type Report = (path: JsonPath, message: string, atKey?: boolean) => void;
  * semantic checks. Each step reports every problem it finds; the next runs only when they allow.
  * @throws InputError as `compilePipeline`.
  */
-export function compileLoaded(loadedFile: LoadedPipeline, registry: StageRegistry, options: CompileOptions = {}): Pipeline {
+export function compileLoaded(
+  loadedFile: LoadedPipeline,
+  registry: StageRegistry,
+  options: CompileOptions = {},
+): Pipeline {
   const loaded = applyOverrides(loadedFile, options.sets ?? []);
   const { locate } = loaded;
   const issues = new IssueList();
@@ -114,7 +118,8 @@ function checkShape(data: unknown, at: Report, issues: IssueList): RawPipeline {
   }
   const shape = validatePipelineDocument(data);
   for (const p of shape) at(p.path, p.message, p.atKey);
-  if (shape.some((p) => p.path.length === 0 || ['stages', 'matrix', 'vars'].includes(String(p.path[0])))) issues.throwIfAny();
+  if (shape.some((p) => p.path.length === 0 || ['stages', 'matrix', 'vars'].includes(String(p.path[0]))))
+    issues.throwIfAny();
   return data as RawPipeline;
 }
 
@@ -159,7 +164,10 @@ function resolveStages(doc: RawPipeline, registry: StageRegistry, at: Report): S
     const scan = scanTemplates(withValue, scope);
     for (const p of scan.problems) at(['stages', id, 'with', ...p.path], p.message);
     if (raw.across === 'matrix' && scan.matrix.size > 0) {
-      at(['stages', id, 'across'], `a stage with across: matrix runs once over the whole sweep and cannot use \${{ matrix.${[...scan.matrix][0]} }}`);
+      at(
+        ['stages', id, 'across'],
+        `a stage with across: matrix runs once over the whole sweep and cannot use \${{ matrix.${[...scan.matrix][0]} }}`,
+      );
     }
     if (raw.across === 'matrix' && needs.length === 0) {
       at(['stages', id, 'across'], 'across: matrix needs at least one upstream stage (`needs:`)');

@@ -41,7 +41,10 @@ export function scanTemplates(value: unknown, scope: TemplateScope): TemplateSca
     for (const m of s.matchAll(TEMPLATE)) {
       const ref = REFERENCE.exec(m[1]);
       if (!ref) {
-        problems.push({ path, message: `unsupported template "${m[0]}" (only \${{ matrix.<name> }} and \${{ vars.<name> }})` });
+        problems.push({
+          path,
+          message: `unsupported template "${m[0]}" (only \${{ matrix.<name> }} and \${{ vars.<name> }})`,
+        });
         continue;
       }
       const [, kind, name] = ref;
@@ -61,7 +64,11 @@ export function scanTemplates(value: unknown, scope: TemplateScope): TemplateSca
  * Replaces every template in `value` (deep copy; `value` is not changed). Call after a clean
  * `scanTemplates`. Unknown names are left as written.
  */
-export function renderTemplates(value: Json, matrix: Readonly<Record<string, Json>>, vars: Readonly<Record<string, Json>>): Json {
+export function renderTemplates(
+  value: Json,
+  matrix: Readonly<Record<string, Json>>,
+  vars: Readonly<Record<string, Json>>,
+): Json {
   const lookup = (expr: string): Json | undefined => {
     const ref = REFERENCE.exec(expr);
     if (!ref) return undefined;

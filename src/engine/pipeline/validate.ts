@@ -43,7 +43,11 @@ export function toProblems(errors: readonly ErrorObject[] | null | undefined): S
     const params = e.params as Record<string, unknown>;
     const propertyName = (e as ErrorObject & { propertyName?: string }).propertyName;
     if (propertyName !== undefined) {
-      problems.push({ path: [...path, propertyName], message: `invalid name "${propertyName}": ${e.message ?? 'invalid'}`, atKey: true });
+      problems.push({
+        path: [...path, propertyName],
+        message: `invalid name "${propertyName}": ${e.message ?? 'invalid'}`,
+        atKey: true,
+      });
       continue;
     }
     switch (e.keyword) {
@@ -53,7 +57,11 @@ export function toProblems(errors: readonly ErrorObject[] | null | undefined): S
       case 'additionalProperties': {
         const props = (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
         const allowed = props ? ` (allowed: ${Object.keys(props).join(', ')})` : '';
-        problems.push({ path: [...path, String(params.additionalProperty)], message: `unknown field${allowed}`, atKey: true });
+        problems.push({
+          path: [...path, String(params.additionalProperty)],
+          message: `unknown field${allowed}`,
+          atKey: true,
+        });
         break;
       }
       case 'enum':
@@ -66,7 +74,10 @@ export function toProblems(errors: readonly ErrorObject[] | null | undefined): S
         problems.push({ path, message: `must be ${String(params.type).replace(/,/g, ' or ')} (got ${show(e.data)})` });
         break;
       default:
-        problems.push({ path, message: isScalar(e.data) ? `${e.message ?? 'invalid'} (got ${show(e.data)})` : (e.message ?? 'invalid') });
+        problems.push({
+          path,
+          message: isScalar(e.data) ? `${e.message ?? 'invalid'} (got ${show(e.data)})` : (e.message ?? 'invalid'),
+        });
     }
   }
   return problems;

@@ -80,7 +80,8 @@ export function formatProgress(update: ProgressUpdate, etaMs: number | undefined
   const parts = [`step ${update.step}/${update.total}`];
   const metrics = formatMetrics(update.metrics);
   if (metrics) parts.push(metrics);
-  if (etaMs !== undefined && update.step < update.total) parts.push(`eta ${prettyMs(Math.max(etaMs, 1000), { compact: true })}`);
+  if (etaMs !== undefined && update.step < update.total)
+    parts.push(`eta ${prettyMs(Math.max(etaMs, 1000), { compact: true })}`);
   return parts.join(' ');
 }
 

@@ -51,20 +51,41 @@ export async function resolveEntry(store: Store, target: string, plan?: readonly
   if (plan) {
     let matches = plan.filter((p) => p.run.id === target);
     if (matches.length === 0) matches = plan.filter((p) => p.run.stageId === target);
-    if (matches.length > 1) fail(`names ${matches.length} runs: ${formatList(matches.map((p) => p.run.id), 5)}; give one`);
+    if (matches.length > 1)
+      fail(
+        `names ${matches.length} runs: ${formatList(
+          matches.map((p) => p.run.id),
+          5,
+        )}; give one`,
+      );
     if (matches.length === 1) {
       const p = matches[0];
-      if (p.status !== 'cached' || !p.manifest || !p.dir || !p.key) return fail(`${p.run.id} is not in the store (${p.reason})`);
+      if (p.status !== 'cached' || !p.manifest || !p.dir || !p.key)
+        return fail(`${p.run.id} is not in the store (${p.reason})`);
       return { stage: p.run.stage.name, key: p.key, dir: p.dir, manifest: p.manifest };
     }
-    if (!HEX_PREFIX.test(target)) fail(`no stage run "${target}" in the pipeline (runs: ${formatList(plan.map((p) => p.run.id), 5)})`);
+    if (!HEX_PREFIX.test(target))
+      fail(
+        `no stage run "${target}" in the pipeline (runs: ${formatList(
+          plan.map((p) => p.run.id),
+          5,
+        )})`,
+      );
   }
   if (!HEX_PREFIX.test(target)) {
-    fail('not a key or key prefix (4 to 64 hex digits); to show a stage run, give its pipeline with --file <pipeline.yaml>');
+    fail(
+      'not a key or key prefix (4 to 64 hex digits); to show a stage run, give its pipeline with --file <pipeline.yaml>',
+    );
   }
   const found = (await store.entries()).filter((e) => e.key.startsWith(target));
   if (found.length === 0) fail(`no entry in ${store.root} has a key starting with ${target}`);
-  if (found.length > 1) fail(`${found.length} entries match: ${formatList(found.map((e) => `${e.stage}/${e.key.slice(0, 12)}`), 5)}; give more digits`);
+  if (found.length > 1)
+    fail(
+      `${found.length} entries match: ${formatList(
+        found.map((e) => `${e.stage}/${e.key.slice(0, 12)}`),
+        5,
+      )}; give more digits`,
+    );
   const e = found[0];
   let manifest: Manifest;
   try {
@@ -82,7 +103,12 @@ export async function tableHeads(entry: ShownEntry, rows: number): Promise<Table
     if (o.kind !== 'table') continue;
     try {
       const t: Table = await readTable(join(entry.dir, o.name));
-      out.push({ name: o.name, rows: numRows(t), columns: t.columns.map((c) => ({ name: c.name, type: c.type })), head: toRows(t, rows) });
+      out.push({
+        name: o.name,
+        rows: numRows(t),
+        columns: t.columns.map((c) => ({ name: c.name, type: c.type })),
+        head: toRows(t, rows),
+      });
     } catch (err) {
       out.push({ name: o.name, rows: 0, columns: [], head: [], error: (err as Error).message });
     }
@@ -102,12 +128,28 @@ export function formatShow(entry: ShownEntry, heads: readonly TableHead[], optio
   field('version', m.components.version);
   field('params', JSON.stringify(m.params));
   for (const i of m.inputs) field('input', `${i.id} (${i.stage} ${i.key.slice(0, 12)})`);
-  field('computed', `${m.timings.finished} in ${m.timings.seconds.toFixed(2)} s on ${m.host}, by ${m.pipeline.file} (${m.pipeline.id})`);
+  field(
+    'computed',
+    `${m.timings.finished} in ${m.timings.seconds.toFixed(2)} s on ${m.host}, by ${m.pipeline.file} (${m.pipeline.id})`,
+  );
   if (m.environment) {
     const env = Object.entries(m.environment.env).map(([k, v]) => `${k}=${v}`);
-    field('environment', [`backend ${m.environment.backend}`, `threads ${m.environment.threads ?? '-'}`, m.environment.platform, ...env].join(', '));
+    field(
+      'environment',
+      [
+        `backend ${m.environment.backend}`,
+        `threads ${m.environment.threads ?? '-'}`,
+        m.environment.platform,
+        ...env,
+      ].join(', '),
+    );
   }
-  field('versions', Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', '));
+  field(
+    'versions',
+    Object.entries(m.versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', '),
+  );
   for (const [k, v] of Object.entries(m.info)) {
     if (k === 'versions') continue;
     const text = JSON.stringify(v);
@@ -115,14 +157,19 @@ export function formatShow(entry: ShownEntry, heads: readonly TableHead[], optio
   }
   lines.push(pc.dim('outputs'));
   const nameWidth = Math.max(...m.outputs.map((o) => o.name.length), 4);
-  for (const o of m.outputs) lines.push(`  ${o.name.padEnd(nameWidth)}  ${o.kind.padEnd(5)}  ${prettyBytes(o.bytes).padStart(9)}  ${o.content_hash.slice(0, 12)}`);
+  for (const o of m.outputs)
+    lines.push(
+      `  ${o.name.padEnd(nameWidth)}  ${o.kind.padEnd(5)}  ${prettyBytes(o.bytes).padStart(9)}  ${o.content_hash.slice(0, 12)}`,
+    );
   for (const h of heads) {
     lines.push('');
     if (h.error) {
       lines.push(pc.red(`${h.name}: unreadable (${h.error})`));
       continue;
     }
-    lines.push(pc.bold(`${h.name}`) + pc.dim(` (${h.rows} rows; ${h.columns.map((c) => `${c.name} ${c.type}`).join(', ')})`));
+    lines.push(
+      pc.bold(`${h.name}`) + pc.dim(` (${h.rows} rows; ${h.columns.map((c) => `${c.name} ${c.type}`).join(', ')})`),
+    );
     lines.push(...grid(h));
   }
   return `${lines.join('\n')}\n`;
@@ -137,7 +184,11 @@ function grid(h: TableHead): string[] {
   const cells = h.head.map((r) => names.map((n) => cell(r[n])));
   const numeric = h.columns.map((c) => c.type !== 'STRING' && c.type !== 'BOOLEAN');
   const widths = names.map((n, i) => Math.max(n.length, ...cells.map((c) => c[i].length)));
-  const line = (c: string[]) => `  ${c.map((s, i) => (numeric[i] ? s.padStart(widths[i]) : s.padEnd(widths[i]))).join('  ').trimEnd()}`;
+  const line = (c: string[]) =>
+    `  ${c
+      .map((s, i) => (numeric[i] ? s.padStart(widths[i]) : s.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd()}`;
   const out = [line(names), ...cells.map(line)];
   if (h.rows > h.head.length) out.push(`  ... ${h.rows - h.head.length} more rows`);
   return out;

@@ -36,7 +36,10 @@ export function jsonResult(rows: readonly ResultRow[], errors?: readonly string[
 }
 
 /** A table of runs: id, status, seconds (when `withSeconds`), key (short, when `withKeys`), reason. */
-export function formatTable(rows: readonly ResultRow[], options: { color: boolean; withSeconds: boolean; withKeys?: boolean }): string {
+export function formatTable(
+  rows: readonly ResultRow[],
+  options: { color: boolean; withSeconds: boolean; withKeys?: boolean },
+): string {
   const pc = createColors(options.color);
   const paint: Record<ResultRow['status'], (s: string) => string> = {
     cached: pc.dim,
@@ -45,7 +48,13 @@ export function formatTable(rows: readonly ResultRow[], options: { color: boolea
     skipped: pc.yellow,
     planned: pc.cyan,
   };
-  const header = ['run', 'status', ...(options.withSeconds ? ['seconds'] : []), ...(options.withKeys ? ['key'] : []), 'reason'];
+  const header = [
+    'run',
+    'status',
+    ...(options.withSeconds ? ['seconds'] : []),
+    ...(options.withKeys ? ['key'] : []),
+    'reason',
+  ];
   const cells = rows.map((r) => [
     r.id,
     r.status,
@@ -57,7 +66,12 @@ export function formatTable(rows: readonly ResultRow[], options: { color: boolea
   const line = (c: string[], isHeader: boolean, status?: ResultRow['status']) =>
     c
       .map((text, i) => {
-        const padded = i === c.length - 1 ? text : i === 2 && options.withSeconds ? text.padStart(widths[i]) : text.padEnd(widths[i]);
+        const padded =
+          i === c.length - 1
+            ? text
+            : i === 2 && options.withSeconds
+              ? text.padStart(widths[i])
+              : text.padEnd(widths[i]);
         if (isHeader) return pc.bold(padded);
         return i === 1 && status ? paint[status](padded) : padded;
       })
@@ -77,7 +91,10 @@ export function leafRuns(runs: readonly StageRun[]): StageRun[] {
  * For each leaf run with an artifact: `<id>: <folder>/` (relative to `cwd` when inside it), the
  * names of its output files, then its recorded `summary` (a string or list of strings) verbatim.
  */
-export function formatLeaves(leaves: readonly { id: string; dir?: string; manifest?: Manifest }[], cwd: string): string {
+export function formatLeaves(
+  leaves: readonly { id: string; dir?: string; manifest?: Manifest }[],
+  cwd: string,
+): string {
   const out: string[] = [];
   for (const leaf of leaves) {
     if (!leaf.dir) continue;

@@ -44,7 +44,10 @@ export interface BaseConfig {
  * sizes the data sets (`vocab_size`, `seq_len`), the fields in `Derived` optional (filled from
  * d_model by `Architecture.config` when absent, and then absent from the params and the cache key).
  */
-export type ArchParams<C extends BaseConfig, Derived extends keyof C = never> = Omit<C, Derived | 'vocab_size' | 'seq_len'> &
+export type ArchParams<C extends BaseConfig, Derived extends keyof C = never> = Omit<
+  C,
+  Derived | 'vocab_size' | 'seq_len'
+> &
   Partial<Pick<C, Derived>>;
 
 /** A field of `with.model`: its JSON type (integers are ≥ 1) and the schema's default, if any. */
@@ -55,7 +58,8 @@ export interface Knob {
 }
 
 /** An integer knob (≥ 1), with the schema's default if it has one. */
-export const integer = (value?: number): Knob => (value === undefined ? { type: 'integer' } : { type: 'integer', default: value });
+export const integer = (value?: number): Knob =>
+  value === undefined ? { type: 'integer' } : { type: 'integer', default: value };
 /** A real-valued knob with the schema's default. */
 export const real = (value: number): Knob => ({ type: 'number', default: value });
 /** A true/false knob with the schema's default. */
@@ -105,5 +109,10 @@ export function checkHeads(m: { d_model: number; n_heads: number }): Problem[] {
 export function checkRotaryHeads(m: { d_model: number; n_heads: number }): Problem[] {
   const heads = checkHeads(m);
   if (heads.length > 0 || (m.d_model / m.n_heads) % 2 === 0) return heads;
-  return [{ field: 'n_heads', message: `the head width d_model / n_heads (${m.d_model / m.n_heads}) must be even for rotary embeddings` }];
+  return [
+    {
+      field: 'n_heads',
+      message: `the head width d_model / n_heads (${m.d_model / m.n_heads}) must be even for rotary embeddings`,
+    },
+  ];
 }

@@ -17,7 +17,18 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ParamModel } from '../base.js';
-import { causalMask, embedding, gelu, layerNorm, linear, matMul, multiHeadAttention, ParamStore, positionMask, selectPositions } from '../layers.js';
+import {
+  causalMask,
+  embedding,
+  gelu,
+  layerNorm,
+  linear,
+  matMul,
+  multiHeadAttention,
+  ParamStore,
+  positionMask,
+  selectPositions,
+} from '../layers.js';
 import type { LanguageModel } from '../model.js';
 import type { Gpt2Config } from './gpt2.js';
 import type { Rng } from '../train-rng.js';
@@ -91,7 +102,11 @@ class Gpt2 extends ParamModel implements LanguageModel {
   /** q, k, v = `h @ c_attn + b` split in three (slicing the `[d, 3d]` weight, cheaper than the output). */
   private qkv(blk: Block, h: tf.Tensor3D, which: number): tf.Tensor3D {
     const d = this.config.d_model;
-    return linear(h, tf.slice(blk.attn.w, [0, which * d], [d, d]), tf.slice(blk.attn.b, [which * d], [d])) as tf.Tensor3D;
+    return linear(
+      h,
+      tf.slice(blk.attn.w, [0, which * d], [d, d]),
+      tf.slice(blk.attn.b, [which * d], [d]),
+    ) as tf.Tensor3D;
   }
 
   /**
@@ -103,7 +118,13 @@ class Gpt2 extends ParamModel implements LanguageModel {
   private block(blk: Block, x: tf.Tensor3D, xq: tf.Tensor3D, mask: tf.Tensor): tf.Tensor3D {
     const h = layerNorm(x, blk.ln1[0], blk.ln1[1], LN_EPS) as tf.Tensor3D;
     const hq = xq === x ? h : (layerNorm(xq, blk.ln1[0], blk.ln1[1], LN_EPS) as tf.Tensor3D);
-    const a = multiHeadAttention(this.qkv(blk, hq, 0), this.qkv(blk, h, 1), this.qkv(blk, h, 2), this.config.n_heads, mask);
+    const a = multiHeadAttention(
+      this.qkv(blk, hq, 0),
+      this.qkv(blk, h, 1),
+      this.qkv(blk, h, 2),
+      this.config.n_heads,
+      mask,
+    );
     const x1 = tf.add(xq, linear(a, blk.attn.projW, blk.attn.projB));
     const f = gelu(linear(layerNorm(x1, blk.ln2[0], blk.ln2[1], LN_EPS), blk.mlp.w, blk.mlp.b));
     return tf.add(x1, linear(f, blk.mlp.projW, blk.mlp.projB)) as tf.Tensor3D;

@@ -23,7 +23,15 @@ export const gpt2: Architecture<Gpt2Config, Gpt2Params> = {
   knobs: { ...COMMON_KNOBS, n_heads: integer(4), d_mlp: integer() },
   config: (m, vocabSize, seqLen) =>
     // Field order as before the other architectures existed (model.json unchanged).
-    ({ arch: 'gpt2', n_layers: m.n_layers, d_model: m.d_model, n_heads: m.n_heads, d_mlp: m.d_mlp ?? 4 * m.d_model, vocab_size: vocabSize, seq_len: seqLen }),
+    ({
+      arch: 'gpt2',
+      n_layers: m.n_layers,
+      d_model: m.d_model,
+      n_heads: m.n_heads,
+      d_mlp: m.d_mlp ?? 4 * m.d_model,
+      vocab_size: vocabSize,
+      seq_len: seqLen,
+    }),
   check: checkHeads,
   count(c) {
     const { n_layers: L, d_model: d, vocab_size: V, seq_len: T, d_mlp: m } = c;

@@ -27,7 +27,17 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ParamModel } from '../base.js';
-import { causalMask, embedding, linearT, multiHeadAttention, ParamStore, positionMask, rmsNorm, selectPositions, silu } from '../layers.js';
+import {
+  causalMask,
+  embedding,
+  linearT,
+  multiHeadAttention,
+  ParamStore,
+  positionMask,
+  rmsNorm,
+  selectPositions,
+  silu,
+} from '../layers.js';
 import type { LanguageModel } from '../model.js';
 import type { LlamaConfig } from './llama.js';
 import type { Rng } from '../train-rng.js';
@@ -190,7 +200,8 @@ class Llama extends ParamModel implements LanguageModel {
     const last = this.blocks.length - 1;
     for (let i = 0; i < last; i++) x = this.block(this.blocks[i], x, x, mask, rot);
     const xq = tf.reshape(selectPositions(x, positions), [batch, 1, d]) as tf.Tensor3D;
-    const at = (table: Float32Array) => tf.reshape(tf.gather(tf.tensor2d(table.subarray(0, seq * dHead), [seq, dHead]), positions), [batch, 1, 1, dHead]);
+    const at = (table: Float32Array) =>
+      tf.reshape(tf.gather(tf.tensor2d(table.subarray(0, seq * dHead), [seq, dHead]), positions), [batch, 1, 1, dHead]);
     const answerRot: Rotation = { cosQ: at(this.cos), sinQ: at(this.sin), cosK: rot.cosK, sinK: rot.sinK };
     const out = this.block(this.blocks[last], x, xq, positionMask(positions, seq), answerRot);
     return this.unembed(tf.reshape(out, [batch, d]) as tf.Tensor2D);

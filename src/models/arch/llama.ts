@@ -29,7 +29,13 @@ export function llamaHidden(dModel: number): number {
 /** LLaMA: RMSNorm, rotary embeddings, SwiGLU MLP, no biases, untied unembedding. */
 export const llama: Architecture<LlamaConfig, LlamaParams> = {
   arch: 'llama',
-  knobs: { ...COMMON_KNOBS, n_heads: integer(4), d_mlp: integer(), tie_embeddings: boolean(false), rope_base: real(10000) },
+  knobs: {
+    ...COMMON_KNOBS,
+    n_heads: integer(4),
+    d_mlp: integer(),
+    tie_embeddings: boolean(false),
+    rope_base: real(10000),
+  },
   config: (m, vocabSize, seqLen) => ({
     arch: 'llama',
     n_layers: m.n_layers,
@@ -43,7 +49,8 @@ export const llama: Architecture<LlamaConfig, LlamaParams> = {
   }),
   check(m) {
     const problems: Problem[] = checkRotaryHeads(m);
-    if (!(m.rope_base > 1)) problems.push({ field: 'rope_base', message: `rope_base must be > 1, got ${String(m.rope_base)}` });
+    if (!(m.rope_base > 1))
+      problems.push({ field: 'rope_base', message: `rope_base must be > 1, got ${String(m.rope_base)}` });
     return problems;
   },
   count(c) {

@@ -79,7 +79,10 @@ export function causalDepthwiseConv(x: tf.Tensor3D, w: tf.Tensor3D): tf.Tensor3D
   const padded = tf.concat([tf.zeros([K - 1, batch, E]), x], 0); // [seq + K − 1, batch, E]
   let y: tf.Tensor | undefined;
   for (let j = 0; j < K; j++) {
-    const term = tf.mul(tf.slice(padded, [j, 0, 0], [seq, batch, E]), tf.reshape(tf.slice(taps, [j, 0], [1, E]), [1, 1, E]));
+    const term = tf.mul(
+      tf.slice(padded, [j, 0, 0], [seq, batch, E]),
+      tf.reshape(tf.slice(taps, [j, 0], [1, E]), [1, 1, E]),
+    );
     y = y ? tf.add(y, term) : term;
   }
   return y as tf.Tensor3D;
@@ -91,22 +94,24 @@ export function causalDepthwiseConv(x: tf.Tensor3D, w: tf.Tensor3D): tf.Tensor3D
  * middle axis, which the wasm backend runs ~3x slower; a `[E, 1] @ [1, N]` product is no faster.
  * @param x `[batch, E]`; @param y `[batch, N]`. @returns `[batch, E, N]`
  */
-export const rowOuter: (x: tf.Tensor2D, y: tf.Tensor2D) => tf.Tensor3D = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-  const [x, y, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
-  const [batch, E] = x.shape;
-  const N = y.shape[1];
-  save([x, y]);
-  return {
-    value: tf.mul(tf.reshape(x, [batch, E, 1]), tf.reshape(y, [batch, 1, N])),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const g = dy as tf.Tensor3D;
-      return [
-        tf.reshape(tf.matMul(g, tf.reshape(saved[1], [batch, N, 1]) as tf.Tensor3D), [batch, E]),
-        tf.reshape(tf.matMul(tf.reshape(saved[0], [batch, 1, E]) as tf.Tensor3D, g), [batch, N]),
-      ];
-    },
-  };
-}) as unknown as (x: tf.Tensor2D, y: tf.Tensor2D) => tf.Tensor3D;
+export const rowOuter: (x: tf.Tensor2D, y: tf.Tensor2D) => tf.Tensor3D = tf.customGrad(
+  (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, y, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+    const [batch, E] = x.shape;
+    const N = y.shape[1];
+    save([x, y]);
+    return {
+      value: tf.mul(tf.reshape(x, [batch, E, 1]), tf.reshape(y, [batch, 1, N])),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const g = dy as tf.Tensor3D;
+        return [
+          tf.reshape(tf.matMul(g, tf.reshape(saved[1], [batch, N, 1]) as tf.Tensor3D), [batch, E]),
+          tf.reshape(tf.matMul(tf.reshape(saved[0], [batch, 1, E]) as tf.Tensor3D, g), [batch, N]),
+        ];
+      },
+    };
+  },
+) as unknown as (x: tf.Tensor2D, y: tf.Tensor2D) => tf.Tensor3D;
 
 /**
  * Contraction of the last axis per row: `out[i, e] = Σ_n s[i, e, n] · c[i, n]`, as a batched
@@ -114,18 +119,20 @@ export const rowOuter: (x: tf.Tensor2D, y: tf.Tensor2D) => tf.Tensor3D = tf.cust
  * (no transposes, no `[E, 1] @ [1, N]` outer products).
  * @param s `[batch, E, N]`; @param c `[batch, N]`. @returns `[batch, E]`
  */
-export const rowContract: (s: tf.Tensor3D, c: tf.Tensor2D) => tf.Tensor2D = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-  const [s, c, save] = args as [tf.Tensor3D, tf.Tensor2D, tf.GradSaveFunc];
-  const [batch, E, N] = s.shape;
-  save([s, c]);
-  return {
-    value: tf.reshape(tf.matMul(s, tf.reshape(c, [batch, N, 1]) as tf.Tensor3D), [batch, E]),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
-      tf.mul(tf.reshape(dy, [batch, E, 1]), tf.reshape(saved[1], [batch, 1, N])),
-      tf.reshape(tf.matMul(tf.reshape(dy, [batch, 1, E]) as tf.Tensor3D, saved[0] as tf.Tensor3D), [batch, N]),
-    ],
-  };
-}) as unknown as (s: tf.Tensor3D, c: tf.Tensor2D) => tf.Tensor2D;
+export const rowContract: (s: tf.Tensor3D, c: tf.Tensor2D) => tf.Tensor2D = tf.customGrad(
+  (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [s, c, save] = args as [tf.Tensor3D, tf.Tensor2D, tf.GradSaveFunc];
+    const [batch, E, N] = s.shape;
+    save([s, c]);
+    return {
+      value: tf.reshape(tf.matMul(s, tf.reshape(c, [batch, N, 1]) as tf.Tensor3D), [batch, E]),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+        tf.mul(tf.reshape(dy, [batch, E, 1]), tf.reshape(saved[1], [batch, 1, N])),
+        tf.reshape(tf.matMul(tf.reshape(dy, [batch, 1, E]) as tf.Tensor3D, saved[0] as tf.Tensor3D), [batch, N]),
+      ],
+    };
+  },
+) as unknown as (s: tf.Tensor3D, c: tf.Tensor2D) => tf.Tensor2D;
 
 /**
  * The selective scan, position by position: `s_t = exp(Δ_t ⊙ A) ⊙ s_{t−1} + (Δ_t ⊙ u_t) ⊗ B_t`,
@@ -133,7 +140,14 @@ export const rowContract: (s: tf.Tensor3D, c: tf.Tensor2D) => tf.Tensor2D = tf.c
  * @param u, delta `[seq, batch, E]`; @param a `A = −exp(A_log)` `[E, N]`;
  * @param b, c `[seq, batch, N]`; @param d `[E]`. @returns y `[seq, batch, E]`
  */
-export function selectiveScan(u: tf.Tensor3D, delta: tf.Tensor3D, a: tf.Tensor2D, b: tf.Tensor3D, c: tf.Tensor3D, d: tf.Tensor1D): tf.Tensor3D {
+export function selectiveScan(
+  u: tf.Tensor3D,
+  delta: tf.Tensor3D,
+  a: tf.Tensor2D,
+  b: tf.Tensor3D,
+  c: tf.Tensor3D,
+  d: tf.Tensor1D,
+): tf.Tensor3D {
   const [seq, batch, E] = u.shape;
   const N = a.shape[1];
   // One split per input (its gradient is one concat), rather than a slice (and pad) per position.

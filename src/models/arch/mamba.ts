@@ -31,7 +31,14 @@ export function mambaDtRank(dModel: number): number {
 /** Mamba-1: selective state-space blocks, no attention, tied unembedding. */
 export const mamba: Architecture<MambaConfig, MambaParams> = {
   arch: 'mamba',
-  knobs: { ...COMMON_KNOBS, d_state: integer(16), expand: integer(2), d_conv: integer(4), dt_rank: integer(), tie_embeddings: boolean(true) },
+  knobs: {
+    ...COMMON_KNOBS,
+    d_state: integer(16),
+    expand: integer(2),
+    d_conv: integer(4),
+    dt_rank: integer(),
+    tie_embeddings: boolean(true),
+  },
   config: (m, vocabSize, seqLen) => ({
     arch: 'mamba',
     n_layers: m.n_layers,

@@ -75,11 +75,14 @@ export function validateConfig(config: ModelConfig): void {
   const integers = [...knobs.filter(([, k]) => k.type === 'integer').map(([name]) => name), 'vocab_size', 'seq_len'];
   for (const key of integers) {
     const v = fields[key];
-    if (!Number.isInteger(v) || (v as number) < 1) throw new Error(`model.${key} must be a positive integer, got ${String(v)}`);
+    if (!Number.isInteger(v) || (v as number) < 1)
+      throw new Error(`model.${key} must be a positive integer, got ${String(v)}`);
   }
   for (const [key, knob] of knobs) {
-    if (knob.type === 'boolean' && typeof fields[key] !== 'boolean') throw new Error(`model.${key} must be true or false`);
-    if (knob.type === 'number' && typeof fields[key] !== 'number') throw new Error(`model.${key} must be a number, got ${String(fields[key])}`);
+    if (knob.type === 'boolean' && typeof fields[key] !== 'boolean')
+      throw new Error(`model.${key} must be true or false`);
+    if (knob.type === 'number' && typeof fields[key] !== 'number')
+      throw new Error(`model.${key} must be a number, got ${String(fields[key])}`);
   }
   const [problem] = arch.check(config);
   if (problem) throw new Error(`model.${problem.field}: ${problem.message}`);

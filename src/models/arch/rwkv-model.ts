@@ -79,7 +79,11 @@ interface Block {
  * channel mixing `time_mix_k = time_mix_r = (h/d)^ρ₁`, with `ρ₀ = layer/(nLayers−1)` (0 for one
  * layer) and `ρ₁ = 1 − layer/nLayers`.
  */
-export function rwkvSchedules(layer: number, nLayers: number, d: number): Record<'decay' | 'first' | 'mixK' | 'mixV' | 'mixR' | 'ffnMix', Float32Array> {
+export function rwkvSchedules(
+  layer: number,
+  nLayers: number,
+  d: number,
+): Record<'decay' | 'first' | 'mixK' | 'mixV' | 'mixR' | 'ffnMix', Float32Array> {
   const r0 = nLayers > 1 ? layer / (nLayers - 1) : 0;
   const r1 = 1 - layer / nLayers;
   const f = (fn: (h: number) => number) => Float32Array.from({ length: d }, (_, h) => fn(h));
@@ -191,7 +195,10 @@ class Rwkv extends RecurrentModel implements LanguageModel {
     super();
     const { n_layers: L, d_model: d, d_mlp: m, vocab_size: V } = config;
     const p = new ParamStore(rng);
-    const ln = (name: string): [tf.Variable, tf.Variable] => [p.constant(`${name}.weight`, [d], 1), p.constant(`${name}.bias`, [d], 0)];
+    const ln = (name: string): [tf.Variable, tf.Variable] => [
+      p.constant(`${name}.weight`, [d], 1),
+      p.constant(`${name}.bias`, [d], 0),
+    ];
     const zero = (name: string, shape: number[]) => p.constant(name, shape, 0);
     // Orthogonal with PyTorch's [d_out, d_in] layout and RWKV's gain sqrt(d_out / d_in) when d_out > d_in.
     const ortho = (name: string, dOut: number, dIn: number, scale = 1) =>

@@ -45,7 +45,8 @@ export function fingerprint(config: { evalBatchSize?: number; checkpointEvery: n
   const h = createHash('sha256');
   const { evalBatchSize: _e, checkpointEvery: _c, ...rest } = config;
   h.update(JSON.stringify(rest));
-  for (const a of [train.tokens, train.positions, train.targets]) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  for (const a of [train.tokens, train.positions, train.targets])
+    h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   return h.digest('hex');
 }
 
@@ -102,10 +103,15 @@ function checkpointSteps(dir: string): number[] {
  * Saves `variables` and `state` (stamped with `CHECKPOINT_VERSION`) as the checkpoint of
  * `state.step` in `dir` (created if missing), then removes the older ones.
  */
-export async function saveCheckpoint(dir: string, variables: ReadonlyMap<string, tf.Variable>, state: Omit<CheckpointState, 'version'>): Promise<void> {
+export async function saveCheckpoint(
+  dir: string,
+  variables: ReadonlyMap<string, tf.Variable>,
+  state: Omit<CheckpointState, 'version'>,
+): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const tensors: [string, NamedTensor][] = [];
-  for (const [key, v] of variables) tensors.push([key, { dtype: 'F32', shape: v.shape, data: (await v.data()) as Float32Array }]);
+  for (const [key, v] of variables)
+    tensors.push([key, { dtype: 'F32', shape: v.shape, data: (await v.data()) as Float32Array }]);
   const step = state.step;
   writeAtomic(join(dir, `checkpoint-${pad(step)}.safetensors`), encodeSafetensors(tensors, { step: String(step) }));
   const json: CheckpointState = { version: CHECKPOINT_VERSION, ...state };
@@ -131,7 +137,12 @@ export function loadCheckpoint(
   for (const step of checkpointSteps(dir)) {
     try {
       const state = JSON.parse(readFileSync(join(dir, `checkpoint-${pad(step)}.json`), 'utf8')) as CheckpointState;
-      if (state.version !== CHECKPOINT_VERSION || state.fingerprint !== run.fingerprint || state.step !== step || step > run.maxSteps) {
+      if (
+        state.version !== CHECKPOINT_VERSION ||
+        state.fingerprint !== run.fingerprint ||
+        state.step !== step ||
+        step > run.maxSteps
+      ) {
         log(`ignoring checkpoint at step ${step}: made by another run configuration`);
         continue;
       }
@@ -139,7 +150,8 @@ export function loadCheckpoint(
       // Every tensor is checked before any is assigned: a bad file leaves the run's state untouched.
       const values = [...variables].map(([key, v]) => {
         const t = st.tensors.get(key);
-        if (!t || t.dtype !== 'F32' || t.shape.join() !== v.shape.join()) throw new Error(`checkpoint lacks ${key} ${JSON.stringify(v.shape)}`);
+        if (!t || t.dtype !== 'F32' || t.shape.join() !== v.shape.join())
+          throw new Error(`checkpoint lacks ${key} ${JSON.stringify(v.shape)}`);
         return [v, t.data as Float32Array] as const;
       });
       tf.tidy(() => {

@@ -36,7 +36,12 @@ export interface Predictions {
  * Predictions and losses of `model` at the answer position of the first `limit` examples,
  * in batches of `batchSize`.
  */
-export async function predict(model: LanguageModel, data: Examples, batchSize = 1024, limit = data.n): Promise<Predictions> {
+export async function predict(
+  model: LanguageModel,
+  data: Examples,
+  batchSize = 1024,
+  limit = data.n,
+): Promise<Predictions> {
   const n = Math.min(limit, data.n);
   const prediction = new Int32Array(n);
   const loss = new Float32Array(n);
@@ -56,7 +61,12 @@ export async function predict(model: LanguageModel, data: Examples, batchSize = 
 }
 
 /** Accuracy and mean loss of `model` on the first `limit` examples. */
-export async function evaluateExamples(model: LanguageModel, data: Examples, batchSize = 1024, limit = data.n): Promise<{ accuracy: number; loss: number; n: number }> {
+export async function evaluateExamples(
+  model: LanguageModel,
+  data: Examples,
+  batchSize = 1024,
+  limit = data.n,
+): Promise<{ accuracy: number; loss: number; n: number }> {
   const { prediction, loss } = await predict(model, data, batchSize, limit);
   const n = prediction.length;
   let correct = 0;
@@ -75,7 +85,10 @@ export async function evaluateExamples(model: LanguageModel, data: Examples, bat
  */
 export function evenlySpaced(data: Examples, k: number): Examples {
   if (data.n <= k) return data;
-  return selectRows(data, Array.from({ length: k }, (_, i) => Math.floor((i * data.n) / k)));
+  return selectRows(
+    data,
+    Array.from({ length: k }, (_, i) => Math.floor((i * data.n) / k)),
+  );
 }
 
 /**
@@ -107,7 +120,10 @@ export class CurveRecorder {
     private readonly tests: ReadonlyMap<string, Examples>,
     private readonly batchSize: number,
   ) {
-    [this.lossSum, this.accuracySum] = tf.tidy(() => [tf.variable(tf.scalar(0), false), tf.variable(tf.scalar(0), false)]);
+    [this.lossSum, this.accuracySum] = tf.tidy(() => [
+      tf.variable(tf.scalar(0), false),
+      tf.variable(tf.scalar(0), false),
+    ]);
   }
 
   /** Adds one training batch's mean loss and accuracy (scalars); call inside `tf.tidy`. */
@@ -138,7 +154,13 @@ export class CurveRecorder {
     const rows: CurveRow[] = [];
     if (this.batches > 0) {
       await this.readRunning();
-      rows.push({ step, epoch, type: 'train_batch', accuracy: this.running.accuracy as number, loss: this.running.loss as number });
+      rows.push({
+        step,
+        epoch,
+        type: 'train_batch',
+        accuracy: this.running.accuracy as number,
+        loss: this.running.loss as number,
+      });
     } else {
       const m = await evaluateExamples(this.model, firstBatch(), this.batchSize);
       rows.push({ step, epoch, type: 'train_batch', accuracy: m.accuracy, loss: m.loss });

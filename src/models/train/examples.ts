@@ -24,7 +24,13 @@ export interface Examples {
 export function selectRows(data: Examples, indices: ArrayLike<number>): Examples {
   const L = data.seqLen;
   const n = indices.length;
-  const out: Examples = { tokens: new Int32Array(n * L), positions: new Int32Array(n), targets: new Int32Array(n), n, seqLen: L };
+  const out: Examples = {
+    tokens: new Int32Array(n * L),
+    positions: new Int32Array(n),
+    targets: new Int32Array(n),
+    n,
+    seqLen: L,
+  };
   for (let i = 0; i < n; i++) {
     const r = indices[i];
     out.tokens.set(data.tokens.subarray(r * L, r * L + L), i * L);
@@ -35,7 +41,10 @@ export function selectRows(data: Examples, indices: ArrayLike<number>): Examples
 }
 
 /** Rows `indices` of `data` as tensors: tokens `[b, seqLen]`, positions `[b]`, targets `[b]` (int32). */
-export function batchTensors(data: Examples, indices: ArrayLike<number>): { tokens: tf.Tensor2D; positions: tf.Tensor1D; targets: tf.Tensor1D } {
+export function batchTensors(
+  data: Examples,
+  indices: ArrayLike<number>,
+): { tokens: tf.Tensor2D; positions: tf.Tensor1D; targets: tf.Tensor1D } {
   const rows = selectRows(data, indices);
   return {
     tokens: tf.tensor2d(rows.tokens, [rows.n, rows.seqLen], 'int32'),

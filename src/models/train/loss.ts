@@ -57,7 +57,12 @@ function weightedPass(model: LanguageModel, data: Examples, indices: Int32Array,
  * activations plus two sets of gradients (the running sum and the micro-batch's).
  * The caller disposes the result's tensors.
  */
-export function batchGradients(model: LanguageModel, data: Examples, indices: Int32Array, microBatch: number): BatchGradients {
+export function batchGradients(
+  model: LanguageModel,
+  data: Examples,
+  indices: Int32Array,
+  microBatch: number,
+): BatchGradients {
   const n = indices.length;
   let sum: BatchGradients | undefined;
   for (let start = 0; start < n; start += microBatch) {

@@ -106,10 +106,13 @@ export interface TrainResult {
  */
 function passSize(config: TrainerConfig, train: Examples): number {
   const { batchSize, maxSteps, evalEvery } = config;
-  if (train.seqLen > config.model.seq_len) throw new Error(`training sequences of ${train.seqLen} exceed seq_len ${config.model.seq_len}`);
-  if (!(batchSize >= 1 && maxSteps >= 0 && evalEvery >= 1)) throw new Error('batchSize and evalEvery must be ≥ 1, maxSteps ≥ 0');
+  if (train.seqLen > config.model.seq_len)
+    throw new Error(`training sequences of ${train.seqLen} exceed seq_len ${config.model.seq_len}`);
+  if (!(batchSize >= 1 && maxSteps >= 0 && evalEvery >= 1))
+    throw new Error('batchSize and evalEvery must be ≥ 1, maxSteps ≥ 0');
   const microBatch = Math.min(config.microBatchSize ?? batchSize, batchSize);
-  if (!(Number.isInteger(microBatch) && microBatch >= 1)) throw new Error(`microBatchSize must be an integer ≥ 1, not ${config.microBatchSize}`);
+  if (!(Number.isInteger(microBatch) && microBatch >= 1))
+    throw new Error(`microBatchSize must be an integer ≥ 1, not ${config.microBatchSize}`);
   return microBatch;
 }
 
@@ -135,7 +138,10 @@ export async function trainModel(
   const opt = new AdamW(model.params, config.optimizer, (n) => model.decays(n));
   let sampler = new BatchSampler(train.n, makeRng(config.seed, 1));
   const curve = new CurveRecorder(model, evalSets, evalBatch);
-  const saved = checkpointVariables(model.params, opt, { 'train.loss_sum': curve.lossSum, 'train.accuracy_sum': curve.accuracySum });
+  const saved = checkpointVariables(model.params, opt, {
+    'train.loss_sum': curve.lossSum,
+    'train.accuracy_sum': curve.accuracySum,
+  });
   const print = fingerprint(config, train);
   const dir = options.checkpointDir;
 
@@ -150,13 +156,21 @@ export async function trainModel(
     }
     const epochAt = (step: number) => (step * batchSize) / train.n;
     const save = async (step: number) => {
-      if (dir) await saveCheckpoint(dir, saved, { step, fingerprint: print, sampler: sampler.state(), batches: curve.batches, curve: curve.rows });
+      if (dir)
+        await saveCheckpoint(dir, saved, {
+          step,
+          fingerprint: print,
+          sampler: sampler.state(),
+          batches: curve.batches,
+          curve: curve.rows,
+        });
     };
     const evaluate = async (step: number) => {
       const rows = await curve.evaluate(step, epochAt(step), () => selectRows(train, sampler.peek(batchSize)));
       events.onEval?.(step, rows);
     };
-    const report = (step: number) => events.onStep?.({ step, total: maxSteps, epoch: epochAt(step), ...curve.running, evaluated: curve.latest });
+    const report = (step: number) =>
+      events.onStep?.({ step, total: maxSteps, epoch: epochAt(step), ...curve.running, evaluated: curve.latest });
 
     const t0 = performance.now();
     if (start === 0) await evaluate(0);
