@@ -117,6 +117,26 @@ function passSize(config: TrainerConfig, train: Examples): number {
 }
 
 /**
+ * One optimizer step on the batch `indices` (`[batch]` row numbers of `train`): gradients summed over
+ * passes of at most `microBatch` examples, AdamW, and the batch's loss and accuracy into `curve`.
+ */
+function optimizerStep(
+  model: LanguageModel,
+  opt: AdamW,
+  curve: CurveRecorder,
+  train: Examples,
+  indices: Int32Array,
+  microBatch: number,
+): void {
+  tf.tidy(() => {
+    const { grads, loss, accuracy } = batchGradients(model, train, indices, microBatch);
+    opt.apply(grads);
+    curve.addBatch(loss, accuracy);
+    accuracy.dispose(); // tf.keep'd by a one-pass batch: not the tidy's to free
+  });
+}
+
+/**
  * Trains a model from scratch, or resumes from `options.checkpointDir`.
  * @param tests test sets by type, evaluated in this order.
  * @throws the abort reason when `options.signal` fires; Error on inconsistent data/config.
@@ -180,13 +200,7 @@ export async function trainModel(
         await save(step - 1);
         options.signal.throwIfAborted();
       }
-      const indices = sampler.next(batchSize);
-      tf.tidy(() => {
-        const { grads, loss, accuracy } = batchGradients(model, train, indices, microBatch);
-        opt.apply(grads);
-        curve.addBatch(loss, accuracy);
-        accuracy.dispose(); // tf.keep'd by a one-pass batch: not the tidy's to free
-      });
+      optimizerStep(model, opt, curve, train, sampler.next(batchSize), microBatch);
       if (step % evalEvery === 0 || step === maxSteps) await evaluate(step);
       else await curve.refreshRunning();
       if (isCheckpointStep(step, checkpointEvery, maxSteps)) await save(step);
