@@ -16,7 +16,6 @@ import { CONTENT_SECURITY_POLICY, CSS, EMBED_SCRIPT } from './page-resources.js'
 import { thresholdText } from '../analysis/tables.js';
 import { isSeedKnob } from '../analysis/aggregate.js';
 
-
 /** Options of `reportHtml`. */
 export interface PageOptions {
   /** Where the page will be written (links are relative to its folder). */
