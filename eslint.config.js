@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'artifacts/**', 'coverage/**', '.grokpipe/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '.venv/**', 'artifacts/**', 'coverage/**', '.grokpipe/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
