@@ -7,7 +7,9 @@
 import type { TopLevelSpec } from 'vega-lite';
 import type { AnalyzedRun } from '../analysis/tables.js';
 import { ACCURACY_TYPES, GENERALISATION_TYPES, TRAIN_BATCH_TYPE, TRAIN_TYPE } from '../analysis/metrics.js';
-import { CHART_CONFIG } from './render.js';
+import { CHART_CONFIG, legendAbove } from './render.js';
+import type { RuleMark } from './rule-labels.js';
+import { LABEL_FONT_SIZE, NEUTRAL_LABEL_COLOR, RULE_DASHES, placeRuleLabels } from './rule-labels.js';
 import type { StepExtent, VlObject } from './style.js';
 import { STEP_NOTE, TYPE_COLORS, TYPE_LABELS, stepEncoding } from './style.js';
 
@@ -61,24 +63,69 @@ function lossRows(run: AnalyzedRun): { rows: VlObject[]; source: string } {
   return { rows, source };
 }
 
-/** Rows of the vertical rules: memorisation and ID/OOD generalisation at `threshold`. */
-function ruleRows(run: AnalyzedRun, threshold: number): VlObject[] {
-  const rows: VlObject[] = [];
+/**
+ * Rows of the vertical rules: memorisation and ID/OOD generalisation at `threshold`, with their
+ * labels placed so that none is drawn over another (`placeRuleLabels`) in a panel of `width` ×
+ * `height` pixels on the step axis `extent`.
+ */
+function ruleRows(run: AnalyzedRun, threshold: number, extent: StepExtent, width: number, height: number): VlObject[] {
+  const marks: RuleMark[] = [];
   const m = run.metrics;
-  if (m.memorise)
-    rows.push({ series: TYPE_LABELS[TRAIN_TYPE], step: m.memorise.step, label: `memorised @${m.memorise.step}` });
+  if (m.memorise) marks.push({ series: TYPE_LABELS[TRAIN_TYPE], step: m.memorise.step, what: 'memorised' });
   for (const { type, label } of GENERALISATION_TYPES) {
     const g = m.generalise.find((e) => e.type === type && e.threshold === threshold);
-    if (g?.at) rows.push({ series: TYPE_LABELS[type], step: g.at.step, label: `${label} ≥${threshold} @${g.at.step}` });
+    if (g?.at) marks.push({ series: TYPE_LABELS[type], step: g.at.step, what: `${label} ≥${threshold}` });
   }
-  // Labels of rules at the same step are stacked along the rule instead of drawn over each other.
-  const atStep = new Map<unknown, number>();
-  for (const row of rows) {
-    const k = atStep.get(row.step) ?? 0;
-    atStep.set(row.step, k + 1);
-    row.labelY = 0.03 + 0.33 * k;
-  }
-  return rows;
+  return placeRuleLabels(marks, extent, width, height) as unknown as VlObject[];
+}
+
+/**
+ * The text layer of the rule labels on one `side` of their rules (`neutral`: the merged labels, in
+ * a neutral colour), written upwards from `labelY` of the panel height.
+ */
+function labelLayer(
+  rows: VlObject[],
+  side: 'left' | 'right',
+  neutral: boolean,
+  x: VlObject,
+  color: VlObject,
+  limit: number,
+): VlObject {
+  return {
+    data: { values: rows.filter((r) => r.show && r.side === side && r.neutral === neutral) },
+    mark: {
+      type: 'text',
+      angle: 270,
+      align: 'left',
+      baseline: side === 'left' ? 'bottom' : 'top',
+      dy: side === 'left' ? -3 : 3,
+      fontSize: LABEL_FONT_SIZE,
+      limit,
+      ...(neutral ? { color: NEUTRAL_LABEL_COLOR } : {}),
+    },
+    encoding: {
+      x,
+      y: { field: 'labelY', type: 'quantitative' },
+      text: { field: 'label' },
+      ...(neutral ? {} : { color }),
+    },
+  };
+}
+
+/**
+ * Scale and axis of the loss panel: logarithmic over whole decades, a tick and grid line at each
+ * power of ten only (Vega's own log ticks add a grid line at every 2..9 × 10^k on a short range);
+ * linear when there is no loss to draw.
+ */
+function lossScale(losses: readonly number[]): VlObject {
+  if (losses.length === 0) return { scale: { type: 'linear' }, axis: { format: '~g', tickCount: 3 } };
+  const lo = Math.floor(Math.log10(Math.min(...losses)));
+  const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...losses))));
+  const values = Array.from({ length: hi - lo + 1 }, (_, i) => Number((10 ** (lo + i)).toPrecision(12)));
+  return {
+    scale: { type: 'log', domain: [values[0], values[values.length - 1]], nice: false },
+    axis: { format: '~g', values, labelOverlap: 'greedy' },
+  };
 }
 
 function runPanel(
@@ -97,11 +144,12 @@ function runPanel(
     legend: { labelLimit: 0 },
     scale: { domain: ACCURACY_TYPES.map((t) => TYPE_LABELS[t]), range: ACCURACY_TYPES.map((t) => TYPE_COLORS[t]) },
   };
-  const rules = ruleRows(run, threshold);
+  const height = Math.round(width * 0.5);
+  const rules = ruleRows(run, threshold, extent, width, height);
   const loss = lossRows(run);
   const accuracy: VlObject = {
     width,
-    height: Math.round(width * 0.5),
+    height,
     layer: [
       {
         data: { values: accuracyRows(run) },
@@ -114,23 +162,24 @@ function runPanel(
       },
       {
         data: { values: rules },
-        mark: { type: 'rule', strokeDash: [5, 3], strokeWidth: 1.2 },
-        encoding: { x: xHidden, color },
-      },
-      {
-        data: { values: rules },
-        // Written upwards along the left of each rule, from near the bottom of the panel.
-        mark: {
-          type: 'text',
-          angle: 270,
-          align: 'left',
-          baseline: 'bottom',
-          dy: -3,
-          fontSize: 10,
-          limit: Math.round(width * 0.45),
+        mark: { type: 'rule', strokeWidth: 1.2 },
+        encoding: {
+          x: xHidden,
+          color,
+          // rules at one step interleave their dashes (`placeRuleLabels`)
+          strokeDash: {
+            field: 'dash',
+            type: 'nominal',
+            legend: null,
+            scale: { domain: RULE_DASHES.map((d) => d.key), range: RULE_DASHES.map((d) => d.dash) },
+          },
         },
-        encoding: { x: xHidden, y: { field: 'labelY', type: 'quantitative' }, text: { field: 'label' }, color },
       },
+      ...(['left', 'right'] as const)
+        .flatMap((side) =>
+          [false, true].map((neutral) => labelLayer(rules, side, neutral, xHidden, color, Math.round(height * 0.94))),
+        )
+        .filter((l) => (l.data as { values: unknown[] }).values.length > 0),
     ],
   };
   if (title !== null) accuracy.title = { text: title, fontSize: 12 };
@@ -145,8 +194,7 @@ function runPanel(
         field: 'loss',
         type: 'quantitative',
         title: loss.source === TRAIN_BATCH_TYPE ? 'train loss' : 'train_inferred loss',
-        scale: { type: loss.rows.length > 0 ? 'log' : 'linear' },
-        axis: { format: '~g', tickCount: 3 },
+        ...lossScale(loss.rows.map((r) => r.loss as number)),
       },
     },
   };
@@ -155,8 +203,10 @@ function runPanel(
 
 /**
  * Vega-Lite spec of the grokking curve: a single run as one panel, several runs as a grid of
- * panels (three a row), all on the same symlog step axis `[0, largest step]`, logarithmic beyond
- * the first evaluation step and linear below it, so step 0 is shown as such (see `stepEncoding`). Accuracy types absent from a curve are simply not drawn.
+ * panels (three a row, the legend above them; the report may lay them out in fewer columns),
+ * all on the same symlog step axis `[0, largest step]`, logarithmic beyond the first evaluation
+ * step and linear below it, so step 0 is shown as such (see `stepEncoding`). The rules' labels
+ * are placed by `placeRuleLabels`. Accuracy types absent from a curve are simply not drawn.
  */
 export function grokkingSpec(runs: readonly AnalyzedRun[], options: GrokkingOptions): TopLevelSpec {
   const extent = stepExtent(runs);
@@ -170,7 +220,8 @@ export function grokkingSpec(runs: readonly AnalyzedRun[], options: GrokkingOpti
   const title = { text: single ? `Grokking curve: ${runs[0].name}` : 'Grokking curves', subtitle };
   const spec: VlObject = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    config: CHART_CONFIG,
+    // a grid's legend goes above it, so that it takes no column's width (`legendAbove`)
+    config: single ? CHART_CONFIG : legendAbove(CHART_CONFIG),
     title,
     resolve: { scale: { color: 'shared' }, legend: { color: 'shared' } },
   };

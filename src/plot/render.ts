@@ -60,6 +60,11 @@ export const CHART_CONFIG = {
   view: { stroke: '#cccccc' },
 } as const;
 
+/** `config` with its legends above the chart, their entries in a row (for grids of panels). */
+export function legendAbove<C extends { legend: object }>(config: C): C {
+  return { ...config, legend: { ...config.legend, orient: 'top', direction: 'horizontal' } };
+}
+
 /**
  * Renders a Vega-Lite spec to SVG and, when `png` is among `formats`, to PNG.
  * @throws Error when the spec does not compile or render.

@@ -37,16 +37,36 @@ export interface StepExtent {
 }
 
 /**
- * Tick values for a step axis on a symlog scale: 0 and the powers of ten from `minPositive` up to
- * `max` (Vega's own symlog ticks are linear, which hides the early steps).
+ * Tick values for a step axis on a symlog scale: 0, then a 1-2-5 series (1-2-3-5 when the axis
+ * spans at most 2.5 decades, powers of ten only beyond 4.5 decades) from the first such value ≥
+ * `minPositive` up to `max`, so that every decade is read at several points (Vega's own symlog
+ * ticks are linear, which hides the early steps). `max` itself is added when it is at least 30 %
+ * beyond the last tick (the end of a run, `3k` after `2k`); so is it when fewer than 3 ticks result.
  */
 export function stepTicks(extent: StepExtent): number[] {
   const ticks = [0];
-  const start = 10 ** Math.ceil(Math.log10(Math.max(1, extent.minPositive)));
-  for (let p = start; p <= Math.max(1, extent.max); p *= 10) ticks.push(p);
-  if (ticks.length < 3 && extent.max > 0 && !ticks.includes(extent.max)) ticks.push(extent.max);
+  const low = Math.max(1, extent.minPositive);
+  const max = Math.max(1, extent.max);
+  const decades = Math.log10(max / low);
+  const mantissas = decades <= 2.5 ? [1, 2, 3, 5] : decades <= 4.5 ? [1, 2, 5] : [1];
+  for (let p = 10 ** Math.floor(Math.log10(low)); p <= max; p *= 10)
+    for (const m of mantissas) {
+      // rounded: 3 * 0.1 is not 0.3 in floating point
+      const t = Number((m * p).toPrecision(12));
+      if (t >= low && t <= max) ticks.push(t);
+    }
+  const last = ticks[ticks.length - 1];
+  if (extent.max > 0 && last < max && (max >= last * 1.3 || ticks.length < 3)) ticks.push(max);
   return ticks;
 }
+
+/**
+ * Vega expression labelling a step (or any count) without exponent noise or a misleading SI
+ * prefix: `0`, `400`, `1k`, `1.5k`, `12k`, `2M` (d3's `~s` with an automatic precision writes 400
+ * as `0.4k` next to `1k`).
+ */
+export const STEP_LABEL =
+  "abs(datum.value) >= 1e6 ? format(datum.value / 1e6, '~g') + 'M' : abs(datum.value) >= 1e3 ? format(datum.value / 1e3, '~g') + 'k' : format(datum.value, '~g')";
 
 /** Axis title of the step encoding. */
 export const STEP_TITLE = 'optimizer step (log scale)';
@@ -62,8 +82,6 @@ export const STEP_NOTE = 'step axis: logarithmic, linear between step 0 and the 
  * another with the same x).
  */
 export function stepEncoding(extent: StepExtent, labels = true): VlObject {
-  const labelExpr =
-    "datum.value >= 1e6 ? format(datum.value / 1e6, '~g') + 'M' : datum.value >= 1e3 ? format(datum.value / 1e3, '~g') + 'k' : format(datum.value, '~g')";
   return {
     field: 'step',
     type: 'quantitative',
@@ -74,7 +92,16 @@ export function stepEncoding(extent: StepExtent, labels = true): VlObject {
       domain: [0, Math.max(1, extent.max)],
       nice: false,
     },
-    axis: { values: stepTicks(extent), labelExpr, labelFlush: true, labels, ticks: labels },
+    axis: {
+      values: stepTicks(extent),
+      labelExpr: STEP_LABEL,
+      labelFlush: true,
+      // a label that would touch its neighbour is left out (its tick and grid line stay)
+      labelOverlap: 'greedy',
+      labelSeparation: 4,
+      labels,
+      ticks: labels,
+    },
   };
 }
 
@@ -91,4 +118,35 @@ export function wantsLogScale(values: readonly number[], factor = 10): boolean {
   const min = Math.min(...v);
   const max = Math.max(...v);
   return min > 0 && max / min >= factor;
+}
+
+/** Widths of DejaVu Sans glyphs, in em, for the characters a rule label uses; others: 0.62. */
+const GLYPH_EM: Readonly<Record<string, number>> = {
+  ' ': 0.318,
+  '.': 0.318,
+  ',': 0.318,
+  '@': 1.0,
+  '≥': 0.838,
+  m: 0.974,
+  w: 0.818,
+  i: 0.278,
+  l: 0.278,
+  r: 0.411,
+  t: 0.392,
+  f: 0.352,
+  I: 0.295,
+  D: 0.77,
+  O: 0.787,
+  k: 0.579,
+};
+
+/**
+ * Estimated width (pixels) of `text` at `fontSize` pixels, from the glyph widths of DejaVu Sans,
+ * the widest of the fonts `sans-serif` resolves to where the plots are drawn (`./render.ts`;
+ * an overestimate for Liberation Sans and Arial).
+ */
+export function textWidth(text: string, fontSize: number): number {
+  let em = 0;
+  for (const ch of text) em += GLYPH_EM[ch] ?? 0.62;
+  return em * fontSize;
 }
