@@ -35,6 +35,23 @@ interface Loaded {
   requests: string[];
 }
 
+/** What `LAYOUT` measures: the page's horizontal overflow and, per plot, its columns, overflow and right edge. */
+interface Layout {
+  page: number;
+  plots: { id: string; columns: string | null; overflow: number; right: number }[];
+}
+
+/** Run in the page (as text: the tests are type-checked without the DOM's types). */
+const LAYOUT = `({
+  page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+  plots: [...document.querySelectorAll('div.plot')].map((el) => ({
+    id: el.id,
+    columns: el.getAttribute('data-columns'),
+    overflow: el.scrollWidth - el.clientWidth,
+    right: el.getBoundingClientRect().right,
+  })),
+})`;
+
 describe.skipIf(!hasChromium)('the report in headless Chromium', () => {
   let browser: Browser;
   let fx: ReportFixture;
@@ -50,8 +67,8 @@ describe.skipIf(!hasChromium)('the report in headless Chromium', () => {
     await browser?.close();
   });
 
-  async function load(file: string): Promise<Loaded> {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  async function load(file: string, width = 1400): Promise<Loaded> {
+    const page = await browser.newPage({ viewport: { width, height: 900 } });
     const errors: string[] = [];
     const requests: string[] = [];
     page.on('console', (m) => {
@@ -139,6 +156,34 @@ describe.skipIf(!hasChromium)('the report in headless Chromium', () => {
     const plots = await plotsOf(page);
     expect(plots).toHaveLength(3);
     for (const p of plots) expect(p.marks, p.id).toBeGreaterThan(5);
+    await page.close();
+  });
+
+  it('at 1,024 and 1,600 px: no plot wider than the page; grids in as many columns as fit', async () => {
+    const out = join(fx.dir, 'widths.html');
+    const res = await cli(['report', fx.file, '--store', fx.store, '--out', out], { stages: reportStages });
+    expect(res.code, res.stderr).toBe(0);
+    const columns: Record<number, Record<string, string | null>> = {};
+    for (const width of [1024, 1600]) {
+      const { page, errors } = await load(out, width);
+      expect(errors).toEqual([]);
+      const layout = await page.evaluate<Layout>(LAYOUT);
+      expect(layout.page, `page overflow at ${width} px`).toBe(0);
+      for (const p of layout.plots) {
+        expect(p.overflow, `${p.id} at ${width} px`).toBe(0);
+        expect(p.right, `${p.id} at ${width} px`).toBeLessThanOrEqual(width);
+      }
+      columns[width] = Object.fromEntries(layout.plots.map((p) => [p.id, p.columns]));
+      await page.close();
+    }
+    // 6 runs: three columns of grokking panels at 1,600 px, two at 1,024 px; the metrics row (3) fits both
+    expect(columns[1600]).toEqual({ 'plot1-grokking': '3', 'plot1-overlay': '2', 'plot1-metrics': '3' });
+    expect(columns[1024]).toEqual({ 'plot1-grokking': '2', 'plot1-overlay': '2', 'plot1-metrics': '3' });
+    // narrowing the window lays the grid out again
+    const { page } = await load(out, 1600);
+    await page.setViewportSize({ width: 1024, height: 900 });
+    await page.waitForSelector('#plot1-grokking[data-columns="2"]', { timeout: 10_000 });
+    expect((await page.evaluate<Layout>(LAYOUT)).page).toBe(0);
     await page.close();
   });
 });

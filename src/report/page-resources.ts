@@ -42,20 +42,51 @@ tr.not-computed td { color: var(--muted); font-style: italic; }
 .links a, .links span { margin-right: 8px; }
 .links span { color: #9e9e9e; }
 .dag-wrap { overflow-x: auto; padding: 8px 0; }
-.plot { margin: 8px 0 24px; overflow-x: auto; }
+.plot { margin: 8px 0 24px; overflow-x: auto; max-width: 100%; }
+.plot-box { display: inline-block; }
 .plot-error { color: #b00020; }
 details summary { cursor: pointer; color: var(--muted); }
 footer { padding: 24px; border-top: 1px solid var(--line); margin-top: 40px; }
 `;
 
-/** Script run in the page: draws every plot with vega-embed (SVG renderer) and flags the result. */
+/**
+ * Script run in the page: draws every plot with vega-embed (SVG renderer) into a box inside its
+ * container and flags the result. A grid of panels (a spec with `columns`) is laid out in as many
+ * columns as fit the container: drawn with all of them first, then with one fewer until the chart
+ * fits or has one column (the container scrolls sideways only then); drawn again when a resize of
+ * the window changes the container's width. The container's `data-columns` says how many were used.
+ */
 export const EMBED_SCRIPT = `
 (function () {
   var plots = JSON.parse(document.getElementById('grokpipe-plots').textContent);
   var options = { renderer: 'svg', actions: { export: true, source: true, compiled: false, editor: false } };
+  var drawn = {};
+  function draw(p, el, box, cols) {
+    var spec = cols ? Object.assign({}, p.spec, { columns: cols }) : p.spec;
+    return vegaEmbed(box, spec, options).then(function (res) {
+      if (cols > 1 && box.getBoundingClientRect().width > el.clientWidth) {
+        res.finalize();
+        return draw(p, el, box, cols - 1);
+      }
+      if (cols) el.setAttribute('data-columns', String(cols));
+      if (drawn[p.id]) drawn[p.id].finalize();
+      drawn[p.id] = res;
+      el.setAttribute('data-width', String(el.clientWidth));
+    });
+  }
+  function fit(p) {
+    var el = document.getElementById(p.id);
+    var box = el.querySelector('.plot-box');
+    if (!box) {
+      box = document.createElement('div');
+      box.className = 'plot-box';
+      el.appendChild(box);
+    }
+    return draw(p, el, box, p.spec.columns || 0);
+  }
   Promise.all(plots.map(function (p) {
     var el = document.getElementById(p.id);
-    return vegaEmbed(el, p.spec, options).then(function () {
+    return fit(p).then(function () {
       el.setAttribute('data-rendered', 'true');
     }, function (err) {
       el.setAttribute('data-rendered', 'error');
@@ -66,6 +97,18 @@ export const EMBED_SCRIPT = `
       el.appendChild(msg);
       console.error(err);
     });
-  })).then(function () { document.body.setAttribute('data-plots', 'done'); });
+  })).then(function () {
+    document.body.setAttribute('data-plots', 'done');
+    var timer = null;
+    window.addEventListener('resize', function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        plots.forEach(function (p) {
+          var el = document.getElementById(p.id);
+          if (p.spec.columns && el.getAttribute('data-rendered') === 'true' && el.getAttribute('data-width') !== String(el.clientWidth)) fit(p);
+        });
+      }, 200);
+    });
+  });
 })();
 `;
