@@ -66,7 +66,7 @@ async function writePlots(ctx: StageContext<AnalyzeParams>, runs: readonly Analy
 /** The `analyze` stage definition (see the module comment). */
 export const analyzeStage: StageDefinition<AnalyzeParams> = {
   name: 'analyze',
-  version: '4',
+  version: '5', // 5: the plots' readability fixes (rule labels, ticks, colours, zoomed accuracy axis) changed the SVG/PNG outputs
   description:
     'Grokking metrics (memorisation and ID/OOD generalisation steps, delays, ratios) and plots of one run or a sweep',
   schema,
