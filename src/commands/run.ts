@@ -25,6 +25,7 @@ import type { ExecutorChoice } from './execution.js';
 import type { ExecutorOptions, PipelineOptions } from './options.js';
 import {
   RUNS_JSON_HELP,
+  SET_HELP,
   backendOption,
   executorOptions,
   jobsOption,
@@ -54,6 +55,7 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     .option('--dry-run', 'show what would run and why, compute nothing')
     .addOption(backendOption('TensorFlow.js backend for training'));
   for (const option of executorOptions()) cmd.addOption(option);
+  cmd.addHelpText('after', SET_HELP);
   cmd.action(async (file: string, opts: RunOptions) => {
     ctx.setJson(Boolean(opts.json));
     const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });
