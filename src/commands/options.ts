@@ -124,3 +124,29 @@ export function executorOptions(): Option[] {
     new Option('--slurm-poll <seconds>', 'interval between squeue polls (seconds)').argParser(pollSeconds).default(5),
   ];
 }
+
+/** `--log-timestamps` as parsed: true, false (`--no-log-timestamps`) or undefined (not given). */
+export interface TimestampOptions {
+  logTimestamps?: boolean;
+}
+
+/**
+ * `--log-timestamps` / `--no-log-timestamps`: progress lines on stderr start with the time (ISO
+ * 8601, UTC). Without either, they do when stderr is not a terminal (`CommandContext.logTimestamps`).
+ */
+export function logTimestampsOptions(): Option[] {
+  return [
+    new Option('--log-timestamps', 'progress as lines on stderr, each starting with the time (default when piped)'),
+    new Option('--no-log-timestamps', 'progress lines without the time'),
+  ];
+}
+
+/** Whether progress lines get timestamps, and whether the command line said so (`createReporter`). */
+export function timestampsOf(
+  opts: TimestampOptions,
+  ctx: { readonly logTimestamps: boolean },
+): { on: boolean; explicit: boolean } {
+  return opts.logTimestamps === undefined
+    ? { on: ctx.logTimestamps, explicit: false }
+    : { on: opts.logTimestamps, explicit: true };
+}

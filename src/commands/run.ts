@@ -30,13 +30,16 @@ import {
   executorOptions,
   jobsOption,
   jsonOption,
+  logTimestampsOptions,
   setOption,
   storeOption,
+  timestampsOf,
 } from './options.js';
+import type { TimestampOptions } from './options.js';
 import { printStatus } from './status.js';
 
 /** The options of `run` as parsed. */
-interface RunOptions extends PipelineOptions, ExecutorOptions {
+interface RunOptions extends PipelineOptions, ExecutorOptions, TimestampOptions {
   jobs: number;
   dryRun?: boolean;
   backend: BackendRequest;
@@ -54,13 +57,13 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     .addOption(jobsOption('stage runs executing at once', availableParallelism()))
     .option('--dry-run', 'show what would run and why, compute nothing')
     .addOption(backendOption('TensorFlow.js backend for training'));
-  for (const option of executorOptions()) cmd.addOption(option);
+  for (const option of [...executorOptions(), ...logTimestampsOptions()]) cmd.addOption(option);
   cmd.addHelpText('after', SET_HELP);
   cmd.action(async (file: string, opts: RunOptions) => {
     ctx.setJson(Boolean(opts.json));
     const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });
     const store = new Store(opts.store);
-    if (opts.dryRun) ctx.setExitCode(await printStatus(pipeline, store, Boolean(opts.json), ctx.stdout, ctx.tty));
+    if (opts.dryRun) ctx.setExitCode(await printStatus(pipeline, store, Boolean(opts.json), ctx.stdout, ctx.color));
     else ctx.setExitCode(await runCommand(pipeline, store, opts, ctx));
   });
 }
@@ -91,7 +94,12 @@ async function runCommand(pipeline: Pipeline, store: Store, opts: RunOptions, ct
       executor: choice.executor,
       jobs: choice.jobs,
       signal: interrupt.signal,
-      reporter: await createReporter({ tty: ctx.tty, json: Boolean(opts.json), stderr: ctx.stderr }),
+      reporter: await createReporter({
+        tty: ctx.tty,
+        json: Boolean(opts.json),
+        timestamps: timestampsOf(opts, ctx),
+        stderr: ctx.stderr,
+      }),
       options: { backend: opts.backend, threads: choice.threads },
       pipelineFile: pipeline.file,
     });
@@ -120,7 +128,7 @@ function printRecords(pipeline: Pipeline, records: readonly RunRecord[], json: b
     ctx.stdout.write(jsonResult(rows));
     return;
   }
-  ctx.stdout.write(formatTable(rows, { color: ctx.tty, withSeconds: true }));
+  ctx.stdout.write(formatTable(rows, { color: ctx.color, withSeconds: true }));
   const leaves = new Set(leafRuns(pipeline.runs));
   const leafRecords = records
     .filter((r) => leaves.has(r.run))
