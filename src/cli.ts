@@ -9,6 +9,7 @@
  *   grokpipe status <file> [--set k=v]... [--store DIR] [--json]
  *   grokpipe why <file> [stage-run] | dag <file> [--format F] | verify <file> [--sample K | --all]
  *   grokpipe gc [--keep-pipelines F...] [--older-than D] [--dry-run] | show <target> | ls
+ *   grokpipe runs [file] [--stage S] [--where k=v]... [--sort C] [--json|--csv] | tag <run> <tag...>
  *   grokpipe doctor [--bench] [--json]   (which backends work here; exit 1 when none does)
  *   grokpipe report <file> [--out FILE] [--open]   (the HTML report)
  *   grokpipe exec-job <job.json>   (hidden: the worker of `--jobs` > 1 and of SLURM array tasks)
@@ -36,8 +37,10 @@ import { registerGc } from './commands/gc.js';
 import { registerLs } from './commands/ls.js';
 import { registerReport } from './commands/report.js';
 import { registerRun } from './commands/run.js';
+import { registerRuns } from './commands/runs.js';
 import { registerShow } from './commands/show.js';
 import { registerStatus } from './commands/status.js';
+import { registerTag } from './commands/tag.js';
 import { registerVerify } from './commands/verify.js';
 import { registerWhy } from './commands/why.js';
 
@@ -126,6 +129,8 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
     registerGc,
     registerShow,
     registerLs,
+    registerRuns,
+    registerTag,
     registerDoctor,
     registerReport,
     registerExecJob,
