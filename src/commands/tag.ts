@@ -40,7 +40,8 @@ async function resolveTarget(
   const { resolveEntry } = await import('../engine/terminal/show.js');
   if (plan) return resolveEntry(store, target, plan);
   let named = [...(await readAllMeta(store.root))].filter(([, m]) => m.name === target).map(([id]) => id);
-  if (named.length > 1) named = named.filter((id) => id.startsWith(`${stage}/`));
+  const ofStage = named.filter((id) => id.startsWith(`${stage}/`));
+  if (named.length > 1 && ofStage.length > 0) named = ofStage;
   if (named.length > 1) {
     throw new InputError([
       { where: target, path: '', message: `names ${named.length} runs (${named.join(', ')}); give a key` },

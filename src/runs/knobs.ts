@@ -69,3 +69,12 @@ export function resolveColumn(name: string, columns: readonly string[]): { colum
   const shown = columns.length > 12 ? `${columns.slice(0, 12).join(', ')}, ...` : columns.join(', ');
   return { problem: `no column "${name}" (columns: ${shown})` };
 }
+
+/**
+ * Short labels of knobs for plots and headings: the last part of each path (`entities` for
+ * `generate.entities`) when no other knob of the list ends the same, else the whole path.
+ */
+export function shortKnobNames(knobs: readonly string[]): string[] {
+  const last = (k: string) => k.slice(k.lastIndexOf('.') + 1);
+  return knobs.map((k) => (knobs.filter((o) => last(o) === last(k)).length === 1 ? last(k) : k));
+}
