@@ -39,7 +39,10 @@ async function resolveTarget(
 ): Promise<{ stage: string; key: string }> {
   const { resolveEntry } = await import('../engine/terminal/show.js');
   if (plan) return resolveEntry(store, target, plan);
-  let named = [...(await readAllMeta(store.root))].filter(([, m]) => m.name === target).map(([id]) => id);
+  // Sidecars outlive entries that gc removed: only names of entries still in the store count.
+  const present = async (id: string) => (await store.lookup(...(id.split('/') as [string, string]))).hit;
+  const candidates = [...(await readAllMeta(store.root))].filter(([, m]) => m.name === target).map(([id]) => id);
+  let named = (await Promise.all(candidates.map(async (id) => ((await present(id)) ? [id] : [])))).flat();
   const ofStage = named.filter((id) => id.startsWith(`${stage}/`));
   if (named.length > 1 && ofStage.length > 0) named = ofStage;
   if (named.length > 1) {
@@ -49,7 +52,7 @@ async function resolveTarget(
   }
   if (named.length === 1) {
     const [stage, key] = named[0].split('/');
-    if ((await store.lookup(stage, key)).hit) return { stage, key };
+    return { stage, key };
   }
   return resolveEntry(store, target, undefined);
 }

@@ -42,6 +42,7 @@ interface VerifyCommandOptions extends PipelineOptions, TimestampOptions {
 
 /** Registers `verify` on `program`. */
 export function registerVerify(program: Command, ctx: CommandContext): void {
+  const timestamps = logTimestampsOptions();
   program
     .command('verify')
     .argument('<file>', 'pipeline YAML file')
@@ -58,8 +59,8 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
     .option('--bytes-only', 'only check stored files against their byte hashes; recompute nothing')
     .addOption(jobsOption('recomputations at once', 1))
     .addOption(backendOption('TensorFlow.js backend for recomputed training'))
-    .addOption(logTimestampsOptions()[0])
-    .addOption(logTimestampsOptions()[1])
+    .addOption(timestamps[0])
+    .addOption(timestamps[1])
     .action(async (file: string, opts: VerifyCommandOptions) => {
       ctx.setJson(Boolean(opts.json));
       const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });
