@@ -1,5 +1,5 @@
 /**
- * Comparing runs: run names (`--name`, `run-name:`), tags (`grokpipe tag`), the git commit in the
+ * Comparing runs: run names (`--name`, per combination with templates), tags (`grokpipe tag`), the git commit in the
  * manifest, and `grokpipe runs` (the differing knobs as columns, `--where`, `--sort`, `--json`,
  * `--csv`, a pipeline's runs whatever `--set` produced them), on the fake stages; then the
  * grokking metrics of `runs` and the report's `--all-runs` on the built-in smoke pipeline.
@@ -72,15 +72,6 @@ describe('names, tags and the git commit', () => {
     const bad = await cli(['run', file, '--store', store, '--name', 'x${{ matrix.nope }}']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--name x${{ matrix.nope }}: unknown matrix variable "nope" (matrix: seed)');
-  });
-
-  it("the file's run-name: names runs, and --name replaces it", async () => {
-    const dir = tempDir();
-    const file = writeFileIn(dir, 'p.yaml', `run-name: "n\${{ matrix.seed }}"\n${SWEEP}`);
-    const store = join(dir, 'store');
-    await cli(['run', file, '--store', store]);
-    const names = runsJson(await cli(['runs', '--store', store, '--stage', 'gen', '--json'])).runs.map((r) => r.name);
-    expect(names.sort()).toEqual(['n0', 'n1']);
   });
 
   it('tags are added and removed by name, key or stage-run id, outside the artifact', async () => {

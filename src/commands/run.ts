@@ -62,7 +62,7 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     .option('--dry-run', 'show what would run and why, compute nothing')
     .option(
       '--name <name>',
-      "name the runs (instead of the file's run-name:); ${{ matrix.<axis> }} names each combination; see grokpipe runs",
+      "name the runs; ${{ matrix.<axis> }} in it names each combination (else the run's matrix values follow); see grokpipe runs",
     )
     .addOption(backendOption('TensorFlow.js backend for training'));
   for (const option of [...executorOptions(), ...logTimestampsOptions()]) cmd.addOption(option);

@@ -3,7 +3,7 @@
  * run and where it was used, kept outside the artifact folder so that no key, content hash or
  * manifest ever changes with it.
  *
- * - `name`: the run's name (`grokpipe run --name`, or the pipeline's `run-name:`); the last name
+ * - `name`: the run's name (`grokpipe run --name`, per combination with templates); the last name
  *   given wins.
  * - `tags`: labels added with `grokpipe tag` (sorted, each once).
  * - `uses`: every pipeline file that used the entry, with the run id it had there and the `--set`

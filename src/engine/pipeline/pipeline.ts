@@ -40,7 +40,7 @@ export interface Pipeline {
   readonly runs: readonly StageRun[];
   /** Location of a field of the (overridden) pipeline document. */
   readonly locate: Locate;
-  /** The name of each named run (`run-name:` or `--name`, see `run-names.ts`). */
+  /** The name of each named run (`--name`, see `run-names.ts`). */
   readonly runNames: ReadonlyMap<StageRun, string>;
 }
 
@@ -48,7 +48,7 @@ export interface Pipeline {
 export interface CompileOptions {
   /** `--set` arguments (`model.with.max_steps=500`, `vars.n=3`). */
   readonly sets?: readonly string[];
-  /** `--name`: names the runs instead of the file's `run-name:` (templates allowed). */
+  /** `--name`: names the runs (`${{ matrix.<axis> }}` and `${{ vars.<name> }}` allowed). */
   readonly runName?: string;
 }
 
@@ -70,7 +70,6 @@ interface RawStage {
 
 interface RawPipeline {
   name?: string;
-  'run-name'?: string;
   description?: string;
   matrix?: Record<string, Json[]>;
   vars?: Record<string, Json>;
@@ -106,13 +105,10 @@ export function compileLoaded(
   );
   const valid = validateParams(runs, doc, at);
   checkRuns(runs, valid, at);
-  const template = options.runName ?? doc['run-name'];
+  const template = options.runName;
   if (template !== undefined) {
     const scope = { matrix: graph.matrix.map(([n]) => n), vars: Object.keys(doc.vars ?? {}) };
-    for (const p of checkRunName(template, scope)) {
-      if (options.runName === undefined) at(['run-name'], p.message);
-      else issues.add(`--name ${options.runName}`, '', p.message);
-    }
+    for (const p of checkRunName(template, scope)) issues.add(`--name ${template}`, '', p.message);
   }
   issues.throwIfAny();
   const name = doc.name ?? loaded.file;

@@ -1,10 +1,9 @@
 /**
- * Run names: what people call the runs of an invocation (`grokpipe run --name`, or the pipeline's
- * `run-name:`, as GitHub Actions' `run-name:`), recorded in the store's sidecars
- * (`../cache/meta.ts`) and shown by `grokpipe runs`.
+ * Run names: what people call the runs of an invocation (`grokpipe run --name`), recorded in the
+ * store's sidecars (`../cache/meta.ts`) and shown by `grokpipe runs`.
  *
  * A name may use `${{ matrix.<name> }}` and `${{ vars.<name> }}`, rendered per combination: with
- * `run-name: "wd${{ matrix.weight_decay }}"` the run `model[weight_decay=0.1]` is `wd0.1`; a run
+ * `--name 'wd${{ matrix.weight_decay }}'` the run `model[weight_decay=0.1]` is `wd0.1`; a run
  * that does not depend on every matrix variable the name uses (a data stage shared by the sweep)
  * gets no name. A name without matrix templates names every run of the invocation, followed by
  * the run's matrix values as in its id (`baseline[weight_decay=0.1]`), so that the runs of a sweep
