@@ -9,15 +9,19 @@
  *   grokpipe status <file> [--set k=v]... [--store DIR] [--json]
  *   grokpipe why <file> [stage-run] | dag <file> [--format F] | verify <file> [--sample K | --all]
  *   grokpipe gc [--keep-pipelines F...] [--older-than D] [--dry-run] | show <target> | ls
+ *   grokpipe runs [file] [--stage S] [--where k=v]... [--sort C] [--json|--csv] | tag <run> <tag...>
  *   grokpipe doctor [--bench] [--json]   (which backends work here; exit 1 when none does)
  *   grokpipe report <file> [--out FILE] [--open]   (the HTML report)
  *   grokpipe exec-job <job.json>   (hidden: the worker of `--jobs` > 1 and of SLURM array tasks)
+ *
+ * Global options: --color / --no-color (default: NO_COLOR, FORCE_COLOR, a terminal; picocolors).
  *
  * Exit codes: 0 success, 1 a stage failed, 2 bad input, 130 interrupted.
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
+import picocolors from 'picocolors';
 import { InputError, formatIssue } from './engine/errors.js';
 import type { TextSink } from './engine/terminal/progress.js';
 import { createRegistry } from './engine/registry.js';
@@ -33,8 +37,10 @@ import { registerGc } from './commands/gc.js';
 import { registerLs } from './commands/ls.js';
 import { registerReport } from './commands/report.js';
 import { registerRun } from './commands/run.js';
+import { registerRuns } from './commands/runs.js';
 import { registerShow } from './commands/show.js';
 import { registerStatus } from './commands/status.js';
+import { registerTag } from './commands/tag.js';
 import { registerVerify } from './commands/verify.js';
 import { registerWhy } from './commands/why.js';
 
@@ -47,8 +53,20 @@ export interface MainDeps {
   readonly stdout?: TextSink;
   /** Where messages and plain progress go (default process.stderr). */
   readonly stderr?: TextSink;
-  /** Whether stdout is a terminal (live view, colours); default `process.stdout.isTTY`. */
+  /** Whether stdout is a terminal (the live progress view); default `process.stdout.isTTY`. */
   readonly tty?: boolean;
+  /**
+   * Whether to colour output, unless `--color`/`--no-color` say. Default: picocolors' detection
+   * for this process (`isColorSupported`: no when NO_COLOR is set or `--no-color` given; yes when
+   * FORCE_COLOR is set, `--color` given, stdout is a terminal (TERM not `dumb`) or CI is set);
+   * false when `stdout` is given (a test's buffer is no terminal).
+   */
+  readonly color?: boolean;
+  /**
+   * Whether progress lines start with the time, unless `--log-timestamps`/`--no-log-timestamps`
+   * say. Default: when stderr is not a terminal (piped to a log); false when `stderr` is given.
+   */
+  readonly logTimestamps?: boolean;
   /**
    * Worker command for `--jobs` > 1, without the job file (default: this CLI's `exec-job`);
    * null runs every stage in this process. With `--executor slurm`, the command each array task
@@ -69,11 +87,17 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
   const stderr = deps.stderr ?? process.stderr;
   let exitCode = 0;
   let json = false;
+  let colorFlag: boolean | undefined;
+  const detectedColor = deps.color ?? (deps.stdout === undefined ? picocolors.isColorSupported : false);
   const ctx: CommandContext = {
     registry: () => createRegistry(deps.stages ?? builtinStages),
     stdout,
     stderr,
     tty: deps.tty ?? Boolean(process.stdout.isTTY),
+    get color() {
+      return colorFlag ?? detectedColor;
+    },
+    logTimestamps: deps.logTimestamps ?? (deps.stderr === undefined ? !process.stderr.isTTY : false),
     signal: deps.signal,
     workerCommand: () => (deps.workerCommand === undefined ? defaultWorkerCommand() : deps.workerCommand),
     setExitCode: (code) => {
@@ -89,7 +113,12 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
     .version(grokpipeVersion())
     .exitOverride()
     .configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s) })
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .option('--color', 'colour the output even when it is not a terminal (as FORCE_COLOR=1)')
+    .option('--no-color', 'no colour (as NO_COLOR=1)');
+  program.hook('preAction', () => {
+    colorFlag = program.opts<{ color?: boolean }>().color;
+  });
   // The order in which `grokpipe --help` lists them.
   for (const register of [
     registerRun,
@@ -100,6 +129,8 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
     registerGc,
     registerShow,
     registerLs,
+    registerRuns,
+    registerTag,
     registerDoctor,
     registerReport,
     registerExecJob,

@@ -14,8 +14,18 @@ export interface CommandContext {
   readonly stdout: TextSink;
   /** Where messages and progress go. */
   readonly stderr: TextSink;
-  /** Whether stdout is a terminal (live progress view, colours). */
+  /** Whether stdout is a terminal (the live progress view). */
   readonly tty: boolean;
+  /**
+   * Whether to colour what is printed: `--color`/`--no-color`, else picocolors' detection
+   * (NO_COLOR, FORCE_COLOR, a terminal on stdout, CI); see `MainDeps.color` in `cli.ts`.
+   */
+  readonly color: boolean;
+  /**
+   * Progress lines start with the time: `--log-timestamps`/`--no-log-timestamps` of the command,
+   * else when stderr is not a terminal (piped to a log); see `timestampsOf` in `options.ts`.
+   */
+  readonly logTimestamps: boolean;
   /**
    * Worker command (without the job file) for `--jobs` > 1; null runs stages in this process
    * (`--executor slurm` then uses `defaultWorkerCommand()`).

@@ -254,7 +254,7 @@ export function registerDoctor(program: Command, ctx: CommandContext): void {
     .action(async (opts: { bench?: boolean; json?: boolean }) => {
       ctx.setJson(Boolean(opts.json));
       const report = await diagnose({ bench: Boolean(opts.bench) });
-      ctx.stdout.write(opts.json ? `${JSON.stringify(report)}\n` : formatDoctor(report, { color: ctx.tty }));
+      ctx.stdout.write(opts.json ? `${JSON.stringify(report)}\n` : formatDoctor(report, { color: ctx.color }));
       ctx.setExitCode(report.backends.some((b) => b.available) ? 0 : 1);
     });
 }

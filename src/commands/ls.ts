@@ -31,7 +31,7 @@ export function registerLs(program: Command, ctx: CommandContext): void {
         }));
         ctx.stdout.write(`${JSON.stringify({ entries: rows })}\n`);
       } else {
-        ctx.stdout.write(formatInventory(entries, { color: ctx.tty, now }));
+        ctx.stdout.write(formatInventory(entries, { color: ctx.color, now }));
       }
       ctx.setExitCode(0);
     });

@@ -34,6 +34,25 @@ export interface ExecutorOptions {
 /** The text of `--json` for the commands that print `{"runs": [...]}` (`run`, `status`). */
 export const RUNS_JSON_HELP = 'print one JSON object {"runs": [...]} on stdout; progress as plain lines on stderr';
 
+/**
+ * The `--set` syntax in full, shown after the options of `run --help` (Hydra's override grammar,
+ * in the subset `engine/pipeline/override-syntax.ts` parses).
+ */
+export const SET_HELP = `
+Overrides and sweeps (--set, repeatable; values are YAML):
+  --set model.with.max_steps=4000                 set a knob of stage "model"
+  --set 'model.with.optimizer={lr: 0.01}'         merge into the mapping (batch_size etc. kept)
+  --set '~model.with.optimizer.weight_decay'      delete a key (its default applies)
+  --set vars.n=3                                  set a var
+  --set 'matrix.seed=[0, 1, 2]'                   give a matrix axis its values (also: matrix.seed=0,1,2)
+  --set 'model.with.optimizer.lr=1e-3,1e-2'       sweep: a new matrix axis "lr", one run per value
+  --set 'model.with.seed=range(0,4)'              sweep 0,1,2,3 (range(start,stop[,step]), as Python's)
+  --set 'model.with.model.arch=choice(gpt2,llama)' sweep, as a,b
+A sweep is a new matrix axis named after the field (lr; optimizer_lr when "lr" is taken): only the
+swept stage and those after it run once per value; the rest is shared. Quote a value that holds a
+comma ('a,b'); commas inside [...] and {...} do not split.
+`;
+
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 /**
@@ -56,9 +75,13 @@ export function pollSeconds(value: string): number {
   return n;
 }
 
-/** `--set <path=value>` (repeatable): a knob override, applied when the pipeline is compiled. */
+/**
+ * `--set <path=value>` (repeatable): a knob override or a sweep, applied when the pipeline is
+ * compiled (`engine/pipeline/overrides.ts`; the syntax is spelled out by `SET_HELP`).
+ */
 export function setOption(
-  description = 'override a knob: <stage>.with.<path>=<value> or vars.<name>=<value> (repeatable)',
+  description = 'override a knob: <stage>.with.<path>=<value>, vars.<name>=<value>, matrix.<axis>=[...]; ' +
+    'a,b or range(start,stop[,step]) sweeps; ~<path> deletes (repeatable; see below)',
 ): Option {
   return new Option('--set <path=value>', description).argParser(collect).default([]);
 }
@@ -100,4 +123,30 @@ export function executorOptions(): Option[] {
     ),
     new Option('--slurm-poll <seconds>', 'interval between squeue polls (seconds)').argParser(pollSeconds).default(5),
   ];
+}
+
+/** `--log-timestamps` as parsed: true, false (`--no-log-timestamps`) or undefined (not given). */
+export interface TimestampOptions {
+  logTimestamps?: boolean;
+}
+
+/**
+ * `--log-timestamps` / `--no-log-timestamps`: progress lines on stderr start with the time (ISO
+ * 8601, UTC). Without either, they do when stderr is not a terminal (`CommandContext.logTimestamps`).
+ */
+export function logTimestampsOptions(): Option[] {
+  return [
+    new Option('--log-timestamps', 'progress as lines on stderr, each starting with the time (default when piped)'),
+    new Option('--no-log-timestamps', 'progress lines without the time'),
+  ];
+}
+
+/** Whether progress lines get timestamps, and whether the command line said so (`createReporter`). */
+export function timestampsOf(
+  opts: TimestampOptions,
+  ctx: { readonly logTimestamps: boolean },
+): { on: boolean; explicit: boolean } {
+  return opts.logTimestamps === undefined
+    ? { on: ctx.logTimestamps, explicit: false }
+    : { on: opts.logTimestamps, explicit: true };
 }

@@ -1,5 +1,5 @@
 /**
- * `grokpipe report <file> [--set k=v]... [--store DIR] [--out FILE] [--open]`: writes the
+ * `grokpipe report <file> [--set k=v]... [--store DIR] [--out FILE] [--open] [--all-runs]`: writes the
  * pipeline's HTML report (`src/report/`): the DAG, the runs with their knobs and metrics,
  * interactive plots and links to the artifacts, from what the store holds. Computes nothing;
  * prints the file's path. The report code (Vega, the page's scripts) is loaded when the command
@@ -16,6 +16,7 @@ interface ReportOptions {
   store: string;
   out?: string;
   open?: boolean;
+  allRuns?: boolean;
 }
 
 /** Registers `report` on `program`. */
@@ -30,10 +31,17 @@ export function registerReport(program: Command, ctx: CommandContext): void {
     .addOption(storeOption())
     .option('--out <file>', 'HTML file to write (default: <store>/reports/<pipeline name>.html)')
     .option('--open', 'open the report with the platform opener (xdg-open, open, start) when there is one')
+    .option(
+      '--all-runs',
+      'add a section of every training run of this pipeline in the store, whatever --set produced it (as grokpipe runs <file>)',
+    )
     .action(async (file: string, opts: ReportOptions) => {
       const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });
       const { writeReport } = await import('../report/build.js');
-      const report = await writeReport(pipeline, new Store(opts.store), { out: opts.out });
+      const report = await writeReport(pipeline, new Store(opts.store), {
+        out: opts.out,
+        allRuns: Boolean(opts.allRuns),
+      });
       ctx.stdout.write(`${report.file}\n`);
       if (opts.open) {
         const { openFile } = await import('../report/open.js');

@@ -8,6 +8,7 @@
  * Exit codes: 0 success, 1 a stage failed, 2 bad input (or no SLURM client), 130 interrupted.
  */
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { compilePipeline } from '../engine/pipeline/pipeline.js';
 import type { Pipeline } from '../engine/pipeline/pipeline.js';
@@ -18,6 +19,8 @@ import { runPipeline } from '../engine/runner.js';
 import type { RunRecord } from '../engine/runner.js';
 import { SlurmError } from '../engine/exec/slurm.js';
 import { Store } from '../engine/cache/store.js';
+import { gitRevision } from '../engine/cache/git.js';
+import { recordRunMeta } from '../engine/cache/meta.js';
 import type { BackendRequest } from '../models/backend-names.js';
 import type { CommandContext } from './context.js';
 import { chooseExecutor, listenForInterrupt } from './execution.js';
@@ -25,17 +28,22 @@ import type { ExecutorChoice } from './execution.js';
 import type { ExecutorOptions, PipelineOptions } from './options.js';
 import {
   RUNS_JSON_HELP,
+  SET_HELP,
   backendOption,
   executorOptions,
   jobsOption,
   jsonOption,
+  logTimestampsOptions,
   setOption,
   storeOption,
+  timestampsOf,
 } from './options.js';
+import type { TimestampOptions } from './options.js';
 import { printStatus } from './status.js';
 
 /** The options of `run` as parsed. */
-interface RunOptions extends PipelineOptions, ExecutorOptions {
+interface RunOptions extends PipelineOptions, ExecutorOptions, TimestampOptions {
+  name?: string;
   jobs: number;
   dryRun?: boolean;
   backend: BackendRequest;
@@ -52,13 +60,18 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     .addOption(jsonOption(RUNS_JSON_HELP))
     .addOption(jobsOption('stage runs executing at once', availableParallelism()))
     .option('--dry-run', 'show what would run and why, compute nothing')
+    .option(
+      '--name <name>',
+      "name the runs; ${{ matrix.<axis> }} in it names each combination (else the run's matrix values follow); see grokpipe runs",
+    )
     .addOption(backendOption('TensorFlow.js backend for training'));
-  for (const option of executorOptions()) cmd.addOption(option);
+  for (const option of [...executorOptions(), ...logTimestampsOptions()]) cmd.addOption(option);
+  cmd.addHelpText('after', SET_HELP);
   cmd.action(async (file: string, opts: RunOptions) => {
     ctx.setJson(Boolean(opts.json));
-    const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });
+    const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set, runName: opts.name });
     const store = new Store(opts.store);
-    if (opts.dryRun) ctx.setExitCode(await printStatus(pipeline, store, Boolean(opts.json), ctx.stdout, ctx.tty));
+    if (opts.dryRun) ctx.setExitCode(await printStatus(pipeline, store, Boolean(opts.json), ctx.stdout, ctx.color));
     else ctx.setExitCode(await runCommand(pipeline, store, opts, ctx));
   });
 }
@@ -89,15 +102,48 @@ async function runCommand(pipeline: Pipeline, store: Store, opts: RunOptions, ct
       executor: choice.executor,
       jobs: choice.jobs,
       signal: interrupt.signal,
-      reporter: await createReporter({ tty: ctx.tty, json: Boolean(opts.json), stderr: ctx.stderr }),
+      reporter: await createReporter({
+        tty: ctx.tty,
+        json: Boolean(opts.json),
+        timestamps: timestampsOf(opts, ctx),
+        stderr: ctx.stderr,
+      }),
       options: { backend: opts.backend, threads: choice.threads },
       pipelineFile: pipeline.file,
+      git: once(() => gitRevision(pipeline.file)),
+    });
+    await recordRuns(store, pipeline, records, opts.set).catch((err: unknown) => {
+      ctx.stderr.write(`could not record the run names and uses in ${store.root}/.meta: ${(err as Error).message}\n`);
     });
     printRecords(pipeline, records, Boolean(opts.json), ctx);
     if (interrupt.signal.aborted) return 130;
     return records.some((r) => r.status === 'failed') ? 1 : 0;
   } finally {
     interrupt.dispose();
+  }
+}
+
+/** `f` called at most once; later calls share its promise. */
+function once<T>(f: () => Promise<T>): () => Promise<T> {
+  let result: Promise<T> | undefined;
+  return () => (result ??= f());
+}
+
+/**
+ * Records in each used entry's sidecar (`engine/cache/meta.ts`) that this pipeline used it, with
+ * its run id and the `--set` arguments, and the run's name when the invocation named it.
+ */
+async function recordRuns(
+  store: Store,
+  pipeline: Pipeline,
+  records: readonly RunRecord[],
+  sets: readonly string[],
+): Promise<void> {
+  const file = resolve(pipeline.file);
+  for (const r of records) {
+    if ((r.status !== 'cached' && r.status !== 'ran') || r.key === null) continue;
+    const use = { file, pipeline: pipeline.name, id: r.run.id, sets: [...sets] };
+    await recordRunMeta(store.root, { stage: r.run.stage.name, key: r.key, use, name: pipeline.runNames.get(r.run) });
   }
 }
 
@@ -118,7 +164,7 @@ function printRecords(pipeline: Pipeline, records: readonly RunRecord[], json: b
     ctx.stdout.write(jsonResult(rows));
     return;
   }
-  ctx.stdout.write(formatTable(rows, { color: ctx.tty, withSeconds: true }));
+  ctx.stdout.write(formatTable(rows, { color: ctx.color, withSeconds: true }));
   const leaves = new Set(leafRuns(pipeline.runs));
   const leafRecords = records
     .filter((r) => leaves.has(r.run))

@@ -48,7 +48,7 @@ export function registerShow(program: Command, ctx: CommandContext): void {
       if (opts.json) {
         ctx.stdout.write(`${JSON.stringify({ dir: entry.dir, manifest: entry.manifest, tables: heads })}\n`);
       } else {
-        ctx.stdout.write(formatShow(entry, heads, { color: ctx.tty }));
+        ctx.stdout.write(formatShow(entry, heads, { color: ctx.color }));
       }
       ctx.setExitCode(0);
     });

@@ -27,7 +27,7 @@ export function registerStatus(program: Command, ctx: CommandContext): void {
     .action(async (file: string, opts: PipelineOptions) => {
       ctx.setJson(Boolean(opts.json));
       const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });
-      ctx.setExitCode(await printStatus(pipeline, new Store(opts.store), Boolean(opts.json), ctx.stdout, ctx.tty));
+      ctx.setExitCode(await printStatus(pipeline, new Store(opts.store), Boolean(opts.json), ctx.stdout, ctx.color));
     });
 }
 

@@ -20,10 +20,19 @@ import type { VerifyResult } from '../engine/explain/verify.js';
 import type { BackendRequest } from '../models/backend-names.js';
 import type { CommandContext } from './context.js';
 import { listenForInterrupt, localExecutor, threadsPerRun } from './execution.js';
-import type { PipelineOptions } from './options.js';
-import { backendOption, jobsOption, jsonOption, positiveInteger, setOption, storeOption } from './options.js';
+import type { PipelineOptions, TimestampOptions } from './options.js';
+import {
+  backendOption,
+  jobsOption,
+  jsonOption,
+  logTimestampsOptions,
+  positiveInteger,
+  setOption,
+  storeOption,
+  timestampsOf,
+} from './options.js';
 
-interface VerifyCommandOptions extends PipelineOptions {
+interface VerifyCommandOptions extends PipelineOptions, TimestampOptions {
   sample?: number;
   all?: boolean;
   bytesOnly?: boolean;
@@ -33,6 +42,7 @@ interface VerifyCommandOptions extends PipelineOptions {
 
 /** Registers `verify` on `program`. */
 export function registerVerify(program: Command, ctx: CommandContext): void {
+  const timestamps = logTimestampsOptions();
   program
     .command('verify')
     .argument('<file>', 'pipeline YAML file')
@@ -49,6 +59,8 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
     .option('--bytes-only', 'only check stored files against their byte hashes; recompute nothing')
     .addOption(jobsOption('recomputations at once', 1))
     .addOption(backendOption('TensorFlow.js backend for recomputed training'))
+    .addOption(timestamps[0])
+    .addOption(timestamps[1])
     .action(async (file: string, opts: VerifyCommandOptions) => {
       ctx.setJson(Boolean(opts.json));
       const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });
@@ -66,7 +78,7 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
           options: { backend: opts.backend, threads: threadsPerRun(opts.jobs) },
           signal: interrupt.signal,
           bytesOnly: Boolean(opts.bytesOnly),
-          reporter: new PlainReporter(ctx.stderr),
+          reporter: new PlainReporter(ctx.stderr, undefined, { timestamps: timestampsOf(opts, ctx).on }),
         });
       } catch (err) {
         if (!interrupt.signal.aborted) throw err;
@@ -77,7 +89,7 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
         interrupt.dispose();
       }
       if (opts.json) ctx.stdout.write(`${JSON.stringify(verifyJson(results))}\n`);
-      else ctx.stdout.write(formatVerify(results, ctx.tty));
+      else ctx.stdout.write(formatVerify(results, ctx.color));
       ctx.setExitCode(results.some((r) => isFailure(r.status)) ? 1 : 0);
     });
 }

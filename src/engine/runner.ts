@@ -16,6 +16,7 @@
  * by `jobs`, under the key's lock) and `execute` (the job on the executor, then the manifest and
  * the commit).
  */
+import type { GitRevision } from './cache/git.js';
 import type { KeyComponents } from './cache/hash.js';
 import { ByteCheckCache, checkArtifactBytes, formatByteProblems } from './cache/integrity.js';
 import type { ByteProblem } from './cache/integrity.js';
@@ -74,6 +75,8 @@ export interface RunnerOptions {
   readonly options?: RunOptions;
   /** Pipeline file, recorded in manifests and in the store's usage records. */
   readonly pipelineFile: string;
+  /** The pipeline file's git revision for manifests, asked for once a run commits (`cache/git.ts`). */
+  readonly git?: () => Promise<GitRevision | undefined>;
   /** Staleness of inter-process locks (milliseconds, default 10,000). */
   readonly lockStaleMs?: number;
 }
@@ -93,11 +96,8 @@ export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions
   const records = await Promise.all(runs.map((r) => current(inv, r)));
   await inv.reporter.stop();
   const used = records.filter((r) => (r.status === 'cached' || r.status === 'ran') && r.key !== null);
-  await recordUsage(
-    opts.store.root,
-    opts.pipelineFile,
-    used.map((r) => ({ stage: r.run.stage.name, key: r.key as string })),
-  ).catch(() => undefined);
+  const entries = used.map((r) => ({ stage: r.run.stage.name, key: r.key as string }));
+  await recordUsage(opts.store.root, opts.pipelineFile, entries).catch(() => undefined);
   return records;
 }
 
@@ -319,6 +319,7 @@ async function execute(inv: Invocation, p: Pending): Promise<RunRecord> {
       timings: { started: startedAt, finished: new Date(), seconds },
       options: inv.opts.options,
       pipeline: { file: inv.opts.pipelineFile, id: run.id },
+      git: await inv.opts.git?.(),
     });
     const done = await store.commit(tmp, manifest);
     committed = true;

@@ -10,6 +10,7 @@ import { grokpipeVersion } from '../engine/cache/version.js';
 import { inlineScripts } from './assets.js';
 import type { ReportData } from './data.js';
 import { gatherReport } from './data.js';
+import { gatherAllRuns } from './all-runs.js';
 import { reportHtml } from './html.js';
 
 /** Options of `writeReport`. */
@@ -18,6 +19,8 @@ export interface WriteReportOptions {
   readonly out?: string;
   /** Generation time shown in the page (default now). */
   readonly now?: Date;
+  /** Add the section of every stored run of the pipeline (`--all-runs`, `all-runs.ts`). */
+  readonly allRuns?: boolean;
 }
 
 /** What `writeReport` wrote. */
@@ -43,6 +46,14 @@ export function defaultReportFile(pipeline: Pipeline, store: Store): string {
   return join(store.root, 'reports', reportFileName(pipeline));
 }
 
+/** The report's data, with the section of every stored run when `allRuns` (`all-runs.ts`). */
+async function gatherWith(pipeline: Pipeline, store: Store, options: WriteReportOptions): Promise<ReportData> {
+  const data = await gatherReport(pipeline, store);
+  if (!options.allRuns) return data;
+  const all = await gatherAllRuns(pipeline, store);
+  return all ? { ...data, analyses: [...data.analyses, all] } : data;
+}
+
 /**
  * Writes the report of `pipeline` (reading `store` only; nothing is computed), creating the
  * output folder if needed.
@@ -54,7 +65,7 @@ export async function writeReport(
   options: WriteReportOptions = {},
 ): Promise<WrittenReport> {
   const file = resolve(options.out ?? defaultReportFile(pipeline, store));
-  const [data, scripts] = await Promise.all([gatherReport(pipeline, store), inlineScripts()]);
+  const [data, scripts] = await Promise.all([gatherWith(pipeline, store, options), inlineScripts()]);
   const html = reportHtml(data, {
     outFile: file,
     scripts,

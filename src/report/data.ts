@@ -99,9 +99,10 @@ export interface ReportAnalysis {
   readonly id: string;
   /**
    * `stored`: read from the analyze artifact; `partial`: analyze is not in the store, metrics
-   * computed for the report from the runs whose curves are; `none`: no curve is in the store yet.
+   * computed for the report from the runs whose curves are; `none`: no curve is in the store yet;
+   * `all-runs`: every stored run of the pipeline, whatever `--set` produced it (`all-runs.ts`).
    */
-  readonly source: 'stored' | 'partial' | 'none';
+  readonly source: 'stored' | 'partial' | 'none' | 'all-runs';
   /** The analyze artifact. */
   readonly artifact: ReportArtifact;
   /** Its thresholds (from its validated params). */

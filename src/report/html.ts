@@ -225,7 +225,9 @@ function analysisSection(a: ReportAnalysis, plots: readonly ReportPlot[], fromDi
       ? `Metrics from <code>${h(a.id)}</code>${where}: ${analysed} of ${a.runs.length} runs.`
       : a.source === 'partial'
         ? `<code>${h(a.id)}</code> has not run yet: metrics computed for this report from the ${analysed} of ${a.runs.length} runs whose curves are in the store.`
-        : `No run has finished yet: nothing to analyse (${a.runs.length === 1 ? '1 run' : `${a.runs.length} runs`} planned).`;
+        : a.source === 'all-runs'
+          ? `Every training run of this pipeline in the store (${a.runs.length}), whatever <code>--set</code> produced it; the knobs that differ between them are the columns. Metrics computed for this report from the ${analysed} runs with a curve (as <code>grokpipe runs</code>).`
+          : `No run has finished yet: nothing to analyse (${a.runs.length === 1 ? '1 run' : `${a.runs.length} runs`} planned).`;
   const defs =
     `Memorised: first evaluation with <code>train_inferred</code> accuracy ≥ ${a.params.memorise_threshold}. ` +
     `Generalised at θ: first evaluation from which ID (<code>id_inferred</code>) or OOD (<code>ood_inferred</code>) accuracy stays ≥ θ to the end of the run; — = never.`;

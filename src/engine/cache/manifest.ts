@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { currentEnvironment } from './environment.js';
 import type { Environment } from './environment.js';
+import type { GitRevision } from './git.js';
 import { contentHash, hashJson } from './hash.js';
 import type { KeyComponents, KeyInput } from './hash.js';
 import { grokpipeVersion } from './version.js';
@@ -75,6 +76,12 @@ export interface Manifest {
   readonly environment?: Environment;
   /** The pipeline file and run id that first computed it. */
   readonly pipeline: { readonly file: string; readonly id: string };
+  /**
+   * The commit of the repository holding the pipeline file when it was computed, and whether the
+   * work tree differed from it (`git.ts`); not part of the key. Absent outside a git repository
+   * and in manifests written before it existed.
+   */
+  readonly git?: GitRevision;
 }
 
 /**
@@ -114,6 +121,8 @@ export interface FinishedRun {
   readonly options?: RunOptions;
   /** The pipeline file and run id that computed it. */
   readonly pipeline: { readonly file: string; readonly id: string };
+  /** The git revision of the pipeline file's repository, when it is in one. */
+  readonly git?: GitRevision;
 }
 
 /**
@@ -142,6 +151,7 @@ export function newManifest(r: FinishedRun): Manifest {
     host: hostname(),
     environment: currentEnvironment(r.options),
     pipeline: r.pipeline,
+    ...(r.git ? { git: { commit: r.git.commit, dirty: r.git.dirty } } : {}),
   };
 }
 

@@ -22,6 +22,7 @@ import { findCycle, topoOrder } from './dag.js';
 import { loadPipeline } from './load.js';
 import type { LoadedPipeline, Locate } from './load.js';
 import { applyOverrides } from './overrides.js';
+import { checkRunName, runNames } from './run-names.js';
 import type { StageRegistry } from '../registry.js';
 import type { Json, UpstreamParams } from '../stage.js';
 import { hasTemplates, scanTemplates } from './template.js';
@@ -39,12 +40,16 @@ export interface Pipeline {
   readonly runs: readonly StageRun[];
   /** Location of a field of the (overridden) pipeline document. */
   readonly locate: Locate;
+  /** The name of each named run (`--name`, see `run-names.ts`). */
+  readonly runNames: ReadonlyMap<StageRun, string>;
 }
 
 /** Options of `compilePipeline`. */
 export interface CompileOptions {
   /** `--set` arguments (`model.with.max_steps=500`, `vars.n=3`). */
   readonly sets?: readonly string[];
+  /** `--name`: names the runs (`${{ matrix.<axis> }}` and `${{ vars.<name> }}` allowed). */
+  readonly runName?: string;
 }
 
 /**
@@ -100,9 +105,15 @@ export function compileLoaded(
   );
   const valid = validateParams(runs, doc, at);
   checkRuns(runs, valid, at);
+  const template = options.runName;
+  if (template !== undefined) {
+    const scope = { matrix: graph.matrix.map(([n]) => n), vars: Object.keys(doc.vars ?? {}) };
+    for (const p of checkRunName(template, scope)) issues.add(`--name ${template}`, '', p.message);
+  }
   issues.throwIfAny();
   const name = doc.name ?? loaded.file;
-  return { file: loaded.file, name, description: doc.description, runs, locate };
+  const names = template === undefined ? new Map<StageRun, string>() : runNames(template, runs, doc.vars ?? {});
+  return { file: loaded.file, name, description: doc.description, runs, locate, runNames: names };
 }
 
 /**

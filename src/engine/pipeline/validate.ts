@@ -34,10 +34,49 @@ export function createAjv(): Ajv {
   return ajv;
 }
 
-/** Turns ajv errors into `SchemaProblem`s (one per error, noise removed). */
+/** Schema path prefix of errors inside the template branch of a knob (`definitions.template`). */
+const TEMPLATE_BRANCH = '#/definitions/template/';
+
+/** True when instance path `path` is `at` or below it. */
+function isAtOrBelow(path: string, at: string): boolean {
+  return path === at || path.startsWith(`${at}/`);
+}
+
+/**
+ * ajv reports a failed `anyOf` as the errors of each branch followed by the `anyOf` error itself,
+ * the branch errors being the errors just before it at or below its instance path (the `anyOf`s
+ * of grokpipe's schemas stand alone in their subschema, so no other keyword's errors sit there).
+ * People need the reason, once: when every branch failed on its type, one `type` error listing
+ * the types ("must be string or array"); else the errors of the branches the value's type fits.
+ * The template branch of a knob (`definitions.template`, editor schema) is never the reason.
+ */
+export function collapseAnyOf(errors: readonly ErrorObject[]): ErrorObject[] {
+  const out: ErrorObject[] = [];
+  for (const e of errors) {
+    if (e.keyword !== 'anyOf') {
+      out.push(e);
+      continue;
+    }
+    let start = out.length;
+    while (start > 0 && isAtOrBelow(out[start - 1].instancePath, e.instancePath)) start--;
+    const branches = out.splice(start).filter((b) => !b.schemaPath.startsWith(TEMPLATE_BRANCH));
+    const typeErrors = branches.filter((b) => b.keyword === 'type' && b.instancePath === e.instancePath);
+    if (branches.length === 0) {
+      out.push(e);
+    } else if (typeErrors.length === branches.length) {
+      const types = typeErrors.map((b) => String((b.params as { type: unknown }).type));
+      out.push({ ...typeErrors[0], params: { type: types.join(',') } });
+    } else {
+      out.push(...branches.filter((b) => !typeErrors.includes(b)));
+    }
+  }
+  return out;
+}
+
+/** Turns ajv errors into `SchemaProblem`s (one per error, noise removed, `anyOf`s collapsed). */
 export function toProblems(errors: readonly ErrorObject[] | null | undefined): SchemaProblem[] {
   const problems: SchemaProblem[] = [];
-  for (const e of errors ?? []) {
+  for (const e of collapseAnyOf(errors ?? [])) {
     if (e.keyword === 'propertyNames' || e.keyword === 'if') continue;
     const path = pointerToPath(e.instancePath);
     const params = e.params as Record<string, unknown>;
@@ -123,14 +162,31 @@ const compiledParams = new WeakMap<object, ValidateFunction>();
 /** Path of the published pipeline schema (`schemas/pipeline.schema.json`). */
 export const PIPELINE_SCHEMA_URL = new URL('../../../schemas/pipeline.schema.json', import.meta.url);
 
+/** The parts of `schemas/pipeline.schema.json` that `documentSchema` rewrites. */
+interface PipelineSchema {
+  definitions: Record<string, unknown>;
+}
+
 /**
- * Validates a parsed pipeline document against `schemas/pipeline.schema.json`.
+ * The pipeline schema as the engine checks a document: without the editor's part that
+ * `scripts/pipeline-schema.mjs` generates (`uses` among the built-in stage types, `with` checked
+ * against each one's schema, templates allowed in every knob). The engine knows the stage types
+ * of its registry, which may not be the built-in ones, and checks each run's params after
+ * templates are rendered (`ParamsValidator`), with defaults filled in.
+ */
+export function documentSchema(schema: PipelineSchema): object {
+  const { params: _params, template: _template, ...definitions } = schema.definitions;
+  return { ...schema, definitions: { ...definitions, stageTypes: {} } };
+}
+
+/**
+ * Validates a parsed pipeline document against `schemas/pipeline.schema.json` (`documentSchema`).
  * Returns every problem (empty when valid). Does not modify `data`.
  * @throws Error when the schema file itself cannot be read (a broken installation).
  */
 export function validatePipelineDocument(data: unknown): SchemaProblem[] {
   if (!pipelineValidator) {
-    const schema = JSON.parse(readFileSync(PIPELINE_SCHEMA_URL, 'utf8')) as object;
+    const schema = documentSchema(JSON.parse(readFileSync(PIPELINE_SCHEMA_URL, 'utf8')) as PipelineSchema);
     pipelineValidator = compileCached(sharedAjv, schema, AJV_OPTIONS);
   }
   if (pipelineValidator(structuredClone(data))) return [];

@@ -90,23 +90,40 @@ export interface TextSink {
   write(text: string): unknown;
 }
 
+/** Options of `PlainReporter`. */
+export interface PlainReporterOptions {
+  /**
+   * Start each line with the time, ISO 8601 in UTC to the millisecond
+   * (`2025-06-01T12:03:04.512Z [model] running (...)`), as log files are read. Default false.
+   */
+  readonly timestamps?: boolean;
+  /** The clock of the timestamps (tests; default `() => new Date()`). */
+  readonly now?: () => Date;
+}
+
 /**
- * Plain lines, one per event, prefixed with the run id: `[model] step 1200/5000 loss 0.41 eta 3m`.
- * Progress lines are throttled to one per `intervalMs` (default 2,000 ms) per run.
+ * Plain lines, one per event, prefixed with the run id: `[model] step 1200/5000 loss 0.41 eta 3m`
+ * (and the time, with `timestamps`). Progress lines are throttled to one per `intervalMs`
+ * (default 2,000 ms) per run.
  */
 export class PlainReporter implements Reporter {
   private readonly lastProgress = new Map<string, number>();
   private readonly eta = new Map<string, EtaTracker>();
+  private readonly stamp: () => string;
 
   constructor(
     private readonly sink: TextSink,
     private readonly intervalMs = 2000,
-  ) {}
+    options: PlainReporterOptions = {},
+  ) {
+    const now = options.now ?? (() => new Date());
+    this.stamp = options.timestamps ? () => `${now().toISOString()} ` : () => '';
+  }
 
   start(): void {}
 
   event(id: string, e: RunEvent): void {
-    const line = (text: string) => this.sink.write(`[${id}] ${text}\n`);
+    const line = (text: string) => this.sink.write(`${this.stamp()}[${id}] ${text}\n`);
     switch (e.kind) {
       case 'queued':
         break;
