@@ -56,12 +56,18 @@ export function runId(stageId: string, matrix: Readonly<Record<string, Json>>): 
 
 /** Every combination of `names` (first name slowest), as value records in matrix order. */
 export function combinations(matrix: Matrix, names: ReadonlySet<string>): Record<string, Json>[] {
-  let combos: Record<string, Json>[] = [{}];
-  for (const [name, values] of matrix) {
-    if (!names.has(name)) continue;
-    combos = combos.flatMap((c) => values.map((v) => ({ ...c, [name]: v })));
-  }
-  return combos;
+  const axes = matrix.filter(([name]) => names.has(name));
+  let tuples: Json[][] = [[]];
+  for (const [, values] of axes) tuples = tuples.flatMap((t) => values.map((v) => [...t, v]));
+  // Each record built by assignments in one order, so V8 gives them all one shape (a spread with
+  // a computed key made each a slow dictionary: expanding 10,000 runs took a quarter second).
+  return tuples.map((t) => {
+    const combo: Record<string, Json> = {};
+    axes.forEach(([name], i) => {
+      combo[name] = t[i];
+    });
+    return combo;
+  });
 }
 
 /**
