@@ -5,7 +5,7 @@
  *     npm run bench -- train [--json] [--models 2x64x4@128,2x64x4@128*8,2x128x4,4x256x8,8x768x12]
  *                            [--archs gpt2] [--backends wasm-blas,wasm,cpu] [--steps 5] [--warmup 2]
  *                            [--batch 512] [--micro-batch auto|N] [--max-step-seconds 60] [--ablate | --unfused]
- *                            [--python PATH | --no-reference]
+ *                            [--python PATH | --no-reference] [--threads N]
  *
  * A model is `n_layers x d_model x n_heads`, optionally `@batch` (else `--batch`) and `*members`:
  * that many models of that size (seeds 0, 1, ...) trained side by side in one process, a step of
@@ -18,6 +18,10 @@
  * `torch.func.vmap`) is the reference, and the row says which. The interpreter: `--python`, else
  * `$GROKPIPE_PYTHON`, else `.venv/bin/python`, else `python3`, the first that imports torch;
  * none: the ratios are left out with the reason (`--no-reference` leaves them out too).
+ * `--threads N` (default: every core) is given to both: BLAS's threads on `wasm-blas`
+ * (`initBackend`'s `threads`), libtensorflow's, and PyTorch's `torch.set_num_threads`. On a
+ * machine shared with other work, 1 thread each keeps PyTorch's OpenMP threads from spinning
+ * against the other processes.
  *
  * The work is the one of issue 7 and of bench/reference/pytorch_train_step.py: batch 512, 6
  * tokens, vocabulary 1,200, logits at the last position only, cross-entropy, AdamW with clipping.
@@ -217,7 +221,7 @@ async function pytorchReference(python: string, spec: ModelSpec): Promise<Refere
     script,
     ...['--models', `${spec.nLayers}x${spec.dModel}x${spec.nHeads}`, '--batch', String(spec.batch)],
     ...['--members', String(spec.members), '--steps', String(steps), '--warmup', String(warmup)],
-    ...['--threads', String(os.availableParallelism())],
+    ...['--threads', String(threads)],
   ]);
   const rows = r.stdout
     .split('\n')
@@ -273,6 +277,7 @@ const models = parseModels(arg('models', '2x64x4@128,2x64x4@128*8,2x128x4,4x256x
 const archs = arg('archs', 'gpt2').split(',') as Arch[];
 const backends = arg('backends', BACKEND_PREFERENCE.join(',')).split(',') as BackendName[];
 const microArg = arg('micro-batch', 'auto');
+const threads = Number(arg('threads', String(os.availableParallelism())));
 const maxStepMs = Number(arg('max-step-seconds', '60')) * 1000;
 const cpu = `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`;
 const python = await findPython();
@@ -307,7 +312,7 @@ say(
 for (const requested of backends) {
   let backend: BackendName;
   try {
-    backend = await initBackend(requested);
+    backend = await initBackend(requested, { threads });
   } catch (err) {
     const reason = (err as Error).message.split(';')[0];
     if (json) console.log(JSON.stringify({ backend: requested, skipped: reason }));

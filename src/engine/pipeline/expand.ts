@@ -104,7 +104,16 @@ export function expandRuns(
     deps.set(spec.id, mine);
     const byId = new Map<string, StageRun>();
     runsOf.set(spec.id, byId);
-    for (const combo of combinations(matrix, mine)) {
+    // A need that depends on exactly these variables has one run per combination, in the same
+    // order: its i-th run is the input of our i-th (no run id to build and look up).
+    const sameOrder = new Map(
+      spec.needs.map((n) => {
+        const theirs = deps.get(n) ?? new Set<string>();
+        const same = !spec.across && theirs.size === mine.size && [...theirs].every((v) => mine.has(v));
+        return [n, same ? [...(runsOf.get(n)?.values() ?? [])] : undefined] as const;
+      }),
+    );
+    for (const [i, combo] of combinations(matrix, mine).entries()) {
       let inputs: StageRun[];
       if (spec.across) {
         inputs = [];
@@ -119,7 +128,7 @@ export function expandRuns(
           }
         }
       } else {
-        inputs = spec.needs.map((n) => upstreamRun(n, combo));
+        inputs = spec.needs.map((n) => sameOrder.get(n)?.[i] ?? upstreamRun(n, combo));
       }
       const run: StageRun = {
         id: runId(spec.id, combo),
