@@ -1,16 +1,25 @@
 /**
- * Where a training step's time goes: one step of GPT-2 under `tf.profile`, kernel time summed by
- * kernel name, the share of the matrix products and of attention, and the wasm heap.
+ * Where a training step's time goes: the trainer's own step (`batchGradients` then `AdamW.apply`,
+ * as `optimizerStep` in src/models/train/trainer.ts) of a GPT-2, timed, then profiled kernel by
+ * kernel with `tf.profile`.
  *
- *     npm run bench -- profile [--backend wasm-blas] [--model 2x128x4] [--batch 512] [--micro-batch N]
- *                              [--unfused] [--top 15]
+ *     npm run bench -- profile [--backend wasm-blas] [--model 2x64x4] [--batch 128] [--micro-batch N]
+ *                              [--unfused] [--top 15] [--steps 20]
  *
  * The step is the train bench's (bench/train.bench.ts): 6 tokens, vocabulary 1,200, answer at the
- * last position, cross-entropy, AdamW with clipping; micro-batches accumulate gradients as the
- * trainer does. It runs 2 warm-up steps, times 5 (median printed), then profiles one more.
- * Kernel times are wall-clock per kernel as TF.js measures them (`kernelTimeMs`); their sum is a
- * little above the step time because profiling adds overhead. "Attention" counts the batched
- * products of `[batch · n_heads, …]` operands, `Softmax` and every `Transpose`.
+ * last position, cross-entropy, AdamW with clipping. It runs 3 warm-up steps, times `--steps`
+ * (median, min, max printed), then profiles one more, and prints:
+ * - kernels per step, for the whole step and for each phase: the forward and backward pass
+ *   (`batchGradients`) and the optimizer (`AdamW.apply`);
+ * - kernel time per class (matrix products, elementwise, reductions, softmax, data movement:
+ *   transposes, slices, gathers, concatenations, casts, fills; other), with calls;
+ * - time outside kernels: the median step time less the profiled kernel time, which is what
+ *   JavaScript costs around the kernels (TF.js's op dispatch and tape, gradient functions,
+ *   tensor bookkeeping and disposal, our own code); on wasm every kernel runs synchronously, so
+ *   `kernelTimeMs` is its wall time;
+ * - the top kernels by time, and the wasm heap's high-water mark.
+ * Kernel times under `tf.profile` carry its own overhead, so the sum of a profiled step's kernel
+ * times is an upper bound and "outside kernels" a lower one.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/models/backend.js';
@@ -20,7 +29,8 @@ import { useFusedLayers } from '../src/models/layers.js';
 import { createModel } from '../src/models/arch/factories.js';
 import type { ModelConfig } from '../src/models/arch/registry.js';
 import { makeRng } from '../src/models/train-rng.js';
-import { crossEntropy } from '../src/models/train/loss.js';
+import { batchGradients } from '../src/models/train/loss.js';
+import type { Examples } from '../src/models/train/examples.js';
 
 const SEQ = 6;
 const VOCAB = 1200;
@@ -30,11 +40,43 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
+/** Kernel classes by TF.js kernel name; anything unlisted is `other`. */
+const CLASSES: Record<string, string[]> = {
+  'matrix products': ['BatchMatMul', '_FusedMatMul'],
+  elementwise: [
+    ...[
+      'Add',
+      'AddN',
+      'Sub',
+      'Mul',
+      'Multiply',
+      'Div',
+      'RealDiv',
+      'Neg',
+      'Square',
+      'SquaredDifference',
+      'Sqrt',
+      'Rsqrt',
+    ],
+    ...['Sigmoid', 'Tanh', 'Exp', 'Log', 'Maximum', 'Minimum', 'Greater', 'GreaterEqual', 'Less', 'Equal'],
+    ...['Select', 'Step', 'Relu', 'Abs', 'Pow', 'FloorDiv', 'ClipByValue', 'AdamWUpdate'],
+  ],
+  reductions: ['Sum', 'Mean', 'Max', 'Min', 'ArgMax', 'Prod'],
+  softmax: ['Softmax', 'LogSoftmax'],
+  'data movement': [
+    ...['Transpose', 'Slice', 'StridedSlice', 'Concat', 'Gather', 'GatherV2', 'GatherNd', 'Reshape', 'Tile'],
+    ...['Pack', 'Unpack', 'SplitV', 'Fill', 'OneHot', 'ZerosLike', 'OnesLike', 'Identity', 'Cast', 'Range'],
+    ...['UnsortedSegmentSum', 'ScatterNd', 'PadV2', 'Pad'],
+  ],
+};
+const classOf = new Map(Object.entries(CLASSES).flatMap(([cls, names]) => names.map((n) => [n, cls] as const)));
+
 const backend = await initBackend(arg('backend', 'wasm-blas') as BackendName);
-const [nLayers, dModel, nHeads] = arg('model', '2x128x4').split('x').map(Number);
-const batch = Number(arg('batch', '512'));
+const [nLayers, dModel, nHeads] = arg('model', '2x64x4').split('x').map(Number);
+const batch = Number(arg('batch', '128'));
 const micro = Math.min(batch, Number(arg('micro-batch', String(batch))));
 const top = Number(arg('top', '15'));
+const nTimed = Number(arg('steps', '20'));
 useFusedLayers(!process.argv.includes('--unfused'));
 
 const config: ModelConfig = {
@@ -53,90 +95,89 @@ const opt = new AdamW(
   (name) => model.decays(name),
 );
 const rng = makeRng(2);
-const tokens = tf.tensor2d(
-  Int32Array.from({ length: batch * SEQ }, () => (rng.next() >>> 0) % VOCAB),
-  [batch, SEQ],
-  'int32',
-);
-const targets = tf.tensor1d(
-  Int32Array.from({ length: batch }, () => (rng.next() >>> 0) % VOCAB),
-  'int32',
-);
-const positions = tf.fill([micro], SEQ - 1, 'int32') as tf.Tensor1D;
-const vars = [...model.params.values()];
+const data: Examples = {
+  tokens: Int32Array.from({ length: batch * SEQ }, () => (rng.next() >>> 0) % VOCAB),
+  positions: new Int32Array(batch).fill(SEQ - 1),
+  targets: Int32Array.from({ length: batch }, () => (rng.next() >>> 0) % VOCAB),
+  n: batch,
+  seqLen: SEQ,
+};
+const indices = Int32Array.from({ length: batch }, (_, i) => i);
 
-/** One optimizer step over the batch, in passes of `micro` examples whose gradients are summed. */
+/** The two phases of the trainer's step; `step` runs both as `optimizerStep` does. */
+const gradients = () => batchGradients(model, data, indices, micro);
 function step(): void {
   tf.tidy(() => {
-    let sum: tf.NamedTensorMap | undefined;
-    for (let start = 0; start < batch; start += micro) {
-      const { grads } = tf.variableGrads(() => {
-        const toks = tf.slice(tokens, [start, 0], [micro, SEQ]) as tf.Tensor2D;
-        const loss = tf.mean(
-          crossEntropy(model.answerLogits(toks, positions), tf.slice(targets, [start], [micro]) as tf.Tensor1D),
-        );
-        return tf.mul(loss, micro / batch) as tf.Scalar;
-      }, vars);
-      if (sum) {
-        const prev: tf.NamedTensorMap = sum;
-        sum = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.add(prev[k], g)]));
-        tf.dispose([...Object.values(prev), ...Object.values(grads)]);
-      } else sum = grads;
-    }
-    const byName = new Map([...model.params].map(([name, v]) => [name, (sum as tf.NamedTensorMap)[v.name]]));
-    opt.apply(byName).dispose();
+    const { grads, loss, accuracy } = gradients();
+    opt.apply(grads).dispose();
+    tf.dispose([loss, accuracy]);
   });
 }
 
-for (let i = 0; i < 2; i++) step();
+for (let i = 0; i < 3; i++) step();
 const times: number[] = [];
-for (let i = 0; i < 5; i++) {
+for (let i = 0; i < nTimed; i++) {
   const t0 = performance.now();
   step();
   (model.params.values().next().value as tf.Variable).dataSync(); // wait for the update
   times.push(performance.now() - t0);
 }
 times.sort((a, b) => a - b);
+const median = times[times.length >> 1];
 
-const profile = await tf.profile(() => step());
+// tf.profile returns the same record object each time: copy what each call found before the next.
+const kernels = [...(await tf.profile(() => step())).kernels];
+// The phases profiled apart, for their kernel counts.
+let held: ReturnType<typeof gradients> | undefined;
+const backward = (
+  await tf.profile(() => {
+    held = gradients();
+  })
+).kernels.length;
+const optimizer = (await tf.profile(() => opt.apply((held as ReturnType<typeof gradients>).grads).dispose())).kernels
+  .length;
+if (held) tf.dispose([...held.grads.values(), held.loss, held.accuracy]);
+
 const byKernel = new Map<string, { ms: number; calls: number }>();
+const byClass = new Map<string, { ms: number; calls: number }>();
 let total = 0;
-let products = 0;
-let attention = 0;
-const attentionBatch = `[${batch * nHeads},`;
-for (const k of profile.kernels) {
+for (const k of kernels) {
   const ms = k.kernelTimeMs as number;
   total += ms;
-  const entry = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
-  entry.ms += ms;
-  entry.calls++;
-  byKernel.set(k.name, entry);
-  if (k.name === 'BatchMatMul') products += ms;
-  const shapes = JSON.stringify(k.inputShapes);
-  const microAttention = `[${micro * nHeads},`;
-  if (
-    (k.name === 'BatchMatMul' && (shapes.includes(attentionBatch) || shapes.includes(microAttention))) ||
-    k.name === 'Softmax' ||
-    k.name === 'Transpose'
-  ) {
-    attention += ms;
+  for (const [map, key] of [
+    [byKernel, k.name],
+    [byClass, classOf.get(k.name) ?? 'other'],
+  ] as const) {
+    const entry = map.get(key) ?? { ms: 0, calls: 0 };
+    entry.ms += ms;
+    entry.calls++;
+    map.set(key, entry);
   }
 }
 const heap = (tf.backend() as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.length;
-const pct = (x: number) => `${((100 * x) / total).toFixed(1)} %`;
+const pct = (x: number, of: number) => `${((100 * x) / of).toFixed(1)} %`;
+const table = (rows: [string, { ms: number; calls: number }][]) => {
+  for (const [name, { ms, calls }] of rows)
+    console.log(
+      `  ${name.padEnd(22)} ${ms.toFixed(2).padStart(8)} ${pct(ms, median).padStart(8)} ${String(calls).padStart(6)}`,
+    );
+};
 console.log(
   `GPT-2 ${nLayers}x${dModel}, ${nHeads} heads, batch ${batch}${micro < batch ? ` in passes of ${micro}` : ''}, ` +
-    `${process.argv.includes('--unfused') ? 'unfused' : 'fused'} layers, on ${backend}`,
+    `${process.argv.includes('--unfused') ? 'unfused' : 'fused'} layers, on ${backend}; ${new Date().toISOString()}`,
 );
-console.log(`step: median ${times[2].toFixed(1)} ms of 5 (min ${times[0].toFixed(1)}, max ${times[4].toFixed(1)})`);
 console.log(
-  `profiled step: ${total.toFixed(1)} ms of kernel time; matrix products ${pct(products)}; attention (its products, softmax, transposes) ${pct(attention)}`,
+  `step: median ${median.toFixed(2)} ms of ${nTimed} (min ${times[0].toFixed(2)}, max ${times[times.length - 1].toFixed(2)})`,
+);
+console.log(`kernels per step: ${kernels.length} (forward + backward ${backward}, optimizer ${optimizer})`);
+console.log(
+  `kernel time: ${total.toFixed(2)} ms (${pct(total, median)} of the median step); outside kernels: ` +
+    `${Math.max(0, median - total).toFixed(2)} ms (${pct(Math.max(0, median - total), median)}): JavaScript, tape, disposal`,
 );
 if (heap) console.log(`wasm heap: ${(heap / 1e9).toFixed(2)} GB (high-water mark)`);
-console.log(`${'kernel'.padEnd(24)} ${'ms'.padStart(9)} ${'share'.padStart(7)} ${'calls'.padStart(6)}`);
-for (const [name, { ms, calls }] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)) {
-  console.log(`${name.padEnd(24)} ${ms.toFixed(1).padStart(9)} ${pct(ms).padStart(7)} ${String(calls).padStart(6)}`);
-}
-tf.dispose([tokens, targets, positions]);
+console.log(`by class (ms, share of the median step, calls):`);
+table([...byClass].sort((a, b) => b[1].ms - a[1].ms));
+console.log(`top ${top} kernels:`);
+table([...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, top));
 opt.dispose();
 model.dispose();

@@ -2,9 +2,26 @@
  * Training-step time per model size, architecture and TF.js backend, through `trainModel` (the
  * loop the train stage runs).
  *
- *     npm run bench -- train [--json] [--models 2x128x4,4x256x8,8x768x12] [--archs gpt2]
- *                            [--backends wasm-blas,wasm,cpu] [--steps 5] [--warmup 2]
+ *     npm run bench -- train [--json] [--models 2x64x4@128,2x64x4@128*8,2x128x4,4x256x8,8x768x12]
+ *                            [--archs gpt2] [--backends wasm-blas,wasm,cpu] [--steps 5] [--warmup 2]
  *                            [--batch 512] [--micro-batch auto|N] [--max-step-seconds 60] [--ablate | --unfused]
+ *                            [--python PATH | --no-reference] [--threads N]
+ *
+ * A model is `n_layers x d_model x n_heads`, optionally `@batch` (else `--batch`) and `*members`:
+ * that many models of that size (seeds 0, 1, ...) trained side by side in one process, a step of
+ * each in turn (what `ms_per_step` then times is one step of all members).
+ *
+ * **PyTorch reference.** For every GPT-2 size, right after grokpipe's rows, the bench runs
+ * bench/reference/pytorch_train_step.py on the same size, batch, members and step counts, and
+ * prints the ratio of each grokpipe row to it (`vs_pytorch`; `pytorch_ms`, `pytorch_way`,
+ * `torch` in the JSON rows). For members, PyTorch's faster way (a loop of the models or
+ * `torch.func.vmap`) is the reference, and the row says which. The interpreter: `--python`, else
+ * `$GROKPIPE_PYTHON`, else `.venv/bin/python`, else `python3`, the first that imports torch;
+ * none: the ratios are left out with the reason (`--no-reference` leaves them out too).
+ * `--threads N` (default: every core) is given to both: BLAS's threads on `wasm-blas`
+ * (`initBackend`'s `threads`), libtensorflow's, and PyTorch's `torch.set_num_threads`. On a
+ * machine shared with other work, 1 thread each keeps PyTorch's OpenMP threads from spinning
+ * against the other processes.
  *
  * The work is the one of issue 7 and of bench/reference/pytorch_train_step.py: batch 512, 6
  * tokens, vocabulary 1,200, logits at the last position only, cross-entropy, AdamW with clipping.
@@ -28,7 +45,10 @@
  * (`wasmMicroBatch` in src/models/memory.ts); the optimizer step is the full batch's either way.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { execa } from 'execa';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { BACKEND_PREFERENCE, backendDescription, initBackend } from '../src/models/backend.js';
 import type { BackendName } from '../src/models/backend.js';
 import { countModel } from '../src/models/arch/registry.js';
@@ -92,7 +112,11 @@ function randomFacts(n: number, seed: number): Examples {
   return { tokens, positions: new Int32Array(n).fill(SEQ - 1), targets, n, seqLen: SEQ };
 }
 
-/** Step times (ms) of `steps` steps after `warmup`, stopping early once `maxMs` is spent. */
+/**
+ * Step times (ms) of `steps` steps after `warmup`, stopping early once `maxMs` is spent. With
+ * `members` > 1, that many models (seeds 0, 1, ...) train side by side, each with its own data,
+ * one step of each in turn (the trainer yields between steps); a time is one step of all of them.
+ */
 async function timeSteps(
   config: ModelConfig,
   batch: number,
@@ -100,8 +124,9 @@ async function timeSteps(
   steps: number,
   warmup: number,
   maxMs: number,
+  members = 1,
 ): Promise<number[]> {
-  const trainer: TrainerConfig = {
+  const trainer = (seed: number): TrainerConfig => ({
     model: config,
     optimizer: { lr: 1e-3, weight_decay: 0.1, beta1: 0.9, beta2: 0.98, eps: 1e-8, warmup_steps: 100, grad_clip: 1 },
     batchSize: batch,
@@ -109,23 +134,33 @@ async function timeSteps(
     maxSteps: warmup + steps + 1,
     evalEvery: 1_000_000, // evaluations at step 0 and the last step only, outside the timed steps
     evalSize: 1,
-    seed: 0,
+    seed,
     checkpointEvery: 0,
-  };
+  });
   const stamps: number[] = [];
+  let calls = 0;
   const started = performance.now();
   const stop = new AbortController();
-  try {
-    const r = await trainModel(trainer, randomFacts(batch * 4, 1), new Map([['test', randomFacts(1, 2)]]), {
-      signal: stop.signal,
-      events: {
-        onStep: () => {
-          stamps.push(performance.now());
-          if (stamps.length > warmup + 2 && performance.now() - started > maxMs) stop.abort();
+  const one = async (member: number) => {
+    const r = await trainModel(
+      trainer(member),
+      randomFacts(batch * 4, 1 + 2 * member),
+      new Map([['test', randomFacts(1, 2 + 2 * member)]]),
+      {
+        signal: stop.signal,
+        events: {
+          onStep: () => {
+            if (++calls % members !== 0) return; // a round: every member has made this step
+            stamps.push(performance.now());
+            if (stamps.length > warmup + 2 && performance.now() - started > maxMs) stop.abort();
+          },
         },
       },
-    });
+    );
     r.model.dispose();
+  };
+  try {
+    await Promise.all(Array.from({ length: members }, (_, i) => one(i)));
   } catch (err) {
     if (!stop.signal.aborted) throw err; // out of time: trainModel disposed its tensors; keep the steps timed so far
   }
@@ -134,6 +169,71 @@ async function timeSteps(
   for (let k = warmup + 1; k <= warmup + steps && k < stamps.length - (stop.signal.aborted ? 0 : 1); k++)
     times.push(stamps[k] - stamps[k - 1]);
   return times;
+}
+
+/** A model of the `--models` list: `n_layers x d_model x n_heads[@batch][*members]`. */
+interface ModelSpec {
+  nLayers: number;
+  dModel: number;
+  nHeads: number;
+  batch: number;
+  members: number;
+}
+
+/** Parses `--models`. @throws Error naming a malformed entry. */
+function parseModels(list: string, batch: number): ModelSpec[] {
+  return list.split(',').map((m) => {
+    const match = /^(\d+)x(\d+)x(\d+)(?:@(\d+))?(?:\*(\d+))?$/.exec(m.trim());
+    if (!match) throw new Error(`--models: "${m}" is not n_layers x d_model x n_heads[@batch][*members]`);
+    const [nLayers, dModel, nHeads] = [1, 2, 3].map((i) => Number(match[i]));
+    return { nLayers, dModel, nHeads, batch: Number(match[4] ?? batch), members: Number(match[5] ?? 1) };
+  });
+}
+
+/** A PyTorch reference time: the median ms of a step, how it trained members, the torch version. */
+interface Reference {
+  ms: number;
+  way: string;
+  torch: string;
+}
+
+/** The Python interpreter that imports torch (see the module comment), or why there is none. */
+async function findPython(): Promise<{ python: string } | { error: string }> {
+  if (process.argv.includes('--no-reference')) return { error: '--no-reference' };
+  const repo = fileURLToPath(new URL('..', import.meta.url));
+  const given = arg('python', process.env.GROKPIPE_PYTHON ?? '');
+  const venv = `${repo}.venv/bin/python`;
+  const candidates = given ? [given] : [...(existsSync(venv) ? [venv] : []), 'python3'];
+  for (const python of candidates) {
+    const r = await execa(python, ['-c', 'import torch'], { reject: false });
+    if (r.exitCode === 0) return { python };
+  }
+  return { error: `no PyTorch in ${candidates.join(', ')} (pip install torch==2.13.0, or --python PATH)` };
+}
+
+/**
+ * Times `spec` with bench/reference/pytorch_train_step.py (same steps and warm-up).
+ * @throws Error when the script fails.
+ */
+async function pytorchReference(python: string, spec: ModelSpec): Promise<Reference> {
+  const script = fileURLToPath(new URL('reference/pytorch_train_step.py', import.meta.url));
+  const r = await execa(python, [
+    script,
+    ...['--models', `${spec.nLayers}x${spec.dModel}x${spec.nHeads}`, '--batch', String(spec.batch)],
+    ...['--members', String(spec.members), '--steps', String(steps), '--warmup', String(warmup)],
+    ...['--threads', String(threads)],
+  ]);
+  const rows = r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { ms_per_step: number; members?: number; ensemble?: string; torch: string });
+  const mine = rows.filter((x) => (x.members ?? 1) === spec.members);
+  const best = mine.reduce((a, b) => (b.ms_per_step < a.ms_per_step ? b : a));
+  const way =
+    spec.members > 1
+      ? `${best.ensemble}, ${mine.map((x) => `${x.ensemble} ${x.ms_per_step}`).join(' / ')} ms`
+      : 'one model';
+  return { ms: best.ms_per_step, way, torch: best.torch };
 }
 
 /** The matmul peak of this machine in GFLOP/s: the best of BLAS (2048³, all threads) and wasm (1024³). */
@@ -170,29 +270,49 @@ function wasmHeapBytes(): number | null {
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
 
-const models = arg('models', '2x128x4,4x256x8,8x768x12')
-  .split(',')
-  .map((m) => m.split('x').map(Number) as [number, number, number]);
-const archs = arg('archs', 'gpt2').split(',') as Arch[];
-const backends = arg('backends', BACKEND_PREFERENCE.join(',')).split(',') as BackendName[];
 const steps = Number(arg('steps', '5'));
 const warmup = Number(arg('warmup', '2'));
-const batch = Number(arg('batch', '512'));
+const batchArg = Number(arg('batch', '512'));
+const models = parseModels(arg('models', '2x64x4@128,2x64x4@128*8,2x128x4,4x256x8,8x768x12'), batchArg);
+const archs = arg('archs', 'gpt2').split(',') as Arch[];
+const backends = arg('backends', BACKEND_PREFERENCE.join(',')).split(',') as BackendName[];
 const microArg = arg('micro-batch', 'auto');
+const threads = Number(arg('threads', String(os.availableParallelism())));
 const maxStepMs = Number(arg('max-step-seconds', '60')) * 1000;
 const cpu = `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`;
+const python = await findPython();
+const references = new Map<string, Reference | { error: string }>();
+
+/** The PyTorch reference of a GPT-2 spec, measured once (on first use) and kept. */
+async function reference(spec: ModelSpec): Promise<Reference | { error: string }> {
+  const id = JSON.stringify(spec);
+  let ref = references.get(id);
+  if (!ref) {
+    if ('error' in python) ref = python;
+    else {
+      try {
+        ref = await pytorchReference(python.python, spec);
+      } catch (err) {
+        ref = { error: (err as Error).message.split('\n').slice(-1)[0] };
+      }
+    }
+    references.set(id, ref);
+  }
+  return ref;
+}
 
 const peak = await measurePeak();
 say(
-  `train step: batch ${batch}, ${SEQ} tokens, vocab ${VOCAB}; median of ${steps} steps after ${warmup} warm-up; ${cpu}; matmul peak ${peak.gflops.toFixed(0)} GFLOP/s (${peak.source})`,
+  `train step: ${SEQ} tokens, vocab ${VOCAB}; median of ${steps} steps after ${warmup} warm-up; ${cpu}; load ${os.loadavg()[0].toFixed(1)}; matmul peak ${peak.gflops.toFixed(0)} GFLOP/s (${peak.source})`,
 );
+say(`PyTorch reference: ${'error' in python ? `none (${python.error})` : python.python}`);
 say(
-  `${'backend'.padEnd(10)} ${'model'.padEnd(22)} ${'micro'.padStart(5)} ${'ms/step'.padStart(9)} ${'tokens/s'.padStart(9)} ${'GFLOP/s'.padStart(8)} ${'of peak'.padStart(7)}`,
+  `${'backend'.padEnd(10)} ${'model'.padEnd(26)} ${'micro'.padStart(5)} ${'ms/step'.padStart(9)} ${'tokens/s'.padStart(9)} ${'GFLOP/s'.padStart(8)} ${'of peak'.padStart(7)} ${'vs torch'.padStart(8)}`,
 );
 for (const requested of backends) {
   let backend: BackendName;
   try {
-    backend = await initBackend(requested);
+    backend = await initBackend(requested, { threads });
   } catch (err) {
     const reason = (err as Error).message.split(';')[0];
     if (json) console.log(JSON.stringify({ backend: requested, skipped: reason }));
@@ -201,9 +321,10 @@ for (const requested of backends) {
   }
   for (const arch of archs) {
     let gflops: number | undefined; // of the previous model on this backend, to predict the next
-    for (const [nLayers, dModel, nHeads] of models) {
+    for (const spec of models) {
+      const { nLayers, dModel, nHeads, batch, members } = spec;
       const config = modelConfig(arch, nLayers, dModel, nHeads);
-      const flops = stepFlops(config, batch);
+      const flops = members * stepFlops(config, batch);
       const micro = microArg === 'auto' ? wasmMicroBatch(config, batch, SEQ) : Math.min(batch, Number(microArg));
       const row = {
         arch,
@@ -211,6 +332,7 @@ for (const requested of backends) {
         d_model: dModel,
         n_heads: arch === 'gpt2' || arch === 'llama' ? nHeads : null,
         batch_size: batch,
+        members,
         micro_batch_size: micro,
         seq_len: SEQ,
         vocab: VOCAB,
@@ -218,21 +340,22 @@ for (const requested of backends) {
         backend_detail: backendDescription() ?? backend,
         threads: backendThreads(backend),
       };
-      const label = `${arch} ${nLayers}x${dModel}`;
+      const label = `${arch} ${nLayers}x${dModel} b${batch}${members > 1 ? ` x${members} models` : ''}`;
       const predicted = gflops ? flops / (gflops * 1e9) : 0;
       if (predicted * 1000 > maxStepMs) {
         const skipped = `predicted ${predicted.toFixed(0)} s/step from the previous model, over --max-step-seconds`;
         if (json) console.log(JSON.stringify({ ...row, ms_per_step: null, skipped }));
-        say(`${backend.padEnd(10)} ${label.padEnd(22)} ${String(micro).padStart(5)} skipped: ${skipped}`);
+        say(`${backend.padEnd(10)} ${label.padEnd(26)} ${String(micro).padStart(5)} skipped: ${skipped}`);
         continue;
       }
       for (const fused of ablate ? [true, false] : [!process.argv.includes('--unfused')]) {
         useFusedLayers(fused);
-        const times = await timeSteps(config, batch, micro, steps, warmup, maxStepMs * (steps + warmup));
+        const times = await timeSteps(config, batch, micro, steps, warmup, maxStepMs * (steps + warmup), members);
         useFusedLayers(true);
         const ms = median(times);
         const achieved = flops / (ms / 1000) / 1e9;
         if (fused) gflops = achieved;
+        const ref = arch === 'gpt2' ? await reference(spec) : { error: 'the reference is GPT-2 only' };
         const result = {
           ...row,
           fused_layers: fused,
@@ -240,20 +363,25 @@ for (const requested of backends) {
           ms_min: +Math.min(...times).toFixed(1),
           ms_max: +Math.max(...times).toFixed(1),
           steps_timed: times.length,
-          tokens_per_s: Math.round((batch * SEQ) / (ms / 1000)),
+          tokens_per_s: Math.round((members * batch * SEQ) / (ms / 1000)),
           gflop_per_step: +(flops / 1e9).toFixed(2),
           gflops: +achieved.toFixed(1),
           peak_gflops: +peak.gflops.toFixed(1),
           peak_share: +(achieved / peak.gflops).toFixed(3),
           wasm_heap_bytes: wasmHeapBytes(),
+          pytorch_ms: 'error' in ref ? null : ref.ms,
+          pytorch_way: 'error' in ref ? ref.error : ref.way,
+          torch: 'error' in ref ? null : ref.torch,
+          vs_pytorch: 'error' in ref ? null : +(ms / ref.ms).toFixed(2),
           cpu,
           load: +os.loadavg()[0].toFixed(2),
         };
         if (json) console.log(JSON.stringify(result));
         say(
-          `${backend.padEnd(10)} ${(fused ? label : `${label} [unfused]`).padEnd(22)} ${String(micro).padStart(5)} ${ms.toFixed(0).padStart(9)} ` +
-            `${String(result.tokens_per_s).padStart(9)} ${achieved.toFixed(1).padStart(8)} ${(100 * result.peak_share).toFixed(1).padStart(6)}%  ` +
-            `(${times.length} steps, min ${result.ms_min}, max ${result.ms_max})`,
+          `${backend.padEnd(10)} ${(fused ? label : `${label} [unfused]`).padEnd(26)} ${String(micro).padStart(5)} ${ms.toFixed(1).padStart(9)} ` +
+            `${String(result.tokens_per_s).padStart(9)} ${achieved.toFixed(1).padStart(8)} ${(100 * result.peak_share).toFixed(1).padStart(6)}% ` +
+            `${(result.vs_pytorch === null ? '-' : `${result.vs_pytorch}x`).padStart(8)}  ` +
+            `(${times.length} steps, min ${result.ms_min}, max ${result.ms_max}; PyTorch ${'error' in ref ? ref.error : `${ref.torch} ${ref.ms} ms, ${ref.way}`})`,
         );
       }
     }

@@ -8,6 +8,7 @@ import { InputError } from '../src/engine/errors.js';
 import { combinations, expandRuns, runId } from '../src/engine/pipeline/expand.js';
 import type { StageSpec } from '../src/engine/pipeline/expand.js';
 import { canonicalJson, contentHash, hashJson, stageKey } from '../src/engine/cache/hash.js';
+import type { KeyComponents } from '../src/engine/cache/hash.js';
 import { createLimiter } from '../src/engine/exec/limit.js';
 import { acquireLock } from '../src/engine/cache/lock.js';
 import { parsePipelineText } from '../src/engine/pipeline/load.js';
@@ -235,6 +236,23 @@ describe('hashing', () => {
     expect(stageKey({ ...base, version: '2' })).not.toBe(k);
     expect(stageKey({ ...base, inputs: [{ stage: 'tokenize', content_hash: 'h2' }] })).not.toBe(k);
     expect(stageKey({ ...base, inputs: [{ stage: 'tokenize', content_hash: 'h', matrix: { s: 1 } }] })).not.toBe(k);
+  });
+
+  it('key = hashJson of {stage, version, params, inputs}, also when runs share a params object', () => {
+    const params = { z: [1.5e-7, -0, 'é\u2028"\\'], a: { y: null, x: true }, model: { d_model: 64 } };
+    const cases: KeyComponents[] = [
+      { stage: 'train', version: '3', params, inputs: [{ stage: 'tokenize', content_hash: 'h' }] },
+      { stage: 'train', version: '3', params, inputs: [{ stage: 'tokenize', content_hash: 'h2' }] },
+      {
+        stage: 'analyze',
+        version: '1.2',
+        params: {},
+        inputs: [{ stage: 'evaluate', content_hash: 'c', matrix: { seed: 1, n: 'x' } }],
+      },
+      { stage: 'generate', version: '1', params: { seed: 0 }, inputs: [] },
+    ];
+    for (const c of cases)
+      expect(stageKey(c)).toBe(hashJson({ stage: c.stage, version: c.version, params: c.params, inputs: c.inputs }));
   });
 });
 

@@ -1,13 +1,22 @@
 """PyTorch reference for `npm run bench -- train`: the time of one GPT-2 training step on the CPU.
 
-    python3 bench/reference/pytorch_train_step.py [--threads 2] [--steps 5] [--warmup 2] [--models 2x128,4x256,8x768]
+    python3 bench/reference/pytorch_train_step.py [--threads 2] [--steps 5] [--warmup 2] [--models 2x128x4,4x256x8]
+                                                  [--batch 512] [--members 8]
 
 The same work as grokpipe's train bench: GPT-2 (pre-LayerNorm, GELU MLP of 4 d_model, learned
 positions, tied unembedding), batch 512, 6 tokens, vocabulary 1,200, logits at the last position
 only, cross-entropy, AdamW (weight decay 0.1), global-norm clipping at 1. Prints one JSON object per
 model with the fields of `npm run bench -- train --json` (backend "pytorch"). A reference to measure
-against, not part of grokpipe: it needs PyTorch (Debian: python3-torch; with libopenblas0-pthread
-selected as libblas.so.3 for a fast BLAS).
+against, not part of grokpipe: it needs PyTorch, either 2.x from PyPI (`pip install torch==2.13.0`,
+the CPU build with MKL) or Debian's 1.13 (python3-torch; with libopenblas0-pthread selected as
+libblas.so.3 for a fast BLAS).
+
+`--members M` (M > 1) times M independent models of each size trained together, each on its own
+batch, two ways, and prints both (field `ensemble`): `loop` (M models and M optimizers stepped one
+after another) and `vmap` (`torch.func.functional_call` under `torch.func.vmap` over parameters
+stacked on a leading member axis, one AdamW over the stacked tensors, clipping per member; on
+PyTorch 1.13 through `functorch`, skipped where neither exists). `ms_per_step` is the time of one
+step of all M members.
 """
 import argparse
 import json
@@ -18,6 +27,16 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+try:  # PyTorch 2.x
+    from torch.func import functional_call, stack_module_state, vmap
+except ImportError:  # PyTorch 1.13: the same functions in functorch, where installed
+    try:
+        from functorch import combine_state_for_ensemble, vmap
+
+        functional_call = stack_module_state = None
+    except ImportError:
+        vmap = None
 
 
 class Block(nn.Module):
@@ -56,6 +75,84 @@ class GPT(nn.Module):
         return self.ln_f(x[:, -1, :]) @ self.wte.weight.t()  # logits at the last position only
 
 
+def time_steps(step, warmup, steps):
+    """Milliseconds of each of `steps` calls of `step` after `warmup` untimed ones."""
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        step()
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def solo_step(model, opt, idx, tgt):
+    """One training step of one model: cross-entropy, backward, clipping at global norm 1, AdamW."""
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(idx), tgt).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return step
+
+
+def loop_step(models, opts, idx, tgt):
+    """One step of every member, one model after another (idx `[members, batch, seq]`)."""
+    steps = [solo_step(m, o, idx[i], tgt[i]) for i, (m, o) in enumerate(zip(models, opts))]
+
+    def step():
+        for s in steps:
+            s()
+    return step
+
+
+def vmap_step(models, idx, tgt):
+    """One step of every member as one batched model: parameters `[members, ...]`, vmap over members."""
+    if stack_module_state is not None:
+        params, buffers = stack_module_state(models)
+        base = models[0]
+
+        def loss_one(p, b, x, y):
+            return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
+        names = list(params)
+        leaves = [params[n] for n in names]
+        losses = vmap(loss_one)
+
+        def forward():
+            return losses(dict(zip(names, leaves)), buffers, idx, tgt)
+    else:  # functorch on 1.13
+        fmodel, leaves, buffers = combine_state_for_ensemble(models)
+        leaves = [p.detach().requires_grad_() for p in leaves]
+
+        def loss_one(p, b, x, y):
+            return F.cross_entropy(fmodel(p, b, x), y)
+        losses = vmap(loss_one)
+
+        def forward():
+            return losses(tuple(leaves), buffers, idx, tgt)
+    opt = torch.optim.AdamW(leaves, lr=1e-3, weight_decay=0.1, betas=(0.9, 0.98))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        forward().sum().backward()  # members are independent: the sum's gradient is each member's own
+        with torch.no_grad():
+            norms = torch.stack([p.grad.flatten(1).pow(2).sum(1) for p in leaves]).sum(0).sqrt()
+            coef = (1.0 / (norms + 1e-6)).clamp(max=1.0)
+            for p in leaves:
+                p.grad.mul_(coef.view(-1, *([1] * (p.grad.dim() - 1))))
+        opt.step()
+    return step
+
+
+def row(a, n_layers, d_model, n_heads, times, **extra):
+    return {
+        'arch': 'gpt2', 'n_layers': n_layers, 'd_model': d_model, 'n_heads': n_heads, 'batch_size': a.batch,
+        'seq_len': 6, 'vocab': 1200, 'backend': 'pytorch', 'threads': a.threads,
+        'ms_per_step': round(statistics.median(times), 2), 'ms_min': round(min(times), 2),
+        'ms_max': round(max(times), 2), 'torch': torch.__version__, **extra,
+    }
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--threads', type=int, default=2)
@@ -63,6 +160,7 @@ def main():
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--models', default='2x128x4,4x256x8,8x768x12', help='n_layers x d_model x n_heads, comma-separated')
     p.add_argument('--batch', type=int, default=512)
+    p.add_argument('--members', type=int, default=1, help='also time this many models trained together')
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -73,21 +171,20 @@ def main():
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1, betas=(0.9, 0.98))
         idx = torch.randint(0, vocab, (a.batch, seq))
         tgt = torch.randint(0, vocab, (a.batch,))
-        times = []
-        for i in range(a.warmup + a.steps):
-            t0 = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(idx), tgt).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            if i >= a.warmup:
-                times.append((time.perf_counter() - t0) * 1000)
-        print(json.dumps({
-            'arch': 'gpt2', 'n_layers': n_layers, 'd_model': d_model, 'n_heads': n_heads, 'batch_size': a.batch,
-            'seq_len': seq, 'vocab': vocab, 'backend': 'pytorch', 'threads': a.threads,
-            'ms_per_step': round(statistics.median(times), 1), 'ms_min': round(min(times), 1), 'ms_max': round(max(times), 1),
-            'torch': torch.__version__,
-        }), flush=True)
+        times = time_steps(solo_step(model, opt, idx, tgt), a.warmup, a.steps)
+        print(json.dumps(row(a, n_layers, d_model, n_heads, times)), flush=True)
+        if a.members <= 1:
+            continue
+        models = [GPT(n_layers, d_model, n_heads, vocab, seq) for _ in range(a.members)]
+        idx = torch.randint(0, vocab, (a.members, a.batch, seq))
+        tgt = torch.randint(0, vocab, (a.members, a.batch))
+        opts = [torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.1, betas=(0.9, 0.98)) for m in models]
+        ways = [('loop', lambda: loop_step(models, opts, idx, tgt))]
+        if vmap is not None:
+            ways.append(('vmap', lambda: vmap_step(models, idx, tgt)))
+        for way, make in ways:
+            times = time_steps(make(), a.warmup, a.steps)
+            print(json.dumps(row(a, n_layers, d_model, n_heads, times, members=a.members, ensemble=way)), flush=True)
 
 
 if __name__ == '__main__':

@@ -59,9 +59,22 @@ export interface KeyComponents {
   readonly inputs: readonly KeyInput[];
 }
 
-/** The stage key (hex SHA-256) of a computation. */
+/** Canonical JSON of params objects already serialised (runs of one stage often share one). */
+const canonicalParams = new WeakMap<object, string>();
+
+/**
+ * The stage key (hex SHA-256) of a computation: `hashJson({stage, version, params, inputs})`.
+ * The canonical text is put together from its members' (keys in RFC 8785's order: `inputs`,
+ * `params`, `stage`, `version`), so that a params object shared by many runs is serialised once.
+ */
 export function stageKey(c: KeyComponents): string {
-  return hashJson({ stage: c.stage, version: c.version, params: c.params, inputs: c.inputs });
+  let params = canonicalParams.get(c.params);
+  if (params === undefined) {
+    params = canonicalJson(c.params);
+    canonicalParams.set(c.params, params);
+  }
+  const [inputs, stage, version] = [c.inputs, c.stage, c.version].map(canonicalJson);
+  return sha256(`{"inputs":${inputs},"params":${params},"stage":${stage},"version":${version}}`);
 }
 
 /** An output's name and hash, as used by `contentHash`. */

@@ -63,6 +63,23 @@ export function parseTempName(name: string): Temporary | undefined {
   return m ? { name, key: m[1], pid: Number(m[2]) } : undefined;
 }
 
+/**
+ * The first output of `manifest` that is not a regular file of its recorded size in `dir`, or
+ * undefined when all are (what `Store.lookup` checks).
+ */
+export function missingOutput(dir: string, manifest: Manifest): string | undefined {
+  for (const out of manifest.outputs) {
+    let s;
+    try {
+      s = statSync(`${dir}/${out.name}`, { throwIfNoEntry: false });
+    } catch {
+      s = undefined;
+    }
+    if (!s || !s.isFile() || s.size !== out.bytes) return out.name;
+  }
+  return undefined;
+}
+
 /** An artifact folder found by `Store.entries` (complete or not). */
 export interface StoreEntry {
   readonly stage: string;
@@ -78,8 +95,12 @@ export class Store {
   private readonly manifestCache = new Map<string, Promise<Manifest[]>>();
   private readonly manifestIndex = new WeakMap<Manifest[], Map<string, Manifest>>();
 
+  /** `root` with one trailing slash. */
+  private readonly base: string;
+
   constructor(root: string) {
     this.root = resolve(root);
+    this.base = this.root.endsWith('/') ? this.root : `${this.root}/`;
   }
 
   /** Folder of a completed artifact (which may not exist). */
@@ -110,17 +131,24 @@ export class Store {
    * recorded size (cheap: no hashing; byte hashes are checked when a stage reads an artifact, see
    * `integrity.ts`). Writes nothing. Uses synchronous file calls: a few small reads and `stat`s
    * per key are much faster that way than through the thread pool (`status` on 600 cached runs).
+   * @param outputs `check` (default) stats every output; `defer` skips that (the caller checks
+   *   them itself, see `outputs-check.ts`), so a hit only says the manifest is valid.
    * @returns a hit, or a miss with `reason` `corrupt: <file>` when the folder exists but is damaged.
    */
-  lookup(stage: string, key: string): Promise<Lookup> {
-    return Promise.resolve(this.lookupSync(stage, key));
+  lookup(stage: string, key: string, outputs: 'check' | 'defer' = 'check'): Promise<Lookup> {
+    const found = this.lookupManifest(stage, key);
+    if (!found.hit || outputs === 'defer') return Promise.resolve(found);
+    const bad = missingOutput(found.dir, found.manifest);
+    return Promise.resolve(bad === undefined ? found : { hit: false, reason: `corrupt: ${bad}` });
   }
 
-  private lookupSync(stage: string, key: string): Lookup {
-    const dir = this.artifactDir(stage, key);
+  /** `lookup` without the outputs' check. */
+  private lookupManifest(stage: string, key: string): Lookup {
+    // Plain concatenation (as join, without its normalising): stage and key are plain names.
+    const dir = `${this.base}${stage}/${key}`;
     let text: string;
     try {
-      text = readFileSync(join(dir, MANIFEST_FILE), 'utf8');
+      text = readFileSync(`${dir}/${MANIFEST_FILE}`, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         return existsSync(dir) ? { hit: false, reason: `corrupt: ${MANIFEST_FILE} missing` } : { hit: false };
@@ -135,15 +163,6 @@ export class Store {
     }
     if (manifest.key !== key || manifest.stage !== stage)
       return { hit: false, reason: `corrupt: ${MANIFEST_FILE} (key mismatch)` };
-    for (const out of manifest.outputs) {
-      let s;
-      try {
-        s = statSync(join(dir, out.name), { throwIfNoEntry: false });
-      } catch {
-        s = undefined;
-      }
-      if (!s || !s.isFile() || s.size !== out.bytes) return { hit: false, reason: `corrupt: ${out.name}` };
-    }
     return { hit: true, manifest, dir };
   }
 

@@ -5,6 +5,7 @@
  */
 import type { RootCause } from './cause.js';
 import type { Manifest } from '../cache/manifest.js';
+import { OutputsCheck } from '../cache/outputs-check.js';
 import type { Store } from '../cache/store.js';
 import type { StageRun } from '../pipeline/expand.js';
 import { inputState, resolveRun } from './resolve.js';
@@ -28,16 +29,48 @@ export interface PlannedRun {
 }
 
 /**
+ * Runs from which `planRuns` checks the outputs of hits on worker threads: below it, starting the
+ * workers (some 30 ms) costs more than the `stat`s it moves off this thread.
+ */
+export const PARALLEL_CHECK_RUNS = 2000;
+
+/** Options of `planRuns`. */
+export interface PlanOptions {
+  /** Runs from which hits' outputs are checked on worker threads (default `PARALLEL_CHECK_RUNS`). */
+  readonly parallelCheckFrom?: number;
+}
+
+/**
  * Plans every run (given in dependency order). Reads the store only.
+ *
+ * On a large sweep the outputs of cache hits are checked on worker threads while planning goes
+ * on (`OutputsCheck`); should any be damaged, the plan is made again with the full lookup, so
+ * the result is always the one of a lookup by lookup plan.
  * @returns one entry per run, in the same order.
  */
-export async function planRuns(runs: readonly StageRun[], store: Store): Promise<PlannedRun[]> {
+export async function planRuns(
+  runs: readonly StageRun[],
+  store: Store,
+  options: PlanOptions = {},
+): Promise<PlannedRun[]> {
+  const threads = OutputsCheck.threads();
+  if (runs.length >= (options.parallelCheckFrom ?? PARALLEL_CHECK_RUNS) && threads > 0) {
+    const check = new OutputsCheck(threads);
+    const plan = await planWith(runs, store, check);
+    if (await check.intact()) return plan;
+  }
+  return planWith(runs, store);
+}
+
+/** `planRuns` with each hit's outputs checked by `check` (later) or, without it, by the lookup. */
+async function planWith(runs: readonly StageRun[], store: Store, check?: OutputsCheck): Promise<PlannedRun[]> {
   const byRun = new Map<StageRun, PlannedRun>();
   for (const run of runs) {
     const ups = run.inputs.map((i) => byRun.get(i));
     if (ups.some((u) => u === undefined)) throw new Error(`internal: ${run.id} planned before its inputs`);
     const inputs = (ups as PlannedRun[]).map((u) => inputState(u, u.status === 'planned'));
-    const r = await resolveRun(run, inputs, store, 'plan');
+    const r = await resolveRun(run, inputs, store, 'plan', check ? 'defer' : 'check');
+    if (r.kind === 'hit') check?.add(r.dir, r.manifest);
     const plan: PlannedRun =
       r.kind === 'hit'
         ? { run, key: r.key, status: 'cached', reason: '', dir: r.dir, manifest: r.manifest }

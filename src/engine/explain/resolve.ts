@@ -34,6 +34,8 @@ export type Resolution =
  * @param inputs the states of `run.inputs`, in order; an input without a manifest has no known
  *   content yet.
  * @param mode how upstream roots are worded: `plan` (`will run`) or `run` (`ran`).
+ * @param outputs whether the lookup checks the outputs' sizes (`check`) or leaves that to the
+ *   caller (`defer`, see `Store.lookup`).
  * @throws Error on a store read failure, or when `inputs` does not match `run.inputs` (a bug).
  */
 export async function resolveRun(
@@ -41,6 +43,7 @@ export async function resolveRun(
   inputs: readonly InputState[],
   store: Store,
   mode: 'plan' | 'run',
+  outputs: 'check' | 'defer' = 'check',
 ): Promise<Resolution> {
   const explain = async (known?: Pick<ExplainArgs, 'components' | 'lookupReason'>): Promise<Explanation> =>
     explainRun({
@@ -57,7 +60,7 @@ export async function resolveRun(
     run,
     inputs.map((i) => (i.manifest as Manifest).content_hash),
   );
-  const found = await store.lookup(run.stage.name, key);
+  const found = await store.lookup(run.stage.name, key, outputs);
   if (found.hit) return { kind: 'hit', key, components, dir: found.dir, manifest: found.manifest };
   const why = await explain({ components, ...(found.reason ? { lookupReason: found.reason } : {}) });
   return { kind: 'miss', key, components, why };

@@ -56,12 +56,18 @@ export function runId(stageId: string, matrix: Readonly<Record<string, Json>>): 
 
 /** Every combination of `names` (first name slowest), as value records in matrix order. */
 export function combinations(matrix: Matrix, names: ReadonlySet<string>): Record<string, Json>[] {
-  let combos: Record<string, Json>[] = [{}];
-  for (const [name, values] of matrix) {
-    if (!names.has(name)) continue;
-    combos = combos.flatMap((c) => values.map((v) => ({ ...c, [name]: v })));
-  }
-  return combos;
+  const axes = matrix.filter(([name]) => names.has(name));
+  let tuples: Json[][] = [[]];
+  for (const [, values] of axes) tuples = tuples.flatMap((t) => values.map((v) => [...t, v]));
+  // Each record built by assignments in one order, so V8 gives them all one shape (a spread with
+  // a computed key made each a slow dictionary: expanding 10,000 runs took a quarter second).
+  return tuples.map((t) => {
+    const combo: Record<string, Json> = {};
+    axes.forEach(([name], i) => {
+      combo[name] = t[i];
+    });
+    return combo;
+  });
 }
 
 /**
@@ -98,7 +104,16 @@ export function expandRuns(
     deps.set(spec.id, mine);
     const byId = new Map<string, StageRun>();
     runsOf.set(spec.id, byId);
-    for (const combo of combinations(matrix, mine)) {
+    // A need that depends on exactly these variables has one run per combination, in the same
+    // order: its i-th run is the input of our i-th (no run id to build and look up).
+    const sameOrder = new Map(
+      spec.needs.map((n) => {
+        const theirs = deps.get(n) ?? new Set<string>();
+        const same = !spec.across && theirs.size === mine.size && [...theirs].every((v) => mine.has(v));
+        return [n, same ? [...(runsOf.get(n)?.values() ?? [])] : undefined] as const;
+      }),
+    );
+    for (const [i, combo] of combinations(matrix, mine).entries()) {
       let inputs: StageRun[];
       if (spec.across) {
         inputs = [];
@@ -113,7 +128,7 @@ export function expandRuns(
           }
         }
       } else {
-        inputs = spec.needs.map((n) => upstreamRun(n, combo));
+        inputs = spec.needs.map((n) => sameOrder.get(n)?.[i] ?? upstreamRun(n, combo));
       }
       const run: StageRun = {
         id: runId(spec.id, combo),

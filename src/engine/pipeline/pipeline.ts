@@ -198,9 +198,19 @@ function resolveStages(doc: RawPipeline, registry: StageRegistry, at: Report): S
 function validateParams(runs: readonly StageRun[], doc: RawPipeline, at: Report): Set<StageRun> {
   const validator = new ParamsValidator();
   const valid = new Set<StageRun>();
+  // Runs of a stage whose `with:` uses no matrix variable have equal params: they are validated
+  // once and share the validated object (never modified afterwards), so that its key text is
+  // made once too (`stageKey`); 10,000 runs of a sweep have few distinct params per stage.
+  type Validated = ReturnType<ParamsValidator['validate']>;
+  const seen = new Map<StageRun['stage'], Map<string, Validated>>();
   for (const run of runs) {
     const rawWith = doc.stages[run.stageId].with ?? {};
-    const { params, problems } = validator.validate(run.stage, run.params);
+    const text = JSON.stringify(run.params);
+    const ofStage = seen.get(run.stage) ?? new Map<string, Validated>();
+    seen.set(run.stage, ofStage);
+    const known = ofStage.get(text);
+    const { params, problems } = known ?? validator.validate(run.stage, run.params);
+    if (!known) ofStage.set(text, { params, problems });
     run.params = params;
     for (const p of problems) {
       const path: JsonPath = ['stages', run.stageId, 'with', ...p.path];
