@@ -36,6 +36,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { describe, expect, it } from 'vitest';
+import { AdamW, CHUNK_ELEMENTS, globalNorm, learningRate } from '../src/models/adamw.js';
+import type { AdamWConfig } from '../src/models/adamw.js';
 import { initBackend } from '../src/models/backend.js';
 import type { BackendName } from '../src/models/backend.js';
 import { useExplicitTransposeGradient, useFusedLayers } from '../src/models/layers.js';
@@ -45,7 +47,7 @@ import type { Arch } from '../src/models/arch/registry.js';
 import type { LanguageModel } from '../src/models/model.js';
 import { makeRng, permutation } from '../src/models/train-rng.js';
 import { crossEntropy } from '../src/models/train/loss.js';
-import { ARCHS, perturbParams, randomTokens, relL2Error, tinyConfig } from './model-arch-helpers.js';
+import { ARCHS, perturbParams, randn, randomTokens, relL2Error, tinyConfig } from './model-arch-helpers.js';
 
 const VOCAB = 50;
 const SEQ = 5;
@@ -188,4 +190,137 @@ describe.each(ARCHS)('%s: optimised training path equals the cpu reference', (ar
       }
     },
   );
+});
+
+/**
+ * The update before flat chunks, one op chain per parameter: the reference of `AdamW`'s flat one,
+ * which must give the same parameters and moments bit for bit (same float32 operations, in the
+ * same order, element by element).
+ */
+class PerParameterAdamW {
+  step = 0;
+  readonly m = new Map<string, tf.Variable>();
+  readonly v = new Map<string, tf.Variable>();
+
+  constructor(
+    readonly params: ReadonlyMap<string, tf.Variable>,
+    readonly config: AdamWConfig,
+    readonly decays: (name: string) => boolean,
+  ) {
+    tf.tidy(() => {
+      for (const [name, p] of params) {
+        this.m.set(name, tf.variable(tf.zerosLike(p), false));
+        this.v.set(name, tf.variable(tf.zerosLike(p), false));
+      }
+    });
+  }
+
+  apply(grads: ReadonlyMap<string, tf.Tensor>): tf.Scalar {
+    const t = ++this.step;
+    const { beta1, beta2, eps, weight_decay: wd, grad_clip: clip } = this.config;
+    const lr = learningRate(this.config, t);
+    return tf.tidy(() => {
+      const total = globalNorm([...this.params.keys()].map((n) => grads.get(n) as tf.Tensor));
+      const c = (x: number) => tf.scalar(x);
+      const coef = clip > 0 ? tf.minimum(tf.div(c(clip), tf.add(total, c(1e-6))), c(1)) : null;
+      const [b1, b1c, b2, b2c, eps_] = [beta1, 1 - beta1, beta2, 1 - beta2, eps].map(c);
+      const [decay, invBc2Sqrt, stepSize] = [1 - lr * wd, 1 / Math.sqrt(1 - beta2 ** t), lr / (1 - beta1 ** t)].map(c);
+      for (const [n, p] of this.params) {
+        tf.tidy(() => {
+          const [m, v, g0] = [this.m.get(n), this.v.get(n), grads.get(n)] as [tf.Variable, tf.Variable, tf.Tensor];
+          const g = coef ? tf.mul(g0, coef) : g0;
+          const mNew = tf.add(tf.mul(m, b1), tf.mul(g, b1c));
+          const vNew = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), b2c));
+          const decayed = wd > 0 && this.decays(n) ? tf.mul(p, decay) : p;
+          const denom = tf.add(tf.mul(tf.sqrt(vNew), invBc2Sqrt), eps_);
+          p.assign(tf.sub(decayed, tf.mul(tf.div(mNew, denom), stepSize)));
+          m.assign(mNew);
+          v.assign(vNew);
+        });
+      }
+      return total;
+    });
+  }
+
+  dispose(): void {
+    tf.dispose([...this.m.values(), ...this.v.values()]);
+  }
+}
+
+/** Index of the first element whose bits differ, or -1. */
+function firstBitDifference(a: Float32Array, b: Float32Array): number {
+  const [x, y] = [new Uint32Array(a.buffer, a.byteOffset, a.length), new Uint32Array(b.buffer, b.byteOffset, b.length)];
+  if (x.length !== y.length) return 0;
+  return x.findIndex((bits, i) => bits !== y[i]);
+}
+
+const ADAMW: AdamWConfig = {
+  lr: 1e-3,
+  weight_decay: 0.1,
+  beta1: 0.9,
+  beta2: 0.98,
+  eps: 1e-8,
+  warmup_steps: 3,
+  grad_clip: 1,
+};
+
+/**
+ * Flat AdamW against the per-parameter update, bit for bit: parameters, both moments and the
+ * gradient norm after each of 6 updates of seeded random gradients, alternately large (clipped:
+ * norm ≫ 1) and small (unclipped), through the warmup; in one chunk (the default size holds each
+ * tiny model) and in chunks of at most 1,000 elements (parameters packed several to a chunk and
+ * parameters alone, chunks that decay all, none or some of theirs); with clipping and decay, and
+ * with neither. On the training backends and TF.js' cpu backend.
+ */
+describe.each(ARCHS)('%s: flat AdamW equals the per-parameter update bit for bit', (arch) => {
+  const backends: BackendName[] = [...OPTIMISED, 'cpu'];
+  const cases = backends.flatMap((b) =>
+    [CHUNK_ELEMENTS, 1000].flatMap((chunk) => [
+      [b, chunk, ADAMW] as const,
+      [b, chunk, { ...ADAMW, weight_decay: 0, grad_clip: 0 }] as const,
+    ]),
+  );
+  it.each(cases)('%s, chunks of %i elements, %o', async (backend, chunk, config) => {
+    if (backend === 'cpu') await tf.setBackend('cpu');
+    else await initBackend(backend);
+    const flat = buildModel(arch, 'perturbed');
+    const ref = buildModel(arch, 'perturbed');
+    const opt = new AdamW(flat.params, config, (n) => flat.decays(n), chunk);
+    const refOpt = new PerParameterAdamW(ref.params, config, (n) => ref.decays(n));
+    const decayed = [...flat.params.keys()].filter((n) => flat.decays(n)).length;
+    expect(decayed, 'parameters that decay').toBeGreaterThan(0);
+    expect(decayed, 'parameters that decay').toBeLessThan(flat.params.size);
+    try {
+      for (let step = 1; step <= 6; step++) {
+        const scale = step % 2 === 1 ? 1 : 1e-4;
+        const grads = new Map([...flat.params].map(([n, p], i) => [n, randn(p.shape, 100 * step + i, scale)]));
+        const [norm, refNorm] = [opt.apply(grads), refOpt.apply(grads)];
+        expect(norm.dataSync()[0], `norm at step ${step}`).toBe(refNorm.dataSync()[0]);
+        if (config.grad_clip > 0) expect(norm.dataSync()[0] > 1, 'clipped').toBe(step % 2 === 1);
+        tf.dispose([norm, refNorm, ...grads.values()]);
+        for (const [n, p] of flat.params) {
+          const want = ref.params.get(n) as tf.Variable;
+          const at = `${n} at step ${step}`;
+          expect(firstBitDifference(p.dataSync() as Float32Array, want.dataSync() as Float32Array), at).toBe(-1);
+          for (const which of ['m', 'v'] as const) {
+            const refMoment = refOpt[which].get(n)?.dataSync() as Float32Array;
+            expect(firstBitDifference(await opt.readMoment(which, n), refMoment), `${which} of ${at}`).toBe(-1);
+          }
+        }
+      }
+      // The parameters moved (a comparison of two frozen models would pass vacuously).
+      const start = buildModel(arch, 'perturbed');
+      const moved = [...flat.params].filter(
+        ([n, p]) =>
+          firstBitDifference(p.dataSync() as Float32Array, start.params.get(n)?.dataSync() as Float32Array) >= 0,
+      );
+      start.dispose();
+      expect(moved.length, 'parameters changed by the updates').toBe(flat.params.size);
+    } finally {
+      opt.dispose();
+      refOpt.dispose();
+      flat.dispose();
+      ref.dispose();
+    }
+  });
 });

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import type { AdamW } from '../adamw.js';
 import { decodeSafetensors, encodeSafetensors } from '../safetensors.js';
 import type { NamedTensor } from '../safetensors.js';
 import type { CurveRow } from './evaluation.js';
@@ -56,21 +57,45 @@ export function isCheckpointStep(step: number, every: number, maxSteps: number):
 }
 
 /**
- * The variables a checkpoint holds, by their key in the file (order of the file): each parameter
+ * One tensor of a checkpoint: its shape and how to read and write its float32 values (row-major).
+ * A variable is one (`variableSlot`); so is a parameter's AdamW moment, which lives in a flat chunk.
+ */
+export interface StateSlot {
+  shape: number[];
+  read(): Promise<Float32Array>;
+  write(values: Float32Array): void;
+}
+
+/** A variable as a checkpoint slot. */
+export function variableSlot(v: tf.Variable): StateSlot {
+  return {
+    shape: v.shape,
+    read: async () => (await v.data()) as Float32Array,
+    write: (values) => tf.tidy(() => v.assign(tf.tensor(values, v.shape, 'float32'))),
+  };
+}
+
+/**
+ * The tensors a checkpoint holds, by their key in the file (order of the file): each parameter
  * with AdamW's moments, then the extra variables (`train.loss_sum`, `train.accuracy_sum`).
  */
 export function checkpointVariables(
   params: ReadonlyMap<string, tf.Variable>,
-  moments: { m: ReadonlyMap<string, tf.Variable>; v: ReadonlyMap<string, tf.Variable> },
+  opt: AdamW,
   extra: Readonly<Record<string, tf.Variable>>,
-): Map<string, tf.Variable> {
-  const vars = new Map<string, tf.Variable>();
+): Map<string, StateSlot> {
+  const vars = new Map<string, StateSlot>();
+  const moment = (which: 'm' | 'v', name: string, shape: number[]): StateSlot => ({
+    shape,
+    read: () => opt.readMoment(which, name),
+    write: (values) => opt.writeMoment(which, name, values),
+  });
   for (const [name, p] of params) {
-    vars.set(`param.${name}`, p);
-    vars.set(`adam.m.${name}`, moments.m.get(name) as tf.Variable);
-    vars.set(`adam.v.${name}`, moments.v.get(name) as tf.Variable);
+    vars.set(`param.${name}`, variableSlot(p));
+    vars.set(`adam.m.${name}`, moment('m', name, p.shape));
+    vars.set(`adam.v.${name}`, moment('v', name, p.shape));
   }
-  for (const [key, v] of Object.entries(extra)) vars.set(key, v);
+  for (const [key, v] of Object.entries(extra)) vars.set(key, variableSlot(v));
   return vars;
 }
 
@@ -105,13 +130,12 @@ function checkpointSteps(dir: string): number[] {
  */
 export async function saveCheckpoint(
   dir: string,
-  variables: ReadonlyMap<string, tf.Variable>,
+  variables: ReadonlyMap<string, StateSlot>,
   state: Omit<CheckpointState, 'version'>,
 ): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const tensors: [string, NamedTensor][] = [];
-  for (const [key, v] of variables)
-    tensors.push([key, { dtype: 'F32', shape: v.shape, data: (await v.data()) as Float32Array }]);
+  for (const [key, v] of variables) tensors.push([key, { dtype: 'F32', shape: v.shape, data: await v.read() }]);
   const step = state.step;
   writeAtomic(join(dir, `checkpoint-${pad(step)}.safetensors`), encodeSafetensors(tensors, { step: String(step) }));
   const json: CheckpointState = { version: CHECKPOINT_VERSION, ...state };
@@ -131,7 +155,7 @@ export async function saveCheckpoint(
 export function loadCheckpoint(
   dir: string,
   run: { fingerprint: string; maxSteps: number },
-  variables: ReadonlyMap<string, tf.Variable>,
+  variables: ReadonlyMap<string, StateSlot>,
   log: (message: string) => void = () => {},
 ): CheckpointState | undefined {
   for (const step of checkpointSteps(dir)) {
@@ -154,9 +178,7 @@ export function loadCheckpoint(
           throw new Error(`checkpoint lacks ${key} ${JSON.stringify(v.shape)}`);
         return [v, t.data as Float32Array] as const;
       });
-      tf.tidy(() => {
-        for (const [v, data] of values) v.assign(tf.tensor(data, v.shape, 'float32'));
-      });
+      for (const [v, data] of values) v.write(data);
       log(`resumed from the checkpoint at step ${step}`);
       return state;
     } catch (err) {
