@@ -40,7 +40,7 @@ import { AdamW, CHUNK_ELEMENTS, globalNorm, learningRate } from '../src/models/a
 import type { AdamWConfig } from '../src/models/adamw.js';
 import { initBackend } from '../src/models/backend.js';
 import type { BackendName } from '../src/models/backend.js';
-import { useExplicitTransposeGradient, useFusedLayers } from '../src/models/layers.js';
+import { useExplicitTransposeGradient, useFusedLayers, useFusedLinear } from '../src/models/layers.js';
 import { loadNativeBlas } from '../src/models/native-blas.js';
 import { createModel } from '../src/models/arch/factories.js';
 import type { Arch } from '../src/models/arch/registry.js';
@@ -122,12 +122,14 @@ async function reference(arch: Arch, weights: Weights, batch: Batch): Promise<Lo
   ).toEqual([]);
   useExplicitTransposeGradient(false);
   useFusedLayers(false);
+  useFusedLinear(false);
   const model = buildModel(arch, weights);
   try {
     return lossAndGrads(model, batch);
   } finally {
     model.dispose();
-    useFusedLayers(true); // the module's default
+    useFusedLayers(true); // the module's defaults
+    useFusedLinear(true);
   }
 }
 
@@ -323,4 +325,42 @@ describe.each(ARCHS)('%s: flat AdamW equals the per-parameter update bit for bit
       ref.dispose();
     }
   });
+});
+
+/**
+ * `linear` as one tape node (`fusedLinear`) against its op chain on the same backend, bit for
+ * bit: the loss and every gradient of GPT-2 (the architecture whose affine maps have biases), at
+ * its initialisation and perturbed, on the training backends and TF.js' cpu backend (there with
+ * TF.js' products with transpose flags, the other matmul policy).
+ */
+describe('gpt2: fused linear equals the op chain bit for bit', () => {
+  const backends: BackendName[] = [...OPTIMISED, 'cpu'];
+  it.each(backends.flatMap((b) => (['initial', 'perturbed'] as Weights[]).map((w) => [b, w] as const)))(
+    '%s, %s weights',
+    async (backend, weights) => {
+      if (backend === 'cpu') {
+        await tf.setBackend('cpu');
+        useExplicitTransposeGradient(false);
+      } else await initBackend(backend);
+      const batch = randomBatch(DATA_SEED);
+      const run = (fusedLinear: boolean) => {
+        useFusedLinear(fusedLinear);
+        const model = buildModel('gpt2', weights);
+        try {
+          return lossAndGrads(model, batch);
+        } finally {
+          model.dispose();
+          useFusedLinear(true);
+        }
+      };
+      const [fused, chain] = [run(true), run(false)];
+      expect(fused.loss, 'loss').toBe(chain.loss);
+      expect([...fused.grads.keys()], 'parameters with a gradient').toEqual(chain.params);
+      for (const name of chain.params) {
+        const g = chain.grads.get(name) as Float32Array;
+        expect(g.some((x) => x !== 0) || weights === 'initial', `${name}: non-zero gradient`).toBe(true);
+        expect(firstBitDifference(fused.grads.get(name) as Float32Array, g), name).toBe(-1);
+      }
+    },
+  );
 });

@@ -1,5 +1,6 @@
 /**
- * GELU, LayerNorm and RMSNorm as single tape nodes with hand-written gradients (`tf.customGrad`).
+ * GELU, LayerNorm, RMSNorm and the affine map as single tape nodes with hand-written gradients
+ * (`tf.customGrad`).
  *
  * Written as chains of TF.js ops (layers.ts' reference forms), each of these leaves 6–10
  * activation-sized tensors on the tape, and TF.js keeps every tensor of the forward pass and the
@@ -10,6 +11,11 @@
  * and the kernel count of every step drop accordingly (`npm run bench -- train`).
  *
  * Shapes: `x` `[..., d]`, parameters `[d]`; reductions are over the last axis only.
+ *
+ * The affine map (`fusedLinear`) is the other way round: the same kernels as layers.ts' op chain
+ * (reshape, product, bias, reshape) on the same operands, so the same values bit for bit, but as
+ * one tape node it saves two tensors instead of six and its backward runs about half the kernels
+ * (the op chain's gradient reshapes at each of its four nodes).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { unbroadcast } from './gradients.js';
@@ -97,6 +103,43 @@ function makeRmsNorm(eps: number) {
     };
   }) as (x: tf.Tensor, gamma: tf.Tensor) => tf.Tensor;
 }
+
+/**
+ * `x @ w + b` on the last axis as one tape node: `x` `[..., d_in]`, `w` `[d_in, d_out]`, `b`
+ * `[d_out]` → `[..., d_out]`. The forward runs on `[n, d_in]` rows; the backward is
+ * `dx = dy @ wᵀ`, `dw = xᵀ @ dy` (with materialised transposes when `explicitTranspose`, else with
+ * transpose flags: layers.ts `matMul`) and `db = Σ dy` over rows (`unbroadcast`), the kernels and
+ * operands of the op chain's gradient, so its values bit for bit. Saves `x` and `w`.
+ */
+export function fusedLinear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, explicitTranspose: boolean): tf.Tensor {
+  return (explicitTranspose ? explicitLinear : flaggedLinear)(x, w, b);
+}
+
+function makeLinear(explicitTranspose: boolean) {
+  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, w, b, save] = args as [tf.Tensor, tf.Tensor2D, tf.Tensor, tf.GradSaveFunc];
+    const [dIn, dOut] = w.shape;
+    save([x, w]);
+    return {
+      value: tf.tidy(() =>
+        tf.reshape(tf.add(tf.matMul(tf.reshape(x, [-1, dIn]) as tf.Tensor2D, w), b), [...x.shape.slice(0, -1), dOut]),
+      ),
+      gradFunc: (dy: tf.Tensor, [xs, ws]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const g = tf.reshape(dy, [-1, dOut]) as tf.Tensor2D;
+          const xf = tf.reshape(xs, [-1, dIn]) as tf.Tensor2D;
+          const w2 = ws as tf.Tensor2D;
+          const [dx, dw] = explicitTranspose
+            ? [tf.matMul(g, tf.transpose(w2, [1, 0])), tf.matMul(tf.transpose(xf, [1, 0]), g)]
+            : [tf.matMul(g, w2, false, true), tf.matMul(xf, g, true, false)];
+          return [tf.reshape(dx, xs.shape), dw, unbroadcast(g, [dOut])];
+        }),
+    };
+  }) as (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+}
+
+const explicitLinear = makeLinear(true);
+const flaggedLinear = makeLinear(false);
 
 // One custom-gradient function per epsilon (a constant of each architecture), made once.
 const layerNorms = new Map<number, ReturnType<typeof makeLayerNorm>>();

@@ -7,7 +7,7 @@
  * Shapes use `batch` (examples), `seq` (positions, at most 10 here), `d_model` (residual width).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedGelu, fusedLayerNorm, fusedRmsNorm } from './fused.js';
+import { fusedGelu, fusedLayerNorm, fusedLinear, fusedRmsNorm } from './fused.js';
 import { fillNormal, fillUniform } from './train-rng.js';
 import type { Rng } from './train-rng.js';
 
@@ -31,6 +31,7 @@ const explicitTransposeMatMul = tf.customGrad((...args: (tf.Tensor | tf.GradSave
 
 let explicitTranspose = true;
 let fused = true;
+let fusedAffine = true;
 
 /**
  * Chooses between the fused GELU/LayerNorm/RMSNorm of `fused.ts` (default: one tape node each,
@@ -38,6 +39,14 @@ let fused = true;
  */
 export function useFusedLayers(enabled: boolean): void {
   fused = enabled;
+}
+
+/**
+ * Chooses between `linear` with a bias as one tape node (`fusedLinear` of `fused.ts`, default:
+ * the same values bit for bit, fewer kernels) and the op chain written here (for tests).
+ */
+export function useFusedLinear(enabled: boolean): void {
+  fusedAffine = enabled;
 }
 
 /**
@@ -70,6 +79,7 @@ export function matMul<T extends tf.Tensor2D | tf.Tensor3D>(a: T, b: T, transpos
  * @returns `[..., d_out]`
  */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
+  if (b && fusedAffine) return fusedLinear(x, w, b, explicitTranspose);
   const [dIn, dOut] = w.shape as [number, number];
   const flat = matMul(tf.reshape(x, [-1, dIn]) as tf.Tensor2D, w as tf.Tensor2D);
   const y = b ? tf.add(flat, b) : flat;
