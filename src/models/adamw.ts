@@ -204,7 +204,14 @@ export class AdamW {
     const denom = tf.add(tf.mul(tf.sqrt(vNew), s.invBc2Sqrt), s.eps);
     const pNew = tf.sub(decayed, tf.mul(tf.div(mNew, denom), s.stepSize));
     if (params.length === 1) params[0].assign(pNew);
-    else tf.split(pNew, chunk.sizes).forEach((x, i) => params[i].assign(tf.reshape(x, params[i].shape)));
+    else {
+      // Split on the host: wasm's Slice (and SplitV, made of it) copies its whole input each time.
+      const values = pNew.dataSync() as Float32Array;
+      params.forEach((q, i) => {
+        const at = chunk.offsets[i];
+        q.assign(tf.tensor(values.slice(at, at + chunk.sizes[i]), q.shape, 'float32'));
+      });
+    }
     chunk.m.assign(mNew);
     chunk.v.assign(vNew);
   }
