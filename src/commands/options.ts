@@ -58,7 +58,8 @@ export function pollSeconds(value: string): number {
 
 /** `--set <path=value>` (repeatable): a knob override, applied when the pipeline is compiled. */
 export function setOption(
-  description = 'override a knob: <stage>.with.<path>=<value> or vars.<name>=<value> (repeatable)',
+  description = 'override a knob: <stage>.with.<path>=<value>, vars.<name>=<value>, or the values of a sweep axis ' +
+    'the stages use, matrix.<axis>=[v1, v2] (also matrix.include=[{...}]); values are YAML (repeatable)',
 ): Option {
   return new Option('--set <path=value>', description).argParser(collect).default([]);
 }

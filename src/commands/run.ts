@@ -41,6 +41,14 @@ interface RunOptions extends PipelineOptions, ExecutorOptions {
   backend: BackendRequest;
 }
 
+/** Examples under `run --help`: knobs, vars and sweep axes from the command line. */
+const RUN_EXAMPLES = `
+Examples:
+  grokpipe run pipelines/quickstart.yaml --set model.with.max_steps=4000
+  grokpipe run pipelines/study/values.yaml --set 'matrix.values=[2, 3, 4]' --set 'matrix.seed=[0]'
+  grokpipe run pipelines/study/phi.yaml --set 'matrix.exclude=[{phi: 1}]'
+A matrix axis that no stage uses is an error (exit 2), whether in the file or from --set.`;
+
 /** Registers `run` on `program`. */
 export function registerRun(program: Command, ctx: CommandContext): void {
   const cmd = program
@@ -54,6 +62,7 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     .option('--dry-run', 'show what would run and why, compute nothing')
     .addOption(backendOption('TensorFlow.js backend for training'));
   for (const option of executorOptions()) cmd.addOption(option);
+  cmd.addHelpText('after', RUN_EXAMPLES);
   cmd.action(async (file: string, opts: RunOptions) => {
     ctx.setJson(Boolean(opts.json));
     const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });

@@ -33,7 +33,7 @@ export function applyOverrides(loaded: LoadedPipeline, args: readonly string[]):
     const fail = (message: string) => issues.push({ where: `--set ${arg}`, path: '', message });
     const eq = arg.indexOf('=');
     if (eq <= 0) {
-      fail('expected <stage>.with.<path>=<value> or vars.<name>=<value>');
+      fail('expected <stage>.with.<path>=<value>, vars.<name>=<value> or matrix.<axis>=[<values>]');
       continue;
     }
     const key = arg.slice(0, eq);
