@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { expandMatrix } from '../src/engine/pipeline/matrix.js';
 import { compileLoaded } from '../src/engine/pipeline/pipeline.js';
 import { parsePipelineText } from '../src/engine/pipeline/load.js';
 import { createRegistry } from '../src/engine/registry.js';
 import { fakeStages } from './fixtures/engine-stages.js';
-import { cli, tempDir, writeFileIn } from './fixtures/engine-harness.js';
+import { cli, runBadPipeline, tempDir, writeFileIn } from './fixtures/engine-harness.js';
 
 const registry = createRegistry(fakeStages);
 
@@ -121,16 +120,7 @@ describe('matrix include / exclude (GitHub Actions semantics)', () => {
   });
 });
 
-/** Runs `run` on a bad pipeline: exit 2, nothing written; returns stderr with the file called bad.yaml. */
-async function bad(yaml: string, extra: string[] = []): Promise<string> {
-  const dir = tempDir();
-  const file = writeFileIn(dir, 'bad.yaml', yaml);
-  const store = join(dir, 'store');
-  const r = await cli(['run', file, '--store', store, ...extra]);
-  expect(r.code).toBe(2);
-  expect(existsSync(store)).toBe(false);
-  return r.stderr.replaceAll(file, 'bad.yaml');
-}
+const bad = runBadPipeline;
 
 describe('matrix errors: exit 2, located', () => {
   const base = 'matrix:\n  n: [1, 2]\nstages:\n  g: { uses: gen, with: { n: "${{ matrix.n }}" } }\n';

@@ -127,21 +127,11 @@ export function sweepTable(runs: readonly AnalyzedRun[], thresholds: readonly nu
     { name: 'runs', type: 'INT32', data: Int32Array.from(rows, (r) => r.s.n) },
     { name: 'metric', type: 'STRING', data: rows.map((r) => r.metric) },
     { name: 'reached', type: 'INT32', data: Int32Array.from(rows, (r) => r.s.reached) },
-    nullable(
-      'mean',
-      rows.map((r) => r.s.mean),
-    ),
-    nullable(
-      'std',
-      rows.map((r) => r.s.std),
-    ),
-    nullable(
-      'min',
-      rows.map((r) => r.s.min),
-    ),
-    nullable(
-      'max',
-      rows.map((r) => r.s.max),
+    ...(['mean', 'std', 'min', 'max'] as const).map((k) =>
+      nullable(
+        k,
+        rows.map((r) => r.s[k]),
+      ),
     ),
   );
   return { columns };

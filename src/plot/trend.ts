@@ -17,7 +17,6 @@ import { PLAIN_NUMBER_LABEL, TYPE_COLORS, wantsLogScale } from './style.js';
 /** One panel: the x encoding and y scale of a knob. */
 function panel(knob: string, rows: readonly VlObject[], trends: readonly StudyTrend[]): VlObject {
   const xs = [...new Set(rows.map((r) => r.x as number))].sort((a, b) => a - b);
-  const steps = rows.map((r) => r.step as number);
   const x = {
     field: 'x',
     type: 'quantitative',
@@ -30,11 +29,13 @@ function panel(knob: string, rows: readonly VlObject[], trends: readonly StudyTr
     },
     axis: { values: xs, labelExpr: PLAIN_NUMBER_LABEL },
   };
+  // Linear from 0: a mean minus its standard deviation may fall below 0 (bars are clipped there),
+  // which a log axis could not draw.
   const y = {
     field: 'step',
     type: 'quantitative',
-    title: 'steps to generalise (first step from which accuracy stays ≥ θ)',
-    scale: { padding: 10, nice: false, ...(wantsLogScale(steps) ? { type: 'log' } : { zero: false }) },
+    title: 'step from which accuracy stays ≥ θ',
+    scale: { domainMin: 0, nice: true },
     axis: { format: '~s' },
   };
   const color = {
@@ -49,20 +50,20 @@ function panel(knob: string, rows: readonly VlObject[], trends: readonly StudyTr
   const reached = { filter: 'datum.reached' };
   const tooltip = [{ field: 'run' }, { field: 'split' }, { field: 'step', title: 'step' }, { field: 'status' }];
   return {
-    width: 320,
-    height: 220,
+    width: 420,
+    height: 260,
     title: {
       text: `steps to generalise vs ${knob}`,
       subtitle: trends.filter((t) => t.knob === knob).map((t) => t.statement),
       fontSize: 12,
       subtitleFontSize: 10,
-      limit: 700,
+      limit: 1200,
     },
     transform: [{ filter: `datum.knob === '${knob}'` }],
     layer: [
       {
         transform: [reached],
-        mark: { type: 'errorbar', extent: 'stdev', ticks: true, thickness: 1.5 },
+        mark: { type: 'errorbar', extent: 'stdev', ticks: true, thickness: 1.5, clip: true },
         encoding: { x, y, color },
       },
       {
@@ -80,6 +81,7 @@ function panel(knob: string, rows: readonly VlObject[], trends: readonly StudyTr
             field: 'status',
             type: 'nominal',
             title: 'run',
+            legend: { labelLimit: 300 },
             scale: { domain: ['reached', 'not reached by its last step'], range: ['circle', 'triangle-up'] },
           },
           tooltip,
