@@ -180,10 +180,11 @@ describe('metric tables and summary', () => {
       last_step: 1000,
     });
     expect(a['ood_ratio_0.9']).toBeCloseTo(8 / 3, 12);
-    expect(Number.isNaN(a.final_ood_atomic)).toBe(true);
-    expect(b).toMatchObject({ memorise_step: -1, 'ood_step_0.9': -1, 'id_step_0.9': 500 });
-    expect(Number.isNaN(b.memorise_epoch)).toBe(true);
-    expect(Number.isNaN(b['id_delay_0.9'])).toBe(true);
+    // Not reached / undefined is NULL (issue 15: was -1 and NaN, which SQL aggregates averaged in).
+    expect(a.final_ood_atomic).toBeNull();
+    expect(b).toMatchObject({ memorise_step: null, 'ood_step_0.9': null, 'id_step_0.9': 500 });
+    expect(b.memorise_epoch).toBeNull();
+    expect(b['id_delay_0.9']).toBeNull();
   });
 
   it('knob columns: STRING when not all numeric, renamed on a clash', () => {
@@ -205,7 +206,16 @@ describe('metric tables and summary', () => {
 
   it('curvesTable stacks runs; summary and record read well', () => {
     const c = curvesTable(runs);
-    expect(c.columns.map((x) => x.name)).toEqual(['run', 'step', 'epoch', 'type', 'accuracy', 'loss']);
+    expect(c.columns.map((x) => x.name)).toEqual([
+      'run',
+      'entities',
+      'seed',
+      'step',
+      'epoch',
+      'type',
+      'accuracy',
+      'loss',
+    ]);
     expect(c.columns[0].data.length).toBe(2 * 4 * STEPS.length);
     const lines = summaryLines(runs, thresholds);
     expect(lines).toHaveLength(4);

@@ -108,12 +108,12 @@ function fakeContext(root: string, inputs: InputArtifact[], params: Partial<Anal
 }
 
 /** First step from which a rounded logistic stays >= t, computed the slow obvious way. */
-function expectedStable(mid: number, w: number, t: number, last = 5000): number {
-  let found = -1;
+function expectedStable(mid: number, w: number, t: number, last = 5000): number | null {
+  let found: number | null = null;
   for (let step = 0; step <= last; step += 100) {
     const ok = Math.round(rise(step, mid, w) * 1000) / 1000 >= t;
-    if (!ok) found = -1;
-    else if (found === -1) found = step;
+    if (!ok) found = null;
+    else if (found === null) found = step;
   }
   return found;
 }
@@ -196,8 +196,8 @@ describe('analyze stage', () => {
       expect(r.final_ood_inferred).toBe(s.ood > 5000 ? 0.3 : 0.95);
       expect(r.last_step).toBe(5000);
     });
-    expect(rows[2]['ood_step_0.9']).toBe(-1);
-    expect(Number.isNaN(rows[2]['ood_ratio_0.9'])).toBe(true);
+    expect(rows[2]['ood_step_0.9']).toBeNull();
+    expect(rows[2]['ood_ratio_0.9']).toBeNull();
     expect(rows[0]['ood_delay_0.9']).toBe((rows[0]['ood_step_0.9'] as number) - (rows[0].memorise_step as number));
 
     // seeds 0 and 1 of each entities value: mean and spread over seeds
@@ -216,7 +216,16 @@ describe('analyze stage', () => {
     expect(sweep.some((r) => 'seed' in r)).toBe(false);
 
     const curves = await readTable(join(outDir, 'curves.parquet'));
-    expect(curves.columns.map((c) => c.name)).toEqual(['run', 'step', 'epoch', 'type', 'accuracy', 'loss']);
+    expect(curves.columns.map((c) => c.name)).toEqual([
+      'run',
+      'entities',
+      'seed',
+      'step',
+      'epoch',
+      'type',
+      'accuracy',
+      'loss',
+    ]);
     expect(curves.columns[0].data.length).toBe(4 * TYPES.length * 51);
 
     for (const name of ['grokking', 'overlay', 'metrics']) {
@@ -232,7 +241,20 @@ describe('analyze stage', () => {
     expect(readFileSync(join(outDir, 'metrics.svg'), 'utf8')).toContain('class="mark-rule role-mark');
 
     const summary = info.summary as string[];
-    expect(summary).toHaveLength(8);
+    // 2 lines per run, then the groups of seeds, then the trend (OOD, ID) against entities.
+    expect(summary).toHaveLength(8 + 3 + 3);
+    expect(summary[8]).toBe('over seeds (mean ± std over the runs that reached it):');
+    expect(summary[10]).toMatch(
+      /^ {2}entities=400 \(2 runs\): memorised 2\/2, step \d+ ± \d+; OOD ≥0.9 1\/2, step \d+ /,
+    );
+    expect(summary[11]).toBe('trend:');
+    expect(summary[12]).toMatch(/^ {2}OOD ≥0.9 vs entities: Spearman ρ = [+−]\d\.\d\d, 95% CI \[/);
+    expect(existsSync(join(outDir, 'trend.svg'))).toBe(true);
+    const trend = toRows(await readTable(join(outDir, 'trend.parquet')));
+    expect(trend.map((r) => [r.knob, r.metric, r.runs, r.reached])).toEqual([
+      ['entities', 'ood_step_0.9', 4, 3],
+      ['entities', 'id_step_0.9', 4, 4],
+    ]);
     expect(summary[0]).toMatch(
       /^entities=100,seed=0: memorised at step \d+ \(epoch [\d.]+\); ID ≥0.9 at step \d+ \([\d.]+× memorisation\); OOD ≥0.9 at step \d+/,
     );
@@ -261,7 +283,7 @@ describe('analyze stage', () => {
     expect((info.summary as string[])[0]).toMatch(/^scores: memorised at step/);
   });
 
-  it('an empty curve beside a real one: -1/NaN metrics, plots still render', async () => {
+  it('an empty curve beside a real one: NULL metrics, plots still render', async () => {
     const root = mkdtempSync(join(tmpdir(), 'gp-analyze-'));
     const empty = curveTable(0, 0, 0, -1);
     expect(empty.columns[0].data.length).toBe(0);
@@ -273,7 +295,7 @@ describe('analyze stage', () => {
     await analyzeStage.run(ctx);
     const rows = toRows(await readTable(join(outDir, 'metrics.parquet')));
     expect(rows.map((r) => r.run)).toEqual(['arch=gpt2', 'arch=mamba']);
-    expect(rows[1]).toMatchObject({ arch: 'mamba', memorise_step: -1, 'ood_step_0.9': -1, last_step: -1 });
+    expect(rows[1]).toMatchObject({ arch: 'mamba', memorise_step: null, 'ood_step_0.9': null, last_step: null });
     for (const f of ['grokking.svg', 'overlay.svg', 'metrics.svg']) expect(existsSync(join(outDir, f)), f).toBe(true);
     expect((info.summary as string[])[2]).toBe(
       'arch=mamba: not memorised (no train_inferred evaluations); ID not ≥0.9 to the end; OOD not ≥0.9 to the end',

@@ -1,19 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, tempDir, writeFileIn } from './fixtures/engine-harness.js';
+import { cli, runBadPipeline, tempDir, writeFileIn } from './fixtures/engine-harness.js';
 
-/** Runs `run` on a bad pipeline; checks exit 2, no store, and returns stderr. */
-async function bad(yaml: string, extra: string[] = []): Promise<string> {
-  const dir = tempDir();
-  const file = writeFileIn(dir, 'bad.yaml', yaml);
-  const store = join(dir, 'store');
-  const r = await cli(['run', file, '--store', store, ...extra]);
-  expect(r.code).toBe(2);
-  expect(existsSync(store)).toBe(false);
-  expect(r.stdout).toBe('');
-  return r.stderr.replaceAll(file, 'bad.yaml');
-}
+const bad = runBadPipeline;
 
 describe('bad input: exit 2, file:line:col and field, nothing written', () => {
   it('YAML syntax error', async () => {

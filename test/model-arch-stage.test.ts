@@ -156,6 +156,7 @@ describe('architecture pipelines', () => {
     for (const t of trains) {
       expect(t.model).toMatchObject({ n_layers: 8, d_model: 768 });
       expect(t.optimizer).toMatchObject({ lr: 1e-4, warmup_steps: 2000, weight_decay: 0.1, batch_size: 512 });
+      expect(t.optimizer).toMatchObject({ beta1: 0.9, beta2: 0.999 }); // Wang et al.'s GrokkedTransformer
     }
     expect(trains.filter((t) => 'n_heads' in t.model).map((t) => (t.model as { n_heads: number }).n_heads)).toEqual([
       12, 12,

@@ -103,7 +103,7 @@ describe.skipIf(!hasChromium)('the report in headless Chromium', () => {
     expect(requests).toEqual([pathToFileURL(file).href]);
 
     const plots = await plotsOf(page);
-    expect(plots.map((p) => p.id)).toEqual(['plot1-grokking', 'plot1-overlay', 'plot1-metrics']);
+    expect(plots.map((p) => p.id)).toEqual(['plot1-grokking', 'plot1-overlay', 'plot1-metrics', 'plot1-trend']);
     for (const p of plots) {
       expect(p.rendered, p.id).toBe('true');
       expect(p.svgs, p.id).toBeGreaterThanOrEqual(1);
@@ -154,7 +154,7 @@ describe.skipIf(!hasChromium)('the report in headless Chromium', () => {
     expect(rows).toHaveLength(9);
     expect(rows.filter((c) => c === 'not-computed')).toHaveLength(3);
     const plots = await plotsOf(page);
-    expect(plots).toHaveLength(3);
+    expect(plots).toHaveLength(4); // grokking, overlay, metrics, trend
     for (const p of plots) expect(p.marks, p.id).toBeGreaterThan(5);
     await page.close();
   });

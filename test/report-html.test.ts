@@ -83,7 +83,7 @@ describe('grokpipe report', () => {
     expect(a.runs.map((r) => r.metrics)).toEqual(stored);
     expect(a.analysed.map((r) => r.name)).toEqual(stored.map((r) => r.run));
     // metrics recomputed from curves.parquet for the plots agree with the stored ones
-    a.analysed.forEach((r, i) => expect(r.metrics.memorise?.step ?? -1).toBe(stored[i].memorise_step));
+    a.analysed.forEach((r, i) => expect(r.metrics.memorise?.step ?? null).toBe(stored[i].memorise_step));
     expect(a.runs[0].artifacts.map((x) => x.id)).toEqual(['scores[entities=100,seed=0]']);
     expect(a.sweep.filter((r) => r.metric === 'ood_step_0.9').map((r) => r.reached)).toEqual([2, 2, 0]);
   });

@@ -6,6 +6,7 @@
 import type { Column, Table } from '../table/table.js';
 import type { AnalyzedRun, Knob } from './tables.js';
 import { knobText, metricColumnNames, metricsTable, sweepKnobs } from './tables.js';
+import { GENERALISATION_TYPES } from './metrics.js';
 
 /** Whether a knob only replicates a run (a random seed: its name contains `seed`). */
 export function isSeedKnob(name: string): boolean {
@@ -69,6 +70,16 @@ export function spreadOf(values: readonly number[]): Spread {
   };
 }
 
+/** A DOUBLE column with NULL where a value is NaN (undefined). */
+function nullable(name: string, values: readonly number[]): Column {
+  return {
+    name,
+    type: 'DOUBLE',
+    data: Float64Array.from(values, (v) => (Number.isNaN(v) ? 0 : v)),
+    nulls: values.map(Number.isNaN),
+  };
+}
+
 /** Whether some runs differ only in their seeds (a group of `groupReplicates` has 2+ runs). */
 export function hasReplicates(runs: readonly AnalyzedRun[], thresholds: readonly number[]): boolean {
   return groupReplicates(runs, sweepKnobs(runs, thresholds)).some((g) => g.runs.length > 1);
@@ -85,10 +96,10 @@ export const SWEEP_COLUMNS: readonly string[] = ['runs', 'metric', 'reached', 'm
  *   `matrix_<knob>` when the name is one of `SWEEP_COLUMNS`);
  * - `runs INT32`: runs in the group (the seeds);
  * - `metric STRING`: the `metrics.parquet` column (`memorise_step`, `id_step_0.9`, ...);
- * - `reached INT32`: runs with a value (not −1 / NaN: reached, defined);
- * - `mean DOUBLE`, `std DOUBLE` (sample standard deviation; NaN with fewer than two values),
+ * - `reached INT32`: runs with a value (not NULL: reached, defined);
+ * - `mean DOUBLE`, `std DOUBLE` (sample standard deviation; NULL with fewer than two values),
  *   `min DOUBLE`, `max DOUBLE`: over the runs with a value, in the metric's unit (steps, epochs,
- *   ratio, accuracy); NaN when no run has one.
+ *   ratio, accuracy); NULL when no run has one.
  */
 export function sweepTable(runs: readonly AnalyzedRun[], thresholds: readonly number[]): Table {
   const knobs = sweepKnobs(runs, thresholds);
@@ -100,10 +111,7 @@ export function sweepTable(runs: readonly AnalyzedRun[], thresholds: readonly nu
   for (const group of groups) {
     for (const metric of names) {
       const c = byName.get(metric) as Column;
-      const values = group.runs.map((i) => {
-        const v = c.data[i] as number;
-        return c.type === 'INT32' && v === -1 ? Number.NaN : v;
-      });
+      const values = group.runs.map((i) => (c.nulls?.[i] ? Number.NaN : (c.data[i] as number)));
       rows.push({ group, metric, s: spreadOf(values) });
     }
   }
@@ -119,10 +127,49 @@ export function sweepTable(runs: readonly AnalyzedRun[], thresholds: readonly nu
     { name: 'runs', type: 'INT32', data: Int32Array.from(rows, (r) => r.s.n) },
     { name: 'metric', type: 'STRING', data: rows.map((r) => r.metric) },
     { name: 'reached', type: 'INT32', data: Int32Array.from(rows, (r) => r.s.reached) },
-    { name: 'mean', type: 'DOUBLE', data: Float64Array.from(rows, (r) => r.s.mean) },
-    { name: 'std', type: 'DOUBLE', data: Float64Array.from(rows, (r) => r.s.std) },
-    { name: 'min', type: 'DOUBLE', data: Float64Array.from(rows, (r) => r.s.min) },
-    { name: 'max', type: 'DOUBLE', data: Float64Array.from(rows, (r) => r.s.max) },
+    ...(['mean', 'std', 'min', 'max'] as const).map((k) =>
+      nullable(
+        k,
+        rows.map((r) => r.s[k]),
+      ),
+    ),
   );
   return { columns };
+}
+
+const fmtSpread = (s: Spread, digits = 0): string =>
+  s.reached === 0 ? '' : `${s.mean.toFixed(digits)}${Number.isNaN(s.std) ? '' : ` ± ${s.std.toFixed(digits)}`}`;
+
+/**
+ * One line per group of runs that share every non-seed knob (`groupReplicates`), for the CLI: how
+ * many of its runs memorised and generalised (ID, OOD) at the lowest threshold, and the mean ± sample
+ * standard deviation of the step over those that did (and of the OOD ratio to memorisation), e.g.
+ * `values=2 (3 runs): memorised 3/3, step 400 ± 0; OOD ≥0.9 3/3, step 1533 ± 208 (3.8 ± 0.5× memorisation); ID ≥0.9 3/3, step 400 ± 0`.
+ * Empty when no group has two runs.
+ */
+export function groupLines(runs: readonly AnalyzedRun[], thresholds: readonly number[]): string[] {
+  const knobs = sweepKnobs(runs, thresholds);
+  const groups = groupReplicates(runs, knobs);
+  if (!groups.some((g) => g.runs.length > 1)) return [];
+  const t = Math.min(...thresholds);
+  return groups.map((g) => {
+    const members = g.runs.map((i) => runs[i]);
+    const label =
+      Object.entries(g.key)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',') || 'all';
+    const parts: string[] = [];
+    const mem = spreadOf(members.map((r) => r.metrics.memorise?.step ?? Number.NaN));
+    parts.push(`memorised ${mem.reached}/${mem.n}${mem.reached > 0 ? `, step ${fmtSpread(mem)}` : ''}`);
+    for (const { type, label: split } of [...GENERALISATION_TYPES].reverse()) {
+      const gen = members.map((r) => r.metrics.generalise.find((e) => e.type === type && e.threshold === t));
+      const step = spreadOf(gen.map((e) => e?.at?.step ?? Number.NaN));
+      const ratio = spreadOf(gen.map((e) => e?.ratio ?? Number.NaN));
+      const rel = type === 'ood_inferred' && ratio.reached > 0 ? ` (${fmtSpread(ratio, 1)}× memorisation)` : '';
+      parts.push(
+        `${split} ≥${t} ${step.reached}/${step.n}${step.reached > 0 ? `, step ${fmtSpread(step)}${rel}` : ''}`,
+      );
+    }
+    return `${label} (${members.length} runs): ${parts.join('; ')}`;
+  });
 }

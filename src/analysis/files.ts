@@ -13,3 +13,5 @@ export const METRICS_FILE = 'metrics.parquet';
 export const CURVES_FILE = 'curves.parquet';
 /** `analyze`: mean and spread of the metrics over seeds (written when runs differ only by seed). */
 export const SWEEP_FILE = 'sweep.parquet';
+/** `analyze`'s trend of steps-to-generalise against each numeric knob (Spearman ρ, bootstrap CI). */
+export const TREND_FILE = 'trend.parquet';

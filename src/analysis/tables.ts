@@ -6,7 +6,7 @@
 import type { Json } from '../engine/stage.js';
 import type { Column, Table } from '../table/table.js';
 import type { Curve, RunMetrics } from './metrics.js';
-import { ACCURACY_TYPES, GENERALISATION_TYPES } from './metrics.js';
+import { ACCURACY_TYPES, DEFAULT_GENERALISE_THRESHOLDS, GENERALISATION_TYPES } from './metrics.js';
 
 /** One analysed run: its name, sweep values, curve and metrics. */
 export interface AnalyzedRun {
@@ -94,41 +94,54 @@ export function finalAccuracy(run: AnalyzedRun, type: string): number {
   return run.evaluated[type] ?? run.metrics.final[type] ?? Number.NaN;
 }
 
+/** Whether a metric has no value: not reached, undefined, or not measured (`null`, NaN). */
+const missing = (v: number | null | undefined): boolean => v === null || v === undefined || Number.isNaN(v);
+
+/**
+ * One column per matrix knob of the runs (`sweepKnobs`): DOUBLE when every run's value is a
+ * number, else STRING (`knobText`); NULL for a run without the knob.
+ */
+export function knobColumns(runs: readonly AnalyzedRun[], thresholds: readonly number[]): Column[] {
+  return sweepKnobs(runs, thresholds).map((knob): Column => {
+    const nulls = runs.map((r) => r.matrix[knob.name] === undefined);
+    if (knob.numeric) {
+      const data = Float64Array.from(runs, (r) => (r.matrix[knob.name] as number | undefined) ?? 0);
+      return { name: knob.column, type: 'DOUBLE', data, nulls };
+    }
+    return { name: knob.column, type: 'STRING', data: runs.map((r) => knobText(r.matrix[knob.name])), nulls };
+  });
+}
+
 /**
  * Builds `metrics.parquet`: one row per run. Columns, in order:
  * - `run STRING`: the run label;
  * - one column per matrix knob: DOUBLE when every run's value is a number, else STRING
  *   (`knobText`); named after the knob (`matrix_<knob>` if that clashes with a metric column);
- * - `memorise_step INT32` (steps; −1 = `train_inferred` never reached the threshold),
- *   `memorise_epoch DOUBLE` (epochs; NaN = never);
+ * - `memorise_step INT32` (steps; NULL = `train_inferred` never reached the threshold),
+ *   `memorise_epoch DOUBLE` (epochs; NULL = never);
  * - per type `id`, `ood` and threshold θ (e.g. `0.9`): `<t>_step_θ INT32` (first step from which
- *   accuracy stays ≥ θ; −1 = not generalised), `<t>_epoch_θ DOUBLE` (NaN = not generalised),
- *   `<t>_delay_θ DOUBLE` (generalisation − memorisation, steps; may be negative; NaN = undefined),
- *   `<t>_ratio_θ DOUBLE` (generalisation / memorisation step; NaN = undefined);
+ *   accuracy stays ≥ θ; NULL = not generalised), `<t>_epoch_θ DOUBLE` (NULL = not generalised),
+ *   `<t>_delay_θ DOUBLE` (generalisation − memorisation, steps; may be negative; NULL = undefined),
+ *   `<t>_ratio_θ DOUBLE` (generalisation / memorisation step; NULL = undefined);
  * - `final_<type> DOUBLE` for `train_inferred, id_inferred, ood_inferred, id_atomic, ood_atomic`:
  *   the final model's accuracy (evaluate's `accuracy.parquet`; the curve's last point when a type
- *   is missing there; NaN when absent from both);
- * - `last_step INT32`, `last_epoch DOUBLE`: the last evaluation of the curve (−1 / NaN if empty),
+ *   is missing there; NULL when absent from both);
+ * - `last_step INT32`, `last_epoch DOUBLE`: the last evaluation of the curve (NULL if empty),
  *   i.e. how long the run had to reach a threshold.
+ * NULL, not −1 or NaN, so that SQL aggregates skip what was not reached (`avg("ood_step_0.9")`).
  */
 export function metricsTable(runs: readonly AnalyzedRun[], thresholds: readonly number[]): Table {
-  const columns: Column[] = [{ name: 'run', type: 'STRING', data: runs.map((r) => r.name) }];
-  for (const knob of sweepKnobs(runs, thresholds)) {
-    if (knob.numeric) {
-      columns.push({
-        name: knob.column,
-        type: 'DOUBLE',
-        data: Float64Array.from(runs, (r) => r.matrix[knob.name] as number),
-      });
-    } else {
-      columns.push({ name: knob.column, type: 'STRING', data: runs.map((r) => knobText(r.matrix[knob.name])) });
-    }
-  }
+  const columns: Column[] = [
+    { name: 'run', type: 'STRING', data: runs.map((r) => r.name) },
+    ...knobColumns(runs, thresholds),
+  ];
   const int = (name: string, f: (r: AnalyzedRun) => number | null | undefined): void => {
-    columns.push({ name, type: 'INT32', data: Int32Array.from(runs, (r) => f(r) ?? -1) });
+    const values = runs.map(f);
+    columns.push({ name, type: 'INT32', data: Int32Array.from(values, (v) => v ?? 0), nulls: values.map(missing) });
   };
   const dbl = (name: string, f: (r: AnalyzedRun) => number | null | undefined): void => {
-    columns.push({ name, type: 'DOUBLE', data: Float64Array.from(runs, (r) => f(r) ?? Number.NaN) });
+    const values = runs.map(f);
+    columns.push({ name, type: 'DOUBLE', data: Float64Array.from(values, (v) => v ?? 0), nulls: values.map(missing) });
   };
   int('memorise_step', (r) => r.metrics.memorise?.step);
   dbl('memorise_epoch', (r) => r.metrics.memorise?.epoch);
@@ -149,20 +162,26 @@ export function metricsTable(runs: readonly AnalyzedRun[], thresholds: readonly 
 }
 
 /**
- * Builds `curves.parquet`: every run's curve stacked, `run STRING, step INT32, epoch DOUBLE,
- * type STRING, accuracy DOUBLE, loss DOUBLE`, ordered by run, then type, then step (one row per
- * run, type and step; duplicate steps of the input collapsed, last wins).
+ * Builds `curves.parquet`: every run's curve stacked, `run STRING`, one column per matrix knob (as
+ * in `metrics.parquet`, so a curve can be grouped by knob without a join), `step INT32, epoch
+ * DOUBLE, type STRING, accuracy DOUBLE, loss DOUBLE`, ordered by run, then type, then step (one row
+ * per run, type and step; duplicate steps of the input collapsed, last wins).
  */
-export function curvesTable(runs: readonly AnalyzedRun[]): Table {
+export function curvesTable(
+  runs: readonly AnalyzedRun[],
+  thresholds: readonly number[] = DEFAULT_GENERALISE_THRESHOLDS,
+): Table {
+  const rowRun: number[] = [];
   const run: string[] = [];
   const type: string[] = [];
   const step: number[] = [];
   const epoch: number[] = [];
   const accuracy: number[] = [];
   const loss: number[] = [];
-  for (const r of runs) {
+  for (const [k, r] of runs.entries()) {
     for (const [t, s] of Object.entries(r.curve)) {
       for (let i = 0; i < s.step.length; i++) {
+        rowRun.push(k);
         run.push(r.name);
         type.push(t);
         step.push(s.step[i]);
@@ -172,9 +191,11 @@ export function curvesTable(runs: readonly AnalyzedRun[]): Table {
       }
     }
   }
+  const knobs = knobColumns(runs, thresholds).map((c) => repeatRows(c, rowRun));
   return {
     columns: [
       { name: 'run', type: 'STRING', data: run },
+      ...knobs,
       { name: 'step', type: 'INT32', data: Int32Array.from(step) },
       { name: 'epoch', type: 'DOUBLE', data: Float64Array.from(epoch) },
       { name: 'type', type: 'STRING', data: type },
@@ -182,6 +203,14 @@ export function curvesTable(runs: readonly AnalyzedRun[]): Table {
       { name: 'loss', type: 'DOUBLE', data: Float64Array.from(loss) },
     ],
   };
+}
+
+/** A per-run column expanded to one row per curve point (`rows[i]`: the run of point `i`). */
+function repeatRows(c: Column, rows: readonly number[]): Column {
+  const nulls = c.nulls ? rows.map((i) => c.nulls?.[i] ?? false) : undefined;
+  if (c.type === 'DOUBLE') return { ...c, data: Float64Array.from(rows, (i) => c.data[i]), nulls };
+  if (c.type === 'STRING') return { ...c, data: rows.map((i) => c.data[i]), nulls };
+  throw new Error(`internal: knob column ${c.name} of type ${c.type}`);
 }
 
 const fmtAcc = (a: number): string => (Number.isNaN(a) ? 'n/a' : a.toFixed(3));
@@ -237,7 +266,7 @@ const jsonNumber = (x: number | null | undefined): Json =>
 /**
  * The numbers for the manifest (`ctx.record('metrics', ...)`): `{ <run>: { matrix, memorise_step,
  * memorise_epoch, <t>_step_θ, <t>_epoch_θ, <t>_delay_θ, <t>_ratio_θ, final_<type>, last_step,
- * last_epoch } }` with `null` where `metrics.parquet` has −1 or NaN.
+ * last_epoch } }` with `null` where `metrics.parquet` has NULL.
  */
 export function metricsRecord(runs: readonly AnalyzedRun[], thresholds: readonly number[]): Json {
   const table = metricsTable(runs, thresholds);
@@ -247,8 +276,7 @@ export function metricsRecord(runs: readonly AnalyzedRun[], thresholds: readonly
     const entry: Record<string, Json> = { matrix: { ...r.matrix } };
     for (const c of table.columns) {
       if (!names.has(c.name)) continue;
-      const v = c.data[i] as number;
-      entry[c.name] = c.type === 'INT32' && v === -1 ? null : jsonNumber(v);
+      entry[c.name] = c.nulls?.[i] ? null : jsonNumber(c.data[i] as number);
     }
     out[r.name] = entry;
   });

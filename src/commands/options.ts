@@ -45,12 +45,14 @@ Overrides and sweeps (--set, repeatable; values are YAML):
   --set '~model.with.optimizer.weight_decay'      delete a key (its default applies)
   --set vars.n=3                                  set a var
   --set 'matrix.seed=[0, 1, 2]'                   give a matrix axis its values (also: matrix.seed=0,1,2)
+  --set 'matrix.exclude=[{phi: 1}]'               drop combinations (also matrix.include=[{...}], as GitHub Actions)
   --set 'model.with.optimizer.lr=1e-3,1e-2'       sweep: a new matrix axis "lr", one run per value
   --set 'model.with.seed=range(0,4)'              sweep 0,1,2,3 (range(start,stop[,step]), as Python's)
   --set 'model.with.model.arch=choice(gpt2,llama)' sweep, as a,b
 A sweep is a new matrix axis named after the field (lr; optimizer_lr when "lr" is taken): only the
 swept stage and those after it run once per value; the rest is shared. Quote a value that holds a
-comma ('a,b'); commas inside [...] and {...} do not split.
+comma ('a,b'); commas inside [...] and {...} do not split. A matrix axis that no stage uses is an
+error (exit 2), whether in the file or from --set.
 `;
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -80,8 +82,8 @@ export function pollSeconds(value: string): number {
  * compiled (`engine/pipeline/overrides.ts`; the syntax is spelled out by `SET_HELP`).
  */
 export function setOption(
-  description = 'override a knob: <stage>.with.<path>=<value>, vars.<name>=<value>, matrix.<axis>=[...]; ' +
-    'a,b or range(start,stop[,step]) sweeps; ~<path> deletes (repeatable; see below)',
+  description = 'override a knob: <stage>.with.<path>=<value>, vars.<name>=<value>, matrix.<axis>=[...] (the values of an axis the ' +
+    'stages use; also matrix.include=[{...}]); a,b or range(start,stop[,step]) sweeps; ~<path> deletes (repeatable; see below)',
 ): Option {
   return new Option('--set <path=value>', description).argParser(collect).default([]);
 }

@@ -49,6 +49,14 @@ interface RunOptions extends PipelineOptions, ExecutorOptions, TimestampOptions 
   backend: BackendRequest;
 }
 
+/** Examples under `run --help`: knobs, vars and sweep axes from the command line. */
+const RUN_EXAMPLES = `
+Examples:
+  grokpipe run pipelines/quickstart.yaml --set model.with.max_steps=4000
+  grokpipe run pipelines/study/values.yaml --set 'matrix.values=[2, 3, 4]' --set 'matrix.seed=[0]'
+  grokpipe run pipelines/study/phi.yaml --set 'matrix.exclude=[{phi: 1}]'
+  grokpipe run pipelines/quickstart.yaml --set 'model.with.optimizer.weight_decay=0.1,1.0' --dry-run`;
+
 /** Registers `run` on `program`. */
 export function registerRun(program: Command, ctx: CommandContext): void {
   const cmd = program
@@ -66,7 +74,7 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     )
     .addOption(backendOption('TensorFlow.js backend for training'));
   for (const option of [...executorOptions(), ...logTimestampsOptions()]) cmd.addOption(option);
-  cmd.addHelpText('after', SET_HELP);
+  cmd.addHelpText('after', SET_HELP + RUN_EXAMPLES);
   cmd.action(async (file: string, opts: RunOptions) => {
     ctx.setJson(Boolean(opts.json));
     const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set, runName: opts.name });

@@ -33,7 +33,7 @@ import { metricsTable } from '../analysis/tables.js';
 import { hasReplicates, sweepTable } from '../analysis/aggregate.js';
 
 /** A table row as plain values (`toRows`). */
-export type Row = Record<string, string | number | boolean>;
+export type Row = Record<string, string | number | boolean | null>;
 
 /** A stage of the pipeline: a node of the DAG. */
 export interface ReportStage {

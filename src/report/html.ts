@@ -11,6 +11,7 @@ import { dagSvg } from './dag.js';
 import type { ReportAnalysis, ReportArtifact, ReportData, ReportRun, Row } from './data.js';
 import { escapeHtml as h, relativeHref, scriptJson, scriptSource } from './escape.js';
 import type { ReportPlot } from './plots.js';
+import { BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, studyTrends } from '../analysis/trend.js';
 import { reportPlots } from './plots.js';
 import { CONTENT_SECURITY_POLICY, CSS, EMBED_SCRIPT } from './page-resources.js';
 import { thresholdText } from '../analysis/tables.js';
@@ -217,6 +218,18 @@ function sweepTableHtml(a: ReportAnalysis): string {
   );
 }
 
+/** The trend statements of a study (`../analysis/trend.ts`), with the method in a note; '' when none. */
+function trendHtml(a: ReportAnalysis): string {
+  const trends = studyTrends(a.analysed, a.params.generalise_thresholds);
+  if (trends.length === 0) return '';
+  const items = trends.map((t) => `<li>${h(t.statement)}</li>`).join('');
+  const note =
+    `Spearman's rank correlation of the knob with the step from which accuracy stays ≥ θ, over every run; ` +
+    `a run that never got there ranks after all that did. Interval: percentile bootstrap over runs ` +
+    `(${BOOTSTRAP_RESAMPLES} resamples, seed ${BOOTSTRAP_SEED}; Efron &amp; Tibshirani 1993). Table: <code>trend.parquet</code>.`;
+  return `<h3>Trend</h3><ul class="trend">${items}</ul><p class="note">${note}</p>`;
+}
+
 function analysisSection(a: ReportAnalysis, plots: readonly ReportPlot[], fromDir: string, several: boolean): string {
   const analysed = a.runs.filter((r) => r.status === 'analysed').length;
   const where = a.artifact.dir ? ` (${artifactLink(a.artifact, 'artifact folder', fromDir)})` : '';
@@ -240,6 +253,7 @@ function analysisSection(a: ReportAnalysis, plots: readonly ReportPlot[], fromDi
     `<p>${source}</p><p class="note">${defs}</p>` +
     runsTable(a, fromDir) +
     sweepTableHtml(a) +
+    trendHtml(a) +
     (plots.length > 0
       ? `<h2>Plots${several ? `: ${h(a.id)}` : ''}</h2><p class="note">Hover a point for its values; the ⋯ menu saves a plot as SVG or PNG.</p>${plotHtml}`
       : '') +

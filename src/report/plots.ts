@@ -6,6 +6,8 @@ import type { TopLevelSpec } from 'vega-lite';
 import { sweepKnobs } from '../analysis/tables.js';
 import { grokkingSpec } from '../plot/grokking.js';
 import { metricsSpec, overlaySpec } from '../plot/sweep.js';
+import { trendSpec } from '../plot/trend.js';
+import { studyTrends } from '../analysis/trend.js';
 import type { ReportAnalysis } from './data.js';
 
 /** One plot of the page. */
@@ -20,8 +22,9 @@ export interface ReportPlot {
 
 /**
  * The plots of an analysis, as `analyze` draws them: `grokking` (each run's curve), and with
- * several runs `overlay` (ID/OOD accuracy of all runs) and `metrics` (against each swept knob that
- * is not a seed). Empty when no run is analysed. `prefix` keeps ids unique across analyses.
+ * several runs `overlay` (ID/OOD accuracy of all runs), `metrics` (against each swept knob that
+ * is not a seed) and `trend` (steps to generalise against each numeric such knob, error bars and
+ * the trend statement). Empty when no run is analysed. `prefix` keeps ids unique across analyses.
  */
 export function reportPlots(analysis: ReportAnalysis, prefix: string): ReportPlot[] {
   const runs = analysis.analysed;
@@ -40,6 +43,9 @@ export function reportPlots(analysis: ReportAnalysis, prefix: string): ReportPlo
     plots.push({ id: `${prefix}-overlay`, title: 'All runs overlaid', spec: overlaySpec(runs, knobs, threshold) });
     const metrics = metricsSpec(runs, knobs, threshold);
     if (metrics) plots.push({ id: `${prefix}-metrics`, title: 'Metrics against the swept knobs', spec: metrics });
+    const trend = trendSpec(runs, studyTrends(runs, thresholds), threshold);
+    if (trend)
+      plots.push({ id: `${prefix}-trend`, title: 'Steps to generalise against the knob (trend)', spec: trend });
   }
   return plots;
 }

@@ -11,21 +11,30 @@
  * - `curves.parquet`: all runs' curves stacked with a `run` column (`curvesTable`);
  * - `sweep.parquet`, when some runs differ only by seed: mean and spread of every metric per
  *   value of the other knobs (`sweepTable` in `../analysis/aggregate.ts`);
+ * - `trend.parquet`, when a numeric knob other than a seed varies: Spearman's ρ of the knob with
+ *   the steps to generalise (OOD, ID) over all runs, with a seeded bootstrap interval
+ *   (`../analysis/trend.ts`), and the `trend` plot (error bars: mean ± std over seeds);
  * - plots, in each of `formats` (`svg`, `png`): `grokking` (the curve of each run, one panel per
  *   run); with two or more runs also `overlay` (ID/OOD accuracy of all runs); and `metrics`
  *   (metrics against the swept knobs, one line per split) when a knob other than a seed varies;
- * - manifest info: `summary` (lines for the CLI to print) and `metrics` (the numbers, by run).
+ * - manifest info: `summary` (lines for the CLI to print: per run, per group of seeds, the trend
+ *   statements) and `metrics` (the numbers, by run).
+ *
+ * Version 5 (was 4): NULL instead of −1/NaN in the tables, knob columns in `curves.parquet`,
+ * `trend.parquet`, the `trend` plot and the group and trend lines of the summary.
  *
  * Vega, Vega-Lite and resvg are imported lazily inside `run` (through `../plot/render.ts`).
  */
 import { readFileSync } from 'node:fs';
 import type { StageContext, StageDefinition } from '../engine/stage.js';
-import { hasReplicates, sweepTable } from '../analysis/aggregate.js';
-import { CURVES_FILE, METRICS_FILE, SWEEP_FILE } from '../analysis/files.js';
+import { groupLines, hasReplicates, sweepTable } from '../analysis/aggregate.js';
+import { CURVES_FILE, METRICS_FILE, SWEEP_FILE, TREND_FILE } from '../analysis/files.js';
 import { analyzeInputs } from '../analysis/inputs.js';
 import type { AnalysisThresholds } from '../analysis/inputs.js';
 import type { AnalyzedRun } from '../analysis/tables.js';
 import { curvesTable, metricsRecord, metricsTable, summaryLines, sweepKnobs } from '../analysis/tables.js';
+import { studyTrends, trendTable } from '../analysis/trend.js';
+import type { StudyTrend } from '../analysis/trend.js';
 import type { PlotFormat } from '../plot/render.js';
 
 /** Validated params of `analyze` (schemas/stages/analyze.schema.json): the thresholds and the plots. */
@@ -38,13 +47,18 @@ const schema = JSON.parse(
   readFileSync(new URL('../../schemas/stages/analyze.schema.json', import.meta.url), 'utf8'),
 ) as object;
 
-async function writePlots(ctx: StageContext<AnalyzeParams>, runs: readonly AnalyzedRun[]): Promise<void> {
+async function writePlots(
+  ctx: StageContext<AnalyzeParams>,
+  runs: readonly AnalyzedRun[],
+  trends: readonly StudyTrend[],
+): Promise<void> {
   const formats = ctx.params.formats;
   if (formats.length === 0) return;
-  const [{ renderChart }, { grokkingSpec }, { overlaySpec, metricsSpec }] = await Promise.all([
+  const [{ renderChart }, { grokkingSpec }, { overlaySpec, metricsSpec }, { trendSpec }] = await Promise.all([
     import('../plot/render.js'),
     import('../plot/grokking.js'),
     import('../plot/sweep.js'),
+    import('../plot/trend.js'),
   ]);
   const threshold = Math.min(...ctx.params.generalise_thresholds);
   const knobs = sweepKnobs(runs, ctx.params.generalise_thresholds);
@@ -52,6 +66,7 @@ async function writePlots(ctx: StageContext<AnalyzeParams>, runs: readonly Analy
   if (runs.length > 1) {
     charts.push(['overlay', overlaySpec(runs, knobs, threshold)]);
     charts.push(['metrics', metricsSpec(runs, knobs, threshold)]);
+    charts.push(['trend', trendSpec(runs, trends, threshold)]);
   }
   for (const [name, spec] of charts) {
     if (spec === null) continue;
@@ -66,7 +81,9 @@ async function writePlots(ctx: StageContext<AnalyzeParams>, runs: readonly Analy
 /** The `analyze` stage definition (see the module comment). */
 export const analyzeStage: StageDefinition<AnalyzeParams> = {
   name: 'analyze',
-  version: '5', // 5: the plots' readability fixes (rule labels, ticks, colours, zoomed accuracy axis) changed the SVG/PNG outputs
+  // 5: not reached is NULL, knob columns in curves, trend.parquet (issue 15); 6: the plots' readability fixes
+  // (rule labels, ticks, colours, zoomed accuracy axis) changed the SVG/PNG outputs (issue 14).
+  version: '6',
   description:
     'Grokking metrics (memorisation and ID/OOD generalisation steps, delays, ratios) and plots of one run or a sweep',
   schema,
@@ -74,10 +91,17 @@ export const analyzeStage: StageDefinition<AnalyzeParams> = {
     const thresholds = ctx.params.generalise_thresholds;
     const runs = await analyzeInputs(ctx.inputs, ctx.params);
     await ctx.writeTable(METRICS_FILE, metricsTable(runs, thresholds));
-    await ctx.writeTable(CURVES_FILE, curvesTable(runs));
+    await ctx.writeTable(CURVES_FILE, curvesTable(runs, thresholds));
     if (hasReplicates(runs, thresholds)) await ctx.writeTable(SWEEP_FILE, sweepTable(runs, thresholds));
-    await writePlots(ctx, runs);
-    ctx.record('summary', summaryLines(runs, thresholds));
+    const trends = studyTrends(runs, thresholds);
+    if (trends.length > 0) await ctx.writeTable(TREND_FILE, trendTable(trends));
+    await writePlots(ctx, runs, trends);
+    const groups = groupLines(runs, thresholds);
+    const summary = [...summaryLines(runs, thresholds)];
+    if (groups.length > 0)
+      summary.push('over seeds (mean ± std over the runs that reached it):', ...groups.map((l) => `  ${l}`));
+    if (trends.length > 0) summary.push('trend:', ...trends.map((t) => `  ${t.statement}`));
+    ctx.record('summary', summary);
     ctx.record('metrics', metricsRecord(runs, thresholds));
   },
 };

@@ -10,7 +10,7 @@ import { parquetMetadata, parquetScan } from 'hyparquet';
 import type { FileMetaData } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import type { Column, ColumnType, Table } from './table.js';
-import { TableError, numRows, tableHash, validateTable } from './table.js';
+import { TableError, hasNulls, numRows, tableHash, validateTable } from './table.js';
 
 /** Footer metadata key holding the logical content hash. */
 export const CONTENT_HASH_KEY = 'grokpipe.content_hash';
@@ -45,12 +45,16 @@ export function encodeTable(table: Table, metadata: Record<string, string> = {})
     ...Object.entries(metadata).map(([key, value]) => ({ key, value })),
   ];
   const buffer = parquetWriteBuffer({
-    columnData: table.columns.map((c) => ({
-      name: c.name,
-      data: c.data,
-      type: c.type,
-      nullable: false,
-    })),
+    columnData: table.columns.map((c) =>
+      hasNulls(c)
+        ? {
+            name: c.name,
+            data: Array.from(c.data as ArrayLike<unknown>, (v, i) => (c.nulls?.[i] ? null : v)),
+            type: c.type,
+            nullable: true,
+          }
+        : { name: c.name, data: c.data, type: c.type, nullable: false },
+    ),
     kvMetadata,
     rowGroupSize: 100_000,
     createdBy: 'grokpipe',
@@ -98,6 +102,21 @@ function toColumn(name: string, type: ColumnType, values: ArrayLike<unknown>): C
   }
 }
 
+/** Replaces null values (an OPTIONAL column's NULLs) by the type's placeholder (see `Column`). */
+function placeholders(type: ColumnType): (part: ArrayLike<unknown>) => ArrayLike<unknown> {
+  const fill = type === 'STRING' ? '' : type === 'BOOLEAN' ? false : 0;
+  return (part) =>
+    Array.prototype.some.call(part, (v) => v === null || v === undefined)
+      ? Array.from(part, (v) => (v === null || v === undefined ? fill : v))
+      : part;
+}
+
+/** Adds the `nulls` flags to a column read from `parts` when some value was NULL. */
+function withNulls(c: Column, parts: readonly ArrayLike<unknown>[]): Column {
+  const nulls = parts.flatMap((p) => Array.from(p, (v) => v === null || v === undefined));
+  return nulls.some(Boolean) ? { ...c, nulls } : c;
+}
+
 /** Options of `decodeTable` and `readTable`. */
 export interface ReadOptions {
   /** Columns to read, in this order; all columns when omitted. */
@@ -132,7 +151,7 @@ export async function decodeTable(bytes: Uint8Array, file: string, options: Read
       const type = columnType(metadata, name, file);
       const parts: ArrayLike<unknown>[] = [];
       for (const range of scan.ranges) parts.push(await scan.readColumn({ column: name, ...range }));
-      columns.push(toColumn(name, type, concat(type, parts, rows)));
+      columns.push(withNulls(toColumn(name, type, concat(type, parts.map(placeholders(type)), rows)), parts));
     }
     const table: Table = { columns };
     const verify = options.verify ?? options.columns === undefined;

@@ -19,8 +19,19 @@ export interface ColumnData {
   BOOLEAN: boolean[];
 }
 
-/** One named, typed column. `data.length` is the table's row count. */
-export type Column = { [T in ColumnType]: { name: string; type: T; data: ColumnData[T] } }[ColumnType];
+/**
+ * One named, typed column. `data.length` is the table's row count. `nulls`, when given, marks the
+ * rows whose value is NULL (Parquet: an OPTIONAL column); `data` holds a placeholder there
+ * (0, NaN, '' or false), which neither the hash nor the file keeps.
+ */
+export type Column = {
+  [T in ColumnType]: { name: string; type: T; data: ColumnData[T]; nulls?: readonly boolean[] };
+}[ColumnType];
+
+/** Whether a column has at least one NULL. */
+export function hasNulls(c: Column): boolean {
+  return c.nulls?.some(Boolean) ?? false;
+}
 
 /** A table: columns of equal length, in schema order. */
 export interface Table {
@@ -50,6 +61,9 @@ export function validateTable(table: Table): void {
     if (c.data.length !== n) {
       throw new TableError(`column "${c.name}" has ${c.data.length} rows, expected ${n}`);
     }
+    if (c.nulls && c.nulls.length !== n) {
+      throw new TableError(`column "${c.name}" has ${c.nulls.length} null flags, expected ${n}`);
+    }
     const ok =
       (c.type === 'INT32' && c.data instanceof Int32Array) ||
       (c.type === 'DOUBLE' && c.data instanceof Float64Array) ||
@@ -74,12 +88,12 @@ export function column<T extends ColumnType>(table: Table, name: string, type: T
 }
 
 /** Converts a table to plain row objects (for small tables: reports, tests, `grokpipe show`). */
-export function toRows(table: Table, limit = Infinity): Record<string, string | number | boolean>[] {
+export function toRows(table: Table, limit = Infinity): Record<string, string | number | boolean | null>[] {
   const n = Math.min(numRows(table), limit);
-  const rows: Record<string, string | number | boolean>[] = [];
+  const rows: Record<string, string | number | boolean | null>[] = [];
   for (let i = 0; i < n; i++) {
-    const row: Record<string, string | number | boolean> = {};
-    for (const c of table.columns) row[c.name] = c.data[i];
+    const row: Record<string, string | number | boolean | null> = {};
+    for (const c of table.columns) row[c.name] = c.nulls?.[i] ? null : c.data[i];
     rows.push(row);
   }
   return rows;
@@ -93,14 +107,19 @@ const HASH_DOMAIN = 'grokpipe-table-v1';
  * Encoding (stable across writer versions and platforms): the domain tag; then per column its name,
  * type and row count; then its values: INT32 as little-endian int32, DOUBLE as little-endian
  * float64, FLOAT as little-endian float32, BOOLEAN as one byte, STRING as a uint32 byte length and
- * UTF-8 bytes. Column order is part of the schema and of the hash.
+ * UTF-8 bytes. Column order is part of the schema and of the hash. A column with at least one NULL
+ * (`hasNulls`) adds `:nullable` to its header line and one byte per row (1 = NULL) before its
+ * values, which hold 0 (or '' or false) at NULL rows; a column without NULLs hashes as before.
  */
 export function tableHash(table: Table): string {
   validateTable(table);
   const h = createHash('sha256');
   h.update(`${HASH_DOMAIN}\n${table.columns.length}\n`);
-  for (const c of table.columns) {
-    h.update(`${JSON.stringify(c.name)}:${c.type}:${c.data.length}\n`);
+  for (const raw of table.columns) {
+    const nullable = hasNulls(raw);
+    const c = nullable ? withPlaceholders(raw) : raw;
+    h.update(`${JSON.stringify(c.name)}:${c.type}:${c.data.length}${nullable ? ':nullable' : ''}\n`);
+    if (nullable) h.update(Uint8Array.from(raw.nulls ?? [], (x) => (x ? 1 : 0)));
     switch (c.type) {
       case 'INT32':
       case 'DOUBLE':
@@ -125,6 +144,23 @@ export function tableHash(table: Table): string {
     }
   }
   return h.digest('hex');
+}
+
+/** A copy of a column with the canonical placeholder (0, '' or false) at its NULL rows. */
+export function withPlaceholders(c: Column): Column {
+  const isNull = (i: number) => c.nulls?.[i] === true;
+  switch (c.type) {
+    case 'INT32':
+      return { ...c, data: c.data.map((v, i) => (isNull(i) ? 0 : v)) };
+    case 'DOUBLE':
+      return { ...c, data: c.data.map((v, i) => (isNull(i) ? 0 : v)) };
+    case 'FLOAT':
+      return { ...c, data: c.data.map((v, i) => (isNull(i) ? 0 : v)) };
+    case 'STRING':
+      return { ...c, data: c.data.map((v, i) => (isNull(i) ? '' : v)) };
+    case 'BOOLEAN':
+      return { ...c, data: c.data.map((v, i) => (isNull(i) ? false : v)) };
+  }
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;

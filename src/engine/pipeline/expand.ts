@@ -7,7 +7,11 @@
  * the upstream runs of every matrix combination, in matrix order.
  */
 import type { Json, StageDefinition } from '../stage.js';
+import { productSweep } from './matrix.js';
+import type { Matrix, Sweep } from './matrix.js';
 import { renderTemplates } from './template.js';
+
+export type { Matrix } from './matrix.js';
 
 /** A stage as written in the pipeline (after `--set`), its `uses` resolved. */
 export interface StageSpec {
@@ -25,9 +29,6 @@ export interface StageSpec {
   /** Matrix variables its `with:` refers to directly. */
   readonly uses: ReadonlySet<string>;
 }
-
-/** The sweep: variables and their values, in the order written. */
-export type Matrix = readonly (readonly [name: string, values: readonly Json[]])[];
 
 /** One run of a stage: the stage for one combination of the matrix variables it depends on. */
 export interface StageRun {
@@ -54,20 +55,25 @@ export function runId(stageId: string, matrix: Readonly<Record<string, Json>>): 
   return parts.length === 0 ? stageId : `${stageId}[${parts.join(',')}]`;
 }
 
-/** Every combination of `names` (first name slowest), as value records in matrix order. */
-export function combinations(matrix: Matrix, names: ReadonlySet<string>): Record<string, Json>[] {
-  const axes = matrix.filter(([name]) => names.has(name));
-  let tuples: Json[][] = [[]];
-  for (const [, values] of axes) tuples = tuples.flatMap((t) => values.map((v) => [...t, v]));
-  // Each record built by assignments in one order, so V8 gives them all one shape (a spread with
-  // a computed key made each a slow dictionary: expanding 10,000 runs took a quarter second).
-  return tuples.map((t) => {
-    const combo: Record<string, Json> = {};
-    axes.forEach(([name], i) => {
-      combo[name] = t[i];
-    });
-    return combo;
-  });
+/**
+ * The distinct combinations of the variables `names` over the sweep's combinations (a plain list
+ * of axes is its cartesian product, first axis slowest), in order of first appearance, as value
+ * records in matrix order.
+ */
+export function combinations(matrix: Matrix | Sweep, names: ReadonlySet<string>): Record<string, Json>[] {
+  const sweep = toSweep(matrix);
+  const seen = new Map<string, Record<string, Json>>();
+  for (const combo of sweep.combos) {
+    const out: Record<string, Json> = {};
+    for (const n of sweep.names) if (names.has(n) && n in combo) out[n] = combo[n];
+    const id = JSON.stringify(out);
+    if (!seen.has(id)) seen.set(id, out);
+  }
+  return [...seen.values()];
+}
+
+function toSweep(matrix: Matrix | Sweep): Sweep {
+  return Array.isArray(matrix) ? productSweep(matrix as Matrix) : (matrix as Sweep);
 }
 
 /**
@@ -77,16 +83,17 @@ export function combinations(matrix: Matrix, names: ReadonlySet<string>): Record
  */
 export function expandRuns(
   stages: readonly StageSpec[],
-  matrix: Matrix,
+  matrix: Matrix | Sweep,
   vars: Readonly<Record<string, Json>>,
 ): StageRun[] {
+  const sweep = toSweep(matrix);
   const deps = new Map<string, Set<string>>();
   const runsOf = new Map<string, Map<string, StageRun>>();
-  const all = new Set(matrix.map(([n]) => n));
+  const all = new Set(sweep.names);
   const runs: StageRun[] = [];
   const project = (combo: Readonly<Record<string, Json>>, names: ReadonlySet<string>): Record<string, Json> => {
     const out: Record<string, Json> = {};
-    for (const [n] of matrix) if (names.has(n) && n in combo) out[n] = combo[n];
+    for (const n of sweep.names) if (names.has(n) && n in combo) out[n] = combo[n];
     return out;
   };
   const upstreamRun = (needId: string, combo: Readonly<Record<string, Json>>): StageRun => {
@@ -113,13 +120,13 @@ export function expandRuns(
         return [n, same ? [...(runsOf.get(n)?.values() ?? [])] : undefined] as const;
       }),
     );
-    for (const [i, combo] of combinations(matrix, mine).entries()) {
+    for (const [i, combo] of combinations(sweep, mine).entries()) {
       let inputs: StageRun[];
       if (spec.across) {
         inputs = [];
         for (const n of spec.needs) {
           const seen = new Set<string>();
-          for (const full of combinations(matrix, all)) {
+          for (const full of combinations(sweep, all)) {
             const up = upstreamRun(n, full);
             if (!seen.has(up.id)) {
               seen.add(up.id);

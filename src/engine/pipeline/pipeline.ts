@@ -17,10 +17,12 @@
 import { IssueList } from '../errors.js';
 import type { JsonPath } from '../errors.js';
 import { expandRuns } from './expand.js';
-import type { Matrix, StageRun, StageSpec } from './expand.js';
+import type { StageRun, StageSpec } from './expand.js';
 import { findCycle, topoOrder } from './dag.js';
 import { loadPipeline } from './load.js';
 import type { LoadedPipeline, Locate } from './load.js';
+import { checkSweep, expandMatrix } from './matrix.js';
+import type { RawMatrix, Sweep } from './matrix.js';
 import { applyOverrides } from './overrides.js';
 import { checkRunName, runNames } from './run-names.js';
 import type { StageRegistry } from '../registry.js';
@@ -71,7 +73,7 @@ interface RawStage {
 interface RawPipeline {
   name?: string;
   description?: string;
-  matrix?: Record<string, Json[]>;
+  matrix?: RawMatrix;
   vars?: Record<string, Json>;
   stages: Record<string, RawStage>;
 }
@@ -100,14 +102,14 @@ export function compileLoaded(
   const order = topoOrder(graph.ids, (id) => graph.needsOf.get(id) ?? []);
   const runs = expandRuns(
     order.map((id) => graph.specs.get(id) as StageSpec),
-    graph.matrix,
+    graph.sweep,
     doc.vars ?? {},
   );
   const valid = validateParams(runs, doc, at);
   checkRuns(runs, valid, at);
   const template = options.runName;
   if (template !== undefined) {
-    const scope = { matrix: graph.matrix.map(([n]) => n), vars: Object.keys(doc.vars ?? {}) };
+    const scope = { matrix: [...graph.sweep.names], vars: Object.keys(doc.vars ?? {}) };
     for (const p of checkRunName(template, scope)) issues.add(`--name ${template}`, '', p.message);
   }
   issues.throwIfAny();
@@ -138,7 +140,8 @@ function checkShape(data: unknown, at: Report, issues: IssueList): RawPipeline {
 interface StageGraph {
   /** Stage ids in file order. */
   readonly ids: readonly string[];
-  readonly matrix: Matrix;
+  /** The matrix expanded into its combinations (`include`/`exclude` applied). */
+  readonly sweep: Sweep;
   /** The `needs` of each stage id. */
   readonly needsOf: ReadonlyMap<string, readonly string[]>;
   /** The spec of each stage id whose `uses` names a known stage type. */
@@ -148,9 +151,10 @@ interface StageGraph {
 /** Resolves `uses` and `needs`, scans templates, finds cycles; reports each problem. */
 function resolveStages(doc: RawPipeline, registry: StageRegistry, at: Report): StageGraph {
   const ids = Object.keys(doc.stages);
-  const matrix: Matrix = Object.entries(doc.matrix ?? {});
+  const { sweep, problems } = expandMatrix(doc.matrix);
+  for (const p of problems) at(p.path, p.message);
   const vars = doc.vars ?? {};
-  const scope = { matrix: matrix.map(([n]) => n), vars: Object.keys(vars) };
+  const scope = { matrix: [...sweep.names], vars: Object.keys(vars) };
   const needsOf = new Map<string, string[]>();
   const specs = new Map<string, StageSpec>();
   for (const [name, value] of Object.entries(vars)) {
@@ -187,7 +191,12 @@ function resolveStages(doc: RawPipeline, registry: StageRegistry, at: Report): S
   }
   const cycle = findCycle(ids, (id) => needsOf.get(id) ?? []);
   if (cycle) at(['stages', cycle[0], 'needs'], `cycle: ${cycle.join(' -> ')}`);
-  return { ids, matrix, needsOf, specs };
+  if (specs.size === ids.length) {
+    const used = new Set([...specs.values()].flatMap((s) => [...s.uses]));
+    for (const p of checkSweep(sweep, used))
+      at(p.path, p.message, typeof p.path.at(-1) === 'string' && p.path.length > 1);
+  }
+  return { ids, sweep, needsOf, specs };
 }
 
 /**

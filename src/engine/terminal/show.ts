@@ -32,7 +32,7 @@ export interface TableHead {
   readonly rows: number;
   readonly columns: readonly { readonly name: string; readonly type: string }[];
   /** The first rows, as objects. */
-  readonly head: readonly Record<string, string | number | boolean>[];
+  readonly head: readonly Record<string, string | number | boolean | null>[];
   /** Why the table could not be read, if it could not. */
   readonly error?: string;
 }
@@ -176,8 +176,13 @@ export function formatShow(entry: ShownEntry, heads: readonly TableHead[], optio
 }
 
 function grid(h: TableHead): string[] {
-  const cell = (v: string | number | boolean): string => {
-    const s = typeof v === 'number' && !Number.isInteger(v) ? String(Number(v.toPrecision(6))) : String(v);
+  const cell = (v: string | number | boolean | null): string => {
+    const s =
+      v === null
+        ? 'NULL'
+        : typeof v === 'number' && !Number.isInteger(v)
+          ? String(Number(v.toPrecision(6)))
+          : String(v);
     return s.length > 30 ? `${s.slice(0, 27)}...` : s;
   };
   const names = h.columns.map((c) => c.name);
