@@ -203,4 +203,24 @@ describe('trainModel', () => {
     expect(other.resumedFrom).toBe(0);
     other.model.dispose();
   });
+
+  it('resumes from a step-0 checkpoint (interrupted before step 1 ended) to the same curve and weights', async () => {
+    const c = config({ maxSteps: 12, evalEvery: 4, checkpointEvery: 100 });
+    const plain = await trainModel(c, train, tests);
+    const want = await weights(plain);
+    plain.model.dispose();
+    // Aborted right after the step-0 evaluation: the checkpoint of step 0 already holds its rows.
+    const dir = tempDir();
+    const ctrl = new AbortController();
+    await expect(
+      trainModel(c, train, tests, { checkpointDir: dir, signal: ctrl.signal, events: { onStep: (s) => s.step === 0 && ctrl.abort(new Error('stop')) } }),
+    ).rejects.toThrow('stop');
+    expect(readdirSync(dir).sort()).toEqual(['checkpoint-000000000.json', 'checkpoint-000000000.safetensors']);
+    const resumed = await trainModel(c, train, tests, { checkpointDir: dir });
+    expect(resumed.resumedFrom).toBe(0);
+    // The whole curve, not a prefix: the step-0 rows appear once.
+    expect(resumed.curve).toEqual(plain.curve);
+    expect(await weights(resumed)).toEqual(want);
+    resumed.model.dispose();
+  });
 });

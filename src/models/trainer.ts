@@ -398,6 +398,7 @@ export async function trainModel(
   try {
     // ---- resume ----
     let start = 0;
+    let resumed = false;
     if (dir) {
       for (const step of checkpointSteps(dir)) {
         try {
@@ -427,6 +428,7 @@ export async function trainModel(
           curve = state.curve;
           for (const r of curve) evaluated[r.type] = r.accuracy;
           start = step;
+          resumed = true;
           events.onLog?.(`resumed from the checkpoint at step ${step}`);
           break;
         } catch (err) {
@@ -498,7 +500,8 @@ export async function trainModel(
     };
 
     const t0 = performance.now();
-    if (start === 0) await evaluate(0);
+    // A checkpoint (even one of step 0, left by an interrupt before step 1 ended) holds the step-0 rows.
+    if (!resumed) await evaluate(0);
     events.onStep?.({ step: start, total: maxSteps, epoch: epochAt(start), ...shown, evaluated });
 
     for (let step = start + 1; step <= maxSteps; step++) {
