@@ -7,7 +7,8 @@
  *   every cache hit). With both criteria an artifact must meet both. With neither, no complete
  *   artifact is removed.
  * - **damaged** artifact folders (no valid manifest): never usable, always removed.
- * - **temporaries** (`.tmp/`) of processes that no longer run.
+ * - **temporaries** of processes that no longer run: `.tmp/`, half-written checkpoint files and
+ *   usage records (`sweep.ts`).
  * - **locks** (`.locks/`) whose owner died, or not refreshed for `lockStaleMs`.
  * - **checkpoints** (`.checkpoints/<key>`, resumable training state) whose artifact is complete;
  *   with `--keep-pipelines`, also those of keys no kept pipeline would compute; with
@@ -26,8 +27,8 @@ import { hashJson } from './hash.js';
 import { lockIsLive } from './lock.js';
 import { MANIFEST_FILE, parseManifest } from './manifest.js';
 import type { PlannedRun } from './plan.js';
-import { pidAlive } from './pid.js';
 import type { Store } from './store.js';
+import { strayTemporaries } from './sweep.js';
 
 /** Kinds of things `collectGarbage` removes. */
 export type GcKind = 'artifact' | 'damaged' | 'temporary' | 'lock' | 'checkpoint';
@@ -137,10 +138,8 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
     removed.push({ kind: 'artifact', path: e.dir, stage: e.stage, key: e.key, bytes: await diskUsage(e.dir), why });
   }
 
-  for (const t of await store.temporaries()) {
-    if (t.pid === process.pid || pidAlive(t.pid)) continue;
-    const path = join(store.tmpDir, t.name);
-    removed.push({ kind: 'temporary', path, key: t.key, bytes: await diskUsage(path), why: `process ${t.pid} is gone` });
+  for (const t of await strayTemporaries(store.root, opts.lockStaleMs ?? 60_000)) {
+    removed.push({ kind: 'temporary', path: t.path, ...(t.key ? { key: t.key } : {}), bytes: await diskUsage(t.path), why: `process ${t.pid} is gone` });
   }
 
   for (const name of await list(store.locksDir)) {
@@ -159,7 +158,11 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
     else if ((kept !== undefined || opts.olderThanMs !== undefined) && !kept?.planned.has(key) && (await old(path))) {
       why = kept ? 'no kept pipeline would compute its key' : 'not used within the age limit';
     }
-    if (why) removed.push({ kind: 'checkpoint', path, key, bytes: await diskUsage(path), why });
+    if (!why) continue;
+    // Its stray temporaries go with it: listed once.
+    const inside = removed.filter((r) => r.kind === 'temporary' && r.path.startsWith(`${path}/`));
+    for (const r of inside) removed.splice(removed.indexOf(r), 1);
+    removed.push({ kind: 'checkpoint', path, key, bytes: await diskUsage(path), why });
   }
 
   if (!opts.dryRun) {

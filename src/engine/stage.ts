@@ -72,6 +72,8 @@ export interface StageContext<P = Record<string, Json>> {
    * A folder that survives an interrupted run of this same key (e.g. `<store>/.checkpoints/<key>`),
    * for resumable state such as training checkpoints; removed after success. It may not exist yet
    * (the stage creates it). Absent when the engine offers none: the stage then does not checkpoint.
+   * A file being written there is named `<name>.tmp-<pid>` (the writing process): the engine
+   * removes those of dead processes (`sweep.ts`).
    */
   readonly checkpointDir?: string;
 }

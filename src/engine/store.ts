@@ -5,17 +5,18 @@
  * Commits are atomic: a stage writes into `<root>/.tmp/<key>.<pid>.<random>/`, the engine writes the
  * manifest, then renames the folder into place. A folder without a valid manifest, or whose files
  * do not have their recorded sizes, is never treated as complete. Temporaries left by dead
- * processes are removed by `cleanStale`.
+ * processes are removed by `cleanStale` (`sweep.ts`).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { acquireLock } from './lock.js';
 import type { LockOptions, Release } from './lock.js';
 import { MANIFEST_FILE, parseManifest } from './manifest.js';
 import type { Manifest } from './manifest.js';
-import { pidAlive } from './pid.js';
+import { parseTempName, sweepTemporaries } from './sweep.js';
+import type { Temporary } from './sweep.js';
 
 /** Result of a store lookup. `reason` explains a miss that is not a plain absence. */
 export type Lookup =
@@ -24,23 +25,8 @@ export type Lookup =
 
 const KEY_NAME = /^[0-9a-f]{64}$/;
 
-const TEMP_NAME = /^([0-9a-f]+)\.(\d+)\.([0-9a-f]+)(\.task\.json)?$/;
-
-/** A temporary in `<root>/.tmp`: `<key>.<pid>.<random>` (a folder) or its `.task.json`. */
-export interface Temporary {
-  /** File or folder name inside `.tmp`. */
-  readonly name: string;
-  /** Key being computed. */
-  readonly key: string;
-  /** Process id that created it. */
-  readonly pid: number;
-}
-
-/** Parses a temporary's name; undefined for names the store did not create. */
-export function parseTempName(name: string): Temporary | undefined {
-  const m = TEMP_NAME.exec(name);
-  return m ? { name, key: m[1], pid: Number(m[2]) } : undefined;
-}
+export { parseTempName } from './sweep.js';
+export type { Temporary } from './sweep.js';
 
 /** An artifact folder found by `Store.entries` (complete or not). */
 export interface StoreEntry {
@@ -267,17 +253,12 @@ export class Store {
   }
 
   /**
-   * Removes temporaries left by processes that no longer run on this machine (killed or crashed).
-   * @returns the names removed.
+   * Removes temporaries left by processes that no longer run on this machine (killed or crashed):
+   * stage outputs in `.tmp`, half-written checkpoint and usage files (`sweep.ts`).
+   * @returns the names removed (file or folder names).
    */
   async cleanStale(): Promise<string[]> {
-    const removed: string[] = [];
-    for (const t of await this.temporaries()) {
-      if (t.pid === process.pid || pidAlive(t.pid)) continue;
-      await rm(join(this.tmpDir, t.name), { recursive: true, force: true });
-      removed.push(t.name);
-    }
-    return removed;
+    return (await sweepTemporaries(this.root)).map((p) => basename(p));
   }
 
   /**

@@ -1,7 +1,9 @@
 /**
  * The worker side of `ProcessExecutor`: `grokpipe exec-task <task.json>` runs one task and sends
- * progress, log lines and the outcome to the parent over IPC. SIGINT, SIGTERM or a lost parent
- * abort the stage; the process exits at most 5 s later.
+ * progress, log lines and the outcome to the parent over IPC. SIGINT or SIGTERM abort the stage
+ * (a training run saves a checkpoint); the process exits at most 5 s later. A lost parent (the
+ * driver was killed) ends the worker at once: nothing it writes would be committed, and the next
+ * run may already be cleaning up the driver's temporaries and resuming from its checkpoints.
  *
  * Without a parent (a SLURM array task, `executor-slurm.ts`), `outcomeFile` receives the outcome
  * (`WorkerResult`) and `progressFile` the latest progress update, both written atomically; log
@@ -77,7 +79,8 @@ export async function execTaskFile(file: string, registry: StageRegistry, files:
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  process.once('disconnect', stop);
+  const parentGone = (): void => process.exit(130);
+  process.once('disconnect', parentGone);
   let task: TaskSpec;
   try {
     task = JSON.parse(readFileSync(file, 'utf8')) as TaskSpec;
@@ -118,7 +121,7 @@ export async function execTaskFile(file: string, registry: StageRegistry, files:
     await send({ type: 'error', message: e.message, stack: e.stack });
     return controller.signal.aborted ? 130 : 1;
   } finally {
-    process.off('disconnect', stop);
+    process.off('disconnect', parentGone);
     if (process.connected) process.disconnect();
   }
 }
