@@ -41,6 +41,7 @@ import { builtinStages } from './stages/index.js';
 import { registerCacheCommands } from './commands/index.js';
 import type { CommandContext } from './commands/index.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerLimitOptions } from './commands/limits.js';
 import { BACKEND_REQUESTS } from './models/backend-names.js';
 import type { BackendRequest } from './models/backend-names.js';
 
@@ -157,6 +158,7 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
   };
   registerCacheCommands(program, ctx);
   registerDoctor(program, ctx);
+  registerLimitOptions(program);
 
   program
     .command('report')

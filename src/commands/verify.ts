@@ -119,7 +119,7 @@ function summary(results: readonly VerifyResult[]): Record<string, number> {
 /** One line per run (`match`, `MISMATCH file: column ...`, `not cached`), then a summary line. */
 export function formatVerify(results: readonly VerifyResult[], color: boolean): string {
   const pc = createColors(color);
-  const width = Math.max(0, ...results.map((r) => r.run.id.length));
+  const width = results.reduce((w, r) => Math.max(w, r.run.id.length), 0);
   const lines: string[] = [];
   for (const r of results) {
     const id = r.run.id.padEnd(width);

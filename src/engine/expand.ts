@@ -6,6 +6,7 @@
  * is one run shared by the whole sweep. A stage with `across: matrix` is one run whose inputs are
  * the upstream runs of every matrix combination, in matrix order.
  */
+import { RunLimitError } from './limits.js';
 import type { Json, StageDefinition } from './stage.js';
 import { renderTemplates } from './template.js';
 
@@ -68,8 +69,10 @@ export function combinations(matrix: Matrix, names: ReadonlySet<string>): Record
  * Expands stages (given in dependency order) into runs, in dependency order and, within a stage,
  * matrix order. Params are rendered but not validated. Assumes templates were checked
  * (`scanTemplates`) and `needs` point at earlier stages.
+ * @param maxRuns most runs in all (`limits.ts`), checked before a stage's runs are built.
+ * @throws RunLimitError when the runs would be more than `maxRuns`.
  */
-export function expandRuns(stages: readonly StageSpec[], matrix: Matrix, vars: Readonly<Record<string, Json>>): StageRun[] {
+export function expandRuns(stages: readonly StageSpec[], matrix: Matrix, vars: Readonly<Record<string, Json>>, maxRuns = Infinity): StageRun[] {
   const deps = new Map<string, Set<string>>();
   const runsOf = new Map<string, Map<string, StageRun>>();
   const all = new Set(matrix.map(([n]) => n));
@@ -92,6 +95,8 @@ export function expandRuns(stages: readonly StageSpec[], matrix: Matrix, vars: R
       for (const n of spec.needs) for (const v of deps.get(n) ?? []) mine.add(v);
     }
     deps.set(spec.id, mine);
+    const count = matrix.reduce((n, [name, values]) => (mine.has(name) ? n * values.length : n), 1);
+    if (runs.length + count > maxRuns) throw new RunLimitError(spec.id, count, maxRuns);
     const byId = new Map<string, StageRun>();
     runsOf.set(spec.id, byId);
     for (const combo of combinations(matrix, mine)) {

@@ -10,6 +10,8 @@ import type { JsonPath } from './errors.js';
 import { expandRuns } from './expand.js';
 import type { Matrix, StageRun, StageSpec } from './expand.js';
 import { findCycle, topoOrder } from './dag.js';
+import { RunLimitError, inputLimits } from './limits.js';
+import type { InputLimits } from './limits.js';
 import { loadPipeline } from './load.js';
 import type { LoadedPipeline, Locate } from './load.js';
 import { applyOverrides } from './overrides.js';
@@ -36,6 +38,8 @@ export interface Pipeline {
 export interface CompileOptions {
   /** `--set` arguments (`model.with.max_steps=500`, `vars.n=3`). */
   readonly sets?: readonly string[];
+  /** Limits on runs, problems listed, file size and aliases (default: those in force, `limits.ts`). */
+  readonly limits?: InputLimits;
 }
 
 /**
@@ -44,7 +48,7 @@ export interface CompileOptions {
  *   target, cycle, templates, params, `check`), each with location and field path.
  */
 export function compilePipeline(file: string, registry: StageRegistry, options: CompileOptions = {}): Pipeline {
-  return compileLoaded(loadPipeline(file), registry, options);
+  return compileLoaded(loadPipeline(file, options.limits), registry, options);
 }
 
 interface RawStage {
@@ -69,7 +73,8 @@ interface RawPipeline {
 export function compileLoaded(loadedFile: LoadedPipeline, registry: StageRegistry, options: CompileOptions = {}): Pipeline {
   const loaded = applyOverrides(loadedFile, options.sets ?? []);
   const { locate } = loaded;
-  const issues = new IssueList();
+  const limits = options.limits ?? inputLimits();
+  const issues = new IssueList(limits.maxErrors);
   const at = (path: JsonPath, message: string, atKey = false) => issues.add(locate(path, { key: atKey }), path, message);
 
   // 1. The document's shape.
@@ -125,11 +130,19 @@ export function compileLoaded(loadedFile: LoadedPipeline, registry: StageRegistr
 
   // 3. Expand the matrix.
   const order = topoOrder(ids, (id) => needsOf.get(id) ?? []);
-  const runs = expandRuns(
-    order.map((id) => specs.get(id) as StageSpec),
-    matrix,
-    vars,
-  );
+  let runs: StageRun[];
+  try {
+    runs = expandRuns(
+      order.map((id) => specs.get(id) as StageSpec),
+      matrix,
+      vars,
+      limits.maxRuns,
+    );
+  } catch (err) {
+    if (!(err instanceof RunLimitError)) throw err;
+    at(['matrix'], err.message, true);
+    throw issues.error();
+  }
 
   // 4. Params of every run, then semantic checks.
   const validator = new ParamsValidator();
@@ -176,7 +189,7 @@ export function upstreamRuns(run: StageRun): StageRun[] {
       if (seen.has(r)) continue;
       seen.add(r);
       out.push(r);
-      next.push(...r.inputs);
+      for (const i of r.inputs) next.push(i);
     }
     frontier = next;
   }

@@ -53,7 +53,7 @@ export function formatTable(rows: readonly ResultRow[], options: { color: boolea
     ...(options.withKeys ? [r.key === null ? '?' : r.key.slice(0, 12)] : []),
     r.reason,
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const widths = header.map((h, i) => cells.reduce((w, c) => Math.max(w, c[i].length), h.length));
   const line = (c: string[], isHeader: boolean, status?: ResultRow['status']) =>
     c
       .map((text, i) => {
