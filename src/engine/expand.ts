@@ -7,6 +7,7 @@
  * the upstream runs of every matrix combination, in matrix order.
  */
 import { RunLimitError } from './limits.js';
+import { setOwn } from './safe-object.js';
 import type { Json, StageDefinition } from './stage.js';
 import { renderTemplates } from './template.js';
 
@@ -79,7 +80,7 @@ export function expandRuns(stages: readonly StageSpec[], matrix: Matrix, vars: R
   const runs: StageRun[] = [];
   const project = (combo: Readonly<Record<string, Json>>, names: ReadonlySet<string>): Record<string, Json> => {
     const out: Record<string, Json> = {};
-    for (const [n] of matrix) if (names.has(n) && n in combo) out[n] = combo[n];
+    for (const [n] of matrix) if (names.has(n) && Object.prototype.hasOwnProperty.call(combo, n)) setOwn(out, n, combo[n]);
     return out;
   };
   const upstreamRun = (needId: string, combo: Readonly<Record<string, Json>>): StageRun => {

@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { InputError, formatPath } from './errors.js';
 import type { Issue, JsonPath } from './errors.js';
 import type { LoadedPipeline, Locate } from './load.js';
+import { getOwn, setOwn } from './safe-object.js';
 
 /** One parsed `--set` argument. */
 export interface Override {
@@ -78,10 +79,24 @@ export function applyOverrides(loaded: LoadedPipeline, args: readonly string[]):
     for (let i = applied.length - 1; i >= 0; i--) {
       const o = applied[i];
       if (o.path.every((seg, j) => j < p.length && String(p[j]) === seg)) return `--set ${o.arg}`;
+      // A field the argument created on its way (`a.with.nope.x=1` creates `nope`).
+      const created = p.length < o.path.length && p.every((seg, j) => String(seg) === o.path[j]) && !inDocument(loaded.data, p);
+      if (created) return `--set ${o.arg}`;
     }
     return loaded.locate(p, options);
   };
   return { file: loaded.file, data, locate };
+}
+
+/** True when `path` names an existing (own) field or item of `root`. */
+function inDocument(root: unknown, path: JsonPath): boolean {
+  let node = root;
+  for (const seg of path) {
+    if (node === null || typeof node !== 'object') return false;
+    node = getOwn(node, String(seg));
+    if (node === undefined) return false;
+  }
+  return true;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -101,10 +116,10 @@ function setIn(root: unknown, path: readonly string[], value: unknown): string |
       if (!Number.isInteger(idx) || idx < 0 || idx >= node.length) return `${shown}: no such list item`;
       next = node[idx];
     } else {
-      next = node[seg];
+      next = getOwn(node, seg);
       if (next === undefined || next === null) {
         next = {};
-        node[seg] = next;
+        setOwn(node, seg, next);
       }
     }
     if (next === null || typeof next !== 'object') {
@@ -118,7 +133,7 @@ function setIn(root: unknown, path: readonly string[], value: unknown): string |
     if (!Number.isInteger(idx) || idx < 0 || idx >= node.length) return `${formatPath(path)}: no such list item`;
     node[idx] = value;
   } else {
-    node[last] = value;
+    setOwn(node, last, value);
   }
   return undefined;
 }

@@ -5,6 +5,7 @@
  * templates inside a longer string are interpolated as text.
  */
 import type { JsonPath } from './errors.js';
+import { setOwn } from './safe-object.js';
 import type { Json } from './stage.js';
 
 const TEMPLATE = /\$\{\{\s*(.*?)\s*\}\}/g;
@@ -84,7 +85,7 @@ export function renderTemplates(value: Json, matrix: Readonly<Record<string, Jso
     if (Array.isArray(v)) return v.map(render);
     if (v !== null && typeof v === 'object') {
       const out: Record<string, Json> = {};
-      for (const [k, x] of Object.entries(v)) out[k] = render(x);
+      for (const [k, x] of Object.entries(v)) setOwn(out, k, render(x));
       return out;
     }
     return v;
