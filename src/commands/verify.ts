@@ -1,12 +1,15 @@
 /**
- * `grokpipe verify <file> [--sample K | --all] [--bytes-only]`: the reproducibility check. Checks
- * the byte hashes of the selected cached runs (all by default, or K at random), recomputes each
+ * `grokpipe verify <file> [--sample K | --all] [--bytes-only] [--repair]`: the reproducibility
+ * check. Checks the byte hashes of the selected cached runs (all by default, or K at random), recomputes each
  * into a scratch folder from the store's cached inputs and compares content hashes output by
  * output, tables column by column (`engine/verify.ts`). Runs that are not cached are listed as not
  * verifiable and do not fail the check.
  *
- * Exit codes: 0 all verified runs match, 1 a mismatch, a corrupt file or a failed recomputation,
- * 2 bad input, 130 interrupted.
+ * `--repair` then removes the entries found corrupt or mismatching (`engine/repair.ts`), so that
+ * the next `run` recomputes them.
+ *
+ * Exit codes: 0 all verified runs match, 1 a mismatch, a corrupt file or a failed recomputation
+ * (with `--repair` too: the store was wrong), 2 bad input, 130 interrupted.
  */
 import { availableParallelism } from 'node:os';
 import { InvalidArgumentError, Option } from 'commander';
@@ -18,6 +21,8 @@ import { ProcessExecutor } from '../engine/executor-process.js';
 import { compilePipeline } from '../engine/pipeline.js';
 import { planRuns } from '../engine/plan.js';
 import { PlainReporter } from '../engine/progress.js';
+import { removeCondemned } from '../engine/repair.js';
+import type { RemovedEntry } from '../engine/repair.js';
 import { Store } from '../engine/store.js';
 import { isFailure, sampleCached, verifyRuns } from '../engine/verify.js';
 import type { VerifyResult } from '../engine/verify.js';
@@ -31,6 +36,7 @@ interface VerifyCommandOptions extends PipelineOptions {
   sample?: number;
   all?: boolean;
   bytesOnly?: boolean;
+  repair?: boolean;
   jobs: number;
   backend: BackendRequest;
 }
@@ -52,6 +58,7 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
     .addOption(new Option('--sample <k>', 'verify k cached runs picked at random').argParser(positiveInt).conflicts('all'))
     .addOption(new Option('--all', 'verify every cached run (the default)').conflicts('sample'))
     .option('--bytes-only', 'only check stored files against their byte hashes; recompute nothing')
+    .option('--repair', 'remove the entries found corrupt or different from their recomputation, so that the next run recomputes them')
     .option('--jobs <n>', 'recomputations at once', positiveInt, 1)
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend for recomputed training').choices(BACKEND_REQUESTS).default('auto'))
     .action(async (file: string, opts: VerifyCommandOptions) => {
@@ -88,8 +95,9 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
         process.off('SIGINT', onSigint);
         ctx.signal?.removeEventListener('abort', onExternal);
       }
-      if (opts.json) ctx.stdout.write(`${JSON.stringify(verifyJson(results))}\n`);
-      else ctx.stdout.write(formatVerify(results, ctx.tty));
+      const repaired = opts.repair ? await removeCondemned(store, results) : undefined;
+      if (opts.json) ctx.stdout.write(`${JSON.stringify({ ...verifyJson(results), ...(repaired ? { repaired } : {}) })}\n`);
+      else ctx.stdout.write(formatVerify(results, ctx.tty) + (repaired ? formatRepaired(repaired) : ''));
       ctx.setExitCode(results.some((r) => isFailure(r.status)) ? 1 : 0);
     });
 }
@@ -148,4 +156,11 @@ export function formatVerify(results: readonly VerifyResult[], color: boolean): 
   const failed = results.filter((r) => isFailure(r.status)).length;
   lines.push(`${failed > 0 ? pc.red('verify failed') : pc.green('verify passed')}: ${results.length} runs checked (${parts.join(', ') || 'none'})`);
   return `${lines.join('\n')}\n`;
+}
+
+/** One line per entry `--repair` removed, or that nothing needed it. */
+export function formatRepaired(removed: readonly RemovedEntry[]): string {
+  if (removed.length === 0) return 'repair: nothing to remove\n';
+  const lines = removed.map((r) => `repair: removed ${r.stage}/${r.key.slice(0, 12)} (${r.id})`);
+  return `${[...lines, `the next run recomputes ${removed.length === 1 ? 'it' : 'them'}`].join('\n')}\n`;
 }

@@ -6,7 +6,8 @@
  *   longer than `--older-than` (an artifact's folder time is its last use: `run` touches it on
  *   every cache hit). With both criteria an artifact must meet both. With neither, no complete
  *   artifact is removed.
- * - **damaged** artifact folders (no valid manifest): never usable, always removed.
+ * - **damaged** artifact folders (no valid manifest, one that contradicts itself, an output missing
+ *   or of another size): never usable (`Store.lookup`), always removed.
  * - **temporaries** of processes that no longer run: `.tmp/`, half-written checkpoint files and
  *   usage records (`sweep.ts`).
  * - **locks** (`.locks/`) whose owner died, or not refreshed for `lockStaleMs`.
@@ -20,12 +21,11 @@
  * existing entry through early cutoff, so every entry of its stage type, code version and params
  * is kept too. Nothing held by a live lock is removed.
  */
-import { readFile, readdir, rm, rmdir, stat } from 'node:fs/promises';
+import { readdir, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { diskUsage } from './du.js';
 import { hashJson } from './hash.js';
 import { lockIsLive } from './lock.js';
-import { MANIFEST_FILE, parseManifest } from './manifest.js';
 import type { PlannedRun } from './plan.js';
 import type { Store } from './store.js';
 import { strayTemporaries } from './sweep.js';
@@ -115,14 +115,13 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
   let keptArtifacts = 0;
 
   for (const e of await store.entries()) {
-    let manifest;
-    try {
-      manifest = parseManifest(await readFile(join(e.dir, MANIFEST_FILE), 'utf8'));
-      if (manifest.key !== e.key || manifest.stage !== e.stage) throw new Error('key mismatch');
-    } catch {
-      if (!live(e.key)) removed.push({ kind: 'damaged', path: e.dir, stage: e.stage, key: e.key, bytes: await diskUsage(e.dir), why: 'no valid manifest' });
+    // What `run` could not use (no valid manifest, one that contradicts itself, a file missing).
+    const found = await store.lookup(e.stage, e.key);
+    if (!found.hit) {
+      if (!live(e.key)) removed.push({ kind: 'damaged', path: e.dir, stage: e.stage, key: e.key, bytes: await diskUsage(e.dir), why: found.reason ?? 'no valid manifest' });
       continue;
     }
+    const manifest = found.manifest;
     complete.add(e.key);
     const referenced =
       kept !== undefined &&

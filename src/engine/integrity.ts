@@ -9,7 +9,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileSha256 } from './hash.js';
+import { contentHash, fileSha256 } from './hash.js';
 import type { Manifest } from './manifest.js';
 
 /** One problem with an artifact's files. */
@@ -79,4 +79,19 @@ export function formatByteProblems(problems: readonly ByteProblem[]): string {
   if (problems.length === 0) return '';
   const first = `corrupt: ${problems[0].file} (${problems[0].message})`;
   return problems.length > 1 ? `${first} and ${problems.length - 1} more` : first;
+}
+
+/**
+ * What a manifest contradicts in itself, without reading any file: its `content_hash` must be the
+ * content hash of its outputs' hashes, and a plain file's content hash its byte SHA-256. A manifest
+ * edited by hand fails this (`Store.lookup` then treats the entry as corrupt).
+ * @returns the contradiction in words, or undefined when there is none.
+ */
+export function manifestContradiction(manifest: Manifest): string | undefined {
+  const file = manifest.outputs.find((o) => o.kind === 'file' && typeof o.sha256 === 'string' && o.content_hash !== o.sha256);
+  if (file) return `${file.name}: content hash is not its sha256`;
+  if (contentHash(manifest.outputs.map((o) => ({ name: o.name, hash: o.content_hash }))) !== manifest.content_hash) {
+    return 'content_hash does not match its outputs';
+  }
+  return undefined;
 }

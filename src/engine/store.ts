@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
+import { manifestContradiction } from './integrity.js';
 import { acquireLock } from './lock.js';
 import type { LockOptions, Release } from './lock.js';
 import { MANIFEST_FILE, parseManifest } from './manifest.js';
@@ -71,8 +72,9 @@ export class Store {
   }
 
   /**
-   * Looks up a key. A hit needs a valid manifest for this key and every output present with its
-   * recorded size (cheap: no hashing; byte hashes are checked when a stage reads an artifact, see
+   * Looks up a key. A hit needs a valid manifest for this key, consistent in itself
+   * (`manifestContradiction`), and every output present with its recorded size (cheap: no hashing
+   * of files; byte hashes are checked when a stage reads an artifact, see
    * `integrity.ts`). Writes nothing. Uses synchronous file calls: a few small reads and `stat`s
    * per key are much faster that way than through the thread pool (`status` on 600 cached runs).
    * @returns a hit, or a miss with `reason` `corrupt: <file>` when the folder exists but is damaged.
@@ -99,6 +101,8 @@ export class Store {
       return { hit: false, reason: `corrupt: ${MANIFEST_FILE}` };
     }
     if (manifest.key !== key || manifest.stage !== stage) return { hit: false, reason: `corrupt: ${MANIFEST_FILE} (key mismatch)` };
+    const contradiction = manifestContradiction(manifest);
+    if (contradiction) return { hit: false, reason: `corrupt: ${MANIFEST_FILE} (${contradiction})` };
     for (const out of manifest.outputs) {
       let s;
       try {
