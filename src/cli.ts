@@ -35,6 +35,7 @@ import { runPipeline } from './engine/runner.js';
 import { SlurmClient, SlurmError } from './engine/slurm.js';
 import type { RunOptions, StageDefinition } from './engine/stage.js';
 import { Store } from './engine/store.js';
+import { assertNothingToCompute, storeReadOnly } from './engine/store-access.js';
 import { grokpipeVersion } from './engine/version.js';
 import { execTaskFile } from './engine/worker.js';
 import { builtinStages } from './stages/index.js';
@@ -132,6 +133,7 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
         exitCode = await printStatus(pipeline, store, opts, stdout, tty);
         return;
       }
+      if (storeReadOnly(store.root)) assertNothingToCompute(await planRuns(pipeline.runs, store), store.root, opts.store);
       exitCode = await runCommand(pipeline, store, opts, { ...deps, stdout, stderr, tty }, registry());
     });
 

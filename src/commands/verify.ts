@@ -24,6 +24,7 @@ import { PlainReporter } from '../engine/progress.js';
 import { removeCondemned } from '../engine/repair.js';
 import type { RemovedEntry } from '../engine/repair.js';
 import { Store } from '../engine/store.js';
+import { assertStoreWritable } from '../engine/store-access.js';
 import { isFailure, sampleCached, verifyRuns } from '../engine/verify.js';
 import type { VerifyResult } from '../engine/verify.js';
 import type { CommandContext, PipelineOptions } from './context.js';
@@ -65,6 +66,7 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
       ctx.setJson(Boolean(opts.json));
       const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });
       const store = new Store(opts.store);
+      if (opts.repair) assertStoreWritable(store.root, 'verify --repair removes the entries it condemns', opts.store);
       const plan = await planRuns(pipeline.runs, store);
       const selected = opts.sample !== undefined ? sampleCached(plan, opts.sample) : new Set(plan.map((p) => p.run));
       const workerCommand = ctx.workerCommand();

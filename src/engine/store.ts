@@ -13,6 +13,7 @@ import { mkdir, open, readdir, rename, rm, utimes, writeFile } from 'node:fs/pro
 import { basename, join, resolve } from 'node:path';
 import { manifestContradiction } from './integrity.js';
 import { acquireLock } from './lock.js';
+import { assertStoreFolder } from './store-access.js';
 import type { LockOptions, Release } from './lock.js';
 import { MANIFEST_FILE, parseManifest } from './manifest.js';
 import type { Manifest } from './manifest.js';
@@ -44,8 +45,10 @@ export class Store {
   private readonly manifestCache = new Map<string, Promise<Manifest[]>>();
   private readonly manifestIndex = new WeakMap<Manifest[], Map<string, Manifest>>();
 
+  /** @throws InputError when `root` is a file, or lies under one (`store-access.ts`). */
   constructor(root: string) {
     this.root = resolve(root);
+    assertStoreFolder(this.root, root);
   }
 
   /** Folder of a completed artifact (which may not exist). */

@@ -87,15 +87,18 @@ export async function strayTemporaries(root: string, lockStaleMs = 60_000): Prom
 }
 
 /**
- * Removes the stray temporaries of `root`.
+ * Removes the stray temporaries of `root`; those that cannot be removed (a read-only store) stay.
  * @returns the paths removed.
- * @throws Error on file system errors while removing (a read-only store).
  */
 export async function sweepTemporaries(root: string): Promise<string[]> {
   const removed: string[] = [];
   for (const t of await strayTemporaries(root)) {
-    await rm(t.path, { recursive: true, force: true });
-    removed.push(t.path);
+    try {
+      await rm(t.path, { recursive: true, force: true });
+      removed.push(t.path);
+    } catch {
+      // A store that cannot be written (read-only): `gc` reports what stays.
+    }
   }
   return removed;
 }

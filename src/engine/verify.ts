@@ -6,7 +6,8 @@
  * against its manifest (`recompute.ts`: `corrupt` when one differs; an entry the store cannot use
  * is `corrupt` too); then, unless only bytes are asked for, the stage is run
  * again into a scratch folder (`<store>/.tmp/<key>.<pid>.<random>`, removed afterwards; an
- * interrupted verify leaves it to the next `run` or `gc`), reading its inputs from the store's
+ * interrupted verify leaves it to the next `run` or `gc`; in the system's temporary folder when the
+ * store cannot be written), reading its inputs from the store's
  * cached upstream artifacts, without a checkpoint folder (so nothing is resumed). Each output is
  * compared by content hash (logical for tables) with what the stored file hashes to, never with the
  * manifest's figure; a differing table is compared column by column.
@@ -29,6 +30,7 @@ import type { StoredArtifact } from './recompute.js';
 import { silentReporter } from './progress.js';
 import type { RunOptions } from './stage.js';
 import type { Store } from './store.js';
+import { scratchFolder } from './store-access.js';
 import { diffTables, formatTableDiff, tablesEqual } from './table-diff.js';
 import type { TaskSpec } from './task.js';
 
@@ -175,7 +177,7 @@ async function recompute(
 ): Promise<VerifyResult> {
   const key = p.key as string;
   const base = { run: p.run, key };
-  const tmp = await opts.store.createTemp(key);
+  const tmp = await scratchFolder(opts.store, key);
   const t0 = performance.now();
   try {
     reporter.event(p.run.id, { kind: 'running', reason: 'verify: recomputing into a scratch folder' });
