@@ -29,7 +29,7 @@ import { createReporter } from './engine/progress.js';
 import type { TextSink } from './engine/progress.js';
 import { createRegistry } from './engine/registry.js';
 import type { StageRegistry } from './engine/registry.js';
-import { formatLeaves, formatTable, jsonResult, leafRuns } from './engine/report.js';
+import { formatLeaves, formatTable, formatWarnings, jsonResult, leafRuns } from './engine/report.js';
 import type { ResultRow } from './engine/report.js';
 import { runPipeline } from './engine/runner.js';
 import { SlurmClient, SlurmError } from './engine/slurm.js';
@@ -305,6 +305,7 @@ async function runCommand(
       deps.stdout.write(jsonResult(rows));
     } else {
       deps.stdout.write(formatTable(rows, { color: deps.tty, withSeconds: true }));
+      deps.stdout.write(formatWarnings(records.filter((r) => r.status === 'ran').map((r) => ({ id: r.run.id, manifest: r.manifest }))));
       const leaves = new Set(leafRuns(pipeline.runs));
       const leafRecords = records.filter((r) => leaves.has(r.run)).map((r) => ({ id: r.run.id, dir: r.dir, manifest: r.manifest }));
       const text = formatLeaves(leafRecords, process.cwd());

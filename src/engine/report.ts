@@ -66,6 +66,19 @@ export function formatTable(rows: readonly ResultRow[], options: { color: boolea
   return [line(header, true), ...cells.map((c, k) => line(c, false, rows[k].status))].join('\n') + '\n';
 }
 
+/**
+ * `warning: <id>: <text>` for each `warnings` entry the stages of `runs` recorded (see
+ * `StageContext.record`); empty when there is none.
+ */
+export function formatWarnings(runs: readonly { id: string; manifest?: Manifest }[]): string {
+  const lines: string[] = [];
+  for (const r of runs) {
+    const w = r.manifest?.info.warnings;
+    if (Array.isArray(w)) for (const text of w) lines.push(`warning: ${r.id}: ${typeof text === 'string' ? text : JSON.stringify(text)}`);
+  }
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
+
 /** The runs no other run reads (the ends of the pipeline). */
 export function leafRuns(runs: readonly StageRun[]): StageRun[] {
   const used = new Set<StageRun>();

@@ -58,7 +58,11 @@ export interface StageContext<P = Record<string, Json>> {
   writeTable(name: string, table: Table): Promise<void>;
   /** Writes raw bytes (weights, plots, JSON) as `<outDir>/<name>`. */
   writeFile(name: string, bytes: Uint8Array | string): Promise<void>;
-  /** Records a value in the manifest's `info` (e.g. `backend`, `steps_per_second`). */
+  /**
+   * Records a value in the manifest's `info` (e.g. `backend`, `steps_per_second`). `warnings` (a list
+   * of strings: something the user asked for that the stage could not give) are also printed after
+   * the run's table.
+   */
   record(key: string, value: Json): void;
   /** Reports live progress (drives the progress display; cheap to call every step). */
   progress(update: ProgressUpdate): void;
