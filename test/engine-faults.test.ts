@@ -70,6 +70,25 @@ describe('leftovers of killed runs', () => {
     expect(readdirSync(tmp)).toEqual([]);
   });
 
+  it('a worker busy computing when its driver dies writes nothing afterwards', async () => {
+    const dir = tempDir('gp-orphan-');
+    const file = writeFileIn(dir, 'p.yaml', 'stages:\n  a: { uses: slow, with: { ms: 60000, steps: 600, tag: busy } }\n');
+    const store = join(dir, 'store');
+    const driver = execa(node, [...prefix, 'run', file, '--store', store, '--jobs', '2'], { reject: false, env: { GP_FAKE_SLOW_BUSY_MS: '1500' } });
+    const tmp = join(store, '.tmp');
+    const started = () => existsSync(tmp) && readdirSync(tmp).some((d) => existsSync(join(tmp, d, 'started.txt')));
+    expect(await until(started, 30_000)).toBe(true);
+    const workers = await workersOf(driver.pid as number);
+    driver.kill('SIGKILL');
+    await driver;
+    // The next run's cleaning happens while the worker still computes...
+    expect((await cli(['gc', '--store', store])).code).toBe(0);
+    expect(readdirSync(tmp)).toEqual([]);
+    // ...and once done computing, it exits instead of writing into the folder again.
+    expect(await until(() => ended(workers[0]), 5000)).toBe(true);
+    expect(readdirSync(tmp)).toEqual([]);
+  });
+
   it('run and gc remove the usage record a kill left half-renamed (GROKPIPE_FAULT=usage-rename)', async () => {
     const dir = tempDir('gp-uses-');
     const file = writeFileIn(dir, 'p.yaml', 'stages:\n  g: { uses: gen, with: { n: 3 } }\n');

@@ -81,6 +81,9 @@ export async function execTaskFile(file: string, registry: StageRegistry, files:
   process.once('SIGTERM', stop);
   const parentGone = (): void => process.exit(130);
   process.once('disconnect', parentGone);
+  // A stage busy computing sees the 'disconnect' late: the parent's pid, read live, tells at once.
+  const parent = process.ppid;
+  const orphaned = (): boolean => process.send !== undefined && process.ppid !== parent;
   let task: TaskSpec;
   try {
     task = JSON.parse(readFileSync(file, 'utf8')) as TaskSpec;
@@ -97,6 +100,7 @@ export async function execTaskFile(file: string, registry: StageRegistry, files:
   let pending: ProgressUpdate | undefined;
   const events = {
     progress(update: ProgressUpdate): void {
+      if (orphaned()) parentGone();
       const now = Date.now();
       if (now - lastProgress >= PROGRESS_INTERVAL_MS || update.step >= update.total) {
         lastProgress = now;
@@ -108,6 +112,9 @@ export async function execTaskFile(file: string, registry: StageRegistry, files:
     },
     log(message: string): void {
       void send({ type: 'log', message });
+    },
+    beforeWrite(): void {
+      if (orphaned()) parentGone();
     },
   };
   try {
