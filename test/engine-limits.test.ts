@@ -61,6 +61,21 @@ describe('input limits', () => {
     expect(ok.code).toBe(0);
   });
 
+  it('a file at the size limit with a mapping of 40,000 keys is read in seconds; repeated keys are still found', async () => {
+    const vars = Array.from({ length: 40_000 }, (_, i) => `  v${i}: ${i}\n`).join('');
+    const yaml = `vars:\n${vars}stages:\n  g: { uses: gen }\n`;
+    expect(yaml.length).toBeLessThan(1024 * 1024);
+    const dir = tempDir('gp-limits-');
+    const file = writeFileIn(dir, 'p.yaml', yaml);
+    const t0 = performance.now();
+    const r = await cli(['status', file, '--store', join(dir, 'store')]);
+    // Quadratic before (each key compared with every earlier one): 20 s and more here.
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect(r.code).toBe(0);
+    const err = await refused(`vars:\n${vars}  v7: again\nstages:\n  g: { uses: gen, with: { n: 1, n: 2 } }\n`);
+    expect(err).toBe('p.yaml:40002:3: YAML syntax error: Map keys must be unique\np.yaml:40004:33: YAML syntax error: Map keys must be unique\n');
+  });
+
   it('a "billion laughs" document is refused at the alias that passes the limit, naming --max-aliases', async () => {
     const laughs = ['a: &a [x, x, x, x, x, x, x, x, x]'];
     for (const [i, name] of ['b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'].entries()) {

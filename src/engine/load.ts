@@ -10,6 +10,7 @@ import type { JsonPath } from './errors.js';
 import { LIMIT_OPTIONS, inputLimits } from './limits.js';
 import type { InputLimits } from './limits.js';
 import { checkAliases } from './yaml-aliases.js';
+import { repeatedKeys } from './yaml-keys.js';
 
 /**
  * Maps a JSON path to a human location, `file:line:col` (1-based) of the nearest existing node:
@@ -57,14 +58,18 @@ export function loadPipeline(file: string, limits: InputLimits = inputLimits()):
  */
 export function parsePipelineText(text: string, file: string, limits: InputLimits = inputLimits()): LoadedPipeline {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
+  // Repeated keys are found below, in linear time (`yaml-keys.ts`).
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: false });
+  const syntax = doc.errors.map((e) => ({ offset: e.pos[0], message: e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '') }));
+  for (const offset of repeatedKeys(doc)) syntax.push({ offset, message: 'Map keys must be unique' });
+  if (syntax.length > 0) {
     throw new InputError(
-      doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
-        const first = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
-        return { where: pos ? `${file}:${pos.line}:${pos.col}` : file, path: '', message: `YAML syntax error: ${first}` };
-      }),
+      syntax
+        .sort((a, b) => a.offset - b.offset)
+        .map((e) => {
+          const pos = lineCounter.linePos(e.offset);
+          return { where: `${file}:${pos.line}:${pos.col}`, path: '', message: `YAML syntax error: ${e.message}` };
+        }),
     );
   }
   let data: unknown;
