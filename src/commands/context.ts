@@ -2,6 +2,7 @@
  * What the cache commands (`why`, `dag`, `verify`, `gc`, `show`, `ls`) get from `main` in
  * `src/cli.ts`, and the options they share with `run` and `status`.
  */
+import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import type { TextSink } from '../engine/progress.js';
 import type { StageRegistry } from '../engine/registry.js';
@@ -34,6 +35,13 @@ export interface PipelineOptions {
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** Parses an option's value as an integer >= 1. @throws InvalidArgumentError otherwise (exit 2). */
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
 
 /** Adds `--set`, `--store` and `--json` (the same as `run` and `status`). */
 export function pipelineOptions(cmd: Command): Command {

@@ -7,18 +7,13 @@
 import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import { DEFAULT_LIMITS, LIMIT_OPTIONS, setInputLimits } from '../engine/limits.js';
+import { positiveInt } from './context.js';
 
 interface LimitOptions {
   maxRuns: number;
   maxErrors: number;
   maxFileSize: number;
   maxAliases: number;
-}
-
-function count(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
 }
 
 function mebibytes(value: string): number {
@@ -30,10 +25,10 @@ function mebibytes(value: string): number {
 /** Adds the limit options to `program` and applies them before each command's action. */
 export function registerLimitOptions(program: Command): void {
   program
-    .option(LIMIT_OPTIONS.maxRuns, 'most stage runs a pipeline may expand to', count, DEFAULT_LIMITS.maxRuns)
-    .option(LIMIT_OPTIONS.maxErrors, 'most problems listed for bad input (the others are counted)', count, DEFAULT_LIMITS.maxErrors)
+    .option(LIMIT_OPTIONS.maxRuns, 'most stage runs a pipeline may expand to', positiveInt, DEFAULT_LIMITS.maxRuns)
+    .option(LIMIT_OPTIONS.maxErrors, 'most problems listed for bad input (the others are counted)', positiveInt, DEFAULT_LIMITS.maxErrors)
     .option(LIMIT_OPTIONS.maxFileBytes, 'largest pipeline file read (MiB)', mebibytes, DEFAULT_LIMITS.maxFileBytes / 2 ** 20)
-    .option(LIMIT_OPTIONS.maxAliasNodes, 'most YAML nodes a pipeline file may copy through aliases', count, DEFAULT_LIMITS.maxAliasNodes)
+    .option(LIMIT_OPTIONS.maxAliasNodes, 'most YAML nodes a pipeline file may copy through aliases', positiveInt, DEFAULT_LIMITS.maxAliasNodes)
     .configureHelp({ showGlobalOptions: true })
     .hook('preAction', () => {
       const o = program.opts<LimitOptions>();

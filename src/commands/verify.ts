@@ -12,7 +12,7 @@
  * (with `--repair` too: the store was wrong), 2 bad input, 130 interrupted.
  */
 import { availableParallelism } from 'node:os';
-import { InvalidArgumentError, Option } from 'commander';
+import { Option } from 'commander';
 import type { Command } from 'commander';
 import { createColors } from 'picocolors';
 import type { Executor } from '../engine/executor.js';
@@ -28,7 +28,7 @@ import { assertStoreWritable } from '../engine/store-access.js';
 import { isFailure, sampleCached, verifyRuns } from '../engine/verify.js';
 import type { VerifyResult } from '../engine/verify.js';
 import type { CommandContext, PipelineOptions } from './context.js';
-import { pipelineOptions } from './context.js';
+import { pipelineOptions, positiveInt } from './context.js';
 import { BACKEND_REQUESTS } from '../models/backend-names.js';
 import type { BackendRequest } from '../models/backend-names.js';
 
@@ -40,12 +40,6 @@ interface VerifyCommandOptions extends PipelineOptions {
   repair?: boolean;
   jobs: number;
   backend: BackendRequest;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
 }
 
 /** Registers `verify` on `program`. */

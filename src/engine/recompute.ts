@@ -10,10 +10,10 @@
  * from the recomputed outputs (`contentHash`), and its key from the stage, version, params and
  * input hashes the manifest records (`stageKey`).
  */
-import { readdir, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { contentHash, hashJson, stageKey } from './hash.js';
-import { ByteCheckCache } from './integrity.js';
+import { ByteCheckCache, storedFile } from './integrity.js';
 import type { ByteProblem } from './integrity.js';
 import { MANIFEST_FILE } from './manifest.js';
 import type { Manifest, ManifestOutput } from './manifest.js';
@@ -40,36 +40,15 @@ export async function recomputeStored(dir: string, manifest: Manifest, cache = n
   const problems: ByteProblem[] = [];
   const outputs: ManifestOutput[] = [];
   for (const out of manifest.outputs) {
-    const path = join(dir, out.name);
-    let s;
-    try {
-      s = await stat(path);
-    } catch {
-      problems.push({ file: out.name, message: 'missing' });
+    // One problem a file: the first found. (Manifests older than byte hashes have no `sha256`:
+    // the content hash below still checks the file.)
+    const found = await storedFile(dir, out, cache);
+    if ('problem' in found) {
+      problems.push(found.problem);
       continue;
     }
-    if (!s.isFile()) {
-      problems.push({ file: out.name, message: 'not a file' });
-      continue;
-    }
-    // One problem a file: the first found.
-    if (s.size !== out.bytes) {
-      problems.push({ file: out.name, message: `size ${s.size} bytes, manifest says ${out.bytes}` });
-      continue;
-    }
-    let sha: string;
-    try {
-      sha = await cache.sha256(path, s);
-    } catch (err) {
-      problems.push({ file: out.name, message: `unreadable (${(err as Error).message})` });
-      continue;
-    }
-    // (Manifests older than byte hashes have no `sha256`: the content hash below still checks.)
-    if (typeof out.sha256 === 'string' && sha !== out.sha256) {
-      problems.push({ file: out.name, message: `bytes changed (sha256 ${short(sha)}, manifest says ${short(out.sha256)})` });
-      continue;
-    }
-    const hash = out.kind === 'table' ? await tableContentHash(path) : { hash: sha };
+    const sha = found.sha256 as string;
+    const hash = out.kind === 'table' ? await tableContentHash(join(dir, out.name)) : { hash: sha };
     if ('error' in hash) {
       problems.push({ file: out.name, message: hash.error });
       continue;
@@ -77,7 +56,7 @@ export async function recomputeStored(dir: string, manifest: Manifest, cache = n
     if (hash.hash !== out.content_hash) {
       problems.push({ file: out.name, message: `content hash ${short(hash.hash)} from the file, manifest says ${short(out.content_hash)}` });
     }
-    outputs.push({ name: out.name, kind: out.kind, content_hash: hash.hash, bytes: s.size, sha256: sha });
+    outputs.push({ name: out.name, kind: out.kind, content_hash: hash.hash, bytes: found.bytes, sha256: sha });
   }
   const listed = new Set(manifest.outputs.map((o) => o.name));
   for (const name of await filesIn(dir)) {
