@@ -38,6 +38,20 @@ function ended(pid: number): boolean {
   }
 }
 
+/** Live processes (zombies aside) whose command line names `text`. */
+function processesNaming(text: string): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(text) && !ended(Number(p));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 /** The pid of a process that ran and is gone (killed by SIGKILL after `script`). */
 async function deadPid(script = ''): Promise<number> {
   const child = execa(process.execPath, ['-e', `${script}; process.kill(process.pid, 'SIGKILL')`], { reject: false });
@@ -86,6 +100,25 @@ describe('leftovers of killed runs', () => {
     expect(readdirSync(tmp)).toEqual([]);
     // ...and once done computing, it exits instead of writing into the folder again.
     expect(await until(() => ended(workers[0]), 5000)).toBe(true);
+    expect(readdirSync(tmp)).toEqual([]);
+  });
+
+  it('a worker whose driver dies while it starts writes nothing', async () => {
+    const dir = tempDir('gp-orphan-');
+    const file = writeFileIn(dir, 'p.yaml', 'stages:\n  a: { uses: slow, with: { ms: 60000, steps: 600, tag: early } }\n');
+    const store = join(dir, 'store');
+    const driver = execa(node, [...prefix, 'run', file, '--store', store, '--jobs', '2'], { reject: false });
+    const tmp = join(store, '.tmp');
+    const started = () => readdirSync(tmp).some((d) => existsSync(join(tmp, d, 'started.txt')));
+    // The task file is written right before the worker is started (which takes a while under tsx).
+    expect(await until(() => existsSync(tmp) && readdirSync(tmp).some((n) => n.endsWith('.task.json')), 30_000)).toBe(true);
+    expect(started()).toBe(false);
+    driver.kill('SIGKILL');
+    await driver;
+    // The worker ends without starting the stage (which would write started.txt at once).
+    expect(await until(() => processesNaming(store).length === 0, 10_000)).toBe(true);
+    expect(started()).toBe(false);
+    expect((await cli(['gc', '--store', store])).code).toBe(0);
     expect(readdirSync(tmp)).toEqual([]);
   });
 

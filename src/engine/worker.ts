@@ -80,6 +80,8 @@ export async function execTaskFile(file: string, registry: StageRegistry, files:
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   const parentGone = (): void => process.exit(130);
+  // A driver killed while this worker was starting: the channel is closed already.
+  if (process.send !== undefined && !process.connected) parentGone();
   process.once('disconnect', parentGone);
   // A stage busy computing sees the 'disconnect' late: the parent's pid, read live, tells at once.
   const parent = process.ppid;
