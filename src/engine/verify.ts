@@ -177,6 +177,7 @@ async function recompute(
 ): Promise<VerifyResult> {
   const key = p.key as string;
   const base = { run: p.run, key };
+  const recorded = p.manifest?.environment?.threads;
   const tmp = await scratchFolder(opts.store, key);
   const t0 = performance.now();
   try {
@@ -196,7 +197,8 @@ async function recompute(
         dir: i.dir as string,
       })),
       outDir: tmp,
-      options: opts.options ?? {},
+      // The threads it was computed with (sums of floats can depend on them), when recorded.
+      options: { ...opts.options, ...(typeof recorded === 'number' ? { threads: recorded } : {}) },
     };
     let outputs: ManifestOutput[];
     try {
