@@ -13,10 +13,10 @@ import { mkdir, open, readdir, rename, rm, utimes, writeFile } from 'node:fs/pro
 import { basename, join, resolve } from 'node:path';
 import { manifestContradiction } from './integrity.js';
 import { acquireLock } from './lock.js';
-import { assertStoreFolder } from './store-access.js';
 import type { LockOptions, Release } from './lock.js';
 import { MANIFEST_FILE, parseManifest } from './manifest.js';
 import type { Manifest } from './manifest.js';
+import { assertStoreFolder } from './store-access.js';
 import { parseTempName, sweepTemporaries } from './sweep.js';
 import type { Temporary } from './sweep.js';
 
