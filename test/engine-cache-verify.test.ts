@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cli, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.js';
-import { calls, noise, resetCalls } from './fixtures/engine-stages.js';
+import { calls, fakeStages, noise, resetCalls } from './fixtures/engine-stages.js';
+import type { StageDefinition } from '../src/engine/stage.js';
 
 interface VerifyJson {
   runs: {
@@ -147,6 +148,29 @@ describe('verify', () => {
       problems: [{ file: 'g: values.parquet' }],
     });
     expect(calls).toEqual({ noisy: 1 });
+  });
+});
+
+describe('verify recomputes as the entry was computed', () => {
+  /** `threads`: writes the threads it was given (sums of floats can depend on them). */
+  const threads: StageDefinition<Record<string, never>> = {
+    name: 'threads',
+    version: '1',
+    description: 'writes its threads',
+    schema: { type: 'object', additionalProperties: false, properties: {} },
+    async run(ctx) {
+      await ctx.writeFile('threads.txt', String(ctx.options.threads));
+    },
+  };
+
+  it('with the threads recorded in its manifest, not those of its own --jobs', async () => {
+    const { file, store } = setup('stages:\n  t: { uses: threads }\n');
+    const stages = [...fakeStages, threads];
+    // 64 stage runs at once: 1 thread each (the inline executor; no worker processes here).
+    expect((await cli(['run', file, '--store', store, '--jobs', '64'], { stages })).code).toBe(0);
+    const r = await cli(['verify', file, '--store', store, '--json'], { stages });
+    expect((JSON.parse(r.stdout) as VerifyJson).runs.map((x) => x.status)).toEqual(['match']);
+    expect(r.code).toBe(0);
   });
 });
 

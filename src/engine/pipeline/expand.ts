@@ -7,6 +7,8 @@
  * the upstream runs of every matrix combination, in matrix order.
  */
 import type { Json, StageDefinition } from '../stage.js';
+import { RunLimitError } from './limits.js';
+import { setOwn } from './safe-object.js';
 import { renderTemplates } from './template.js';
 
 /** A stage as written in the pipeline (after `--set`), its `uses` resolved. */
@@ -74,11 +76,14 @@ export function combinations(matrix: Matrix, names: ReadonlySet<string>): Record
  * Expands stages (given in dependency order) into runs, in dependency order and, within a stage,
  * matrix order. Params are rendered but not validated. Assumes templates were checked
  * (`scanTemplates`) and `needs` point at earlier stages.
+ * @param maxRuns most runs in all (`limits.ts`), checked before a stage's runs are built.
+ * @throws RunLimitError when the runs would be more than `maxRuns`.
  */
 export function expandRuns(
   stages: readonly StageSpec[],
   matrix: Matrix,
   vars: Readonly<Record<string, Json>>,
+  maxRuns = Infinity,
 ): StageRun[] {
   const deps = new Map<string, Set<string>>();
   const runsOf = new Map<string, Map<string, StageRun>>();
@@ -86,7 +91,8 @@ export function expandRuns(
   const runs: StageRun[] = [];
   const project = (combo: Readonly<Record<string, Json>>, names: ReadonlySet<string>): Record<string, Json> => {
     const out: Record<string, Json> = {};
-    for (const [n] of matrix) if (names.has(n) && n in combo) out[n] = combo[n];
+    for (const [n] of matrix)
+      if (names.has(n) && Object.prototype.hasOwnProperty.call(combo, n)) setOwn(out, n, combo[n]);
     return out;
   };
   const upstreamRun = (needId: string, combo: Readonly<Record<string, Json>>): StageRun => {
@@ -102,6 +108,8 @@ export function expandRuns(
       for (const n of spec.needs) for (const v of deps.get(n) ?? []) mine.add(v);
     }
     deps.set(spec.id, mine);
+    const count = matrix.reduce((n, [name, values]) => (mine.has(name) ? n * values.length : n), 1);
+    if (runs.length + count > maxRuns) throw new RunLimitError(spec.id, count, maxRuns);
     const byId = new Map<string, StageRun>();
     runsOf.set(spec.id, byId);
     // A need that depends on exactly these variables has one run per combination, in the same
