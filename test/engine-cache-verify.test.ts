@@ -225,6 +225,29 @@ stages:
 `;
   const B = A.replace('name: a', 'name: b').replace('factor: 2', 'factor: 3');
 
+  it('removes the .meta sidecar (names, tags, uses) of each entry it removes, and only those', async () => {
+    const { file: a, store, dir } = setup(A, 'a.yaml');
+    const b = writeFileIn(dir, 'b.yaml', B);
+    const ra = await cli(['run', a, '--store', store, '--json']);
+    const rb = await cli(['run', b, '--store', store, '--json']);
+    const sidecar = (stage: string, key: string | null) => join(store, '.meta', stage, `${key as string}.json`);
+    for (const id of ['g', 's', 't']) {
+      expect(existsSync(sidecar(ra.run(id).stage, ra.run(id).key))).toBe(true);
+      expect(existsSync(sidecar(rb.run(id).stage, rb.run(id).key))).toBe(true);
+    }
+    // A damaged entry of a: its manifest is gone, so gc removes it and its sidecar.
+    writeFileSync(join(store, 'sum', ra.run('t').key as string, 'manifest.json'), 'not json');
+
+    const real = await cli(['gc', '--store', store, '--keep-pipelines', a]);
+    expect(real.code).toBe(0);
+    expect(existsSync(sidecar('scale', rb.run('s').key))).toBe(false);
+    expect(existsSync(sidecar('sum', rb.run('t').key))).toBe(false);
+    expect(existsSync(sidecar('sum', ra.run('t').key))).toBe(false);
+    expect(existsSync(join(store, '.meta', 'sum'))).toBe(false);
+    expect(existsSync(sidecar('gen', ra.run('g').key))).toBe(true);
+    expect(existsSync(sidecar('scale', ra.run('s').key))).toBe(true);
+  });
+
   it('keeps what a kept pipeline reuses (early cutoff included), removes the rest and dead leftovers', async () => {
     const { file: a, store, dir } = setup(A, 'a.yaml');
     const b = writeFileIn(dir, 'b.yaml', B);
