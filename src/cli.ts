@@ -34,6 +34,7 @@ import { registerDag } from './commands/dag.js';
 import { registerDoctor } from './commands/doctor.js';
 import { defaultWorkerCommand, registerExecJob } from './commands/exec-job.js';
 import { registerGc } from './commands/gc.js';
+import { registerLimitOptions } from './commands/limits.js';
 import { registerLs } from './commands/ls.js';
 import { registerReport } from './commands/report.js';
 import { registerRun } from './commands/run.js';
@@ -137,6 +138,7 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
   ]) {
     register(program, ctx);
   }
+  registerLimitOptions(program);
 
   try {
     await program.parseAsync([...argv], { from: 'user' });

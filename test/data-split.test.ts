@@ -1,3 +1,5 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateStage } from '../src/stages/generate.js';
 import { splitStage } from '../src/stages/split.js';
@@ -11,8 +13,10 @@ import { pairGoesToTest, testThreshold } from '../src/task/pair-hash.js';
 import { openStream, streamWords } from '../src/task/streams.js';
 import { PoolTooSmallError, splitKnowledgeBase } from '../src/task/split.js';
 import { planSplit } from '../src/task/split-plan.js';
+import { builtinStages } from '../src/stages/index.js';
 import type { FakeRun } from './data-context.js';
 import { runFake } from './data-context.js';
+import { cli, tempDir, writeFileIn } from './fixtures/engine-harness.js';
 
 const N = 1000;
 const A = 20;
@@ -371,5 +375,32 @@ describe('split stage input checks', () => {
     };
     expect(numRows(swapped)).toBe(10);
     expect(() => kbFromTable(swapped, 3)).toThrow(/ordered by attribute then entity|not a multiple/);
+  });
+});
+
+describe('split: test_size larger than a pool', () => {
+  it('says so on the terminal, after the run table, and in the manifest', async () => {
+    const dir = tempDir('gp-split-cap-');
+    const file = writeFileIn(
+      dir,
+      'p.yaml',
+      'stages:\n  kb: { uses: generate, with: { entities: 24, attributes: 2, values: 5, seed: 3 } }\n' +
+        '  facts: { uses: split, needs: [kb], with: { id_fraction: 0.75, phi: 2, test_size: 40 } }\n',
+    );
+    const r = await cli(['run', file, '--store', join(dir, 'store')], { stages: builtinStages });
+    expect(r.code).toBe(0);
+    const warning =
+      'test_size 40 capped: the knowledge base has only 36 id_atomic, 12 ood_atomic facts to test on (each such test set holds them all)';
+    expect(r.stdout).toContain(`\nwarning: facts: ${warning}\n`);
+    expect(r.stderr).toContain(`[facts] split: ${warning}`);
+    const split = join(dir, 'store', 'split');
+    const manifest = JSON.parse(readFileSync(join(split, readdirSync(split)[0], 'manifest.json'), 'utf8')) as {
+      info: { warnings: string[] };
+    };
+    expect(manifest.info.warnings).toEqual([warning]);
+    // Cached the next time: the table stays quiet.
+    expect((await cli(['run', file, '--store', join(dir, 'store')], { stages: builtinStages })).stdout).not.toContain(
+      'warning',
+    );
   });
 });

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cli, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.js';
-import { calls, noise, resetCalls } from './fixtures/engine-stages.js';
+import { calls, fakeStages, noise, resetCalls } from './fixtures/engine-stages.js';
+import type { StageDefinition } from '../src/engine/stage.js';
 
 interface VerifyJson {
   runs: {
@@ -150,6 +151,29 @@ describe('verify', () => {
   });
 });
 
+describe('verify recomputes as the entry was computed', () => {
+  /** `threads`: writes the threads it was given (sums of floats can depend on them). */
+  const threads: StageDefinition<Record<string, never>> = {
+    name: 'threads',
+    version: '1',
+    description: 'writes its threads',
+    schema: { type: 'object', additionalProperties: false, properties: {} },
+    async run(ctx) {
+      await ctx.writeFile('threads.txt', String(ctx.options.threads));
+    },
+  };
+
+  it('with the threads recorded in its manifest, not those of its own --jobs', async () => {
+    const { file, store } = setup('stages:\n  t: { uses: threads }\n');
+    const stages = [...fakeStages, threads];
+    // 64 stage runs at once: 1 thread each (the inline executor; no worker processes here).
+    expect((await cli(['run', file, '--store', store, '--jobs', '64'], { stages })).code).toBe(0);
+    const r = await cli(['verify', file, '--store', store, '--json'], { stages });
+    expect((JSON.parse(r.stdout) as VerifyJson).runs.map((x) => x.status)).toEqual(['match']);
+    expect(r.code).toBe(0);
+  });
+});
+
 describe('integrity on read', () => {
   const WEIGHTS = `
 stages:
@@ -200,6 +224,29 @@ stages:
   t: { uses: sum, needs: [s] }
 `;
   const B = A.replace('name: a', 'name: b').replace('factor: 2', 'factor: 3');
+
+  it('removes the .meta sidecar (names, tags, uses) of each entry it removes, and only those', async () => {
+    const { file: a, store, dir } = setup(A, 'a.yaml');
+    const b = writeFileIn(dir, 'b.yaml', B);
+    const ra = await cli(['run', a, '--store', store, '--json']);
+    const rb = await cli(['run', b, '--store', store, '--json']);
+    const sidecar = (stage: string, key: string | null) => join(store, '.meta', stage, `${key as string}.json`);
+    for (const id of ['g', 's', 't']) {
+      expect(existsSync(sidecar(ra.run(id).stage, ra.run(id).key))).toBe(true);
+      expect(existsSync(sidecar(rb.run(id).stage, rb.run(id).key))).toBe(true);
+    }
+    // A damaged entry of a: its manifest is gone, so gc removes it and its sidecar.
+    writeFileSync(join(store, 'sum', ra.run('t').key as string, 'manifest.json'), 'not json');
+
+    const real = await cli(['gc', '--store', store, '--keep-pipelines', a]);
+    expect(real.code).toBe(0);
+    expect(existsSync(sidecar('scale', rb.run('s').key))).toBe(false);
+    expect(existsSync(sidecar('sum', rb.run('t').key))).toBe(false);
+    expect(existsSync(sidecar('sum', ra.run('t').key))).toBe(false);
+    expect(existsSync(join(store, '.meta', 'sum'))).toBe(false);
+    expect(existsSync(sidecar('gen', ra.run('g').key))).toBe(true);
+    expect(existsSync(sidecar('scale', ra.run('s').key))).toBe(true);
+  });
 
   it('keeps what a kept pipeline reuses (early cutoff included), removes the rest and dead leftovers', async () => {
     const { file: a, store, dir } = setup(A, 'a.yaml');

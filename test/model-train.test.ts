@@ -1,13 +1,17 @@
 /**
  * AdamW and the training loop on the wasm backend: decay only where it belongs, the update formula,
  * learning a tiny data set to 100 %, no tensor leak per step, and checkpoint/resume giving the same
- * weights bit for bit as an uninterrupted run.
+ * weights bit for bit as an uninterrupted run: after an abort (at step 0 too), a crash, and a full
+ * disk while a checkpoint is written (a real 1 MiB tmpfs where the test may mount one, and ENOSPC
+ * injected into the write everywhere), which must leave no temporary behind.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import type * as Fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AdamW, learningRate } from '../src/models/adamw.js';
 import type { AdamWConfig } from '../src/models/adamw.js';
 import { initBackend } from '../src/models/backend.js';
@@ -16,7 +20,21 @@ import { makeRng, permutation } from '../src/models/train-rng.js';
 import { BatchSampler } from '../src/models/train/examples.js';
 import { trainModel } from '../src/models/train/trainer.js';
 import type { Examples } from '../src/models/train/examples.js';
-import type { TrainerConfig, TrainResult } from '../src/models/train/trainer.js';
+import type { TrainerConfig, TrainOptions, TrainResult } from '../src/models/train/trainer.js';
+
+/** While `on`, writes of temporaries (`*.tmp-<pid>`) stop half-way with ENOSPC: a full disk. */
+const inject = vi.hoisted(() => ({ on: false }));
+vi.mock('node:fs', async (original) => {
+  const fs = await original<typeof Fs>();
+  const writeFileSync = (path: unknown, data: unknown, ...rest: unknown[]): void => {
+    if (inject.on && typeof path === 'string' && /\.tmp-\d+$/.test(path) && data instanceof Uint8Array) {
+      fs.writeFileSync(path, data.subarray(0, data.byteLength >> 1));
+      throw Object.assign(new Error(`ENOSPC: no space left on device, write '${path}'`), { code: 'ENOSPC' });
+    }
+    (fs.writeFileSync as (...a: unknown[]) => void)(path, data, ...rest);
+  };
+  return { ...fs, default: { ...fs, writeFileSync }, writeFileSync };
+});
 
 const VOCAB = 24;
 const SEQ = 3;
@@ -84,7 +102,9 @@ async function weights(r: TrainResult): Promise<Map<string, Float32Array>> {
 beforeAll(async () => {
   await initBackend('wasm');
 });
-afterAll(() => {
+const unmount: string[] = [];
+afterAll(async () => {
+  for (const m of unmount) await execa('umount', [m], { reject: false });
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -231,5 +251,106 @@ describe('trainModel', () => {
     const other = await trainModel({ ...c, seed: 4 }, train, tests, { checkpointDir: dir2 });
     expect(other.resumedFrom).toBe(0);
     other.model.dispose();
+  });
+
+  it('resumes from a step-0 checkpoint (interrupted before step 1 ended) to the same curve and weights', async () => {
+    // Aborted right after the step-0 evaluation: the checkpoint of step 0 already holds its rows.
+    const ctrl = new AbortController();
+    const { plain, resumed, files } = await interruptedThenResumed(
+      config({ maxSteps: 12, evalEvery: 4, checkpointEvery: 100 }),
+      tempDir(),
+      {
+        signal: ctrl.signal,
+        events: { onStep: (s) => s.step === 0 && ctrl.abort(new Error('stop')) },
+      },
+    );
+    expect(files).toEqual(['checkpoint-000000000.json', 'checkpoint-000000000.safetensors']);
+    expect(resumed.resumedFrom).toBe(0);
+    // The whole curve, not a prefix: the step-0 rows appear once.
+    expect(resumed.curve).toEqual(plain.curve);
+    expect(resumed.weights).toEqual(plain.weights);
+  });
+});
+
+/** A run and its weights (the model disposed). */
+interface Finished {
+  curve: TrainResult['curve'];
+  resumedFrom: number;
+  weights: Map<string, Float32Array>;
+}
+
+async function finish(r: TrainResult): Promise<Finished> {
+  const w = await weights(r);
+  r.model.dispose();
+  return { curve: r.curve, resumedFrom: r.resumedFrom, weights: w };
+}
+
+/**
+ * Trains `c` uninterrupted; then into `dir` with `options` (which must make it reject); then
+ * `between()`, and a resume from `dir`.
+ * @returns both runs and the files the interrupted one left in `dir`.
+ */
+async function interruptedThenResumed(
+  c: TrainerConfig,
+  dir: string,
+  options: TrainOptions,
+  between: () => void = () => undefined,
+): Promise<{ plain: Finished; resumed: Finished; files: string[]; error: unknown }> {
+  const plain = await finish(await trainModel(c, train, tests));
+  const error = await trainModel(c, train, tests, { ...options, checkpointDir: dir }).then(
+    () => expect.fail('the interrupted run did not reject'),
+    (err: unknown) => err,
+  );
+  const files = readdirSync(dir).sort();
+  between();
+  const resumed = await finish(await trainModel(c, train, tests, { checkpointDir: dir }));
+  return { plain, resumed, files, error };
+}
+
+describe('checkpoints on a full disk', () => {
+  const c = config({ maxSteps: 15, evalEvery: 5, checkpointEvery: 5 });
+
+  /**
+   * After the checkpoint of step 5, `fill()` makes the disk full, so the one of step 10 fails: no
+   * temporary may be left; once `free()` gives the space back, the run resumes from step 5.
+   */
+  async function fullDisk(dir: string, fill: () => void, free: () => void): Promise<void> {
+    const { plain, resumed, files, error } = await interruptedThenResumed(
+      c,
+      dir,
+      { events: { onStep: (s) => s.step === 6 && fill() } },
+      free,
+    );
+    expect(error).toMatchObject({ code: 'ENOSPC' });
+    expect(files).toEqual(['checkpoint-000000005.json', 'checkpoint-000000005.safetensors']);
+    expect(resumed.resumedFrom).toBe(5);
+    expect(resumed.weights).toEqual(plain.weights);
+  }
+
+  it('a 1 MiB file system filled mid-run: no temporary left, resumable once space is freed', async (ctx) => {
+    const mnt = tempDir();
+    const mounted = await execa('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { reject: false }).catch(
+      () => ({ exitCode: 1 }),
+    );
+    if (mounted.exitCode !== 0) {
+      ctx.skip('cannot mount a small tmpfs here (needs root and mount rights); the injected ENOSPC case runs instead');
+      return;
+    }
+    unmount.push(mnt);
+    const filler = join(mnt, 'filler');
+    const fill = (): void => {
+      const s = statfsSync(mnt);
+      // Leave less room than a checkpoint takes (~330 kB here).
+      writeFileSync(filler, Buffer.alloc(Math.max(0, s.bavail * s.bsize - 100_000)));
+    };
+    await fullDisk(join(mnt, 'ckpt'), fill, () => rmSync(filler));
+  });
+
+  it('ENOSPC injected into the checkpoint write: no temporary left, resumable once space is freed', async () => {
+    await fullDisk(
+      tempDir(),
+      () => (inject.on = true),
+      () => (inject.on = false),
+    );
   });
 });

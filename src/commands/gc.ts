@@ -14,6 +14,7 @@ import type { GcResult } from '../engine/cache/gc.js';
 import { compilePipeline } from '../engine/pipeline/pipeline.js';
 import { planRuns } from '../engine/explain/plan.js';
 import { Store } from '../engine/cache/store.js';
+import { assertStoreWritable, storeReadOnly } from '../engine/cache/store-access.js';
 import type { CommandContext } from './context.js';
 import { jsonOption, storeOption } from './options.js';
 
@@ -49,11 +50,22 @@ export function registerGc(program: Command, ctx: CommandContext): void {
       const keep = opts.keepPipelines
         ? await Promise.all(opts.keepPipelines.map((f) => planRuns(compilePipeline(f, ctx.registry()).runs, store)))
         : undefined;
-      const result = await collectGarbage(store, {
+      // A store that cannot be written: list what would go, and refuse when that is anything.
+      const readOnly = !opts.dryRun && storeReadOnly(store.root) !== undefined;
+      const listed = await collectGarbage(store, {
         ...(keep ? { keep } : {}),
         ...(opts.olderThan !== undefined ? { olderThanMs: opts.olderThan * DAY_MS } : {}),
-        dryRun: Boolean(opts.dryRun),
+        dryRun: Boolean(opts.dryRun) || readOnly,
       });
+      const n = listed.removed.length;
+      if (readOnly && n > 0) {
+        assertStoreWritable(
+          store.root,
+          `gc would remove ${n} item${n === 1 ? '' : 's'} (--dry-run lists them)`,
+          opts.store,
+        );
+      }
+      const result = readOnly ? { ...listed, dryRun: false } : listed;
       if (opts.json) ctx.stdout.write(`${JSON.stringify(gcJson(result, store.root))}\n`);
       else ctx.stdout.write(formatGc(result, store.root, keep === undefined && opts.olderThan === undefined));
       ctx.setExitCode(0);

@@ -13,12 +13,14 @@ import type { Command } from 'commander';
 import { compilePipeline } from '../engine/pipeline/pipeline.js';
 import type { Pipeline } from '../engine/pipeline/pipeline.js';
 import { createReporter } from '../engine/terminal/reporter.js';
-import { formatLeaves, formatTable, jsonResult, leafRuns } from '../engine/terminal/summary.js';
+import { formatLeaves, formatTable, formatWarnings, jsonResult, leafRuns } from '../engine/terminal/summary.js';
 import type { ResultRow } from '../engine/terminal/summary.js';
 import { runPipeline } from '../engine/runner.js';
 import type { RunRecord } from '../engine/runner.js';
 import { SlurmError } from '../engine/exec/slurm.js';
 import { Store } from '../engine/cache/store.js';
+import { assertNothingToCompute, storeReadOnly } from '../engine/cache/store-access.js';
+import { planRuns } from '../engine/explain/plan.js';
 import { gitRevision } from '../engine/cache/git.js';
 import { recordRunMeta } from '../engine/cache/meta.js';
 import type { BackendRequest } from '../models/backend-names.js';
@@ -79,8 +81,12 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     ctx.setJson(Boolean(opts.json));
     const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set, runName: opts.name });
     const store = new Store(opts.store);
-    if (opts.dryRun) ctx.setExitCode(await printStatus(pipeline, store, Boolean(opts.json), ctx.stdout, ctx.color));
-    else ctx.setExitCode(await runCommand(pipeline, store, opts, ctx));
+    if (opts.dryRun) {
+      ctx.setExitCode(await printStatus(pipeline, store, Boolean(opts.json), ctx.stdout, ctx.color));
+      return;
+    }
+    if (storeReadOnly(store.root)) assertNothingToCompute(await planRuns(pipeline.runs, store), store.root, opts.store);
+    ctx.setExitCode(await runCommand(pipeline, store, opts, ctx));
   });
 }
 
@@ -173,6 +179,9 @@ function printRecords(pipeline: Pipeline, records: readonly RunRecord[], json: b
     return;
   }
   ctx.stdout.write(formatTable(rows, { color: ctx.color, withSeconds: true }));
+  ctx.stdout.write(
+    formatWarnings(records.filter((r) => r.status === 'ran').map((r) => ({ id: r.run.id, manifest: r.manifest }))),
+  );
   const leaves = new Set(leafRuns(pipeline.runs));
   const leafRecords = records
     .filter((r) => leaves.has(r.run))

@@ -1,12 +1,15 @@
 /**
- * `grokpipe verify <file> [--sample K | --all] [--bytes-only]`: the reproducibility check. Checks
- * the byte hashes of the selected cached runs (all by default, or K at random), recomputes each
+ * `grokpipe verify <file> [--sample K | --all] [--bytes-only] [--repair]`: the reproducibility
+ * check. Checks the byte hashes of the selected cached runs (all by default, or K at random), recomputes each
  * into a scratch folder from the store's cached inputs and compares content hashes output by
  * output, tables column by column (`engine/explain/verify.ts`). Runs that are not cached are listed as not
  * verifiable and do not fail the check.
  *
- * Exit codes: 0 all verified runs match, 1 a mismatch, a corrupt file or a failed recomputation,
- * 2 bad input, 130 interrupted.
+ * `--repair` then removes the entries found corrupt or mismatching (`engine/cache/repair.ts`), so
+ * that the next `run` recomputes them.
+ *
+ * Exit codes: 0 all verified runs match, 1 a mismatch, a corrupt file or a failed recomputation
+ * (with `--repair` too: the store was wrong), 2 bad input, 130 interrupted.
  */
 import { Option } from 'commander';
 import type { Command } from 'commander';
@@ -14,7 +17,10 @@ import { createColors } from 'picocolors';
 import { compilePipeline } from '../engine/pipeline/pipeline.js';
 import { planRuns } from '../engine/explain/plan.js';
 import { PlainReporter } from '../engine/terminal/progress.js';
+import { removeCondemned } from '../engine/cache/repair.js';
+import type { RemovedEntry } from '../engine/cache/repair.js';
 import { Store } from '../engine/cache/store.js';
+import { assertStoreWritable } from '../engine/cache/store-access.js';
 import { isFailure, sampleCached, verifyRuns } from '../engine/explain/verify.js';
 import type { VerifyResult } from '../engine/explain/verify.js';
 import type { BackendRequest } from '../models/backend-names.js';
@@ -36,6 +42,7 @@ interface VerifyCommandOptions extends PipelineOptions, TimestampOptions {
   sample?: number;
   all?: boolean;
   bytesOnly?: boolean;
+  repair?: boolean;
   jobs: number;
   backend: BackendRequest;
 }
@@ -57,6 +64,10 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
     )
     .addOption(new Option('--all', 'verify every cached run (the default)').conflicts('sample'))
     .option('--bytes-only', 'only check stored files against their byte hashes; recompute nothing')
+    .option(
+      '--repair',
+      'remove the entries found corrupt or different from their recomputation, so that the next run recomputes them',
+    )
     .addOption(jobsOption('recomputations at once', 1))
     .addOption(backendOption('TensorFlow.js backend for recomputed training'))
     .addOption(timestamps[0])
@@ -65,6 +76,7 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
       ctx.setJson(Boolean(opts.json));
       const pipeline = compilePipeline(file, ctx.registry(), { sets: opts.set });
       const store = new Store(opts.store);
+      if (opts.repair) assertStoreWritable(store.root, 'verify --repair removes the entries it condemns', opts.store);
       const plan = await planRuns(pipeline.runs, store);
       const selected = opts.sample !== undefined ? sampleCached(plan, opts.sample) : new Set(plan.map((p) => p.run));
       const executor = localExecutor(opts.jobs, ctx);
@@ -88,8 +100,10 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
       } finally {
         interrupt.dispose();
       }
-      if (opts.json) ctx.stdout.write(`${JSON.stringify(verifyJson(results))}\n`);
-      else ctx.stdout.write(formatVerify(results, ctx.color));
+      const repaired = opts.repair ? await removeCondemned(store, results) : undefined;
+      if (opts.json)
+        ctx.stdout.write(`${JSON.stringify({ ...verifyJson(results), ...(repaired ? { repaired } : {}) })}\n`);
+      else ctx.stdout.write(formatVerify(results, ctx.color) + (repaired ? formatRepaired(repaired) : ''));
       ctx.setExitCode(results.some((r) => isFailure(r.status)) ? 1 : 0);
     });
 }
@@ -119,7 +133,7 @@ function summary(results: readonly VerifyResult[]): Record<string, number> {
 /** One line per run (`match`, `MISMATCH file: column ...`, `not cached`), then a summary line. */
 export function formatVerify(results: readonly VerifyResult[], color: boolean): string {
   const pc = createColors(color);
-  const width = Math.max(0, ...results.map((r) => r.run.id.length));
+  const width = results.reduce((w, r) => Math.max(w, r.run.id.length), 0);
   const lines: string[] = [];
   for (const r of results) {
     const id = r.run.id.padEnd(width);
@@ -150,4 +164,11 @@ export function formatVerify(results: readonly VerifyResult[], color: boolean): 
     `${failed > 0 ? pc.red('verify failed') : pc.green('verify passed')}: ${results.length} runs checked (${parts.join(', ') || 'none'})`,
   );
   return `${lines.join('\n')}\n`;
+}
+
+/** One line per entry `--repair` removed, or that nothing needed it. */
+export function formatRepaired(removed: readonly RemovedEntry[]): string {
+  if (removed.length === 0) return 'repair: nothing to remove\n';
+  const lines = removed.map((r) => `repair: removed ${r.stage}/${r.key.slice(0, 12)} (${r.id})`);
+  return `${[...lines, `the next run recomputes ${removed.length === 1 ? 'it' : 'them'}`].join('\n')}\n`;
 }

@@ -3,6 +3,8 @@
  * naming where it is (`file:line:col` or the `--set` argument) and the field path.
  */
 
+import { LIMIT_OPTIONS, formatCount } from './pipeline/limits.js';
+
 /** A JSON path into the pipeline document, e.g. `['stages', 'facts', 'with', 'phi']`. */
 export type JsonPath = readonly (string | number)[];
 
@@ -41,8 +43,11 @@ export class InputError extends Error {
   readonly exitCode = 2;
   /** The problems, in the order found (duplicates removed). */
   readonly issues: readonly Issue[];
+  /** Further problems found but not kept (beyond the `--max-errors` limit). */
+  readonly more: number;
 
-  constructor(issues: readonly Issue[]) {
+  /** @param more problems found beyond `issues` (counted only); named on a last line. */
+  constructor(issues: readonly Issue[], more = 0) {
     const seen = new Set<string>();
     const unique = issues.filter((i) => {
       const line = formatIssue(i);
@@ -50,27 +55,52 @@ export class InputError extends Error {
       seen.add(line);
       return true;
     });
-    super(unique.map(formatIssue).join('\n'));
+    const tail = more > 0 ? [`... and ${formatCount(more)} more problems (${LIMIT_OPTIONS.maxErrors} lists more)`] : [];
+    super([...unique.map(formatIssue), ...tail].join('\n'));
     this.issues = unique;
+    this.more = more;
   }
 }
 
-/** Collects issues while a phase runs, then throws them all at once. */
+/**
+ * Collects issues while a phase runs, then throws them all at once. Keeps the first `limit`
+ * distinct ones and counts the rest, so that a sweep of bad values costs neither memory nor a
+ * flood of lines.
+ */
 export class IssueList {
   readonly items: Issue[] = [];
+  /** Problems added beyond `limit` (counted, not kept). */
+  more = 0;
+  private readonly seen = new Set<string>();
 
-  /** Adds one problem. */
+  /** @param limit most distinct issues kept (default: all). */
+  constructor(private readonly limit = Infinity) {}
+
+  /** Adds one problem (a repeat of a kept one is dropped). */
   add(where: string, path: JsonPath | string, message: string): void {
-    this.items.push({ where, path: typeof path === 'string' ? path : formatPath(path), message });
+    const issue = { where, path: typeof path === 'string' ? path : formatPath(path), message };
+    const line = formatIssue(issue);
+    if (this.seen.has(line)) return;
+    if (this.items.length >= this.limit) {
+      this.more++;
+      return;
+    }
+    this.seen.add(line);
+    this.items.push(issue);
   }
 
   /** True when no problem was added. */
   get empty(): boolean {
-    return this.items.length === 0;
+    return this.items.length === 0 && this.more === 0;
+  }
+
+  /** The InputError of the collected issues (and the count of the others). */
+  error(): InputError {
+    return new InputError(this.items, this.more);
   }
 
   /** @throws InputError with every collected issue, when there is any. */
   throwIfAny(): void {
-    if (this.items.length > 0) throw new InputError(this.items);
+    if (!this.empty) throw this.error();
   }
 }

@@ -57,7 +57,11 @@ export interface StageContext<P = Record<string, Json>> {
   writeTable(name: string, table: Table): Promise<void>;
   /** Writes raw bytes (weights, plots, JSON) as `<outDir>/<name>`. */
   writeFile(name: string, bytes: Uint8Array | string): Promise<void>;
-  /** Records a value in the manifest's `info` (e.g. `backend`, `steps_per_second`). */
+  /**
+   * Records a value in the manifest's `info` (e.g. `backend`, `steps_per_second`). `warnings` (a list
+   * of strings: something the user asked for that the stage could not give) are also printed after
+   * the run's table.
+   */
   record(key: string, value: Json): void;
   /** Reports live progress (drives the progress display; cheap to call every step). */
   progress(update: ProgressUpdate): void;
@@ -71,6 +75,8 @@ export interface StageContext<P = Record<string, Json>> {
    * A folder that survives an interrupted run of this same key (e.g. `<store>/.checkpoints/<key>`),
    * for resumable state such as training checkpoints; removed after success. It may not exist yet
    * (the stage creates it). Absent when the engine offers none: the stage then does not checkpoint.
+   * A file being written there is named `<name>.tmp-<pid>` (the writing process): the engine
+   * removes those of dead processes (`temporaries.ts`).
    */
   readonly checkpointDir?: string;
 }

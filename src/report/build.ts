@@ -4,7 +4,9 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
+import { InputError } from '../engine/errors.js';
 import type { Pipeline } from '../engine/pipeline/pipeline.js';
+import { storeReadOnly } from '../engine/cache/store-access.js';
 import type { Store } from '../engine/cache/store.js';
 import { grokpipeVersion } from '../engine/cache/version.js';
 import { inlineScripts } from './assets.js';
@@ -57,7 +59,8 @@ async function gatherWith(pipeline: Pipeline, store: Store, options: WriteReport
 /**
  * Writes the report of `pipeline` (reading `store` only; nothing is computed), creating the
  * output folder if needed.
- * @throws Error when a stored table cannot be read or the file cannot be written.
+ * @throws Error when a stored table cannot be read; InputError naming `--out` or `--store` when
+ *   the file cannot be written (a read-only store).
  */
 export async function writeReport(
   pipeline: Pipeline,
@@ -72,7 +75,15 @@ export async function writeReport(
     version: grokpipeVersion(),
     generatedAt: options.now ?? new Date(),
   });
-  await mkdir(dirname(file), { recursive: true });
-  await writeFile(file, html);
+  try {
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, html);
+  } catch (err) {
+    // Where the report goes is the user's choice (`--out`, or the store): name it.
+    const where = options.out !== undefined ? `--out ${options.out}` : `--store ${store.root}`;
+    const hint = options.out !== undefined ? '' : '; give --out FILE to write it elsewhere';
+    const why = storeReadOnly(dirname(file)) ?? (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new InputError([{ where, path: '', message: `cannot write the report ${file} (${why})${hint}` }]);
+  }
   return { file, data };
 }

@@ -2,7 +2,8 @@
  * Stage `split`: splits the knowledge base into training and test facts (Wang et al. 2024;
  * docs/design.md §4; the algorithm is in `src/task/split.ts`). Input: a `generate` artifact. Outputs
  * (docs/artifacts.md): `entities.parquet`, `train.parquet`, `test.parquet`, and `task.json` (the
- * task's sizes, for `tokenize`; see `src/task/task-file.ts`).
+ * task's sizes, for `tokenize`; see `src/task/task-file.ts`). A test set whose pool is smaller
+ * than `test_size` holds its whole pool; the run says so (log and `warnings`).
  */
 import { readFileSync } from 'node:fs';
 import type { StageDefinition } from '../engine/stage.js';
@@ -34,6 +35,18 @@ const schema = JSON.parse(
 
 function positiveInt(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : undefined;
+}
+
+/**
+ * The note that some test sets hold fewer than `test_size` facts (their whole pool: the KB has no
+ * more facts of that type), or undefined when none does.
+ * @param counts facts per test type.
+ */
+export function cappedTestSets(counts: Readonly<Record<string, number>>, testSize: number): string | undefined {
+  const short = Object.entries(counts).filter(([, n]) => n < testSize);
+  if (short.length === 0) return undefined;
+  const list = short.map(([type, n]) => `${n} ${type}`).join(', ');
+  return `test_size ${testSize} capped: the knowledge base has only ${list} facts to test on (each such test set holds them all)`;
 }
 
 /** The `split` stage. */
@@ -93,5 +106,10 @@ export const splitStage: StageDefinition<SplitStageParams> = {
       `split: ${domains.nId} ID / ${domains.nOod} OOD entities per attribute; ` +
         `${plan.idAtomic + plan.oodAtomic} atomic + ${plan.trainInferred} inferred training facts; ${result.test.type.length} test facts`,
     );
+    const capped = cappedTestSets(countByType(result.test), ctx.params.test_size);
+    if (capped) {
+      ctx.log(`split: ${capped}`);
+      ctx.record('warnings', [capped]);
+    }
   },
 };

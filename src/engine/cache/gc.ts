@@ -6,8 +6,12 @@
  *   longer than `--older-than` (an artifact's folder time is its last use: `run` touches it on
  *   every cache hit). With both criteria an artifact must meet both. With neither, no complete
  *   artifact is removed.
- * - **damaged** artifact folders (no valid manifest): never usable, always removed.
- * - **temporaries** (`.tmp/`) of processes that no longer run.
+ * - **damaged** artifact folders (no valid manifest, one that contradicts itself, an output missing
+ *   or of another size): never usable (`Store.lookup`), always removed.
+ * - with each artifact or damaged folder removed, its sidecar `.meta/<stage>/<key>.json` (run
+ *   names, tags and uses, `meta.ts`): it describes an entry that is gone.
+ * - **temporaries** of processes that no longer run: `.tmp/`, half-written checkpoint files and
+ *   usage records (`temporaries.ts`).
  * - **locks** (`.locks/`) whose owner died, or not refreshed for `lockStaleMs`.
  * - **checkpoints** (`.checkpoints/<key>`, resumable training state) whose artifact is complete;
  *   with `--keep-pipelines`, also those of keys no kept pipeline would compute; with
@@ -19,15 +23,15 @@
  * existing entry through early cutoff, so every entry of its stage type, code version and params
  * is kept too. Nothing held by a live lock is removed.
  */
-import { readFile, readdir, rm, rmdir, stat } from 'node:fs/promises';
+import { readdir, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { diskUsage } from './du.js';
 import { hashJson } from './hash.js';
 import { lockIsLive } from './lock.js';
-import { MANIFEST_FILE, parseManifest } from './manifest.js';
+import { metaDir, metaPath } from './meta.js';
 import type { PlannedRun } from '../explain/plan.js';
-import { pidAlive } from '../exec/pid.js';
 import type { Store } from './store.js';
+import { strayTemporaries } from './temporaries.js';
 
 /** Kinds of things `collectGarbage` removes. */
 export type GcKind = 'artifact' | 'damaged' | 'temporary' | 'lock' | 'checkpoint';
@@ -93,50 +97,82 @@ function keptBy(plans: readonly (readonly PlannedRun[])[]): Kept {
   return kept;
 }
 
+/** What the steps of `collectGarbage` share. */
+interface GcContext {
+  readonly store: Store;
+  readonly opts: GcOptions;
+  readonly kept: Kept | undefined;
+  /** Whether a live process holds the key's lock. */
+  readonly live: (key: string) => boolean;
+  /** Whether `path` was last touched longer ago than `--older-than` (true without that option). */
+  readonly old: (path: string) => Promise<boolean>;
+  /** Items to remove, in order. */
+  readonly removed: GcItem[];
+}
+
 /**
  * Collects garbage in `store` (see the module comment).
  * @throws Error on file system errors while removing.
  */
 export async function collectGarbage(store: Store, opts: GcOptions = {}): Promise<GcResult> {
   const now = opts.now ?? Date.now();
-  const kept = opts.keep ? keptBy(opts.keep) : undefined;
-  const old = async (path: string): Promise<boolean> => {
-    if (opts.olderThanMs === undefined) return true;
-    try {
-      return now - (await stat(path)).mtimeMs > opts.olderThanMs;
-    } catch {
-      return false;
-    }
+  const ctx: GcContext = {
+    store,
+    opts,
+    kept: opts.keep ? keptBy(opts.keep) : undefined,
+    live: (key) => lockIsLive(store.locksDir, key, opts.lockStaleMs ?? 60_000),
+    old: async (path) => {
+      if (opts.olderThanMs === undefined) return true;
+      try {
+        return now - (await stat(path)).mtimeMs > opts.olderThanMs;
+      } catch {
+        return false;
+      }
+    },
+    removed: [],
   };
-  const live = (key: string) => lockIsLive(store.locksDir, key, opts.lockStaleMs ?? 60_000);
-  const removed: GcItem[] = [];
+  const { complete, keptArtifacts } = await listEntries(ctx);
+  await listTemporaries(ctx);
+  await listLocks(ctx);
+  await listCheckpoints(ctx, complete);
+  if (!opts.dryRun) await removeItems(store.root, ctx.removed);
+  const removed = ctx.removed;
+  return { removed, keptArtifacts, bytes: removed.reduce((a, r) => a + r.bytes, 0), dryRun: Boolean(opts.dryRun) };
+}
+
+/**
+ * Lists the artifact folders that go: damaged ones, and complete ones that meet the criteria.
+ * @returns the keys of complete entries, and how many complete entries stay.
+ */
+async function listEntries(ctx: GcContext): Promise<{ complete: Set<string>; keptArtifacts: number }> {
+  const { store, opts, kept, live } = ctx;
   const complete = new Set<string>();
   let keptArtifacts = 0;
-
   for (const e of await store.entries()) {
-    let manifest;
-    try {
-      manifest = parseManifest(await readFile(join(e.dir, MANIFEST_FILE), 'utf8'));
-      if (manifest.key !== e.key || manifest.stage !== e.stage) throw new Error('key mismatch');
-    } catch {
-      if (!live(e.key))
-        removed.push({
+    // What `run` could not use (no valid manifest, one that contradicts itself, a file missing).
+    const found = await store.lookup(e.stage, e.key);
+    if (!found.hit) {
+      if (!live(e.key)) {
+        const why = found.reason ?? 'no valid manifest';
+        ctx.removed.push({
           kind: 'damaged',
           path: e.dir,
           stage: e.stage,
           key: e.key,
           bytes: await diskUsage(e.dir),
-          why: 'no valid manifest',
+          why,
         });
+      }
       continue;
     }
+    const manifest = found.manifest;
     complete.add(e.key);
     const referenced =
       kept !== undefined &&
       (kept.keys.has(e.key) ||
         kept.loose.has(`${e.stage}\n${manifest.components.version}\n${manifest.components.params_hash}`));
     const criterion = kept !== undefined || opts.olderThanMs !== undefined;
-    if (!criterion || referenced || live(e.key) || !(await old(e.dir))) {
+    if (!criterion || referenced || live(e.key) || !(await ctx.old(e.dir))) {
       keptArtifacts++;
       continue;
     }
@@ -146,26 +182,32 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
     ]
       .filter(Boolean)
       .join(', ');
-    removed.push({ kind: 'artifact', path: e.dir, stage: e.stage, key: e.key, bytes: await diskUsage(e.dir), why });
+    ctx.removed.push({ kind: 'artifact', path: e.dir, stage: e.stage, key: e.key, bytes: await diskUsage(e.dir), why });
   }
+  return { complete, keptArtifacts };
+}
 
-  for (const t of await store.temporaries()) {
-    if (t.pid === process.pid || pidAlive(t.pid)) continue;
-    const path = join(store.tmpDir, t.name);
-    removed.push({
+/** Lists the temporaries whose owner process is gone (`temporaries.ts`). */
+async function listTemporaries(ctx: GcContext): Promise<void> {
+  for (const t of await strayTemporaries(ctx.store.root, ctx.opts.lockStaleMs ?? 60_000)) {
+    ctx.removed.push({
       kind: 'temporary',
-      path,
-      key: t.key,
-      bytes: await diskUsage(path),
+      path: t.path,
+      ...(t.key ? { key: t.key } : {}),
+      bytes: await diskUsage(t.path),
       why: `process ${t.pid} is gone`,
     });
   }
+}
 
-  for (const name of await list(store.locksDir)) {
+/** Lists lock and owner files no live process holds. */
+async function listLocks(ctx: GcContext): Promise<void> {
+  const { locksDir } = ctx.store;
+  for (const name of await list(locksDir)) {
     const m = /^(.+)\.(lock|owner)$/.exec(name);
-    if (!m || live(m[1])) continue;
-    const path = join(store.locksDir, name);
-    removed.push({
+    if (!m || ctx.live(m[1])) continue;
+    const path = join(locksDir, name);
+    ctx.removed.push({
       kind: 'lock',
       path,
       key: m[1],
@@ -173,26 +215,49 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
       why: m[2] === 'lock' ? 'owner gone or lock stale' : 'no lock held',
     });
   }
+}
 
-  const checkpoints = join(store.root, '.checkpoints');
+/**
+ * Lists the checkpoint folders that go: those of complete artifacts that stay, and with a
+ * criterion those no kept pipeline would compute (or unused within the age limit).
+ */
+async function listCheckpoints(ctx: GcContext, complete: ReadonlySet<string>): Promise<void> {
+  const { kept, opts, removed } = ctx;
+  const checkpoints = join(ctx.store.root, '.checkpoints');
   for (const key of await list(checkpoints)) {
-    if (live(key)) continue;
+    if (ctx.live(key)) continue;
     const path = join(checkpoints, key);
     let why: string | undefined;
     if (complete.has(key) && !removed.some((r) => r.kind === 'artifact' && r.key === key))
       why = 'its artifact is complete';
-    else if ((kept !== undefined || opts.olderThanMs !== undefined) && !kept?.planned.has(key) && (await old(path))) {
+    else if (
+      (kept !== undefined || opts.olderThanMs !== undefined) &&
+      !kept?.planned.has(key) &&
+      (await ctx.old(path))
+    ) {
       why = kept ? 'no kept pipeline would compute its key' : 'not used within the age limit';
     }
-    if (why) removed.push({ kind: 'checkpoint', path, key, bytes: await diskUsage(path), why });
+    if (!why) continue;
+    // Its stray temporaries go with it: listed once.
+    const inside = removed.filter((r) => r.kind === 'temporary' && r.path.startsWith(`${path}/`));
+    for (const r of inside) removed.splice(removed.indexOf(r), 1);
+    removed.push({ kind: 'checkpoint', path, key, bytes: await diskUsage(path), why });
   }
+}
 
-  if (!opts.dryRun) {
-    for (const item of removed) await rm(item.path, { recursive: true, force: true });
-    const stages = new Set(removed.filter((r) => r.stage).map((r) => join(store.root, r.stage as string)));
-    for (const dir of stages) await rmdir(dir).catch(() => undefined);
+/**
+ * Removes the listed items, the sidecars of the entries among them, and the stage folders (of
+ * entries and of sidecars) left empty.
+ */
+async function removeItems(root: string, removed: readonly GcItem[]): Promise<void> {
+  const emptied = new Set<string>();
+  for (const item of removed) {
+    await rm(item.path, { recursive: true, force: true });
+    if (item.stage === undefined || item.key === undefined) continue;
+    await rm(metaPath(root, item.stage, item.key), { force: true });
+    emptied.add(join(root, item.stage)).add(join(metaDir(root), item.stage));
   }
-  return { removed, keptArtifacts, bytes: removed.reduce((a, r) => a + r.bytes, 0), dryRun: Boolean(opts.dryRun) };
+  for (const dir of emptied) await rmdir(dir).catch(() => undefined);
 }
 
 async function list(dir: string): Promise<string[]> {

@@ -9,8 +9,8 @@
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileSha256 } from './hash.js';
-import type { Manifest } from './manifest.js';
+import { contentHash, fileSha256 } from './hash.js';
+import type { Manifest, ManifestOutput } from './manifest.js';
 
 /** One problem with an artifact's files. */
 export interface ByteProblem {
@@ -53,32 +53,49 @@ export async function checkArtifactBytes(
 ): Promise<ByteProblem[]> {
   const problems: ByteProblem[] = [];
   for (const out of manifest.outputs) {
-    const path = join(dir, out.name);
-    let s;
-    try {
-      s = await stat(path);
-    } catch {
-      problems.push({ file: out.name, message: 'missing' });
-      continue;
-    }
-    if (!s.isFile() || s.size !== out.bytes) {
-      problems.push({ file: out.name, message: `size ${s.size} bytes, manifest says ${out.bytes}` });
-      continue;
-    }
-    if (typeof out.sha256 !== 'string') continue;
-    try {
-      const actual = cache ? await cache.sha256(path, s) : await fileSha256(path);
-      if (actual !== out.sha256) {
-        problems.push({
-          file: out.name,
-          message: `bytes changed (sha256 ${actual.slice(0, 12)}, manifest says ${out.sha256.slice(0, 12)})`,
-        });
-      }
-    } catch (err) {
-      problems.push({ file: out.name, message: `unreadable (${(err as Error).message})` });
-    }
+    const found = await storedFile(dir, out, cache, false);
+    if ('problem' in found) problems.push(found.problem);
   }
   return problems;
+}
+
+/**
+ * One output file as stored, against its manifest entry: its byte SHA-256 and size, or the first
+ * problem with it (missing, not of the recorded size, bytes other than the recorded `sha256`,
+ * unreadable). Without a recorded `sha256`, the file is hashed only when `hash` is true.
+ * @param cache reuse hashes computed earlier in this process; omit to hash afresh.
+ * Never throws.
+ */
+export async function storedFile(
+  dir: string,
+  out: ManifestOutput,
+  cache?: ByteCheckCache,
+  hash = true,
+): Promise<{ readonly sha256?: string; readonly bytes: number } | { readonly problem: ByteProblem }> {
+  const path = join(dir, out.name);
+  let s;
+  try {
+    s = await stat(path);
+  } catch {
+    return { problem: { file: out.name, message: 'missing' } };
+  }
+  if (!s.isFile() || s.size !== out.bytes)
+    return { problem: { file: out.name, message: `size ${s.size} bytes, manifest says ${out.bytes}` } };
+  if (typeof out.sha256 !== 'string' && !hash) return { bytes: s.size };
+  try {
+    const actual = cache ? await cache.sha256(path, s) : await fileSha256(path);
+    if (typeof out.sha256 === 'string' && actual !== out.sha256) {
+      return {
+        problem: {
+          file: out.name,
+          message: `bytes changed (sha256 ${actual.slice(0, 12)}, manifest says ${out.sha256.slice(0, 12)})`,
+        },
+      };
+    }
+    return { sha256: actual, bytes: s.size };
+  } catch (err) {
+    return { problem: { file: out.name, message: `unreadable (${(err as Error).message})` } };
+  }
 }
 
 /** `corrupt: <file> (<message>)` for the first problem, `and N more` after it. */
@@ -86,4 +103,21 @@ export function formatByteProblems(problems: readonly ByteProblem[]): string {
   if (problems.length === 0) return '';
   const first = `corrupt: ${problems[0].file} (${problems[0].message})`;
   return problems.length > 1 ? `${first} and ${problems.length - 1} more` : first;
+}
+
+/**
+ * What a manifest contradicts in itself, without reading any file: its `content_hash` must be the
+ * content hash of its outputs' hashes, and a plain file's content hash its byte SHA-256. A manifest
+ * edited by hand fails this (`Store.lookup` then treats the entry as corrupt).
+ * @returns the contradiction in words, or undefined when there is none.
+ */
+export function manifestContradiction(manifest: Manifest): string | undefined {
+  const file = manifest.outputs.find(
+    (o) => o.kind === 'file' && typeof o.sha256 === 'string' && o.content_hash !== o.sha256,
+  );
+  if (file) return `${file.name}: content hash is not its sha256`;
+  if (contentHash(manifest.outputs.map((o) => ({ name: o.name, hash: o.content_hash }))) !== manifest.content_hash) {
+    return 'content_hash does not match its outputs';
+  }
+  return undefined;
 }

@@ -95,7 +95,7 @@ export function formatInventory(entries: readonly InventoryEntry[], options: { c
     prettyMs(Math.max(0, now - e.lastUsed), { compact: true }),
     e.manifest ? e.pipelines.join(', ') : pc.red('damaged'),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const widths = header.map((h, i) => rows.reduce((w, r) => Math.max(w, r[i].length), h.length));
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : i === 2 || i === 3 ? c.padStart(widths[i]) : c.padEnd(widths[i])))

@@ -14,17 +14,20 @@
  * Commits are atomic: a stage writes into `<root>/.tmp/<key>.<pid>.<random>/`, the engine writes the
  * manifest, then renames the folder into place. A folder without a valid manifest, or whose files
  * do not have their recorded sizes, is never treated as complete. Temporaries left by dead
- * processes are removed by `cleanStale`.
+ * processes are removed by `cleanStale` (`temporaries.ts`).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { manifestContradiction } from './integrity.js';
 import { acquireLock } from './lock.js';
 import type { LockOptions, Release } from './lock.js';
 import { MANIFEST_FILE, parseManifest } from './manifest.js';
 import type { Manifest } from './manifest.js';
-import { pidAlive } from '../exec/pid.js';
+import { assertStoreFolder } from './store-access.js';
+import { parseTempName, removeStrayTemporaries } from './temporaries.js';
+import type { Temporary } from './temporaries.js';
 
 /** Result of a store lookup. `reason` explains a miss that is not a plain absence. */
 export type Lookup =
@@ -34,12 +37,6 @@ export type Lookup =
 const KEY_NAME = /^[0-9a-f]{64}$/;
 
 /**
- * A temporary's name. Its job file ends in `.job.json`; `.task.json` is the name grokpipe gave it
- * before the engine said "job", still recognized so that `cleanStale` removes those left behind.
- */
-const TEMP_NAME = /^([0-9a-f]+)\.(\d+)\.([0-9a-f]+)(\.job\.json|\.task\.json)?$/;
-
-/**
  * The file beside a temporary output folder that holds the job an executor hands to a worker
  * process: `<tmp>.job.json`.
  */
@@ -47,21 +44,8 @@ export function jobFilePath(tmp: string): string {
   return `${tmp}.job.json`;
 }
 
-/** A temporary in `<root>/.tmp`: `<key>.<pid>.<random>` (a folder) or its job file (`.job.json`). */
-export interface Temporary {
-  /** File or folder name inside `.tmp`. */
-  readonly name: string;
-  /** Key being computed. */
-  readonly key: string;
-  /** Process id that created it. */
-  readonly pid: number;
-}
-
-/** Parses a temporary's name; undefined for names the store did not create. */
-export function parseTempName(name: string): Temporary | undefined {
-  const m = TEMP_NAME.exec(name);
-  return m ? { name, key: m[1], pid: Number(m[2]) } : undefined;
-}
+export { parseTempName } from './temporaries.js';
+export type { Temporary } from './temporaries.js';
 
 /**
  * The first output of `manifest` that is not a regular file of its recorded size in `dir`, or
@@ -98,8 +82,10 @@ export class Store {
   /** `root` with one trailing slash. */
   private readonly base: string;
 
+  /** @throws InputError when `root` is a file, or lies under one (`store-access.ts`). */
   constructor(root: string) {
     this.root = resolve(root);
+    assertStoreFolder(this.root, root);
     this.base = this.root.endsWith('/') ? this.root : `${this.root}/`;
   }
 
@@ -127,8 +113,9 @@ export class Store {
   }
 
   /**
-   * Looks up a key. A hit needs a valid manifest for this key and every output present with its
-   * recorded size (cheap: no hashing; byte hashes are checked when a stage reads an artifact, see
+   * Looks up a key. A hit needs a valid manifest for this key, consistent in itself
+   * (`manifestContradiction`), and every output present with its recorded size (cheap: no hashing
+   * of files; byte hashes are checked when a stage reads an artifact, see
    * `integrity.ts`). Writes nothing. Uses synchronous file calls: a few small reads and `stat`s
    * per key are much faster that way than through the thread pool (`status` on 600 cached runs).
    * @param outputs `check` (default) stats every output; `defer` skips that (the caller checks
@@ -163,6 +150,8 @@ export class Store {
     }
     if (manifest.key !== key || manifest.stage !== stage)
       return { hit: false, reason: `corrupt: ${MANIFEST_FILE} (key mismatch)` };
+    const contradiction = manifestContradiction(manifest);
+    if (contradiction) return { hit: false, reason: `corrupt: ${MANIFEST_FILE} (${contradiction})` };
     return { hit: true, manifest, dir };
   }
 
@@ -314,17 +303,12 @@ export class Store {
   }
 
   /**
-   * Removes temporaries left by processes that no longer run on this machine (killed or crashed).
-   * @returns the names removed.
+   * Removes temporaries left by processes that no longer run on this machine (killed or crashed):
+   * stage outputs in `.tmp`, half-written checkpoint and usage files (`temporaries.ts`).
+   * @returns the names removed (file or folder names).
    */
   async cleanStale(): Promise<string[]> {
-    const removed: string[] = [];
-    for (const t of await this.temporaries()) {
-      if (t.pid === process.pid || pidAlive(t.pid)) continue;
-      await rm(join(this.tmpDir, t.name), { recursive: true, force: true });
-      removed.push(t.name);
-    }
-    return removed;
+    return (await removeStrayTemporaries(this.root)).map((p) => basename(p));
   }
 
   /**

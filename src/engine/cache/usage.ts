@@ -5,8 +5,9 @@
  * pipeline file (replaced atomically by its next run). `grokpipe ls` reads them.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { faultPoint } from './fault.js';
 import { sha256 } from './hash.js';
 
 /** The entries one pipeline file used in its latest run. */
@@ -43,8 +44,15 @@ export async function recordUsage(
   };
   const target = join(dir, `${sha256(file).slice(0, 16)}.json`);
   const tmp = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(record)}\n`);
-  await rename(tmp, target);
+  try {
+    await writeFile(tmp, `${JSON.stringify(record)}\n`);
+    faultPoint('usage-rename');
+    await rename(tmp, target);
+  } catch (err) {
+    // A full disk: leave no partial record behind (one left by a kill goes with `temporaries.ts`).
+    await rm(tmp, { force: true });
+    throw err;
+  }
 }
 
 /** Every readable usage record of a store (none when absent); damaged ones are skipped. */

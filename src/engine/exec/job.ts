@@ -52,6 +52,11 @@ export interface JobSpec {
 export interface JobEvents {
   progress(update: ProgressUpdate): void;
   log(message: string): void;
+  /**
+   * Called right before each output is written; may end the process (a worker whose driver is
+   * gone exits there rather than write into a folder the next run may have cleaned).
+   */
+  beforeWrite?(): void;
 }
 
 /** An output written through the context, with its hashes. */
@@ -132,6 +137,7 @@ export async function runJob(
   const inputs = job.inputs.map(inputArtifact);
   const put = async (name: string, bytes: Uint8Array, kind: 'table' | 'file', logical?: string): Promise<void> => {
     const rel = checkOutputName(name);
+    events.beforeWrite?.();
     const file = join(job.outDir, rel);
     await mkdir(dirname(file), { recursive: true });
     await writeFile(file, bytes);

@@ -1,7 +1,9 @@
 /**
  * The worker side of `ProcessExecutor`: `grokpipe exec-job <job.json>` runs one job and sends
- * progress, log lines and the outcome to the parent over IPC. SIGINT, SIGTERM or a lost parent
- * abort the stage; the process exits at most 5 s later.
+ * progress, log lines and the outcome to the parent over IPC. SIGINT or SIGTERM abort the stage
+ * (a training run saves a checkpoint); the process exits at most 5 s later. A lost parent (the
+ * driver was killed) ends the worker at once: nothing it writes would be committed, and the next
+ * run may already be cleaning up the driver's temporaries and resuming from its checkpoints.
  *
  * Without a parent (a SLURM array task, `executor-slurm.ts`), `outcomeFile` receives the outcome
  * (`WorkerResult`) and `progressFile` the latest progress update, both written atomically; log
@@ -43,6 +45,40 @@ function writeAtomic(file: string, text: string): void {
   }
 }
 
+/** The job in `file` and its stage type, or why there is none. */
+function readJob(
+  file: string,
+  registry: StageRegistry,
+): { job: JobSpec; def: NonNullable<ReturnType<StageRegistry['get']>> } | { error: string } {
+  let job: JobSpec;
+  try {
+    job = JSON.parse(readFileSync(file, 'utf8')) as JobSpec;
+  } catch (err) {
+    return { error: `cannot read job ${file}: ${(err as Error).message}` };
+  }
+  const def = registry.get(job.stage);
+  return def ? { job, def } : { error: `unknown stage type "${job.stage}"` };
+}
+
+/**
+ * Ends this worker (exit 130) as soon as its driver is gone: at once when the IPC channel is
+ * closed already (a driver killed while this worker was starting), on the channel's `disconnect`,
+ * and whenever `exitIfOrphaned` finds another parent pid (a stage busy computing sees the
+ * `disconnect` late; the parent's pid, read live, tells at once). Without IPC (a SLURM array task)
+ * nothing is watched.
+ * @returns `parentGone`, the `disconnect` listener (to remove when done), and `exitIfOrphaned`.
+ */
+function watchParent(): { parentGone: () => void; exitIfOrphaned: () => void } {
+  const parentGone = (): void => process.exit(130);
+  if (process.send !== undefined && !process.connected) parentGone();
+  process.once('disconnect', parentGone);
+  const parent = process.ppid;
+  const exitIfOrphaned = (): void => {
+    if (process.send !== undefined && process.ppid !== parent) parentGone();
+  };
+  return { parentGone, exitIfOrphaned };
+}
+
 /**
  * Executes the job in `file` with a stage from `registry`.
  * @returns the exit code: 0 when the stage succeeded, 1 when it failed, 130 when interrupted.
@@ -82,23 +118,18 @@ export async function execJobFile(file: string, registry: StageRegistry, files: 
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  process.once('disconnect', stop);
-  let job: JobSpec;
-  try {
-    job = JSON.parse(readFileSync(file, 'utf8')) as JobSpec;
-  } catch (err) {
-    await send({ type: 'error', message: `cannot read job ${file}: ${(err as Error).message}` });
+  const { parentGone, exitIfOrphaned } = watchParent();
+  const read = readJob(file, registry);
+  if ('error' in read) {
+    await send({ type: 'error', message: read.error });
     return 1;
   }
-  const def = registry.get(job.stage);
-  if (!def) {
-    await send({ type: 'error', message: `unknown stage type "${job.stage}"` });
-    return 1;
-  }
+  const { job, def } = read;
   let lastProgress = 0;
   let pending: ProgressUpdate | undefined;
   const events = {
     progress(update: ProgressUpdate): void {
+      exitIfOrphaned();
       const now = Date.now();
       if (now - lastProgress >= PROGRESS_INTERVAL_MS || update.step >= update.total) {
         lastProgress = now;
@@ -111,6 +142,7 @@ export async function execJobFile(file: string, registry: StageRegistry, files: 
     log(message: string): void {
       void send({ type: 'log', message });
     },
+    beforeWrite: exitIfOrphaned,
   };
   try {
     const { runJob } = await import('./job.js');
@@ -123,7 +155,7 @@ export async function execJobFile(file: string, registry: StageRegistry, files: 
     await send({ type: 'error', message: e.message, stack: e.stack });
     return controller.signal.aborted ? 130 : 1;
   } finally {
-    process.off('disconnect', stop);
+    process.off('disconnect', parentGone);
     if (process.connected) process.disconnect();
   }
 }

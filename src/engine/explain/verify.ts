@@ -2,12 +2,15 @@
  * Reproducibility check (`grokpipe verify`): recompute cached stage runs and compare their
  * outputs' content hashes with the store's.
  *
- * For each selected run: the entry's files are first checked against the byte hashes in its
- * manifest (`corrupt` when one differs); then, unless only bytes are asked for, the stage is run
+ * For each selected run: every hash of the entry is first recomputed from its files and held
+ * against its manifest (`recompute.ts`: `corrupt` when one differs; an entry the store cannot use
+ * is `corrupt` too); then, unless only bytes are asked for, the stage is run
  * again into a scratch folder (`<store>/.tmp/<key>.<pid>.<random>`, removed afterwards; an
- * interrupted verify leaves it to the next `run` or `gc`), reading its inputs from the store's
+ * interrupted verify leaves it to the next `run` or `gc`; in the system's temporary folder when the
+ * store cannot be written), reading its inputs from the store's
  * cached upstream artifacts, without a checkpoint folder (so nothing is resumed). Each output is
- * compared by content hash (logical for tables); a differing table is compared column by column.
+ * compared by content hash (logical for tables) with what the stored file hashes to, never with the
+ * manifest's figure; a differing table is compared column by column.
  * The real store is never written.
  *
  * Runs that are not cached are reported `uncached` and not recomputed: there is nothing to compare
@@ -17,14 +20,18 @@ import { join } from 'node:path';
 import { executeJob, jobOf } from '../exec/executor.js';
 import type { Executor } from '../exec/executor.js';
 import type { StageRun } from '../pipeline/expand.js';
-import { ByteCheckCache, checkArtifactBytes } from '../cache/integrity.js';
+import { ByteCheckCache } from '../cache/integrity.js';
 import { createLimiter } from '../exec/limit.js';
+import { MANIFEST_FILE } from '../cache/manifest.js';
 import type { Manifest, ManifestOutput } from '../cache/manifest.js';
 import type { PlannedRun } from './plan.js';
 import type { Reporter } from '../terminal/progress.js';
 import { jobEvents, silentReporter } from '../terminal/progress.js';
+import { recomputeStored } from '../cache/recompute.js';
+import type { StoredArtifact } from '../cache/recompute.js';
 import type { RunOptions } from '../stage.js';
 import type { Store } from '../cache/store.js';
+import { scratchFolder } from '../cache/store-access.js';
 import { diffTables, formatTableDiff, tablesEqual } from './table-diff.js';
 
 /** Verdict on one run. `intact`: bytes checked only (`bytesOnly`), and they match. */
@@ -45,6 +52,11 @@ export interface VerifyResult {
   readonly run: StageRun;
   readonly key: string | null;
   readonly status: VerifyStatus;
+  /**
+   * True when the run's own store entry is wrong (corrupt, damaged, or not what its recomputation
+   * gives): `verify --repair` removes it. False for a run condemned only through a corrupt input.
+   */
+  readonly condemned?: boolean;
   /** Recomputation time (seconds), 0 when nothing was recomputed. */
   readonly seconds: number;
   readonly problems: readonly VerifyProblem[];
@@ -106,9 +118,21 @@ export async function verifyRuns(
   const chosen = plan.filter((p) => selected.has(p.run));
   reporter.start(chosen.map((p) => ({ id: p.run.id, stage: p.run.stage.name })));
 
+  // Every hash from the stored files (`recompute.ts`), once per entry.
+  const stored = new Map<string, Promise<StoredArtifact>>();
+  const storedOf = (p: PlannedRun): Promise<StoredArtifact> => {
+    let s = stored.get(p.dir as string);
+    if (!s) stored.set(p.dir as string, (s = recomputeStored(p.dir as string, p.manifest as Manifest, bytes)));
+    return s;
+  };
+
   const one = async (p: PlannedRun): Promise<VerifyResult> => {
     const base = { run: p.run, key: p.key };
     if (p.status !== 'cached' || !p.manifest || !p.dir) {
+      const damaged = p.key ? await opts.store.lookup(p.run.stage.name, p.key) : { hit: false as const };
+      if (!damaged.hit && damaged.reason) {
+        return { ...base, status: 'corrupt', condemned: true, seconds: 0, problems: [lookupProblem(damaged.reason)] };
+      }
       return {
         ...base,
         status: 'uncached',
@@ -117,13 +141,14 @@ export async function verifyRuns(
         reason: `not cached (${p.reason}); run the pipeline first`,
       };
     }
-    const own = await checkArtifactBytes(p.dir, p.manifest, bytes);
-    if (own.length > 0) return { ...base, status: 'corrupt', seconds: 0, problems: own };
+    const own = await storedOf(p);
+    if (own.problems.length > 0)
+      return { ...base, status: 'corrupt', condemned: true, seconds: 0, problems: own.problems };
     if (opts.bytesOnly) return { ...base, status: 'intact', seconds: 0, problems: [] };
     const inputs = p.run.inputs.map((i) => byRun.get(i) as PlannedRun);
     const inputProblems = [];
     for (const input of inputs) {
-      for (const problem of await checkArtifactBytes(input.dir as string, input.manifest as Manifest, bytes)) {
+      for (const problem of (await storedOf(input)).problems) {
         inputProblems.push({ file: `${input.run.id}: ${problem.file}`, message: problem.message });
       }
     }
@@ -136,7 +161,7 @@ export async function verifyRuns(
         reason: 'an input is corrupt; not recomputed',
       };
     }
-    return limit(() => recompute(p, inputs, opts, reporter, signal));
+    return limit(() => recompute(p, own.outputs, inputs, opts, reporter, signal));
   };
 
   const results = await Promise.all(
@@ -159,22 +184,40 @@ export async function verifyRuns(
   return results;
 }
 
-/** Runs the stage of cached run `p` again into a scratch folder and compares its outputs with the entry's. */
+/** `corrupt: <file> (<message>)` of a store lookup as a problem. */
+function lookupProblem(reason: string): VerifyProblem {
+  const m = /^corrupt: (\S+)(?: \((.*)\))?(?: missing)?$/.exec(reason);
+  if (!m) return { file: MANIFEST_FILE, message: reason };
+  if (m[2] !== undefined) return { file: m[1], message: m[2] };
+  if (reason.endsWith(' missing')) return { file: m[1], message: 'missing' };
+  return {
+    file: m[1],
+    message: m[1] === MANIFEST_FILE ? 'unreadable' : 'missing, or not of the size its manifest says',
+  };
+}
+
+/**
+ * Recomputes `p` into a scratch folder and compares its outputs with `stored`, the outputs as the
+ * stored files hash (not as the manifest says).
+ */
 async function recompute(
   p: PlannedRun,
+  stored: readonly ManifestOutput[],
   inputs: readonly PlannedRun[],
   opts: VerifyOptions,
   reporter: Reporter,
   signal: AbortSignal,
 ): Promise<VerifyResult> {
-  const manifest = p.manifest as Manifest;
   const key = p.key as string;
   const base = { run: p.run, key };
-  const tmp = await opts.store.createTemp(key);
+  const recorded = p.manifest?.environment?.threads;
+  const tmp = await scratchFolder(opts.store, key);
   const t0 = performance.now();
   try {
     reporter.event(p.run.id, { kind: 'running', reason: 'verify: recomputing into a scratch folder' });
-    const job = jobOf(p.run, inputs, tmp, opts.options ?? {});
+    // The threads it was computed with (sums of floats can depend on them), when recorded.
+    const options = { ...opts.options, ...(typeof recorded === 'number' ? { threads: recorded } : {}) };
+    const job = jobOf(p.run, inputs, tmp, options);
     let outputs: ManifestOutput[];
     try {
       ({ outputs } = await executeJob(opts.executor, job, jobEvents(reporter, p.run.id), signal));
@@ -189,8 +232,14 @@ async function recompute(
       };
     }
     const seconds = (performance.now() - t0) / 1000;
-    const problems = await compareOutputs(manifest.outputs, outputs, p.dir as string, tmp);
-    return { ...base, status: problems.length > 0 ? 'mismatch' : 'match', seconds, problems };
+    const problems = await compareOutputs(stored, outputs, p.dir as string, tmp);
+    return {
+      ...base,
+      status: problems.length > 0 ? 'mismatch' : 'match',
+      condemned: problems.length > 0,
+      seconds,
+      problems,
+    };
   } finally {
     await opts.store.discard(tmp);
   }

@@ -9,6 +9,8 @@
 import type { Json, StageDefinition } from '../stage.js';
 import { productSweep } from './matrix.js';
 import type { Matrix, Sweep } from './matrix.js';
+import { RunLimitError } from './limits.js';
+import { setOwn } from './safe-object.js';
 import { renderTemplates } from './template.js';
 
 export type { Matrix } from './matrix.js';
@@ -65,7 +67,7 @@ export function combinations(matrix: Matrix | Sweep, names: ReadonlySet<string>)
   const seen = new Map<string, Record<string, Json>>();
   for (const combo of sweep.combos) {
     const out: Record<string, Json> = {};
-    for (const n of sweep.names) if (names.has(n) && n in combo) out[n] = combo[n];
+    for (const n of sweep.names) if (names.has(n) && Object.hasOwn(combo, n)) setOwn(out, n, combo[n]);
     const id = JSON.stringify(out);
     if (!seen.has(id)) seen.set(id, out);
   }
@@ -80,11 +82,14 @@ function toSweep(matrix: Matrix | Sweep): Sweep {
  * Expands stages (given in dependency order) into runs, in dependency order and, within a stage,
  * matrix order. Params are rendered but not validated. Assumes templates were checked
  * (`scanTemplates`) and `needs` point at earlier stages.
+ * @param maxRuns most runs in all (`limits.ts`), checked before a stage's runs are built.
+ * @throws RunLimitError when the runs would be more than `maxRuns`.
  */
 export function expandRuns(
   stages: readonly StageSpec[],
   matrix: Matrix | Sweep,
   vars: Readonly<Record<string, Json>>,
+  maxRuns = Infinity,
 ): StageRun[] {
   const sweep = toSweep(matrix);
   const deps = new Map<string, Set<string>>();
@@ -93,7 +98,7 @@ export function expandRuns(
   const runs: StageRun[] = [];
   const project = (combo: Readonly<Record<string, Json>>, names: ReadonlySet<string>): Record<string, Json> => {
     const out: Record<string, Json> = {};
-    for (const n of sweep.names) if (names.has(n) && n in combo) out[n] = combo[n];
+    for (const n of sweep.names) if (names.has(n) && Object.hasOwn(combo, n)) setOwn(out, n, combo[n]);
     return out;
   };
   const upstreamRun = (needId: string, combo: Readonly<Record<string, Json>>): StageRun => {
@@ -109,6 +114,8 @@ export function expandRuns(
       for (const n of spec.needs) for (const v of deps.get(n) ?? []) mine.add(v);
     }
     deps.set(spec.id, mine);
+    const combos = combinations(sweep, mine);
+    if (runs.length + combos.length > maxRuns) throw new RunLimitError(spec.id, combos.length, maxRuns);
     const byId = new Map<string, StageRun>();
     runsOf.set(spec.id, byId);
     // A need that depends on exactly these variables has one run per combination, in the same
@@ -120,7 +127,7 @@ export function expandRuns(
         return [n, same ? [...(runsOf.get(n)?.values() ?? [])] : undefined] as const;
       }),
     );
-    for (const [i, combo] of combinations(sweep, mine).entries()) {
+    for (const [i, combo] of combos.entries()) {
       let inputs: StageRun[];
       if (spec.across) {
         inputs = [];

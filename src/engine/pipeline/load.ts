@@ -2,11 +2,15 @@
  * Loads a pipeline file: parses the YAML keeping node positions, so that every later error can
  * name `file:line:col` of the field it is about.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document, Node } from 'yaml';
 import { InputError } from '../errors.js';
 import type { JsonPath } from '../errors.js';
+import { LIMIT_OPTIONS, inputLimits } from './limits.js';
+import type { InputLimits } from './limits.js';
+import { checkAliases } from './yaml-aliases.js';
+import { repeatedKeys } from './yaml-keys.js';
 
 /**
  * Maps a JSON path to a human location, `file:line:col` (1-based) of the nearest existing node:
@@ -26,13 +30,27 @@ export interface LoadedPipeline {
 
 /**
  * Reads and parses a pipeline file.
- * @throws InputError when the file cannot be read or is not valid YAML (with line and column).
+ * @param limits its largest size and alias expansion (default: those in force, `limits.ts`).
+ * @throws InputError when the file cannot be read, is larger than allowed or is not valid YAML
+ *   (with line and column).
  */
-export function loadPipeline(file: string): LoadedPipeline {
+export function loadPipeline(file: string, limits: InputLimits = inputLimits()): LoadedPipeline {
   let text: string;
   try {
+    const size = statSync(file).size;
+    if (size > limits.maxFileBytes) {
+      const mib = (n: number) => `${Number((n / 2 ** 20).toFixed(2))} MiB`;
+      throw new InputError([
+        {
+          where: file,
+          path: '',
+          message: `pipeline file of ${mib(size)}, more than the limit of ${mib(limits.maxFileBytes)}; raise it with ${LIMIT_OPTIONS.maxFileBytes}`,
+        },
+      ]);
+    }
     text = readFileSync(file, 'utf8');
   } catch (err) {
+    if (err instanceof InputError) throw err;
     throw new InputError([
       {
         where: file,
@@ -41,30 +59,48 @@ export function loadPipeline(file: string): LoadedPipeline {
       },
     ]);
   }
-  return parsePipelineText(text, file);
+  return parsePipelineText(text, file, limits);
 }
 
 /**
  * Parses pipeline YAML text; `file` names it in messages.
- * @throws InputError on YAML syntax errors (every error, with line and column).
+ * @param limits its alias expansion (default: those in force, `limits.ts`).
+ * @throws InputError on YAML syntax errors (every error, with line and column), on an alias inside
+ *   the node it copies or aliases that copy too much (`yaml-aliases.ts`), and on nesting too deep.
  */
-export function parsePipelineText(text: string, file: string): LoadedPipeline {
+export function parsePipelineText(text: string, file: string, limits: InputLimits = inputLimits()): LoadedPipeline {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
+  // Repeated keys are found below, in linear time (`yaml-keys.ts`).
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: false });
+  const syntax = doc.errors.map((e) => ({
+    offset: e.pos[0],
+    message: e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, ''),
+  }));
+  for (const offset of repeatedKeys(doc)) syntax.push({ offset, message: 'Map keys must be unique' });
+  if (syntax.length > 0) {
     throw new InputError(
-      doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
-        const first = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
-        return {
-          where: pos ? `${file}:${pos.line}:${pos.col}` : file,
-          path: '',
-          message: `YAML syntax error: ${first}`,
-        };
-      }),
+      syntax
+        .sort((a, b) => a.offset - b.offset)
+        .map((e) => {
+          const pos = lineCounter.linePos(e.offset);
+          return { where: `${file}:${pos.line}:${pos.col}`, path: '', message: `YAML syntax error: ${e.message}` };
+        }),
     );
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 1000 });
+  let data: unknown;
+  try {
+    const problem = checkAliases(doc, limits.maxAliasNodes);
+    if (problem) {
+      const { line, col } = lineCounter.linePos(problem.offset);
+      throw new InputError([{ where: `${file}:${line}:${col}`, path: '', message: problem.message }]);
+    }
+    // Aliases are checked above, more finely than yaml's own count (which stops at 1,000 uses).
+    data = doc.toJS({ maxAliasCount: -1 });
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    const why = err instanceof RangeError ? 'nested too deeply' : (err as Error).message;
+    throw new InputError([{ where: file, path: '', message: `cannot read the YAML document (${why})` }]);
+  }
   const locate: Locate = (path, options) => {
     const offset = offsetOf(doc, path, options?.key ?? false);
     const { line, col } = lineCounter.linePos(offset);

@@ -20,6 +20,7 @@ import type { Issue, JsonPath } from '../errors.js';
 import type { Json } from '../stage.js';
 import type { LoadedPipeline, Locate } from './load.js';
 import { parseOverride } from './override-syntax.js';
+import { getOwn, setOwn } from './safe-object.js';
 import type { OverrideSyntax } from './override-syntax.js';
 
 /** One applied `--set` argument. */
@@ -67,10 +68,26 @@ export function applyOverrides(loaded: LoadedPipeline, args: readonly string[]):
     for (let i = applied.length - 1; i >= 0; i--) {
       const o = applied[i];
       if (o.paths.some((path) => path.every((seg, j) => j < p.length && String(p[j]) === seg))) return `--set ${o.arg}`;
+      // A field the argument created on its way (`a.with.nope.x=1` creates `nope`).
+      const created = o.paths.some(
+        (path) => p.length < path.length && p.every((seg, j) => String(seg) === path[j]) && !inDocument(loaded.data, p),
+      );
+      if (created) return `--set ${o.arg}`;
     }
     return loaded.locate(p, options);
   };
   return { file: loaded.file, data, locate };
+}
+
+/** True when `path` names an existing (own) field or item of `root`. */
+function inDocument(root: unknown, path: JsonPath): boolean {
+  let node = root;
+  for (const seg of path) {
+    if (node === null || typeof node !== 'object') return false;
+    node = getOwn(node, String(seg));
+    if (node === undefined) return false;
+  }
+  return true;
 }
 
 /** Applies one parsed override at `path`; returns the paths it wrote, or a problem. */
@@ -96,7 +113,7 @@ function applyOne(
   if (set !== undefined) return { problem: set };
   const root = data as Record<string, unknown>;
   if (!isObject(root.matrix)) root.matrix = {};
-  (root.matrix as Record<string, unknown>)[axis] = [...syntax.values];
+  setOwn(root.matrix as Record<string, unknown>, axis, [...syntax.values]);
   sweepAxes.set(key, axis);
   return { paths: [[...path], ['matrix', axis]] };
 }
@@ -165,10 +182,10 @@ function parentOf(
         return { problem: `${shown(path, i + 1)}: no such list item` };
       next = node[idx];
     } else {
-      next = node[seg];
+      next = getOwn(node, seg);
       if ((next === undefined || next === null) && create) {
         next = {};
-        node[seg] = next;
+        setOwn(node, seg, next);
       }
     }
     if (next === null || typeof next !== 'object') {
@@ -196,7 +213,7 @@ function mergeIn(root: unknown, path: readonly string[], value: unknown): string
     if (!Number.isInteger(idx) || idx < 0 || idx >= node.length) return `${formatPath(path)}: no such list item`;
     node[idx] = deepMerge(node[idx], value);
   } else {
-    node[last] = deepMerge(node[last], value);
+    setOwn(node, last, deepMerge(getOwn(node, last), value));
   }
   return undefined;
 }
@@ -205,7 +222,7 @@ function mergeIn(root: unknown, path: readonly string[], value: unknown): string
 function deepMerge(base: unknown, value: unknown): unknown {
   if (!isObject(base) || !isObject(value)) return value;
   const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(value)) out[k] = deepMerge(out[k], v);
+  for (const [k, v] of Object.entries(value)) setOwn(out, k, deepMerge(getOwn(out, k), v));
   return out;
 }
 

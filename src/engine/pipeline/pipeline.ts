@@ -19,6 +19,8 @@ import type { JsonPath } from '../errors.js';
 import { expandRuns } from './expand.js';
 import type { StageRun, StageSpec } from './expand.js';
 import { findCycle, topoOrder } from './dag.js';
+import { RunLimitError, inputLimits } from './limits.js';
+import type { InputLimits } from './limits.js';
 import { loadPipeline } from './load.js';
 import type { LoadedPipeline, Locate } from './load.js';
 import { checkSweep, expandMatrix } from './matrix.js';
@@ -52,6 +54,8 @@ export interface CompileOptions {
   readonly sets?: readonly string[];
   /** `--name`: names the runs (`${{ matrix.<axis> }}` and `${{ vars.<name> }}` allowed). */
   readonly runName?: string;
+  /** Limits on runs, problems listed, file size and aliases (default: those in force, `limits.ts`). */
+  readonly limits?: InputLimits;
 }
 
 /**
@@ -60,7 +64,7 @@ export interface CompileOptions {
  *   target, cycle, templates, params, `check`), each with location and field path.
  */
 export function compilePipeline(file: string, registry: StageRegistry, options: CompileOptions = {}): Pipeline {
-  return compileLoaded(loadPipeline(file), registry, options);
+  return compileLoaded(loadPipeline(file, options.limits), registry, options);
 }
 
 interface RawStage {
@@ -94,17 +98,13 @@ export function compileLoaded(
 ): Pipeline {
   const loaded = applyOverrides(loadedFile, options.sets ?? []);
   const { locate } = loaded;
-  const issues = new IssueList();
+  const limits = options.limits ?? inputLimits();
+  const issues = new IssueList(limits.maxErrors);
   const at: Report = (path, message, atKey = false) => issues.add(locate(path, { key: atKey }), path, message);
   const doc = checkShape(loaded.data, at, issues);
   const graph = resolveStages(doc, registry, at);
   issues.throwIfAny();
-  const order = topoOrder(graph.ids, (id) => graph.needsOf.get(id) ?? []);
-  const runs = expandRuns(
-    order.map((id) => graph.specs.get(id) as StageSpec),
-    graph.sweep,
-    doc.vars ?? {},
-  );
+  const runs = expandWithin(graph, doc.vars ?? {}, limits.maxRuns, at, issues);
   const valid = validateParams(runs, doc, at);
   checkRuns(runs, valid, at);
   const template = options.runName;
@@ -200,6 +200,32 @@ function resolveStages(doc: RawPipeline, registry: StageRegistry, at: Report): S
 }
 
 /**
+ * Expands the matrix into stage runs, at most `maxRuns` of them (checked before they are built).
+ * @throws InputError at `matrix` naming `--max-runs` when there would be more.
+ */
+function expandWithin(
+  graph: StageGraph,
+  vars: Readonly<Record<string, Json>>,
+  maxRuns: number,
+  at: Report,
+  issues: IssueList,
+): StageRun[] {
+  const order = topoOrder(graph.ids, (id) => graph.needsOf.get(id) ?? []);
+  try {
+    return expandRuns(
+      order.map((id) => graph.specs.get(id) as StageSpec),
+      graph.sweep,
+      vars,
+      maxRuns,
+    );
+  } catch (err) {
+    if (!(err instanceof RunLimitError)) throw err;
+    at(['matrix'], err.message, true);
+    throw issues.error();
+  }
+}
+
+/**
  * Validates every run's params against its stage's schema, filling in defaults (`run.params` is
  * replaced); reports each problem.
  * @returns the runs whose params are valid.
@@ -261,7 +287,7 @@ export function upstreamRuns(run: StageRun): StageRun[] {
       if (seen.has(r)) continue;
       seen.add(r);
       out.push(r);
-      next.push(...r.inputs);
+      for (const i of r.inputs) next.push(i);
     }
     frontier = next;
   }

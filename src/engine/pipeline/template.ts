@@ -6,6 +6,7 @@
  */
 import type { JsonPath } from '../errors.js';
 import type { Json } from '../stage.js';
+import { setOwn } from './safe-object.js';
 
 const TEMPLATE = /\$\{\{\s*(.*?)\s*\}\}/g;
 const EXACT = /^\$\{\{\s*(.*?)\s*\}\}$/;
@@ -91,7 +92,7 @@ export function renderTemplates(
     if (Array.isArray(v)) return v.map(render);
     if (v !== null && typeof v === 'object') {
       const out: Record<string, Json> = {};
-      for (const [k, x] of Object.entries(v)) out[k] = render(x);
+      for (const [k, x] of Object.entries(v)) setOwn(out, k, render(x));
       return out;
     }
     return v;

@@ -62,7 +62,7 @@ export function formatTable(
     ...(options.withKeys ? [r.key === null ? '?' : r.key.slice(0, 12)] : []),
     r.reason,
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const widths = header.map((h, i) => cells.reduce((w, c) => Math.max(w, c[i].length), h.length));
   const line = (c: string[], isHeader: boolean, status?: ResultRow['status']) =>
     c
       .map((text, i) => {
@@ -78,6 +78,20 @@ export function formatTable(
       .join('  ')
       .trimEnd();
   return [line(header, true), ...cells.map((c, k) => line(c, false, rows[k].status))].join('\n') + '\n';
+}
+
+/**
+ * `warning: <id>: <text>` for each `warnings` entry the stages of `runs` recorded (see
+ * `StageContext.record`); empty when there is none.
+ */
+export function formatWarnings(runs: readonly { id: string; manifest?: Manifest }[]): string {
+  const lines: string[] = [];
+  for (const r of runs) {
+    const w = r.manifest?.info.warnings;
+    if (Array.isArray(w))
+      for (const text of w) lines.push(`warning: ${r.id}: ${typeof text === 'string' ? text : JSON.stringify(text)}`);
+  }
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }
 
 /** The runs no other run reads (the ends of the pipeline). */

@@ -101,11 +101,21 @@ export function checkpointVariables(
 
 const pad = (step: number) => String(step).padStart(9, '0');
 
-/** Writes `bytes` to `path` through a temporary file and a rename (atomic on POSIX). */
+/**
+ * Writes `bytes` to `path` through a temporary file `<path>.tmp-<pid>` and a rename (atomic on
+ * POSIX). A failed write (ENOSPC) removes its temporary, so a full disk is not kept full; one left
+ * by a killed process is removed by the engine's next run or `gc` (the checkpoint folder's naming).
+ * @throws the file system error.
+ */
 function writeAtomic(path: string, bytes: Uint8Array | string): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }
 
 /** Steps of the complete checkpoints in `dir`, newest first. */

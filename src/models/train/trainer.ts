@@ -193,7 +193,8 @@ export async function trainModel(
       events.onStep?.({ step, total: maxSteps, epoch: epochAt(step), ...curve.running, evaluated: curve.latest });
 
     const t0 = performance.now();
-    if (start === 0) await evaluate(0);
+    // A checkpoint (even one of step 0, left by an interrupt before step 1 ended) holds the step-0 rows.
+    if (!resumed) await evaluate(0);
     report(start);
     for (let step = start + 1; step <= maxSteps; step++) {
       if (options.signal?.aborted) {
