@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { expandMatrix } from '../src/engine/pipeline/matrix.js';
 import { cli, tempDir, writeFileIn } from './fixtures/engine-harness.js';
 
 const PIPELINE = 'stages:\n  g:\n    uses: gen\n    with: { n: 3 }\n';
@@ -34,5 +35,14 @@ describe('prototype pollution', () => {
       'p.yaml:4:13: stages.g.with.__proto__: unknown field (allowed: n, seed, comment)\n',
     );
     expect(existsSync(store)).toBe(false);
+  });
+  it('a matrix include entry with a __proto__ key extends a combination with a field, not a prototype', () => {
+    const entry = JSON.parse('{"a": 1, "__proto__": {"polluted": true}}') as Record<string, number>;
+    const { sweep } = expandMatrix({ a: [1, 2], include: [entry] });
+    const [first, second] = sweep.combos;
+    expect(Object.getPrototypeOf(first)).toBe(Object.prototype);
+    expect(Object.hasOwn(first, '__proto__')).toBe(true);
+    expect((first as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.hasOwn(second, '__proto__')).toBe(false);
   });
 });

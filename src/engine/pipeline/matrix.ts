@@ -16,6 +16,7 @@
  */
 import type { JsonPath } from '../errors.js';
 import type { Json } from '../stage.js';
+import { setOwn } from './safe-object.js';
 
 /** The matrix axes: variables and their values, in the order written. */
 export type Matrix = readonly (readonly [name: string, values: readonly Json[]])[];
@@ -109,7 +110,7 @@ export function expandMatrix(raw: RawMatrix | undefined): { sweep: Sweep; proble
     let fitted = false;
     kept.forEach((original, j) => {
       if (Object.entries(entry).every(([k, v]) => !axisNames.has(k) || original[k] === v)) {
-        Object.assign(originals[j], entry);
+        for (const [k, v] of Object.entries(entry)) setOwn(originals[j], k, v); // a key `__proto__` stays a field
         fitted = true;
       }
     });
