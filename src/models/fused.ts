@@ -69,7 +69,7 @@ function makeLayerNorm(eps: number) {
         tf.tidy(() => {
           const gx = tf.mul(dy, gs);
           const inner = tf.sub(tf.sub(gx, tf.mean(gx, -1, true)), tf.mul(xh, tf.mean(tf.mul(gx, xh), -1, true)));
-          return [tf.mul(inner, r), unbroadcast(tf.mul(dy, xh), gs.shape), unbroadcast(dy, gs.shape)];
+          return [tf.mul(inner, r), unbroadcast(tf.mul(dy, xh), gs.shape, true), unbroadcast(dy, gs.shape, true)];
         }),
     };
   }) as (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor;
@@ -98,7 +98,7 @@ function makeRmsNorm(eps: number) {
         tf.tidy(() => {
           const gx = tf.mul(dy, gs);
           const dx = tf.mul(tf.sub(gx, tf.mul(xh, tf.mean(tf.mul(gx, xh), -1, true))), rs);
-          return [dx, unbroadcast(tf.mul(dy, xh), gs.shape)];
+          return [dx, unbroadcast(tf.mul(dy, xh), gs.shape, true)];
         }),
     };
   }) as (x: tf.Tensor, gamma: tf.Tensor) => tf.Tensor;
@@ -106,7 +106,9 @@ function makeRmsNorm(eps: number) {
 
 /**
  * `x @ w + b` on the last axis as one tape node: `x` `[..., d_in]`, `w` `[d_in, d_out]`, `b`
- * `[d_out]` → `[..., d_out]`. The forward runs on `[n, d_in]` rows; the backward is
+ * `[d_out]` → `[..., d_out]`; or, for the members of an ensemble, `x` `[members, ..., d_in]`,
+ * `w` `[members, d_in, d_out]`, `b` `[members, 1, d_out]` (batched products, one matrix a member).
+ * The forward runs on rows `[n, d_in]` (`[members, n, d_in]`); the backward is
  * `dx = dy @ wᵀ`, `dw = xᵀ @ dy` (with materialised transposes when `explicitTranspose`, else with
  * transpose flags: layers.ts `matMul`) and `db = Σ dy` over rows (`unbroadcast`), the kernels and
  * operands of the op chain's gradient, so its values bit for bit. Saves `x` and `w`.
@@ -117,26 +119,46 @@ export function fusedLinear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, explicitTr
 
 function makeLinear(explicitTranspose: boolean) {
   return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [x, w, b, save] = args as [tf.Tensor, tf.Tensor2D, tf.Tensor, tf.GradSaveFunc];
-    const [dIn, dOut] = w.shape;
+    const [x, w, b, save] = args as [tf.Tensor, tf.Tensor2D | tf.Tensor3D, tf.Tensor, tf.GradSaveFunc];
+    const [dIn, dOut] = w.shape.slice(-2) as [number, number];
+    // Rows of one model, or of each member: `[n, d]` or `[members, n, d]`.
+    const rows = (d: number): [number, number] => (w.rank === 3 ? [w.shape[0], -1, d] : [-1, d]) as [number, number];
+    const swap = w.rank === 3 ? [0, 2, 1] : [1, 0];
     save([x, w]);
     return {
       value: tf.tidy(() =>
-        tf.reshape(tf.add(tf.matMul(tf.reshape(x, [-1, dIn]) as tf.Tensor2D, w), b), [...x.shape.slice(0, -1), dOut]),
+        tf.reshape(tf.add(tf.matMul(tf.reshape(x, rows(dIn)) as tf.Tensor2D, w as tf.Tensor2D), b), [
+          ...x.shape.slice(0, -1),
+          dOut,
+        ]),
       ),
       gradFunc: (dy: tf.Tensor, [xs, ws]: tf.Tensor[]) =>
         tf.tidy(() => {
-          const g = tf.reshape(dy, [-1, dOut]) as tf.Tensor2D;
-          const xf = tf.reshape(xs, [-1, dIn]) as tf.Tensor2D;
+          const g = tf.reshape(dy, rows(dOut)) as tf.Tensor2D;
+          const xf = tf.reshape(xs, rows(dIn)) as tf.Tensor2D;
           const w2 = ws as tf.Tensor2D;
           const [dx, dw] = explicitTranspose
-            ? [tf.matMul(g, tf.transpose(w2, [1, 0])), tf.matMul(tf.transpose(xf, [1, 0]), g)]
+            ? [tf.matMul(g, tf.transpose(w2, swap)), tf.matMul(tf.transpose(xf, swap), g)]
             : [tf.matMul(g, w2, false, true), tf.matMul(xf, g, true, false)];
-          return [tf.reshape(dx, xs.shape), dw, unbroadcast(g, [dOut])];
+          return [tf.reshape(dx, xs.shape), dw, unbroadcast(g, b.shape, true)];
         }),
     };
   }) as (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 }
+
+/**
+ * `x + p` for a parameter `p` broadcast over `x` (GPT-2's position embedding): `p` `[..., d]`
+ * against `x` `[..., d]`, or per member, `p` `[members, 1, ..., d]` against `x` `[members, ...]`.
+ * Its gradient for `p` sums `dy` per member as one batched product (`unbroadcast` with
+ * `perMember`), as the plain `Add`'s does for one model.
+ */
+export const addBroadcast = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, p] = args as [tf.Tensor, tf.Tensor];
+  return {
+    value: tf.add(x, p),
+    gradFunc: (dy: tf.Tensor) => [dy, unbroadcast(dy, p.shape, true)],
+  };
+}) as (x: tf.Tensor, p: tf.Tensor) => tf.Tensor;
 
 const explicitLinear = makeLinear(true);
 const flaggedLinear = makeLinear(false);

@@ -17,18 +17,31 @@ import type { GradConfig, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
 
 /**
  * Sums `g` over the axes along which an input of `shape` was broadcast to `g.shape` (the gradient
- * of a broadcast). A sum over leading axes (a bias gradient, `[n, d] → [d]`) is computed as the
- * product `ones[1, n] @ g[n, d]`: the wasm backend reduces a non-innermost axis by transposing
- * first, ~100x slower than the product.
+ * of a broadcast). A sum over leading axes (a bias gradient, `[n, d] → [d]`; leading axes of size
+ * 1 do not count) is computed as the product `ones[1, n] @ g[n, d]`: the wasm backend reduces a
+ * non-innermost axis by transposing first, ~100x slower than the product. So a model with a
+ * member axis of 1 (`[1, n, d] → [d]`) gets the kernels, and the values bit for bit, of the same
+ * model without it.
+ * @param perMember the first axis is an ensemble's member axis, kept (`[members, n, d] →
+ *   [members, 1, d]`): the sum is then one batched product, `ones[members, 1, n] @ g`, so that
+ *   each member's sum is the product it would get alone. Off by default: other broadcasts
+ *   that keep a leading axis (the batch) keep the plain sum they always had.
  */
-export function unbroadcast(g: Tensor, shape: number[]): Tensor {
+export function unbroadcast(g: Tensor, shape: number[], perMember = false): Tensor {
   const axes = tf.backend_util.getReductionAxes(shape, g.shape);
   if (axes.length === 0) return tf.reshape(g, shape);
-  const leading = axes.every((a, i) => a === i);
-  if (leading && axes.length < g.rank) {
-    const n = g.shape.slice(0, axes.length).reduce((p, d) => p * d, 1);
-    const rest = g.size / n;
-    return tf.reshape(tf.matMul(tf.ones([1, n]), tf.reshape(g, [n, rest])), shape);
+  const first = axes[0];
+  const consecutive = axes.every((a, i) => a === first + i);
+  if (consecutive && first + axes.length < g.rank && (perMember || g.shape.slice(0, first).every((d) => d === 1))) {
+    const size = (dims: number[]) => dims.reduce((p, d) => p * d, 1);
+    const outer = size(g.shape.slice(0, first));
+    const n = size(g.shape.slice(first, first + axes.length));
+    const rest = g.size / (outer * n);
+    const sum =
+      outer === 1
+        ? tf.matMul(tf.ones([1, n]), tf.reshape(g, [n, rest]))
+        : tf.matMul(tf.ones([outer, 1, n]), tf.reshape(g, [outer, n, rest]));
+    return tf.reshape(sum, shape);
   }
   return tf.reshape(tf.sum(g, axes), shape);
 }

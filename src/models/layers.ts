@@ -72,16 +72,17 @@ export function matMul<T extends tf.Tensor2D | tf.Tensor3D>(a: T, b: T, transpos
 }
 
 /**
- * Affine map on the last axis: `x @ w + b`.
- * @param x `[..., d_in]`
- * @param w `[d_in, d_out]` (the Hugging Face `Conv1D` layout of GPT-2)
- * @param b `[d_out]`, optional
+ * Affine map on the last axis: `x @ w + b`, for one model or for the members of an ensemble.
+ * @param x `[..., d_in]` (one model), or `[members, ..., d_in]` when `w` is stacked
+ * @param w `[d_in, d_out]` (the Hugging Face `Conv1D` layout of GPT-2), or `[members, d_in, d_out]`
+ *   stacked: member m's rows of `x` use its matrix (one batched product)
+ * @param b `[d_out]`, or `[members, 1, d_out]` when stacked; optional
  * @returns `[..., d_out]`
  */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   if (b && fusedAffine) return fusedLinear(x, w, b, explicitTranspose);
-  const [dIn, dOut] = w.shape as [number, number];
-  const flat = matMul(tf.reshape(x, [-1, dIn]) as tf.Tensor2D, w as tf.Tensor2D);
+  const [dIn, dOut] = w.shape.slice(-2) as [number, number];
+  const flat = matMul(tf.reshape(x, rows(w, dIn)) as tf.Tensor2D, w as tf.Tensor2D);
   const y = b ? tf.add(flat, b) : flat;
   return tf.reshape(y, [...x.shape.slice(0, -1), dOut]);
 }
@@ -89,13 +90,20 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
 /**
  * Affine map with a PyTorch `nn.Linear` weight (`[d_out, d_in]`, the layout of Hugging Face
  * LLaMA, RWKV and Mamba checkpoints): `x @ wᵀ (+ b)` (see `matMul` for how the transpose runs).
- * @param x `[..., d_in]`; @param w `[d_out, d_in]`; @param b `[d_out]`, optional. @returns `[..., d_out]`
+ * @param x `[..., d_in]`, or `[members, ..., d_in]` when `w` is stacked
+ * @param w `[d_out, d_in]`, or `[members, d_out, d_in]` stacked (see `linear`)
+ * @param b `[d_out]` (`[members, 1, d_out]` stacked), optional. @returns `[..., d_out]`
  */
 export function linearT(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
-  const [dOut, dIn] = w.shape as [number, number];
-  const flat = matMul(tf.reshape(x, [-1, dIn]) as tf.Tensor2D, w as tf.Tensor2D, true);
+  const [dOut, dIn] = w.shape.slice(-2) as [number, number];
+  const flat = matMul(tf.reshape(x, rows(w, dIn)) as tf.Tensor2D, w as tf.Tensor2D, true);
   const y = b ? tf.add(flat, b) : flat;
   return tf.reshape(y, [...x.shape.slice(0, -1), dOut]);
+}
+
+/** The shape that flattens an input of `w` to rows: `[n, d_in]`, or `[members, n, d_in]` for a stacked `w`. */
+function rows(w: tf.Tensor, dIn: number): [number, number] {
+  return (w.rank === 3 ? [w.shape[0], -1, dIn] : [-1, dIn]) as [number, number];
 }
 
 /**
@@ -143,11 +151,23 @@ export function gelu(x: tf.Tensor): tf.Tensor {
 /**
  * Embedding lookup: rows of `table` by id. Its gradient is an `UnsortedSegmentSum` over the ids
  * (registered for wasm/cpu in `backend.ts`).
- * @param table `[n_rows, d]`; @param ids int32 `[batch, seq]`. @returns `[batch, seq, d]`
+ * @param table `[n_rows, d]`, or `[members, n_rows, d]` stacked (member m looks up its own table)
+ * @param ids int32 `[..., seq]`; with a stacked table `[members, ..., seq]`
+ * @returns `[...ids.shape, d]`
  */
-export function embedding(table: tf.Tensor2D, ids: tf.Tensor2D): tf.Tensor3D {
-  const [batch, seq] = ids.shape;
-  return tf.reshape(tf.gather(table, tf.reshape(ids, [-1])), [batch, seq, table.shape[1]]);
+export function embedding<R extends tf.Rank = tf.Rank.R3>(table: tf.Tensor, ids: tf.Tensor): tf.Tensor<R> {
+  const d = table.shape[table.rank - 1];
+  const flatIds = tf.reshape(ids, [-1]);
+  if (table.rank === 2 || table.shape[0] === 1) {
+    const rowsOf = table.rank === 2 ? table : tf.reshape(table, table.shape.slice(1));
+    return tf.reshape<tf.Rank>(tf.gather(rowsOf, flatIds), [...ids.shape, d]) as tf.Tensor<R>;
+  }
+  // Member m's ids index rows m·n_rows ... of the tables laid end to end.
+  const [members, nRows] = table.shape;
+  const offsets = tf.mul(tf.range(0, members, 1, 'int32'), tf.scalar(nRows, 'int32'));
+  const shifted = tf.add(tf.reshape(ids, [members, -1]), tf.reshape(offsets, [members, 1]));
+  const rowsOf = tf.reshape(table, [members * nRows, d]);
+  return tf.reshape<tf.Rank>(tf.gather(rowsOf, tf.reshape(shifted, [-1])), [...ids.shape, d]) as tf.Tensor<R>;
 }
 
 /**
@@ -225,39 +245,58 @@ let modelCounter = 0;
  * Creates a model's parameters as `tf.Variable`s under their checkpoint names (`h.0.attn.c_attn.weight`),
  * drawing initial values from a seeded generator in creation order. TF.js variable names must be
  * unique per process, so each store prefixes an id internally; `params` is keyed by the plain name.
+ *
+ * Given one generator per member (an ensemble, `members.ts`), every parameter is stacked
+ * `[members, ...shape]`: member m's slice holds what a store with generator m alone would have
+ * drawn, since each generator is consumed in the same creation order.
  */
 export class ParamStore {
   /** Parameters by checkpoint name, in creation order. */
   readonly params = new Map<string, tf.Variable>();
   private readonly prefix = `grokpipe${modelCounter++}/`;
+  private readonly rngs: readonly Rng[];
+  /** Whether parameters carry a leading member axis. */
+  readonly stacked: boolean;
 
-  constructor(private readonly rng: Rng) {}
+  /** @param rng one generator (one model, parameters of their own shape), or one per member (stacked). */
+  constructor(rng: Rng | readonly Rng[]) {
+    this.stacked = Array.isArray(rng);
+    this.rngs = Array.isArray(rng) ? rng : [rng as Rng];
+    if (this.rngs.length === 0) throw new Error('ParamStore: no members');
+  }
 
   /** A parameter drawn from N(0, std²), e.g. std 0.02 for GPT-2 weights. */
   normal(name: string, shape: number[], std: number): tf.Variable {
-    const size = shape.reduce((a, d) => a * d, 1);
-    return this.add(name, tf.tensor(fillNormal(this.rng, new Float32Array(size), 0, std), shape));
+    return this.draw(name, shape, (rng, out) => fillNormal(rng, out, 0, std));
   }
 
   /** A parameter drawn from U(-bound, bound), e.g. PyTorch's default `nn.Linear` init with bound `1/sqrt(d_in)`. */
   uniform(name: string, shape: number[], bound: number): tf.Variable {
-    const size = shape.reduce((a, d) => a * d, 1);
-    return this.add(name, tf.tensor(fillUniform(this.rng, new Float32Array(size), -bound, bound), shape));
+    return this.draw(name, shape, (rng, out) => fillUniform(rng, out, -bound, bound));
   }
 
-  /** A parameter with explicit initial values (row-major, `shape`'s size), e.g. a schedule over channels. */
+  /** A parameter with explicit initial values (row-major, `shape`'s size), e.g. a schedule over channels; every member alike. */
   values(name: string, shape: number[], data: Float32Array): tf.Variable {
-    return this.add(name, tf.tensor(data, shape, 'float32'));
+    return this.draw(name, shape, (_rng, out) => out.set(data));
   }
 
-  /** The store's generator, for initialisers computed on the host (consumed in creation order). */
+  /** The store's generator, for initialisers computed on the host (consumed in creation order); one model only. */
   get random(): Rng {
-    return this.rng;
+    if (this.stacked) throw new Error('ParamStore: host initialisers are for one model, not an ensemble');
+    return this.rngs[0];
   }
 
   /** A parameter filled with `value` (0 for biases, 1 for norm gains). */
   constant(name: string, shape: number[], value: number): tf.Variable {
-    return this.add(name, tf.fill(shape, value));
+    return this.add(name, tf.fill(this.stacked ? [this.rngs.length, ...shape] : shape, value));
+  }
+
+  /** A parameter whose values each member's generator fills in turn (`fill(rng, out)`). */
+  private draw(name: string, shape: number[], fill: (rng: Rng, out: Float32Array) => void): tf.Variable {
+    const size = shape.reduce((a, d) => a * d, 1);
+    const data = new Float32Array(size * this.rngs.length);
+    this.rngs.forEach((rng, m) => fill(rng, data.subarray(m * size, (m + 1) * size)));
+    return this.add(name, tf.tensor(data, this.stacked ? [this.rngs.length, ...shape] : shape, 'float32'));
   }
 
   private add(name: string, init: tf.Tensor): tf.Variable {

@@ -97,6 +97,11 @@ export interface Architecture<C extends BaseConfig & { arch: string }, P extends
   count(config: C): ModelCount;
   /** Its details for the log line, e.g. `4 heads`; empty for none. */
   describe(config: C): string;
+  /**
+   * Whether its network trains as an ensemble (several same-shape models as one batched network,
+   * `models/members.ts`); absent: one model at a time only.
+   */
+  readonly ensembles?: boolean;
 }
 
 /** Attention splits d_model into `n_heads` heads of equal width (GPT-2, LLaMA). */

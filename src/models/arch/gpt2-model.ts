@@ -12,24 +12,28 @@
  * still cover the whole prefix): with 5-token inputs and 2 layers that is about a third fewer
  * FLOPs per training step, with the same values as `logits` at those positions.
  *
+ * Written once for one model and for an ensemble (`members.ts`): activations are
+ * `[members, batch, seq, d_model]`; a model's parameters have their own shapes, an ensemble's are
+ * stacked `[members, ...]`.
+ *
  * The network only: its config type, knobs, checks and size are declared in `gpt2.ts`, which the
  * registry lists; `factories.ts` builds this network for a config.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ParamModel } from '../base.js';
+import { addBroadcast } from '../fused.js';
 import {
   causalMask,
   embedding,
   gelu,
   layerNorm,
   linear,
-  matMul,
+  linearT,
   multiHeadAttention,
   ParamStore,
   positionMask,
   selectPositions,
 } from '../layers.js';
-import type { LanguageModel } from '../model.js';
+import { foldMembers, MemberModel, unfoldMembers } from '../members.js';
 import type { Gpt2Config } from './gpt2.js';
 import type { Rng } from '../train-rng.js';
 
@@ -46,7 +50,7 @@ interface Block {
   mlp: { w: tf.Variable; b: tf.Variable; projW: tf.Variable; projB: tf.Variable };
 }
 
-class Gpt2 extends ParamModel implements LanguageModel {
+class Gpt2 extends MemberModel {
   readonly params: Map<string, tf.Variable>;
   private readonly wte: tf.Variable; // [vocab, d_model]
   private readonly wpe: tf.Variable; // [seq_len, d_model]
@@ -57,12 +61,13 @@ class Gpt2 extends ParamModel implements LanguageModel {
    * Initialisation as GPT-2/nanoGPT: weights and embeddings N(0, 0.02²); the two projections that
    * write into the residual stream (`attn.c_proj`, `mlp.c_proj`) N(0, (0.02/sqrt(2·n_layers))²)
    * (paper §2.3); biases 0; LayerNorm gains 1.
+   * @param rng one generator (one model), or one per member (an ensemble, parameters stacked).
    */
   constructor(
     readonly config: Gpt2Config,
-    rng: Rng,
+    rng: Rng | readonly Rng[],
   ) {
-    super();
+    super(Array.isArray(rng) ? rng.length : 1, Array.isArray(rng));
     const { n_layers: L, d_model: d, d_mlp: m, vocab_size: V, seq_len: S } = config;
     const p = new ParamStore(rng);
     const projStd = INIT_STD / Math.sqrt(2 * L);
@@ -91,79 +96,99 @@ class Gpt2 extends ParamModel implements LanguageModel {
     this.params = p.params;
   }
 
-  /** Token + position embeddings. @param tokens `[batch, seq]` → `[batch, seq, d_model]` */
-  private embed(tokens: tf.Tensor2D): tf.Tensor3D {
-    const seq = tokens.shape[1];
+  /** Token + position embeddings. @param tokens `[members, batch, seq]` → `[members, batch, seq, d_model]` */
+  private embed(tokens: tf.Tensor3D): tf.Tensor4D {
+    const seq = tokens.shape[2];
     if (seq > this.config.seq_len) throw new Error(`sequence of ${seq} tokens exceeds seq_len ${this.config.seq_len}`);
-    const pos = tf.slice(this.wpe, [0, 0], [seq, this.config.d_model]);
-    return tf.add(embedding(this.wte as tf.Tensor2D, tokens), pos) as tf.Tensor3D;
+    const d = this.config.d_model;
+    const pos = this.stacked
+      ? tf.reshape(tf.slice(this.wpe, [0, 0, 0], [this.members, seq, d]), [this.members, 1, seq, d])
+      : tf.slice(this.wpe, [0, 0], [seq, d]);
+    return addBroadcast(embedding(this.wte, tokens), pos) as tf.Tensor4D;
+  }
+
+  /** LayerNorm of `x` (`[members, ..., d_model]`) with one of the model's `[gain, shift]` pairs. */
+  private ln(x: tf.Tensor, [gain, shift]: [tf.Variable, tf.Variable]): tf.Tensor {
+    return layerNorm(x, this.vec(gain, x.rank), this.vec(shift, x.rank), LN_EPS);
   }
 
   /** q, k, v = `h @ c_attn + b` split in three (slicing the `[d, 3d]` weight, cheaper than the output). */
-  private qkv(blk: Block, h: tf.Tensor3D, which: number): tf.Tensor3D {
+  private qkv(blk: Block, h: tf.Tensor4D, which: number): tf.Tensor4D {
     const d = this.config.d_model;
-    return linear(
-      h,
-      tf.slice(blk.attn.w, [0, which * d], [d, d]),
-      tf.slice(blk.attn.b, [which * d], [d]),
-    ) as tf.Tensor3D;
+    const w = this.sliceLast(blk.attn.w, which * d, d);
+    return linear(h, w, this.vec(this.sliceLast(blk.attn.b, which * d, d), 3)) as tf.Tensor4D;
   }
 
   /**
    * One pre-LN block: `x + attn(ln_1(x))`, then `+ mlp(ln_2(·))`, for the queries `xq`
-   * `[batch, n_q, d_model]` attending over the keys/values of `x` `[batch, seq, d_model]` under the
-   * additive `mask`. With `xq = x` and the causal mask this is the usual block.
-   * @returns `[batch, n_q, d_model]`
+   * `[members, batch, n_q, d_model]` attending over the keys/values of `x`
+   * `[members, batch, seq, d_model]` under the additive `mask` (broadcast to
+   * `[members · batch, n_heads, n_q, seq]`). With `xq = x` and the causal mask this is the usual block.
+   * @returns `[members, batch, n_q, d_model]`
    */
-  private block(blk: Block, x: tf.Tensor3D, xq: tf.Tensor3D, mask: tf.Tensor): tf.Tensor3D {
-    const h = layerNorm(x, blk.ln1[0], blk.ln1[1], LN_EPS) as tf.Tensor3D;
-    const hq = xq === x ? h : (layerNorm(xq, blk.ln1[0], blk.ln1[1], LN_EPS) as tf.Tensor3D);
+  private block(blk: Block, x: tf.Tensor4D, xq: tf.Tensor4D, mask: tf.Tensor): tf.Tensor4D {
+    const h = this.ln(x, blk.ln1) as tf.Tensor4D;
+    const hq = xq === x ? h : (this.ln(xq, blk.ln1) as tf.Tensor4D);
     const a = multiHeadAttention(
-      this.qkv(blk, hq, 0),
-      this.qkv(blk, h, 1),
-      this.qkv(blk, h, 2),
+      foldMembers(this.qkv(blk, hq, 0)),
+      foldMembers(this.qkv(blk, h, 1)),
+      foldMembers(this.qkv(blk, h, 2)),
       this.config.n_heads,
       mask,
     );
-    const x1 = tf.add(xq, linear(a, blk.attn.projW, blk.attn.projB));
-    const f = gelu(linear(layerNorm(x1, blk.ln2[0], blk.ln2[1], LN_EPS), blk.mlp.w, blk.mlp.b));
-    return tf.add(x1, linear(f, blk.mlp.projW, blk.mlp.projB)) as tf.Tensor3D;
+    const out = (w: tf.Variable, b: tf.Variable, t: tf.Tensor) => linear(t, w, this.vec(b, 3));
+    const x1 = tf.add(xq, out(blk.attn.projW, blk.attn.projB, unfoldMembers(a, this.members)));
+    const f = gelu(linear(this.ln(x1, blk.ln2), blk.mlp.w, this.vec(blk.mlp.b, 3)));
+    return tf.add(x1, out(blk.mlp.projW, blk.mlp.projB, f)) as tf.Tensor4D;
   }
 
-  /** Tied unembedding: `ln_f(h) @ wteᵀ`. @param h `[n, d_model]` → `[n, vocab]` */
-  private unembed(h: tf.Tensor2D): tf.Tensor2D {
-    const normed = layerNorm(h, this.lnF[0], this.lnF[1], LN_EPS) as tf.Tensor2D;
-    return matMul(normed, this.wte as tf.Tensor2D, true);
+  /** Tied unembedding: `ln_f(h) @ wteᵀ`. @param h `[members, n, d_model]` → `[members, n, vocab]` */
+  membersDecode(h: tf.Tensor3D): tf.Tensor3D {
+    return linearT(this.ln(h, this.lnF), this.wte) as tf.Tensor3D;
   }
 
-  logits(tokens: tf.Tensor2D): tf.Tensor3D {
-    const [batch, seq] = tokens.shape;
+  membersLogits(tokens: tf.Tensor3D): tf.Tensor4D {
+    const [members, batch, seq] = tokens.shape;
     const mask = causalMask(seq);
     let x = this.embed(tokens);
     for (const blk of this.blocks) x = this.block(blk, x, x, mask);
-    const h = tf.reshape(x, [batch * seq, this.config.d_model]) as tf.Tensor2D;
-    return tf.reshape(this.unembed(h), [batch, seq, this.config.vocab_size]);
+    const h = tf.reshape(x, [members, batch * seq, this.config.d_model]) as tf.Tensor3D;
+    return tf.reshape(this.membersDecode(h), [members, batch, seq, this.config.vocab_size]);
   }
 
   /**
-   * Same values as `logits` at `positions`, cheaper: the last block computes its query, MLP, `ln_f`
-   * and unembedding only at the answer position (all of them act per position; the keys and
-   * values still cover every position).
+   * Same values as `membersLogits` at `positions`, cheaper: the last block computes its query,
+   * MLP, `ln_f` and unembedding only at the answer position (all of them act per position; the
+   * keys and values still cover every position).
    */
-  answerLogits(tokens: tf.Tensor2D, positions: tf.Tensor1D): tf.Tensor2D {
-    const [batch, seq] = tokens.shape;
+  membersAnswerLogits(tokens: tf.Tensor3D, positions: tf.Tensor2D): tf.Tensor3D {
+    const [members, batch, seq] = tokens.shape;
     const d = this.config.d_model;
+    const pos = foldMembers<tf.Tensor1D>(positions);
     const mask = causalMask(seq);
     let x = this.embed(tokens);
     const last = this.blocks.length - 1;
     for (let i = 0; i < last; i++) x = this.block(this.blocks[i], x, x, mask);
-    const xq = tf.reshape(selectPositions(x, positions), [batch, 1, d]) as tf.Tensor3D;
-    const out = this.block(this.blocks[last], x, xq, positionMask(positions, seq));
-    return this.unembed(tf.reshape(out, [batch, d]) as tf.Tensor2D);
+    const xq = tf.reshape(selectPositions(foldMembers(x), pos), [members, batch, 1, d]) as tf.Tensor4D;
+    const out = this.block(this.blocks[last], x, xq, positionMask(pos, seq));
+    return this.membersDecode(tf.reshape(out, [members, batch, d]) as tf.Tensor3D);
+  }
+
+  membersResidualStream(tokens: tf.Tensor3D, positions: tf.Tensor2D): tf.Tensor3D[] {
+    const pos = foldMembers<tf.Tensor1D>(positions);
+    const mask = causalMask(tokens.shape[2]);
+    const at = (x: tf.Tensor4D) => unfoldMembers<tf.Tensor3D>(selectPositions(foldMembers(x), pos), this.members);
+    let x = this.embed(tokens);
+    const out = [at(x)];
+    for (const blk of this.blocks) out.push(at((x = this.block(blk, x, x, mask))));
+    return out;
   }
 }
 
-/** A GPT-2 with seeded initial weights (see the constructor for the scheme). */
-export function createGpt2(config: Gpt2Config, rng: Rng): LanguageModel {
+/**
+ * A GPT-2 with seeded initial weights (see the constructor for the scheme): one model for one
+ * generator, an ensemble (parameters stacked `[members, ...]`) for one generator per member.
+ */
+export function createGpt2(config: Gpt2Config, rng: Rng | readonly Rng[]): MemberModel {
   return new Gpt2(config, rng);
 }

@@ -45,4 +45,5 @@ export const gpt2: Architecture<Gpt2Config, Gpt2Params> = {
     };
   },
   describe: (c) => `${c.n_heads} heads`,
+  ensembles: true,
 };

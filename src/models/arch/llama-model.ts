@@ -22,11 +22,14 @@
  * `nn.Linear` layout), so `weights.safetensors` loads into it. Initialisation as Hugging Face's:
  * every weight N(0, 0.02²), norm gains 1. No dropout.
  *
+ * Written once for one model and for an ensemble (`members.ts`): activations are
+ * `[members, batch, seq, d_model]`, folded to `[members · batch, ...]` for attention; a model's
+ * parameters have their own shapes, an ensemble's are stacked `[members, ...]`.
+ *
  * The network only: its config type, knobs, checks and size are declared in `llama.ts`, which the
  * registry lists; `factories.ts` builds this network for a config.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ParamModel } from '../base.js';
 import {
   causalMask,
   embedding,
@@ -38,7 +41,7 @@ import {
   selectPositions,
   silu,
 } from '../layers.js';
-import type { LanguageModel } from '../model.js';
+import { foldMembers, MemberModel, unfoldMembers } from '../members.js';
 import type { LlamaConfig } from './llama.js';
 import type { Rng } from '../train-rng.js';
 
@@ -106,7 +109,7 @@ interface Rotation {
   sinK: tf.Tensor;
 }
 
-class Llama extends ParamModel implements LanguageModel {
+class Llama extends MemberModel {
   readonly params: Map<string, tf.Variable>;
   private readonly embed: tf.Variable; // [vocab, d_model]
   private readonly blocks: Block[] = [];
@@ -115,11 +118,12 @@ class Llama extends ParamModel implements LanguageModel {
   private readonly cos: Float32Array; // [seq_len, d_head]
   private readonly sin: Float32Array;
 
+  /** @param rng one generator (one model), or one per member (an ensemble, parameters stacked). */
   constructor(
     readonly config: LlamaConfig,
-    rng: Rng,
+    rng: Rng | readonly Rng[],
   ) {
-    super();
+    super(Array.isArray(rng) ? rng.length : 1, Array.isArray(rng));
     const { n_layers: L, d_model: d, d_mlp: m, vocab_size: V, seq_len: S, n_heads: H } = config;
     const p = new ParamStore(rng);
     this.embed = p.normal('model.embed_tokens.weight', [V, d], INIT_STD);
@@ -152,63 +156,85 @@ class Llama extends ParamModel implements LanguageModel {
     return { cosQ: cos, sinQ: sin, cosK: cos, sinK: sin };
   }
 
+  /** RMSNorm of `x` (`[members, ..., d_model]`) with the gain `g`. */
+  private rms(x: tf.Tensor, g: tf.Variable): tf.Tensor {
+    return rmsNorm(x, this.vec(g, x.rank), RMS_EPS);
+  }
+
   /**
-   * One block for the queries `xq` `[batch, n_q, d_model]` attending over the keys/values of `x`
-   * `[batch, seq, d_model]` under the additive `mask`, with `rot` rotating queries and keys.
-   * @returns `[batch, n_q, d_model]`
+   * One block for the queries `xq` `[members, batch, n_q, d_model]` attending over the keys/values
+   * of `x` `[members, batch, seq, d_model]` under the additive `mask`, with `rot` rotating queries
+   * and keys (both broadcast over the folded `[members · batch, ...]`).
+   * @returns `[members, batch, n_q, d_model]`
    */
-  private block(blk: Block, x: tf.Tensor3D, xq: tf.Tensor3D, mask: tf.Tensor, rot: Rotation): tf.Tensor3D {
+  private block(blk: Block, x: tf.Tensor4D, xq: tf.Tensor4D, mask: tf.Tensor, rot: Rotation): tf.Tensor4D {
     const H = this.config.n_heads;
-    const h = rmsNorm(x, blk.inputNorm, RMS_EPS) as tf.Tensor3D;
-    const hq = xq === x ? h : (rmsNorm(xq, blk.inputNorm, RMS_EPS) as tf.Tensor3D);
-    const q = applyRope(linearT(hq, blk.q) as tf.Tensor3D, rot.cosQ, rot.sinQ, H);
-    const k = applyRope(linearT(h, blk.k) as tf.Tensor3D, rot.cosK, rot.sinK, H);
-    const a = multiHeadAttention(q, k, linearT(h, blk.v) as tf.Tensor3D, H, mask);
-    const x1 = tf.add(xq, linearT(a, blk.o));
-    const h2 = rmsNorm(x1, blk.postNorm, RMS_EPS);
+    const h = this.rms(x, blk.inputNorm);
+    const hq = xq === x ? h : this.rms(xq, blk.inputNorm);
+    const project = (t: tf.Tensor, w: tf.Variable) => foldMembers<tf.Tensor3D>(linearT(t, w));
+    const q = applyRope(project(hq, blk.q), rot.cosQ, rot.sinQ, H);
+    const k = applyRope(project(h, blk.k), rot.cosK, rot.sinK, H);
+    const a = multiHeadAttention(q, k, project(h, blk.v), H, mask);
+    const x1 = tf.add(xq, linearT(unfoldMembers(a, this.members), blk.o));
+    const h2 = this.rms(x1, blk.postNorm);
     const f = tf.mul(silu(linearT(h2, blk.gate)), linearT(h2, blk.up));
-    return tf.add(x1, linearT(f, blk.down)) as tf.Tensor3D;
+    return tf.add(x1, linearT(f, blk.down)) as tf.Tensor4D;
   }
 
-  /** Final RMSNorm and unembedding: `rms(h) @ lm_headᵀ`. @param h `[n, d_model]` → `[n, vocab]` */
-  private unembed(h: tf.Tensor2D): tf.Tensor2D {
-    return linearT(rmsNorm(h, this.norm, RMS_EPS), this.head) as tf.Tensor2D;
+  /** Final RMSNorm and unembedding: `rms(h) @ lm_headᵀ`. @param h `[members, n, d_model]` → `[members, n, vocab]` */
+  membersDecode(h: tf.Tensor3D): tf.Tensor3D {
+    return linearT(this.rms(h, this.norm), this.head) as tf.Tensor3D;
   }
 
-  logits(tokens: tf.Tensor2D): tf.Tensor3D {
-    const [batch, seq] = tokens.shape;
+  membersLogits(tokens: tf.Tensor3D): tf.Tensor4D {
+    const [members, batch, seq] = tokens.shape;
     const rot = this.fullRotation(seq);
     const mask = causalMask(seq);
-    let x = embedding(this.embed as tf.Tensor2D, tokens);
+    let x = embedding<tf.Rank.R4>(this.embed, tokens);
     for (const blk of this.blocks) x = this.block(blk, x, x, mask, rot);
-    const h = tf.reshape(x, [batch * seq, this.config.d_model]) as tf.Tensor2D;
-    return tf.reshape(this.unembed(h), [batch, seq, this.config.vocab_size]);
+    const h = tf.reshape(x, [members, batch * seq, this.config.d_model]) as tf.Tensor3D;
+    return tf.reshape(this.membersDecode(h), [members, batch, seq, this.config.vocab_size]);
   }
 
   /**
-   * Same values as `logits` at `positions`, cheaper: the last block computes its query (rotated
-   * by the angle of each example's answer position), output projection and MLP, and the
+   * Same values as `membersLogits` at `positions`, cheaper: the last block computes its query
+   * (rotated by the angle of each example's answer position), output projection and MLP, and the
    * unembedding only at the answer position; keys and values still cover every position.
    */
-  answerLogits(tokens: tf.Tensor2D, positions: tf.Tensor1D): tf.Tensor2D {
-    const [batch, seq] = tokens.shape;
+  membersAnswerLogits(tokens: tf.Tensor3D, positions: tf.Tensor2D): tf.Tensor3D {
+    const [members, batch, seq] = tokens.shape;
     const d = this.config.d_model;
     const dHead = d / this.config.n_heads;
+    const pos = foldMembers<tf.Tensor1D>(positions);
     const rot = this.fullRotation(seq);
     const mask = causalMask(seq);
-    let x = embedding(this.embed as tf.Tensor2D, tokens);
+    let x = embedding<tf.Rank.R4>(this.embed, tokens);
     const last = this.blocks.length - 1;
     for (let i = 0; i < last; i++) x = this.block(this.blocks[i], x, x, mask, rot);
-    const xq = tf.reshape(selectPositions(x, positions), [batch, 1, d]) as tf.Tensor3D;
+    const xq = tf.reshape(selectPositions(foldMembers(x), pos), [members, batch, 1, d]) as tf.Tensor4D;
     const at = (table: Float32Array) =>
-      tf.reshape(tf.gather(tf.tensor2d(table.subarray(0, seq * dHead), [seq, dHead]), positions), [batch, 1, 1, dHead]);
+      tf.reshape(tf.gather(tf.tensor2d(table.subarray(0, seq * dHead), [seq, dHead]), pos), [-1, 1, 1, dHead]);
     const answerRot: Rotation = { cosQ: at(this.cos), sinQ: at(this.sin), cosK: rot.cosK, sinK: rot.sinK };
-    const out = this.block(this.blocks[last], x, xq, positionMask(positions, seq), answerRot);
-    return this.unembed(tf.reshape(out, [batch, d]) as tf.Tensor2D);
+    const out = this.block(this.blocks[last], x, xq, positionMask(pos, seq), answerRot);
+    return this.membersDecode(tf.reshape(out, [members, batch, d]) as tf.Tensor3D);
+  }
+
+  membersResidualStream(tokens: tf.Tensor3D, positions: tf.Tensor2D): tf.Tensor3D[] {
+    const pos = foldMembers<tf.Tensor1D>(positions);
+    const rot = this.fullRotation(tokens.shape[2]);
+    const mask = causalMask(tokens.shape[2]);
+    const at = (x: tf.Tensor4D) => unfoldMembers<tf.Tensor3D>(selectPositions(foldMembers(x), pos), this.members);
+    let x = embedding<tf.Rank.R4>(this.embed, tokens);
+    const out = [at(x)];
+    for (const blk of this.blocks) out.push(at((x = this.block(blk, x, x, mask, rot))));
+    return out;
   }
 }
 
-/** A LLaMA with seeded initial weights (see the module docstring for the scheme). */
-export function createLlama(config: LlamaConfig, rng: Rng): LanguageModel {
+/**
+ * A LLaMA with seeded initial weights (see the module docstring for the scheme): one model for one
+ * generator, an ensemble (parameters stacked `[members, ...]`) for one generator per member.
+ */
+export function createLlama(config: LlamaConfig, rng: Rng | readonly Rng[]): MemberModel {
   return new Llama(config, rng);
 }

@@ -64,4 +64,5 @@ export const llama: Architecture<LlamaConfig, LlamaParams> = {
     };
   },
   describe: (c) => `${c.n_heads} heads`,
+  ensembles: true,
 };

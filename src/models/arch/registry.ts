@@ -63,6 +63,13 @@ export function describeModel(config: ModelConfig): string {
   return `${config.arch} ${config.n_layers} layers, d_model ${config.d_model}${details ? `, ${details}` : ''}, vocab ${config.vocab_size}`;
 }
 
+/** Whether `arch` trains as an ensemble (`Architecture.ensembles`); false for an unknown one. */
+export function trainsAsEnsemble(arch: string): boolean {
+  return (
+    Object.hasOwn(ARCHITECTURES, arch) && (ARCHITECTURES[arch as Arch] as { ensembles?: boolean }).ensembles === true
+  );
+}
+
 /**
  * Checks a full config: a known `arch`, its integer fields (and vocab_size, seq_len) integers ≥ 1,
  * its true/false fields booleans, and the architecture's own checks.
