@@ -21,6 +21,11 @@
  * is updated alone, so the update's temporaries stay a few chunk-sized buffers however large the
  * model. Each element goes through the same float32 operations in the same order as in a
  * per-parameter update, so the values are the same bit for bit (test/model-optimised.test.ts).
+ *
+ * An ensemble (`members.ts`: parameters stacked `[members, ...]`) is updated by one AdamW with a
+ * learning rate and weight decay per member (`[members, 1]` scalars against chunks
+ * `[members, size]`), and the global norm and clipping per member: each member's update is the one
+ * it would get alone, element by element.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -61,24 +66,27 @@ interface Chunk {
   /** Offset and length of each parameter in the flat chunk, in elements. */
   offsets: number[];
   sizes: number[];
-  /** Which parameters decay: all, none, or a bool mask `[size]`. */
-  decay: 'all' | 'none' | tf.Tensor1D;
-  /** First and second moments: `[size]` flat, or the parameter's shape when it is alone. */
+  /** Which parameters decay: all, none, or a bool mask `[size]` (`[members, size]` for an ensemble). */
+  decay: 'all' | 'none' | tf.Tensor;
+  /** First and second moments: `[size]` flat (`[members, size]`), or the parameter's shape when it is alone. */
   m: tf.Variable;
   v: tf.Variable;
 }
 
-/** The per-update scalars, made once an update (a JS number operand would upload a scalar per op). */
+/**
+ * The per-update scalars, made once an update (a JS number operand would upload a scalar per op);
+ * for an ensemble `coef`, `decay` and `stepSize` are `[members, 1]`, one per member.
+ */
 interface UpdateScalars {
-  coef: tf.Scalar | null;
+  coef: tf.Tensor | null;
   b1: tf.Scalar;
   b1c: tf.Scalar;
   b2: tf.Scalar;
   b2c: tf.Scalar;
   eps: tf.Scalar;
-  decay: tf.Scalar | null;
+  decay: tf.Tensor | null;
   invBc2Sqrt: tf.Scalar;
-  stepSize: tf.Scalar;
+  stepSize: tf.Tensor;
 }
 
 /** Elements of a chunk by default: 4 MB of float32, so a 2 × 128 GPT-2 is one chunk. */
@@ -107,38 +115,53 @@ export function packChunks(sizes: readonly number[], limit: number): [number, nu
 export class AdamW {
   /** Updates applied so far (t of the last update; 0 before the first). */
   step = 0;
+  /** Members of an ensemble (parameters stacked `[members, ...]`); 1 for one model. */
+  readonly members: number;
+  private readonly configs: readonly AdamWConfig[];
+  private readonly stacked: boolean;
   private readonly chunks: Chunk[] = [];
   /** Each parameter's chunk and index in it. */
   private readonly where = new Map<string, [Chunk, number]>();
 
   /**
    * @param params parameters by name (updated in place by `apply`).
+   * @param config the hyperparameters; for an ensemble one per member (parameters stacked
+   *   `[members, ...]`), equal but for `lr` and `weight_decay`.
    * @param decays whether a parameter gets weight decay.
    * @param chunkElements elements of a flat chunk (`CHUNK_ELEMENTS`; any size gives the same values).
+   * @throws Error when an ensemble's configs differ in more than lr and weight decay.
    */
   constructor(
     readonly params: ReadonlyMap<string, tf.Variable>,
-    readonly config: AdamWConfig,
+    config: AdamWConfig | readonly AdamWConfig[],
     readonly decays: (name: string) => boolean,
     chunkElements = CHUNK_ELEMENTS,
   ) {
+    this.stacked = Array.isArray(config);
+    this.configs = Array.isArray(config) ? config : [config as AdamWConfig];
+    this.members = this.configs.length;
+    const shared = (c: AdamWConfig) => JSON.stringify({ ...c, lr: 0, weight_decay: 0 });
+    if (this.configs.some((c) => shared(c) !== shared(this.configs[0])))
+      throw new Error('AdamW: ensemble members may differ in lr and weight_decay only');
     const entries = [...params];
+    const per = (p: tf.Variable) => p.size / this.members;
     // Inside tidy: a variable keeps its initial value's buffer; the tidy frees the value tensor.
     tf.tidy(() => {
       for (const [start, end] of packChunks(
-        entries.map(([, p]) => p.size),
+        entries.map(([, p]) => per(p)),
         chunkElements,
       )) {
         const run = entries.slice(start, end);
-        const sizes = run.map(([, p]) => p.size);
+        const sizes = run.map(([, p]) => per(p));
         const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
         const total = offsets[offsets.length - 1] + sizes[sizes.length - 1];
-        const zeros = () => tf.variable(run.length === 1 ? tf.zerosLike(run[0][1]) : tf.zeros([total]), false);
+        const flatShape = this.stacked ? [this.members, total] : [total];
+        const zeros = () => tf.variable(run.length === 1 ? tf.zerosLike(run[0][1]) : tf.zeros(flatShape), false);
         const chunk: Chunk = {
           names: run.map(([n]) => n),
           offsets,
           sizes,
-          decay: decayMask(run, sizes, decays),
+          decay: decayMask(run, sizes, decays, this.stacked ? this.members : 0),
           m: zeros(),
           v: zeros(),
         };
@@ -149,30 +172,40 @@ export class AdamW {
     });
   }
 
+  /** The hyperparameters (of member 0 for an ensemble). */
+  get config(): AdamWConfig {
+    return this.configs[0];
+  }
+
   /**
    * Applies one update (t = step + 1) from gradients keyed by parameter name.
-   * @returns the global gradient norm before clipping, a scalar the caller disposes.
+   * @returns the global gradient norm before clipping, a scalar (`[members]` for an ensemble) the caller disposes.
    * @throws Error when a parameter has no gradient.
    */
-  apply(grads: ReadonlyMap<string, tf.Tensor>): tf.Scalar {
+  apply(grads: ReadonlyMap<string, tf.Tensor>): tf.Tensor {
     const t = this.step + 1;
-    const { beta1, beta2, eps, weight_decay: wd, grad_clip: clip } = this.config;
-    const lr = learningRate(this.config, t);
+    const { beta1, beta2, eps, grad_clip: clip } = this.configs[0];
     const norm = tf.tidy(() => {
       const gs = [...this.params.keys()].map((n) => {
         const g = grads.get(n);
         if (!g) throw new Error(`AdamW: no gradient for ${n}`);
         return g;
       });
-      const total = globalNorm(gs);
+      const total = this.stacked ? membersNorm(gs, this.members) : globalNorm(gs);
       const c = (x: number) => tf.scalar(x);
+      // One value per member: a scalar for one model, `[members, 1]` for an ensemble.
+      const each = (f: (config: AdamWConfig) => number) =>
+        this.stacked ? tf.tensor2d(this.configs.map(f), [this.members, 1]) : c(f(this.configs[0]));
       const [b1, b1c, b2, b2c, eps_] = [beta1, 1 - beta1, beta2, 1 - beta2, eps].map(c);
+      const clipOf = this.stacked ? tf.reshape(total, [this.members, 1]) : total;
       const s: UpdateScalars = {
-        coef: clip > 0 ? (tf.minimum(tf.div(c(clip), tf.add(total, c(1e-6))), c(1)) as tf.Scalar) : null,
+        coef: clip > 0 ? tf.minimum(tf.div(c(clip), tf.add(clipOf, c(1e-6))), c(1)) : null,
         ...{ b1, b1c, b2, b2c, eps: eps_ },
-        decay: wd > 0 ? c(1 - lr * wd) : null,
+        decay: this.configs.some((k) => k.weight_decay > 0)
+          ? each((k) => 1 - learningRate(k, t) * k.weight_decay)
+          : null,
         invBc2Sqrt: c(1 / Math.sqrt(1 - beta2 ** t)),
-        stepSize: c(lr / (1 - beta1 ** t)),
+        stepSize: each((k) => learningRate(k, t) / (1 - beta1 ** t)),
       };
       // One tidy a chunk: its temporaries are freed before the next one's are made, so the update
       // needs a few chunk-sized buffers at a time, not ten copies of the whole model.
@@ -193,50 +226,63 @@ export class AdamW {
   /** The update of one chunk: `g` are its parameters' gradients, in its order. */
   private update(chunk: Chunk, g: tf.Tensor[], s: UpdateScalars): void {
     const params = chunk.names.map((n) => this.params.get(n) as tf.Variable);
-    const flat = (xs: tf.Tensor[]) => (xs.length === 1 ? xs[0] : tf.concat(xs.map((x) => tf.reshape(x, [-1]))));
+    const M = this.members;
+    const flat = (xs: tf.Tensor[]) =>
+      xs.length === 1 ? xs[0] : tf.concat(xs.map((x) => tf.reshape(x, this.stacked ? [M, -1] : [-1])), -1);
     const p = flat(params);
-    const gc = s.coef ? tf.mul(flat(g), s.coef) : flat(g);
+    const gc = s.coef ? tf.mul(flat(g), this.perMember(s.coef, p.rank)) : flat(g);
     const mNew = tf.add(tf.mul(chunk.m, s.b1), tf.mul(gc, s.b1c));
     const vNew = tf.add(tf.mul(chunk.v, s.b2), tf.mul(tf.square(gc), s.b2c));
     let decayed = p;
-    if (s.decay && chunk.decay === 'all') decayed = tf.mul(p, s.decay);
-    else if (s.decay && chunk.decay instanceof tf.Tensor) decayed = tf.where(chunk.decay, tf.mul(p, s.decay), p);
+    const decay = s.decay && this.perMember(s.decay, p.rank);
+    if (decay && chunk.decay === 'all') decayed = tf.mul(p, decay);
+    else if (decay && chunk.decay instanceof tf.Tensor) decayed = tf.where(chunk.decay, tf.mul(p, decay), p);
     const denom = tf.add(tf.mul(tf.sqrt(vNew), s.invBc2Sqrt), s.eps);
-    const pNew = tf.sub(decayed, tf.mul(tf.div(mNew, denom), s.stepSize));
+    const pNew = tf.sub(decayed, tf.mul(tf.div(mNew, denom), this.perMember(s.stepSize, p.rank)));
     if (params.length === 1) params[0].assign(pNew);
     else {
       // Split on the host: wasm's Slice (and SplitV, made of it) copies its whole input each time.
       const values = pNew.dataSync() as Float32Array;
+      const total = values.length / M;
       params.forEach((q, i) => {
-        const at = chunk.offsets[i];
-        q.assign(tf.tensor(values.slice(at, at + chunk.sizes[i]), q.shape, 'float32'));
+        const [at, size] = [chunk.offsets[i], chunk.sizes[i]];
+        const out = new Float32Array(size * M);
+        for (let m = 0; m < M; m++) out.set(values.subarray(m * total + at, m * total + at + size), m * size);
+        q.assign(tf.tensor(out, q.shape, 'float32'));
       });
     }
     chunk.m.assign(mNew);
     chunk.v.assign(vNew);
   }
 
-  /**
-   * Parameter `name`'s first (`m`) or second (`v`) moment, a copy shaped like the parameter
-   * (row-major), for checkpoints.
-   * @throws Error for an unknown parameter.
-   */
-  async readMoment(which: 'm' | 'v', name: string): Promise<Float32Array> {
-    const [chunk, i] = this.locate(name);
-    const all = (await chunk[which].data()) as Float32Array;
-    return all.slice(chunk.offsets[i], chunk.offsets[i] + chunk.sizes[i]);
+  /** A per-member `[members, 1]` scalar shaped to broadcast against a tensor of `rank` (a lone stacked parameter). */
+  private perMember(x: tf.Tensor, rank: number): tf.Tensor {
+    return this.stacked && rank !== 2 ? tf.reshape(x, [this.members, ...new Array<number>(rank - 1).fill(1)]) : x;
   }
 
   /**
-   * Sets parameter `name`'s moment `which` to `values` (row-major, the parameter's size).
+   * Parameter `name`'s first (`m`) or second (`v`) moment, a copy shaped like the parameter
+   * (row-major; of one member, `member`, for an ensemble), for checkpoints.
+   * @throws Error for an unknown parameter.
+   */
+  async readMoment(which: 'm' | 'v', name: string, member = 0): Promise<Float32Array> {
+    const [chunk, i] = this.locate(name);
+    const all = (await chunk[which].data()) as Float32Array;
+    const at = member * (all.length / this.members) + chunk.offsets[i];
+    return all.slice(at, at + chunk.sizes[i]);
+  }
+
+  /**
+   * Sets parameter `name`'s moment `which` (of member `member` for an ensemble) to `values`
+   * (row-major, the parameter's size).
    * @throws Error for an unknown parameter or a wrong size.
    */
-  writeMoment(which: 'm' | 'v', name: string, values: Float32Array): void {
+  writeMoment(which: 'm' | 'v', name: string, values: Float32Array, member = 0): void {
     const [chunk, i] = this.locate(name);
     if (values.length !== chunk.sizes[i]) throw new Error(`AdamW: ${values.length} values for ${name}'s ${which}`);
     const variable = chunk[which];
     const all = (variable.dataSync() as Float32Array).slice();
-    all.set(values, chunk.offsets[i]);
+    all.set(values, member * (all.length / this.members) + chunk.offsets[i]);
     tf.tidy(() => variable.assign(tf.tensor(all, variable.shape, 'float32')));
   }
 
@@ -252,16 +298,35 @@ export class AdamW {
   }
 }
 
-/** A chunk's decay rule: 'all', 'none', or a bool mask `[Σ sizes]` when its parameters differ. */
-function decayMask(run: [string, tf.Variable][], sizes: number[], decays: (name: string) => boolean): Chunk['decay'] {
+/**
+ * A chunk's decay rule: 'all', 'none', or a bool mask `[Σ sizes]` when its parameters differ
+ * (`[members, Σ sizes]` for an ensemble of `members` > 0).
+ */
+function decayMask(
+  run: [string, tf.Variable][],
+  sizes: number[],
+  decays: (name: string) => boolean,
+  members: number,
+): Chunk['decay'] {
   const flags = run.map(([n]) => decays(n));
   if (flags.every((f) => f)) return 'all';
   if (!flags.some((f) => f)) return 'none';
-  const mask = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const mask = new Uint8Array(total);
   let at = 0;
   flags.forEach((f, i) => {
     if (f) mask.fill(1, at, at + sizes[i]);
     at += sizes[i];
   });
-  return tf.tensor1d(mask, 'bool');
+  if (members === 0) return tf.tensor1d(mask, 'bool');
+  const all = new Uint8Array(total * members);
+  for (let m = 0; m < members; m++) all.set(mask, m * total);
+  return tf.tensor2d(all, [members, total], 'bool');
+}
+
+/** Each member's global L2 norm of stacked gradients `[members, ...]`: `[members]`. */
+function membersNorm(tensors: readonly tf.Tensor[], members: number): tf.Tensor1D {
+  return tf.tidy(
+    () => tf.sqrt(tf.addN(tensors.map((g) => tf.sum(tf.square(tf.reshape(g, [members, -1])), 1)))) as tf.Tensor1D,
+  );
 }

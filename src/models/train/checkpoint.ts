@@ -66,36 +66,51 @@ export interface StateSlot {
   write(values: Float32Array): void;
 }
 
-/** A variable as a checkpoint slot. */
-export function variableSlot(v: tf.Variable): StateSlot {
+/** A variable as a checkpoint slot; with `member`, that member's slice of a stacked variable `[members, ...]`. */
+export function variableSlot(v: tf.Variable, member?: number): StateSlot {
+  if (member === undefined)
+    return {
+      shape: v.shape,
+      read: async () => (await v.data()) as Float32Array,
+      write: (values) => tf.tidy(() => v.assign(tf.tensor(values, v.shape, 'float32'))),
+    };
+  const size = v.size / v.shape[0];
   return {
-    shape: v.shape,
-    read: async () => (await v.data()) as Float32Array,
-    write: (values) => tf.tidy(() => v.assign(tf.tensor(values, v.shape, 'float32'))),
+    shape: v.shape.slice(1),
+    read: async () => ((await v.data()) as Float32Array).slice(member * size, (member + 1) * size),
+    write: (values) => {
+      const all = (v.dataSync() as Float32Array).slice();
+      all.set(values, member * size);
+      tf.tidy(() => v.assign(tf.tensor(all, v.shape, 'float32')));
+    },
   };
 }
 
 /**
  * The tensors a checkpoint holds, by their key in the file (order of the file): each parameter
  * with AdamW's moments, then the extra variables (`train.loss_sum`, `train.accuracy_sum`).
+ * With `member`, those of one member of an ensemble (variables stacked `[members, ...]`), in the
+ * format and shapes of one model's checkpoint: either resumes the other.
  */
 export function checkpointVariables(
   params: ReadonlyMap<string, tf.Variable>,
   opt: AdamW,
   extra: Readonly<Record<string, tf.Variable>>,
+  member?: number,
 ): Map<string, StateSlot> {
   const vars = new Map<string, StateSlot>();
   const moment = (which: 'm' | 'v', name: string, shape: number[]): StateSlot => ({
     shape,
-    read: () => opt.readMoment(which, name),
-    write: (values) => opt.writeMoment(which, name, values),
+    read: () => opt.readMoment(which, name, member),
+    write: (values) => opt.writeMoment(which, name, values, member),
   });
   for (const [name, p] of params) {
-    vars.set(`param.${name}`, variableSlot(p));
-    vars.set(`adam.m.${name}`, moment('m', name, p.shape));
-    vars.set(`adam.v.${name}`, moment('v', name, p.shape));
+    const slot = variableSlot(p, member);
+    vars.set(`param.${name}`, slot);
+    vars.set(`adam.m.${name}`, moment('m', name, slot.shape));
+    vars.set(`adam.v.${name}`, moment('v', name, slot.shape));
   }
-  for (const [key, v] of Object.entries(extra)) vars.set(key, variableSlot(v));
+  for (const [key, v] of Object.entries(extra)) vars.set(key, variableSlot(v, member));
   return vars;
 }
 
@@ -157,17 +172,25 @@ export async function saveCheckpoint(
   }
 }
 
+/** A checkpoint found and checked, not yet loaded: its state, and `load` to assign its tensors. */
+export interface FoundCheckpoint {
+  state: CheckpointState;
+  /** Assigns the checkpoint's tensors to the variables (checked already: it does not fail on the file). */
+  load(): void;
+}
+
 /**
- * Loads the newest checkpoint in `dir` that this run made (same `fingerprint`, at most `maxSteps`)
- * into `variables`, skipping (and logging) the others and unreadable ones.
- * @returns its state, or undefined when there is none (the variables are then untouched).
+ * The newest checkpoint in `dir` that this run made (same `fingerprint`, at most `maxSteps`),
+ * with every tensor of `variables` present in it with its shape; the others and unreadable ones
+ * are skipped (and logged). Nothing is assigned until `load` is called.
+ * @returns it, or undefined when there is none.
  */
-export function loadCheckpoint(
+export function findCheckpoint(
   dir: string,
   run: { fingerprint: string; maxSteps: number },
   variables: ReadonlyMap<string, StateSlot>,
   log: (message: string) => void = () => {},
-): CheckpointState | undefined {
+): FoundCheckpoint | undefined {
   for (const step of checkpointSteps(dir)) {
     try {
       const state = JSON.parse(readFileSync(join(dir, `checkpoint-${pad(step)}.json`), 'utf8')) as CheckpointState;
@@ -188,12 +211,27 @@ export function loadCheckpoint(
           throw new Error(`checkpoint lacks ${key} ${JSON.stringify(v.shape)}`);
         return [v, t.data as Float32Array] as const;
       });
-      for (const [v, data] of values) v.write(data);
-      log(`resumed from the checkpoint at step ${step}`);
-      return state;
+      return { state, load: () => values.forEach(([v, data]) => v.write(data)) };
     } catch (err) {
       log(`ignoring unreadable checkpoint at step ${step}: ${(err as Error).message}`);
     }
   }
   return undefined;
+}
+
+/**
+ * Loads the newest checkpoint in `dir` that this run made (`findCheckpoint`) into `variables`.
+ * @returns its state, or undefined when there is none (the variables are then untouched).
+ */
+export function loadCheckpoint(
+  dir: string,
+  run: { fingerprint: string; maxSteps: number },
+  variables: ReadonlyMap<string, StateSlot>,
+  log: (message: string) => void = () => {},
+): CheckpointState | undefined {
+  const found = findCheckpoint(dir, run, variables, log);
+  if (!found) return undefined;
+  found.load();
+  log(`resumed from the checkpoint at step ${found.state.step}`);
+  return found.state;
 }

@@ -1,12 +1,13 @@
 /**
- * Measuring a model: predictions and mean loss on a set of examples, and the grokking curve as
- * training records it (`CurveRecorder`): at each evaluation, the mean training-batch loss and
+ * Measuring a model: predictions and mean loss on a set of examples (of one model, or of every
+ * member of an ensemble at once), and the grokking curve as training records it (`CurveRecorder`): at each evaluation, the mean training-batch loss and
  * accuracy since the previous one, then every test type on at most `evalSize` of its examples,
  * evenly spaced over the test set (`evenlySpaced`), so that every attribute is represented.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { EnsembleModel } from '../members.js';
 import type { LanguageModel } from '../model.js';
-import { batchTensors, selectRows } from './examples.js';
+import { batchTensors, membersBatchTensors, selectRows } from './examples.js';
 import type { Examples } from './examples.js';
 import { crossEntropy } from './loss.js';
 
@@ -91,43 +92,106 @@ export function evenlySpaced(data: Examples, k: number): Examples {
   );
 }
 
+/** Accuracy and mean loss of a set of examples, as `evaluateExamples` gives them. */
+export interface Measured {
+  accuracy: number;
+  loss: number;
+}
+
 /**
- * The grokking curve of a training run as it is measured. Training adds each batch's mean loss and
- * accuracy to sums kept on the device (`addBatch`); `evaluate` turns them into the `train_batch`
- * row (their mean since the previous evaluation) and measures every test type.
+ * Measures one set of examples per member (`undefined`: that member has none of this type) and
+ * resolves to one result per member (`undefined` where it had none). For one model, one set.
+ */
+export type Measure = (sets: readonly (Examples | undefined)[]) => Promise<(Measured | undefined)[]>;
+
+/** `Measure` of one model: `evaluateExamples` on its set in passes of `batchSize`. */
+export function modelMeasure(model: LanguageModel, batchSize: number): Measure {
+  return (sets) => Promise.all(sets.map((d) => (d ? evaluateExamples(model, d, batchSize) : undefined)));
+}
+
+/**
+ * `Measure` of an ensemble: every member's set in one batched pass of at most `batchSize` rows a
+ * member (`EnsembleModel.membersAnswerLogits`); a member with fewer rows is padded with copies of
+ * its first row (a member without a set, with the first set's), whose results are dropped. Each
+ * member's accuracy and mean loss are summed in row order, as `evaluateExamples`.
+ */
+export function membersMeasure(model: EnsembleModel, batchSize: number): Measure {
+  return async (sets) => {
+    const filler = sets.find((d) => d !== undefined && d.n > 0);
+    if (!filler) return sets.map((d) => (d ? evaluateExamples0() : undefined));
+    const data = sets.map((d) => (d && d.n > 0 ? d : filler));
+    const ns = sets.map((d) => d?.n ?? 0);
+    const most = Math.max(...ns);
+    const sums = ns.map(() => ({ correct: 0, loss: 0 }));
+    for (let start = 0; start < most; start += batchSize) {
+      const b = Math.min(batchSize, most - start);
+      const rows = ns.map((n) => Int32Array.from({ length: b }, (_, i) => (start + i < n ? start + i : 0)));
+      const [pred, nll] = tf.tidy(() => {
+        const t = membersBatchTensors(data, rows);
+        const logits = model.membersAnswerLogits(t.tokens, t.positions);
+        return [tf.argMax(logits, -1), crossEntropy(logits, t.targets)];
+      });
+      const [p, l] = [(await pred.data()) as Int32Array, (await nll.data()) as Float32Array];
+      tf.dispose([pred, nll]);
+      ns.forEach((n, m) => {
+        for (let i = 0; i < b && start + i < n; i++) {
+          if (p[m * b + i] === data[m].targets[start + i]) sums[m].correct++;
+          sums[m].loss += l[m * b + i];
+        }
+      });
+    }
+    return sets.map((d, m) =>
+      d ? { accuracy: d.n ? sums[m].correct / d.n : NaN, loss: d.n ? sums[m].loss / d.n : NaN } : undefined,
+    );
+  };
+}
+
+/** What `evaluateExamples` gives for no examples. */
+const evaluateExamples0 = (): Measured => ({ accuracy: NaN, loss: NaN });
+
+/**
+ * The grokking curves of one training run, or of the members of an ensemble, as they are
+ * measured. Training adds each batch's mean loss and accuracy to sums kept on the device
+ * (`addBatch`; one value a member); `evaluate` turns them into the `train_batch` row (their mean
+ * since the previous evaluation) and measures every test type, every member at once.
  */
 export class CurveRecorder {
-  /** Every row so far, in step order. */
-  rows: CurveRow[] = [];
-  /** Accuracy by curve type at the latest evaluation (also after a resume); empty before the first. */
-  readonly latest: Record<string, number> = {};
-  /** Mean train-batch loss and accuracy since the last evaluation, as last read from the device. */
-  running: { loss?: number; accuracy?: number } = {};
+  /** Number of runs recorded (members). */
+  readonly members: number;
+  /** Every row so far of each member, in step order. */
+  rows: CurveRow[][];
+  /** Accuracy by curve type at the latest evaluation of each member (also after a resume); empty before the first. */
+  readonly latest: Record<string, number>[];
+  /** Mean train-batch loss and accuracy of each member since the last evaluation, as last read from the device. */
+  running: { loss?: number; accuracy?: number }[];
   /** Training batches summed since the last evaluation. */
   batches = 0;
-  /** Sum of the batches' mean losses since the last evaluation (scalar). */
+  /** Sum of the batches' mean losses since the last evaluation (scalar; `[members]` when stacked). */
   readonly lossSum: tf.Variable;
-  /** Sum of the batches' accuracies since the last evaluation (scalar). */
+  /** Sum of the batches' accuracies since the last evaluation (scalar; `[members]` when stacked). */
   readonly accuracySum: tf.Variable;
   private lastRead = 0;
 
   /**
-   * @param tests the test subsets by type, evaluated in this order.
-   * @param batchSize examples per forward pass when evaluating.
+   * @param measure measures the members' test sets (`modelMeasure`, `membersMeasure`).
+   * @param tests each member's test subsets by type, evaluated in this order.
+   * @param stacked the sums are `[members]` (an ensemble) rather than scalars (one model).
    */
   constructor(
-    private readonly model: LanguageModel,
-    private readonly tests: ReadonlyMap<string, Examples>,
-    private readonly batchSize: number,
+    private readonly measure: Measure,
+    private readonly tests: readonly ReadonlyMap<string, Examples>[],
+    stacked = false,
   ) {
-    [this.lossSum, this.accuracySum] = tf.tidy(() => [
-      tf.variable(tf.scalar(0), false),
-      tf.variable(tf.scalar(0), false),
-    ]);
+    this.members = tests.length;
+    this.rows = tests.map(() => []);
+    this.latest = tests.map(() => ({}));
+    this.running = tests.map(() => ({}));
+    const zero = () => (stacked ? tf.zeros([this.members]) : tf.scalar(0));
+    [this.lossSum, this.accuracySum] = tf.tidy(() => [tf.variable(zero(), false), tf.variable(zero(), false)]);
   }
 
-  /** Adds one training batch's mean loss and accuracy (scalars); call inside `tf.tidy`. */
-  addBatch(loss: tf.Scalar, accuracy: tf.Scalar): void {
+  /** Adds one training batch's mean loss and accuracy (scalars, or `[members]`); call inside `tf.tidy`. */
+  addBatch(loss: tf.Tensor, accuracy: tf.Tensor): void {
     this.lossSum.assign(tf.add(this.lossSum, loss));
     this.accuracySum.assign(tf.add(this.accuracySum, accuracy));
     this.batches++;
@@ -137,7 +201,7 @@ export class CurveRecorder {
   async readRunning(): Promise<void> {
     if (this.batches === 0) return;
     const [l, a] = await Promise.all([this.lossSum.data(), this.accuracySum.data()]);
-    this.running = { loss: l[0] / this.batches, accuracy: a[0] / this.batches };
+    this.running = this.running.map((_, m) => ({ loss: l[m] / this.batches, accuracy: a[m] / this.batches }));
     this.lastRead = performance.now();
   }
 
@@ -147,44 +211,41 @@ export class CurveRecorder {
   }
 
   /**
-   * The curve rows of `step`: `train_batch` (the running means; before any batch, the model on
-   * `firstBatch()`, the batch training will start with), then every test type. Resets the sums.
+   * Each member's curve rows of `step`: `train_batch` (the running means; before any batch, the
+   * model on `firstBatches()[m]`, the batch training will start with), then every test type.
+   * Resets the sums. @param epochs each member's epoch at `step`.
    */
-  async evaluate(step: number, epoch: number, firstBatch: () => Examples): Promise<CurveRow[]> {
-    const rows: CurveRow[] = [];
+  async evaluate(step: number, epochs: readonly number[], firstBatches: () => Examples[]): Promise<CurveRow[][]> {
+    const rows: CurveRow[][] = this.rows.map(() => []);
+    const add = (type: string, results: (Measured | undefined)[]) =>
+      results.forEach((r, m) => r && rows[m].push({ step, epoch: epochs[m], type, ...r }));
     if (this.batches > 0) {
       await this.readRunning();
-      rows.push({
-        step,
-        epoch,
-        type: 'train_batch',
-        accuracy: this.running.accuracy as number,
-        loss: this.running.loss as number,
-      });
-    } else {
-      const m = await evaluateExamples(this.model, firstBatch(), this.batchSize);
-      rows.push({ step, epoch, type: 'train_batch', accuracy: m.accuracy, loss: m.loss });
-    }
-    for (const [type, data] of this.tests) {
-      const m = await evaluateExamples(this.model, data, this.batchSize);
-      rows.push({ step, epoch, type, accuracy: m.accuracy, loss: m.loss });
-    }
+      add(
+        'train_batch',
+        this.running.map((r) => ({ accuracy: r.accuracy as number, loss: r.loss as number })),
+      );
+    } else add('train_batch', await this.measure(firstBatches()));
+    const types = [...new Set(this.tests.flatMap((t) => [...t.keys()]))];
+    for (const type of types) add(type, await this.measure(this.tests.map((t) => t.get(type))));
     tf.tidy(() => {
       // assign() keeps the value's buffer; the tidy frees the tensor object itself.
-      this.lossSum.assign(tf.scalar(0));
-      this.accuracySum.assign(tf.scalar(0));
+      this.lossSum.assign(tf.zerosLike(this.lossSum));
+      this.accuracySum.assign(tf.zerosLike(this.accuracySum));
     });
     this.batches = 0;
-    this.rows.push(...rows);
-    for (const r of rows) this.latest[r.type] = r.accuracy;
+    rows.forEach((r, m) => {
+      this.rows[m].push(...r);
+      for (const row of r) this.latest[m][row.type] = row.accuracy;
+    });
     return rows;
   }
 
-  /** Continues from a checkpoint's rows and batch count (the sums are restored with the tensors). */
-  restore(rows: CurveRow[], batches: number): void {
-    this.rows = rows;
+  /** Continues member `member` from a checkpoint's rows and batch count (the sums are restored with the tensors). */
+  restore(member: number, rows: CurveRow[], batches: number): void {
+    this.rows[member] = rows;
     this.batches = batches;
-    for (const r of rows) this.latest[r.type] = r.accuracy;
+    for (const r of rows) this.latest[member][r.type] = r.accuracy;
   }
 
   /** Frees the sums. */

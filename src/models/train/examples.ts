@@ -53,6 +53,37 @@ export function batchTensors(
   };
 }
 
+/**
+ * Rows of each member's examples as one ensemble batch (`members.ts`): member m's rows
+ * `indices[m]` of `data[m]`, each member the same number of rows `b`. Tokens
+ * `[members, b, seqLen]`, positions and targets `[members, b]` (int32).
+ * @throws Error when the members' row counts or sequence lengths differ.
+ */
+export function membersBatchTensors(
+  data: readonly Examples[],
+  indices: readonly ArrayLike<number>[],
+): { tokens: tf.Tensor3D; positions: tf.Tensor2D; targets: tf.Tensor2D } {
+  const b = indices[0].length;
+  const L = data[0].seqLen;
+  if (indices.some((ix) => ix.length !== b) || data.some((d) => d.seqLen !== L))
+    throw new Error('ensemble batch: members need the same number of rows and sequence length');
+  const M = data.length;
+  const tokens = new Int32Array(M * b * L);
+  const positions = new Int32Array(M * b);
+  const targets = new Int32Array(M * b);
+  data.forEach((d, m) => {
+    const rows = selectRows(d, indices[m]);
+    tokens.set(rows.tokens, m * b * L);
+    positions.set(rows.positions, m * b);
+    targets.set(rows.targets, m * b);
+  });
+  return {
+    tokens: tf.tensor3d(tokens, [M, b, L], 'int32'),
+    positions: tf.tensor2d(positions, [M, b], 'int32'),
+    targets: tf.tensor2d(targets, [M, b], 'int32'),
+  };
+}
+
 /** Where a `BatchSampler` stands: epoch, offset in it, RNG state before that epoch's permutation. */
 export interface SamplerState {
   epoch: number;

@@ -12,20 +12,27 @@
  * curve so far every `checkpointEvery` steps and on abort, and resumes from the newest checkpoint
  * there (`checkpoint.ts`); a resumed run ends with the same weights, bit for bit, as an
  * uninterrupted one on the same backend (training is a pure function of params, data and step).
+ *
+ * `trainEnsemble` trains several runs whose models have the same shapes as one batched network
+ * (`members.ts`, `network.ts`): each member with its own seed (initialisation, data order), data,
+ * learning rate and weight decay, its curve and checkpoints its own, in the format of one run's,
+ * all evaluated together. One loop serves both: a run alone is an ensemble of one whose network
+ * keeps the plain shapes.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from '../adamw.js';
 import type { AdamWConfig } from '../adamw.js';
-import { createModel } from '../arch/factories.js';
 import type { ModelConfig } from '../arch/registry.js';
 import type { LanguageModel } from '../model.js';
 import { makeRng } from '../train-rng.js';
-import { checkpointVariables, fingerprint, isCheckpointStep, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { checkpointVariables, findCheckpoint, fingerprint, isCheckpointStep, saveCheckpoint } from './checkpoint.js';
+import type { CheckpointState, StateSlot } from './checkpoint.js';
 import { CurveRecorder, evenlySpaced } from './evaluation.js';
 import type { CurveRow } from './evaluation.js';
 import { BatchSampler, selectRows } from './examples.js';
 import type { Examples } from './examples.js';
-import { batchGradients } from './loss.js';
+import { ensembleNetwork, modelNetwork } from './network.js';
+import type { Network } from './network.js';
 
 /** What the trainer needs besides the data. */
 export interface TrainerConfig {
@@ -100,6 +107,26 @@ export interface TrainResult {
   seconds: number;
 }
 
+/** One run to train: what `trainModel` takes, as one member of `trainEnsemble`. */
+export interface TrainRequest {
+  config: TrainerConfig;
+  train: Examples;
+  /** Test sets by type, evaluated in this order. */
+  tests: ReadonlyMap<string, Examples>;
+  options?: TrainOptions;
+}
+
+/**
+ * What must be equal for runs to train as one ensemble: the config but the seed and the
+ * optimizer's `lr` and `weight_decay` (per member). The model config holds the shapes (vocab_size
+ * and seq_len from the data), so equal strings mean equal shapes and schedules.
+ */
+export function ensembleKey(config: TrainerConfig): string {
+  const { seed: _seed, optimizer, ...shared } = config;
+  const { lr: _lr, weight_decay: _wd, ...optimizerShared } = optimizer;
+  return JSON.stringify({ ...shared, optimizer: optimizerShared });
+}
+
 /**
  * Examples per training pass: `microBatchSize`, at most the batch.
  * @throws Error on inconsistent sizes.
@@ -117,26 +144,6 @@ function passSize(config: TrainerConfig, train: Examples): number {
 }
 
 /**
- * One optimizer step on the batch `indices` (`[batch]` row numbers of `train`): gradients summed over
- * passes of at most `microBatch` examples, AdamW, and the batch's loss and accuracy into `curve`.
- */
-function optimizerStep(
-  model: LanguageModel,
-  opt: AdamW,
-  curve: CurveRecorder,
-  train: Examples,
-  indices: Int32Array,
-  microBatch: number,
-): void {
-  tf.tidy(() => {
-    const { grads, loss, accuracy } = batchGradients(model, train, indices, microBatch);
-    opt.apply(grads);
-    curve.addBatch(loss, accuracy);
-    accuracy.dispose(); // tf.keep'd by a one-pass batch: not the tidy's to free
-  });
-}
-
-/**
  * Trains a model from scratch, or resumes from `options.checkpointDir`.
  * @param tests test sets by type, evaluated in this order.
  * @throws the abort reason when `options.signal` fires; Error on inconsistent data/config.
@@ -147,61 +154,121 @@ export async function trainModel(
   tests: ReadonlyMap<string, Examples>,
   options: TrainOptions = {},
 ): Promise<TrainResult> {
-  const { batchSize, maxSteps, evalEvery, checkpointEvery } = config;
-  const events = options.events ?? {};
-  const microBatch = passSize(config, train);
-  // Evaluation passes are no larger than training's: a micro-batch set for memory bounds them too.
-  const evalBatch = config.evalBatchSize ?? Math.min(1024, config.microBatchSize ?? 1024);
-  const evalSets = new Map([...tests].map(([type, data]) => [type, evenlySpaced(data, config.evalSize)] as const));
+  const [result] = await trainRuns([{ config, train, tests, options }], false);
+  return result;
+}
 
-  const model = createModel(config.model, makeRng(config.seed, 0));
-  const opt = new AdamW(model.params, config.optimizer, (n) => model.decays(n));
-  let sampler = new BatchSampler(train.n, makeRng(config.seed, 1));
-  const curve = new CurveRecorder(model, evalSets, evalBatch);
-  const saved = checkpointVariables(model.params, opt, {
-    'train.loss_sum': curve.lossSum,
-    'train.accuracy_sum': curve.accuracySum,
+/**
+ * Trains the runs `requests` as one ensemble (`members.ts`): one result per request, each what
+ * `trainModel` gives for it alone up to float rounding (the same initial weights, data order,
+ * curve and checkpoints). Each request's `options` give its checkpoint folder and events; the
+ * ensemble stops when any request's signal fires (after saving every member's checkpoint).
+ * A member resumes only with the others: when their newest checkpoints are not all of one step,
+ * every member starts again from step 0.
+ * @throws Error when the requests differ in more than seed, lr and weight decay (`ensembleKey`),
+ *   or their architecture has no ensemble network; the abort reason when a signal fires.
+ */
+export async function trainEnsemble(requests: readonly TrainRequest[]): Promise<TrainResult[]> {
+  if (requests.length === 0) throw new Error('trainEnsemble: no runs');
+  const key = ensembleKey(requests[0].config);
+  requests.forEach((r, i) => {
+    if (ensembleKey(r.config) !== key)
+      throw new Error(`trainEnsemble: run ${i} differs from run 0 in more than seed, lr and weight_decay`);
   });
-  const print = fingerprint(config, train);
-  const dir = options.checkpointDir;
+  return trainRuns(requests, true);
+}
+
+/** The runs' newest checkpoints loaded, when all of one step; else none (logged). */
+function resume(
+  requests: readonly TrainRequest[],
+  run: { fingerprints: string[]; maxSteps: number },
+  saved: Map<string, StateSlot>[],
+): CheckpointState[] | undefined {
+  const log = (m: number, message: string) => requests[m].options?.events?.onLog?.(message);
+  const found = requests.map((r, m) => {
+    const dir = r.options?.checkpointDir;
+    const print = { fingerprint: run.fingerprints[m], maxSteps: run.maxSteps };
+    return dir ? findCheckpoint(dir, print, saved[m], (message) => log(m, message)) : undefined;
+  });
+  if (found.every((f) => f === undefined)) return undefined;
+  const steps = found.map((f) => f?.state.step ?? 0);
+  if (found.some((f) => f === undefined) || steps.some((s) => s !== steps[0])) {
+    requests.forEach((_, m) =>
+      log(m, `the ensemble's checkpoints are at steps ${steps.join(', ')}: every member starts from step 0`),
+    );
+    return undefined;
+  }
+  return found.map((f, m) => {
+    f!.load();
+    log(m, `resumed from the checkpoint at step ${f!.state.step}`);
+    return f!.state;
+  });
+}
+
+/** The loop of `trainModel` (one request, plain shapes) and `trainEnsemble` (`stacked`). */
+async function trainRuns(requests: readonly TrainRequest[], stacked: boolean): Promise<TrainResult[]> {
+  const first = requests[0].config;
+  const { batchSize, maxSteps, evalEvery, checkpointEvery } = first;
+  const microBatch = Math.min(...requests.map((r) => passSize(r.config, r.train)));
+  // Evaluation passes are no larger than training's: a micro-batch set for memory bounds them too.
+  const evalBatch = first.evalBatchSize ?? Math.min(1024, first.microBatchSize ?? 1024);
+  const evalSets = requests.map(
+    (r) => new Map([...r.tests].map(([type, data]) => [type, evenlySpaced(data, r.config.evalSize)] as const)),
+  );
+  const rngs = requests.map((r) => makeRng(r.config.seed, 0));
+  const net: Network = stacked ? ensembleNetwork(first.model, rngs, evalBatch) : modelNetwork(first.model, rngs[0], evalBatch);
+  const optimizer = stacked ? requests.map((r) => r.config.optimizer) : first.optimizer;
+  const opt = new AdamW(net.params, optimizer, (n) => net.decays(n));
+  const trains = requests.map((r) => r.train);
+  let samplers = requests.map((r) => new BatchSampler(r.train.n, makeRng(r.config.seed, 1)));
+  const curve = new CurveRecorder(net.measure, evalSets, stacked);
+  const sums = { 'train.loss_sum': curve.lossSum, 'train.accuracy_sum': curve.accuracySum };
+  const saved = requests.map((_, m) => checkpointVariables(net.params, opt, sums, stacked ? m : undefined));
+  const fingerprints = requests.map((r) => fingerprint(r.config, r.train));
+  const events = requests.map((r) => r.options?.events ?? {});
+  const signals = requests.flatMap((r) => (r.options?.signal ? [r.options.signal] : []));
 
   try {
-    let start = 0;
-    const resumed = dir ? loadCheckpoint(dir, { fingerprint: print, maxSteps }, saved, events.onLog) : undefined;
+    const resumed = resume(requests, { fingerprints, maxSteps }, saved);
+    const start = resumed?.[0].step ?? 0;
     if (resumed) {
-      start = resumed.step;
-      opt.step = resumed.step;
-      sampler = BatchSampler.fromState(train.n, resumed.sampler);
-      curve.restore(resumed.curve, resumed.batches);
+      opt.step = start;
+      samplers = resumed.map((state, m) => BatchSampler.fromState(trains[m].n, state.sampler));
+      resumed.forEach((state, m) => curve.restore(m, state.curve, state.batches));
     }
-    const epochAt = (step: number) => (step * batchSize) / train.n;
+    const epochs = (step: number) => trains.map((t) => (step * batchSize) / t.n);
     const save = async (step: number) => {
-      if (dir)
-        await saveCheckpoint(dir, saved, {
-          step,
-          fingerprint: print,
-          sampler: sampler.state(),
-          batches: curve.batches,
-          curve: curve.rows,
-        });
+      for (const [m, r] of requests.entries())
+        if (r.options?.checkpointDir)
+          await saveCheckpoint(r.options.checkpointDir, saved[m], {
+            step,
+            fingerprint: fingerprints[m],
+            sampler: samplers[m].state(),
+            batches: curve.batches,
+            curve: curve.rows[m],
+          });
     };
     const evaluate = async (step: number) => {
-      const rows = await curve.evaluate(step, epochAt(step), () => selectRows(train, sampler.peek(batchSize)));
-      events.onEval?.(step, rows);
+      const firstBatches = () => samplers.map((s, m) => selectRows(trains[m], s.peek(batchSize)));
+      const rows = await curve.evaluate(step, epochs(step), firstBatches);
+      events.forEach((e, m) => e.onEval?.(step, rows[m]));
     };
     const report = (step: number) =>
-      events.onStep?.({ step, total: maxSteps, epoch: epochAt(step), ...curve.running, evaluated: curve.latest });
+      events.forEach((e, m) =>
+        e.onStep?.({ step, total: maxSteps, epoch: epochs(step)[m], ...curve.running[m], evaluated: curve.latest[m] }),
+      );
 
     const t0 = performance.now();
     // A checkpoint (even one of step 0, left by an interrupt before step 1 ended) holds the step-0 rows.
     if (!resumed) await evaluate(0);
     report(start);
     for (let step = start + 1; step <= maxSteps; step++) {
-      if (options.signal?.aborted) {
+      const aborted = signals.find((s) => s.aborted);
+      if (aborted) {
         await save(step - 1);
-        options.signal.throwIfAborted();
+        aborted.throwIfAborted();
       }
-      optimizerStep(model, opt, curve, train, sampler.next(batchSize), microBatch);
+      optimizerStep(net, opt, curve, trains, samplers.map((s) => s.next(batchSize)), microBatch);
       if (step % evalEvery === 0 || step === maxSteps) await evaluate(step);
       else await curve.refreshRunning();
       if (isCheckpointStep(step, checkpointEvery, maxSteps)) await save(step);
@@ -209,13 +276,47 @@ export async function trainModel(
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     const seconds = (performance.now() - t0) / 1000;
-    opt.dispose();
-    curve.dispose();
-    return { model, curve: curve.rows, resumedFrom: start, stepsRun: maxSteps - start, seconds };
+    const results = requests.map((_, m) => ({
+      model: net.result(m),
+      curve: curve.rows[m],
+      resumedFrom: start,
+      stepsRun: maxSteps - start,
+      seconds,
+    }));
+    if (stacked) net.dispose();
+    return results;
   } catch (err) {
+    net.dispose();
+    throw err;
+  } finally {
     opt.dispose();
     curve.dispose();
-    model.dispose();
-    throw err;
   }
 }
+
+/**
+ * One optimizer step on each run's batch `indices[m]` (`[batch]` row numbers of `trains[m]`):
+ * gradients summed over passes of at most `microBatch` examples, AdamW, and each batch's loss and
+ * accuracy into `curve`.
+ */
+function optimizerStep(
+  net: Network,
+  opt: AdamW,
+  curve: CurveRecorder,
+  trains: readonly Examples[],
+  indices: Int32Array[],
+  microBatch: number,
+): void {
+  tf.tidy(() => {
+    const { grads, loss, accuracy } = net.gradients(trains, indices, microBatch);
+    // The seam of gradient filters (Grokfast, models/grad-filter.ts): filter `grads` here, per
+    // member for an ensemble (state stacked [members, ...], the filter's scalars `[members, 1]`).
+    opt.apply(grads);
+    curve.addBatch(loss, accuracy);
+    // tf.keep'd by a one-pass batch: not the tidy's to free.
+    tf.dispose([accuracy, ...(perMember(loss) ? [loss] : [])]);
+  });
+}
+
+/** Whether a pass's loss is per member (`[members]`, kept like the accuracy) rather than a scalar. */
+const perMember = (loss: tf.Tensor) => loss.rank > 0;
