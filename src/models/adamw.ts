@@ -228,7 +228,12 @@ export class AdamW {
     const params = chunk.names.map((n) => this.params.get(n) as tf.Variable);
     const M = this.members;
     const flat = (xs: tf.Tensor[]) =>
-      xs.length === 1 ? xs[0] : tf.concat(xs.map((x) => tf.reshape(x, this.stacked ? [M, -1] : [-1])), -1);
+      xs.length === 1
+        ? xs[0]
+        : tf.concat(
+            xs.map((x) => tf.reshape(x, this.stacked ? [M, -1] : [-1])),
+            -1,
+          );
     const p = flat(params);
     const gc = s.coef ? tf.mul(flat(g), this.perMember(s.coef, p.rank)) : flat(g);
     const mNew = tf.add(tf.mul(chunk.m, s.b1), tf.mul(gc, s.b1c));

@@ -218,7 +218,9 @@ export class CurveRecorder {
   async evaluate(step: number, epochs: readonly number[], firstBatches: () => Examples[]): Promise<CurveRow[][]> {
     const rows: CurveRow[][] = this.rows.map(() => []);
     const add = (type: string, results: (Measured | undefined)[]) =>
-      results.forEach((r, m) => r && rows[m].push({ step, epoch: epochs[m], type, ...r }));
+      results.forEach(
+        (r, m) => r && rows[m].push({ step, epoch: epochs[m], type, accuracy: r.accuracy, loss: r.loss }),
+      );
     if (this.batches > 0) {
       await this.readRunning();
       add(

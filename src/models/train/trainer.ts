@@ -216,7 +216,9 @@ async function trainRuns(requests: readonly TrainRequest[], stacked: boolean): P
     (r) => new Map([...r.tests].map(([type, data]) => [type, evenlySpaced(data, r.config.evalSize)] as const)),
   );
   const rngs = requests.map((r) => makeRng(r.config.seed, 0));
-  const net: Network = stacked ? ensembleNetwork(first.model, rngs, evalBatch) : modelNetwork(first.model, rngs[0], evalBatch);
+  const net: Network = stacked
+    ? ensembleNetwork(first.model, rngs, evalBatch)
+    : modelNetwork(first.model, rngs[0], evalBatch);
   const optimizer = stacked ? requests.map((r) => r.config.optimizer) : first.optimizer;
   const opt = new AdamW(net.params, optimizer, (n) => net.decays(n));
   const trains = requests.map((r) => r.train);
@@ -268,7 +270,14 @@ async function trainRuns(requests: readonly TrainRequest[], stacked: boolean): P
         await save(step - 1);
         aborted.throwIfAborted();
       }
-      optimizerStep(net, opt, curve, trains, samplers.map((s) => s.next(batchSize)), microBatch);
+      optimizerStep(
+        net,
+        opt,
+        curve,
+        trains,
+        samplers.map((s) => s.next(batchSize)),
+        microBatch,
+      );
       if (step % evalEvery === 0 || step === maxSteps) await evaluate(step);
       else await curve.refreshRunning();
       if (isCheckpointStep(step, checkpointEvery, maxSteps)) await save(step);
