@@ -17,7 +17,6 @@ import { initBackend } from '../src/models/backend.js';
 import type { BackendName } from '../src/models/backend-names.js';
 import { loadNativeBlas } from '../src/models/native-blas.js';
 import { makeRng } from '../src/models/train-rng.js';
-import type { Examples } from '../src/models/train/examples.js';
 import { batchGradients, membersBatchGradients } from '../src/models/train/loss.js';
 import { trainEnsemble, trainModel } from '../src/models/train/trainer.js';
 import type { TrainerConfig, TrainRequest, TrainResult } from '../src/models/train/trainer.js';

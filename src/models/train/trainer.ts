@@ -205,10 +205,22 @@ function resume(
   });
 }
 
-/** The loop of `trainModel` (one request, plain shapes) and `trainEnsemble` (`stacked`). */
-async function trainRuns(requests: readonly TrainRequest[], stacked: boolean): Promise<TrainResult[]> {
+/** What the loop of `trainRuns` works on: the network, its optimizer and curves, and each run's data order. */
+interface Training {
+  net: Network;
+  opt: AdamW;
+  curve: CurveRecorder;
+  trains: Examples[];
+  samplers: BatchSampler[];
+  /** Each run's checkpoint tensors. */
+  saved: Map<string, StateSlot>[];
+  fingerprints: string[];
+  microBatch: number;
+}
+
+/** Builds the network (initialised from each run's seed), optimizer, curves and data order of `requests`. */
+function prepare(requests: readonly TrainRequest[], stacked: boolean): Training {
   const first = requests[0].config;
-  const { batchSize, maxSteps, evalEvery, checkpointEvery } = first;
   const microBatch = Math.min(...requests.map((r) => passSize(r.config, r.train)));
   // Evaluation passes are no larger than training's: a micro-batch set for memory bounds them too.
   const evalBatch = first.evalBatchSize ?? Math.min(1024, first.microBatchSize ?? 1024);
@@ -221,12 +233,25 @@ async function trainRuns(requests: readonly TrainRequest[], stacked: boolean): P
     : modelNetwork(first.model, rngs[0], evalBatch);
   const optimizer = stacked ? requests.map((r) => r.config.optimizer) : first.optimizer;
   const opt = new AdamW(net.params, optimizer, (n) => net.decays(n));
-  const trains = requests.map((r) => r.train);
-  let samplers = requests.map((r) => new BatchSampler(r.train.n, makeRng(r.config.seed, 1)));
   const curve = new CurveRecorder(net.measure, evalSets, stacked);
   const sums = { 'train.loss_sum': curve.lossSum, 'train.accuracy_sum': curve.accuracySum };
-  const saved = requests.map((_, m) => checkpointVariables(net.params, opt, sums, stacked ? m : undefined));
-  const fingerprints = requests.map((r) => fingerprint(r.config, r.train));
+  return {
+    net,
+    opt,
+    curve,
+    trains: requests.map((r) => r.train),
+    samplers: requests.map((r) => new BatchSampler(r.train.n, makeRng(r.config.seed, 1))),
+    saved: requests.map((_, m) => checkpointVariables(net.params, opt, sums, stacked ? m : undefined)),
+    fingerprints: requests.map((r) => fingerprint(r.config, r.train)),
+    microBatch,
+  };
+}
+
+/** The loop of `trainModel` (one request, plain shapes) and `trainEnsemble` (`stacked`). */
+async function trainRuns(requests: readonly TrainRequest[], stacked: boolean): Promise<TrainResult[]> {
+  const { batchSize, maxSteps, evalEvery, checkpointEvery } = requests[0].config;
+  const { net, opt, curve, trains, saved, fingerprints, microBatch, ...state } = prepare(requests, stacked);
+  let samplers = state.samplers;
   const events = requests.map((r) => r.options?.events ?? {});
   const signals = requests.flatMap((r) => (r.options?.signal ? [r.options.signal] : []));
 
