@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
-import type { InputArtifact, Json, StageContext, StageDefinition } from '../src/engine/stage.js';
+import type { InputArtifact, Json, RunOptions, StageContext, StageDefinition } from '../src/engine/stage.js';
 import { encodeTable, readTable } from '../src/table/parquet.js';
 import type { Table } from '../src/table/table.js';
 import { tableHash } from '../src/table/table.js';
@@ -42,7 +42,8 @@ export function fillParams<P>(def: StageDefinition<P>, params: Record<string, Js
 }
 
 /**
- * Runs `def` with `params` (defaults filled) on `inputs`, writing into a fresh temporary folder.
+ * Runs `def` with `params` (defaults filled) on `inputs` and `options`, writing into a fresh
+ * temporary folder.
  * @throws whatever the stage throws, or Error on invalid params.
  */
 export async function runFake<P>(
@@ -50,7 +51,25 @@ export async function runFake<P>(
   params: Record<string, Json>,
   inputs: readonly InputArtifact[] = [],
   storage: Storage = 'parquet',
+  options: RunOptions = {},
 ): Promise<FakeRun> {
+  const { ctx, finish } = fakeContext(def, params, inputs, storage, options);
+  await def.run(ctx);
+  return finish();
+}
+
+/**
+ * The context `runFake` gives `def` (writing into a fresh temporary folder), without running it,
+ * and `finish` to hand the outputs on once a run (or a group run) has written them.
+ * @throws Error on invalid params.
+ */
+export function fakeContext<P>(
+  def: StageDefinition<P>,
+  params: Record<string, Json>,
+  inputs: readonly InputArtifact[] = [],
+  storage: Storage = 'parquet',
+  options: RunOptions = {},
+): { ctx: StageContext<P>; finish: () => FakeRun } {
   const filled = fillParams(def, params);
   const outDir = mkdtempSync(join(tmpdir(), `gp-${def.name}-`));
   mkdirSync(outDir, { recursive: true });
@@ -88,11 +107,10 @@ export async function runFake<P>(
     },
     progress() {},
     log() {},
-    options: {},
+    options,
     signal: controller.signal,
   };
-  await def.run(ctx);
-  return {
+  const finish = (): FakeRun => ({
     stage: def.name,
     id: def.name,
     key: def.name,
@@ -114,5 +132,6 @@ export async function runFake<P>(
       }
       return readTable(join(outDir, file), { columns });
     },
-  };
+  });
+  return { ctx, finish };
 }

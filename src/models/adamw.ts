@@ -140,7 +140,7 @@ export class AdamW {
     this.stacked = Array.isArray(config);
     this.configs = Array.isArray(config) ? config : [config as AdamWConfig];
     this.members = this.configs.length;
-    const shared = (c: AdamWConfig) => JSON.stringify({ ...c, lr: 0, weight_decay: 0 });
+    const shared = (c: AdamWConfig) => [c.beta1, c.beta2, c.eps, c.warmup_steps, c.grad_clip].join();
     if (this.configs.some((c) => shared(c) !== shared(this.configs[0])))
       throw new Error('AdamW: ensemble members may differ in lr and weight_decay only');
     const entries = [...params];

@@ -16,15 +16,17 @@
  * `ctx.checkpointDir` the run checkpoints every `checkpoint_every` steps and resumes there.
  */
 import { readFileSync } from 'node:fs';
+import canonicalizeModule from 'canonicalize';
 import type { StageContext, StageDefinition } from '../engine/stage.js';
 import type { Table } from '../table/table.js';
 import { CURVE_FILE } from '../analysis/files.js';
 import type { AdamWConfig } from '../models/adamw.js';
-import { checkModel, countModel, describeModel, modelConfig } from '../models/arch/registry.js';
+import { checkModel, countModel, describeModel, modelConfig, trainsAsEnsemble } from '../models/arch/registry.js';
 import type { ModelParams } from '../models/arch/registry.js';
 import { stepHeapBytes, wasmMicroBatch } from '../models/memory.js';
 import type { CurveRow } from '../models/train/evaluation.js';
-import type { TrainerConfig } from '../models/train/trainer.js';
+import type { Examples } from '../models/train/examples.js';
+import type { TrainerConfig, TrainOptions, TrainResult } from '../models/train/trainer.js';
 import { groupByType, readExamples, readVocab } from './examples.js';
 import { MODEL_FILE, WEIGHTS_FILE } from './files.js';
 
@@ -39,6 +41,11 @@ export interface TrainParams {
   seed: number;
   checkpoint_every: number;
 }
+
+/** RFC 8785 canonical JSON (the package's CommonJS default export, as Node's ESM loader presents it). */
+const canonicalize = ((canonicalizeModule as unknown as { default?: unknown }).default ?? canonicalizeModule) as (
+  input: unknown,
+) => string;
 
 const schema = JSON.parse(
   readFileSync(new URL('../../schemas/stages/train.schema.json', import.meta.url), 'utf8'),
@@ -74,7 +81,15 @@ export function curveTable(curve: readonly CurveRow[]): Table {
   };
 }
 
-async function run(ctx: StageContext<TrainParams>): Promise<void> {
+/** What a train run reads: its trainer config, training examples and test sets by type. */
+interface RunData {
+  config: TrainerConfig;
+  train: Examples;
+  tests: Map<string, Examples>;
+}
+
+/** Reads a run's `tokenize` input. @throws Error when its tables disagree. */
+async function readRun(ctx: StageContext<TrainParams>): Promise<RunData> {
   const input = ctx.input('tokenize');
   const [vocab, train, test] = await Promise.all([
     readVocab(input),
@@ -83,43 +98,55 @@ async function run(ctx: StageContext<TrainParams>): Promise<void> {
   ]);
   if (test.seqLen !== train.seqLen)
     throw new Error(`train: train.parquet has ${train.seqLen} token columns, test.parquet ${test.seqLen}`);
-  const config = trainerConfig(ctx.params, vocab.length, train.seqLen);
-  const tests = groupByType(test);
+  return { config: trainerConfig(ctx.params, vocab.length, train.seqLen), train, tests: groupByType(test) };
+}
 
+/** Starts the requested backend and records it in the manifest of every context. */
+async function startBackend(ctxs: readonly StageContext<TrainParams>[]): Promise<string> {
   const { backendDescription, initBackend } = await import('../models/backend.js');
-  const { trainModel } = await import('../models/train/trainer.js');
-  const { modelToSafetensors } = await import('../models/weights.js');
-  const backend = await initBackend(ctx.options.backend ?? 'auto', { threads: ctx.options.threads });
-  ctx.record('backend', backend);
-  // What ran the numbers (for wasm-blas: the BLAS library, its version, CPU kernels and threads).
-  ctx.record('backend_detail', backendDescription() ?? backend);
-  const m = config.model;
+  const backend = await initBackend(ctxs[0].options.backend ?? 'auto', { threads: ctxs[0].options.threads });
+  for (const ctx of ctxs) {
+    ctx.record('backend', backend);
+    // What ran the numbers (for wasm-blas: the BLAS library, its version, CPU kernels and threads).
+    ctx.record('backend_detail', backendDescription() ?? backend);
+  }
+  return backend;
+}
+
+/** The run's first log line: model, data, batch, steps, backend (and its place in an ensemble). */
+function logStart(ctx: StageContext<TrainParams>, { config, train }: RunData, backend: string, note = ''): void {
   ctx.log(
-    `train: ${describeModel(m)}; ` +
+    `train: ${describeModel(config.model)}; ` +
       `${train.n} facts, batch ${config.batchSize}` +
       (config.microBatchSize !== undefined && config.microBatchSize < config.batchSize
         ? ` in micro-batches of ${config.microBatchSize}`
         : '') +
-      `, ${config.maxSteps} steps on ${backend}`,
+      `, ${config.maxSteps} steps on ${backend}${note}`,
   );
+}
 
-  const result = await withHeapAdvice(config, backend, () =>
-    trainModel(config, train, tests, {
-      checkpointDir: ctx.checkpointDir,
-      signal: ctx.signal,
-      events: {
-        onStep: (s) => {
-          const metrics: Record<string, number> = {};
-          if (s.loss !== undefined) metrics.loss = s.loss;
-          if (s.accuracy !== undefined) metrics.train = s.accuracy;
-          if (s.evaluated.id_inferred !== undefined) metrics.id = s.evaluated.id_inferred;
-          if (s.evaluated.ood_inferred !== undefined) metrics.ood = s.evaluated.ood_inferred;
-          ctx.progress({ step: s.step, total: s.total, metrics });
-        },
-        onLog: (message) => ctx.log(`train: ${message}`),
+/** The trainer's options for a context: its checkpoint folder, abort signal, progress and log. */
+function trainOptions(ctx: StageContext<TrainParams>): TrainOptions {
+  return {
+    checkpointDir: ctx.checkpointDir,
+    signal: ctx.signal,
+    events: {
+      onStep: (s) => {
+        const metrics: Record<string, number> = {};
+        if (s.loss !== undefined) metrics.loss = s.loss;
+        if (s.accuracy !== undefined) metrics.train = s.accuracy;
+        if (s.evaluated.id_inferred !== undefined) metrics.id = s.evaluated.id_inferred;
+        if (s.evaluated.ood_inferred !== undefined) metrics.ood = s.evaluated.ood_inferred;
+        ctx.progress({ step: s.step, total: s.total, metrics });
       },
-    }),
-  );
+      onLog: (message) => ctx.log(`train: ${message}`),
+    },
+  };
+}
+
+/** Writes a trained run's outputs and records its speed, accuracies and size; disposes the model. */
+async function writeResult(ctx: StageContext<TrainParams>, config: TrainerConfig, result: TrainResult): Promise<void> {
+  const { modelToSafetensors } = await import('../models/weights.js');
   let nParams = 0;
   try {
     for (const p of result.model.params.values()) nParams += p.size;
@@ -140,27 +167,108 @@ async function run(ctx: StageContext<TrainParams>): Promise<void> {
   ctx.record('model_size', { ...countModel(config.model) });
 }
 
+async function run(ctx: StageContext<TrainParams>): Promise<void> {
+  const data = await readRun(ctx);
+  const backend = await startBackend([ctx]);
+  logStart(ctx, data, backend);
+  const { trainModel } = await import('../models/train/trainer.js');
+  const result = await withHeapAdvice(data.config, backend, 1, () =>
+    trainModel(data.config, data.train, data.tests, trainOptions(ctx)),
+  );
+  await writeResult(ctx, data.config, result);
+}
+
 /**
  * Runs `train` and turns the wasm backend's abort on an exhausted heap (a bare
- * `RuntimeError: Aborted()`) into advice: the heap the step needs and a `micro_batch_size` that fits.
+ * `RuntimeError: Aborted()`) into advice: the heap the step needs and a `micro_batch_size` that
+ * fits (for an ensemble of `members`, which needs about `members` times one run's heap: or fewer
+ * members at once).
  * @throws Error with that advice; any other error unchanged.
  */
-async function withHeapAdvice<T>(config: TrainerConfig, backend: string, train: () => Promise<T>): Promise<T> {
+async function withHeapAdvice<T>(
+  config: TrainerConfig,
+  backend: string,
+  members: number,
+  train: () => Promise<T>,
+): Promise<T> {
   try {
     return await train();
   } catch (err) {
     const aborted = err instanceof Error && err.name === 'RuntimeError' && /Aborted\(/.test(err.message);
     if (!aborted || !backend.startsWith('wasm')) throw err;
     const micro = config.microBatchSize ?? config.batchSize;
-    const need = stepHeapBytes(config.model, micro);
+    const need = members * stepHeapBytes(config.model, micro);
     const fits = wasmMicroBatch(config.model, micro);
+    const who = members > 1 ? `an ensemble of ${members} such models` : 'this model';
     throw new Error(
-      `train: the wasm heap (4 GiB at most) ran out: this model at ${micro} examples a pass needs about ` +
+      `train: the wasm heap (4 GiB at most) ran out: ${who} at ${micro} examples a pass needs about ` +
         `${(need / 1e9).toFixed(1)} GB. Set optimizer.micro_batch_size to ${fits < micro ? fits : Math.max(1, micro >> 1)} ` +
-        `(gradients are accumulated, the step stays the full batch's), or train on @tensorflow/tfjs-node (--backend tensorflow).`,
+        `(gradients are accumulated, the step stays the full batch's)` +
+        (members > 1 ? ', train fewer runs at once (--ensemble-max)' : '') +
+        `, or train on @tensorflow/tfjs-node (--backend tensorflow).`,
       { cause: err },
     );
   }
+}
+
+/**
+ * The group key of a train run (`StageDefinition.group`): runs with equal keys may train as one
+ * ensemble. Everything but the seed, `optimizer.lr` and `optimizer.weight_decay` (per member):
+ * architecture and widths, optimizer, batch, steps, evaluation and checkpoint schedule. The
+ * vocabulary size and sequence length come from the data, which a key may not read: `groupRun`
+ * splits a group whose data disagree. Undefined (always alone) for an architecture without an
+ * ensemble network (RWKV, Mamba) and for a run with a gradient filter (not batched yet).
+ */
+export function trainGroupKey(params: TrainParams): string | undefined {
+  if (!trainsAsEnsemble(params.model.arch)) return undefined;
+  const { seed: _seed, optimizer, ...rest } = params;
+  const { lr: _lr, weight_decay: _wd, ...shared } = optimizer as typeof optimizer & Record<string, unknown>;
+  // The seam for Grokfast (models/grad-filter.ts): its filter state would be per member.
+  if (shared.grad_filter !== undefined) return undefined;
+  return canonicalize({ stage: 'train', ...rest, optimizer: shared });
+}
+
+/**
+ * Trains a group of runs (`StageDefinition.group.run`): reads every run's data, splits them by
+ * `ensembleKey` (equal shapes and schedule once the data are read), trains each part as one
+ * ensemble (a part of one as `run` would) and writes each run's outputs as `run` would.
+ * @returns per run null (written) or its Error; rejects when every run failed or on abort.
+ */
+async function groupRun(ctxs: readonly StageContext<TrainParams>[]): Promise<(Error | null)[]> {
+  const outcome: (Error | null)[] = ctxs.map(() => null);
+  const data = await Promise.all(ctxs.map((ctx) => readRun(ctx).catch((err: Error) => err)));
+  const ready = ctxs.flatMap((_, i) => (data[i] instanceof Error ? [] : [i]));
+  data.forEach((d, i) => d instanceof Error && (outcome[i] = d));
+  if (ready.length === 0) throw outcome[0];
+  const backend = await startBackend(ready.map((i) => ctxs[i]));
+  const { ensembleKey, trainEnsemble, trainModel } = await import('../models/train/trainer.js');
+  const parts = new Map<string, number[]>();
+  for (const i of ready) {
+    const key = ensembleKey((data[i] as RunData).config);
+    parts.set(key, [...(parts.get(key) ?? []), i]);
+  }
+  for (const part of parts.values()) {
+    const runs = part.map((i) => data[i] as RunData);
+    part.forEach((i, m) =>
+      logStart(ctxs[i], runs[m], backend, part.length > 1 ? `, member ${m + 1} of an ensemble of ${part.length}` : ''),
+    );
+    try {
+      const results = await withHeapAdvice(runs[0].config, backend, part.length, () =>
+        part.length === 1
+          ? trainModel(runs[0].config, runs[0].train, runs[0].tests, trainOptions(ctxs[part[0]])).then((r) => [r])
+          : trainEnsemble(runs.map((r, m) => ({ ...r, options: trainOptions(ctxs[part[m]]) }))),
+      );
+      for (const [m, i] of part.entries()) {
+        if (part.length > 1) ctxs[i].record('ensemble_members', part.length);
+        await writeResult(ctxs[i], runs[m].config, results[m]).catch((err: Error) => (outcome[i] = err));
+      }
+    } catch (err) {
+      if (ctxs.some((ctx) => ctx.signal.aborted)) throw err;
+      for (const i of part) outcome[i] = err as Error;
+    }
+  }
+  if (outcome.every((o) => o !== null)) throw outcome[0];
+  return outcome;
 }
 
 /** The `train` stage. */
@@ -173,4 +281,5 @@ export const trainStage: StageDefinition<TrainParams> = {
     return checkModel(params.model).map((p) => ({ path: `/model/${p.field}`, message: p.message }));
   },
   run,
+  group: { key: (params) => trainGroupKey(params), run: groupRun },
 };

@@ -124,7 +124,12 @@ export interface TrainRequest {
 export function ensembleKey(config: TrainerConfig): string {
   const { seed: _seed, optimizer, ...shared } = config;
   const { lr: _lr, weight_decay: _wd, ...optimizerShared } = optimizer;
-  return JSON.stringify({ ...shared, optimizer: optimizerShared });
+  // Keys sorted at every level: configs built in another key order are the same.
+  const sorted = (_: string, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v;
+  return JSON.stringify({ ...shared, optimizer: optimizerShared }, sorted);
 }
 
 /**
