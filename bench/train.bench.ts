@@ -5,11 +5,15 @@
  *     npm run bench -- train [--json] [--models 2x64x4@128,2x64x4@128*8,2x128x4,4x256x8,8x768x12]
  *                            [--archs gpt2] [--backends wasm-blas,wasm,cpu] [--steps 5] [--warmup 2]
  *                            [--batch 512] [--micro-batch auto|N] [--max-step-seconds 60] [--ablate | --unfused]
- *                            [--python PATH | --no-reference] [--threads N]
+ *                            [--python PATH | --no-reference] [--threads N] [--side-by-side]
  *
  * A model is `n_layers x d_model x n_heads`, optionally `@batch` (else `--batch`) and `*members`:
- * that many models of that size (seeds 0, 1, ...) trained side by side in one process, a step of
- * each in turn (what `ms_per_step` then times is one step of all members).
+ * that many models of that size (seeds 0, 1, ...), each on its own data, trained as one ensemble
+ * (`trainEnsemble`: one batched network, docs/design.md §5 "Ensembles"; architectures without an
+ * ensemble network, or with `--side-by-side`, as that many `trainModel` loops in one process, a step
+ * of each in turn). `ms_per_step` then times one step of all members, `ms_per_member_step` that over
+ * the members, and `vs_one_member` that step against the row of one model of the same size
+ * (`2x64x4@128` before `2x64x4@128*8`), the ensemble's cost in single steps.
  *
  * **PyTorch reference.** For every GPT-2 size, right after grokpipe's rows, the bench runs
  * bench/reference/pytorch_train_step.py on the same size, batch, members and step counts, and
@@ -30,8 +34,8 @@
  * step (`stepFlops`), GFLOP/s, and that as a share of the machine's matmul peak, measured first
  * (`measurePeak`). With `--json`, one JSON object per line and nothing else on stdout (run it as
  * `npm run -s bench -- train --json`: without `-s` npm prints its own banner first); fields:
- * arch, n_layers, d_model, n_heads, batch_size, micro_batch_size, seq_len, vocab, backend,
- * backend_detail, threads, fused_layers, ms_per_step, ms_min, ms_max, steps_timed, tokens_per_s,
+ * arch, n_layers, d_model, n_heads, batch_size, members, ensemble, micro_batch_size, seq_len, vocab, backend,
+ * backend_detail, threads, fused_layers, ms_per_step, ms_per_member_step, vs_one_member, ms_min, ms_max, steps_timed, tokens_per_s,
  * gflop_per_step, gflops, peak_gflops, peak_share, wasm_heap_bytes, cpu, load. A backend that is not installed is skipped (a
  * `{"backend", "skipped"}` line); so is a model whose step is predicted (from the previous model's
  * GFLOP/s on that backend) to exceed `--max-step-seconds`, with `ms_per_step: null`.
@@ -51,7 +55,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { BACKEND_PREFERENCE, backendDescription, initBackend } from '../src/models/backend.js';
 import type { BackendName } from '../src/models/backend.js';
-import { countModel } from '../src/models/arch/registry.js';
+import { countModel, trainsAsEnsemble } from '../src/models/arch/registry.js';
 import { llamaHidden } from '../src/models/arch/llama.js';
 import { mambaDtRank } from '../src/models/arch/mamba.js';
 import { useFusedLayers } from '../src/models/layers.js';
@@ -59,7 +63,7 @@ import type { Arch, ModelConfig } from '../src/models/arch/registry.js';
 import { wasmMicroBatch } from '../src/models/memory.js';
 import { loadNativeBlas, measureBlasPeak } from '../src/models/native-blas.js';
 import { makeRng } from '../src/models/train-rng.js';
-import { trainModel } from '../src/models/train/trainer.js';
+import { trainEnsemble, trainModel } from '../src/models/train/trainer.js';
 import type { Examples } from '../src/models/train/examples.js';
 import type { TrainerConfig } from '../src/models/train/trainer.js';
 
@@ -114,8 +118,9 @@ function randomFacts(n: number, seed: number): Examples {
 
 /**
  * Step times (ms) of `steps` steps after `warmup`, stopping early once `maxMs` is spent. With
- * `members` > 1, that many models (seeds 0, 1, ...) train side by side, each with its own data,
- * one step of each in turn (the trainer yields between steps); a time is one step of all of them.
+ * `members` > 1, that many models (seeds 0, 1, ...), each with its own data, train as one ensemble
+ * (`ensemble`), else side by side, one step of each in turn (the trainer yields between steps); a
+ * time is one step of all of them.
  */
 async function timeSteps(
   config: ModelConfig,
@@ -125,6 +130,7 @@ async function timeSteps(
   warmup: number,
   maxMs: number,
   members = 1,
+  ensemble = false,
 ): Promise<number[]> {
   const trainer = (seed: number): TrainerConfig => ({
     model: config,
@@ -141,26 +147,30 @@ async function timeSteps(
   let calls = 0;
   const started = performance.now();
   const stop = new AbortController();
-  const one = async (member: number) => {
-    const r = await trainModel(
-      trainer(member),
-      randomFacts(batch * 4, 1 + 2 * member),
-      new Map([['test', randomFacts(1, 2 + 2 * member)]]),
-      {
-        signal: stop.signal,
-        events: {
-          onStep: () => {
-            if (++calls % members !== 0) return; // a round: every member has made this step
-            stamps.push(performance.now());
-            if (stamps.length > warmup + 2 && performance.now() - started > maxMs) stop.abort();
-          },
+  const request = (member: number) => ({
+    config: trainer(member),
+    train: randomFacts(batch * 4, 1 + 2 * member),
+    tests: new Map([['test', randomFacts(1, 2 + 2 * member)]]),
+    options: {
+      signal: stop.signal,
+      events: {
+        onStep: () => {
+          if (++calls % members !== 0) return; // a round: every member has made this step
+          stamps.push(performance.now());
+          if (stamps.length > warmup + 2 && performance.now() - started > maxMs) stop.abort();
         },
       },
-    );
-    r.model.dispose();
+    },
+  });
+  const one = async (member: number) => {
+    const r = request(member);
+    (await trainModel(r.config, r.train, r.tests, r.options)).model.dispose();
   };
   try {
-    await Promise.all(Array.from({ length: members }, (_, i) => one(i)));
+    if (ensemble) {
+      const results = await trainEnsemble(Array.from({ length: members }, (_, i) => request(i)));
+      for (const r of results) r.model.dispose();
+    } else await Promise.all(Array.from({ length: members }, (_, i) => one(i)));
   } catch (err) {
     if (!stop.signal.aborted) throw err; // out of time: trainModel disposed its tensors; keep the steps timed so far
   }
@@ -282,6 +292,8 @@ const maxStepMs = Number(arg('max-step-seconds', '60')) * 1000;
 const cpu = `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`;
 const python = await findPython();
 const references = new Map<string, Reference | { error: string }>();
+/** ms of a step of one model, by backend, size and fusion, for the `vs_one_member` of ensembles. */
+const oneMember = new Map<string, number>();
 
 /** The PyTorch reference of a GPT-2 spec, measured once (on first use) and kept. */
 async function reference(spec: ModelSpec): Promise<Reference | { error: string }> {
@@ -340,7 +352,8 @@ for (const requested of backends) {
         backend_detail: backendDescription() ?? backend,
         threads: backendThreads(backend),
       };
-      const label = `${arch} ${nLayers}x${dModel} b${batch}${members > 1 ? ` x${members} models` : ''}`;
+      const ensemble = members > 1 && trainsAsEnsemble(arch) && !process.argv.includes('--side-by-side');
+      const label = `${arch} ${nLayers}x${dModel} b${batch}${members > 1 ? ` x${members} ${ensemble ? 'ensemble' : 'models'}` : ''}`;
       const predicted = gflops ? flops / (gflops * 1e9) : 0;
       if (predicted * 1000 > maxStepMs) {
         const skipped = `predicted ${predicted.toFixed(0)} s/step from the previous model, over --max-step-seconds`;
@@ -350,16 +363,31 @@ for (const requested of backends) {
       }
       for (const fused of ablate ? [true, false] : [!process.argv.includes('--unfused')]) {
         useFusedLayers(fused);
-        const times = await timeSteps(config, batch, micro, steps, warmup, maxStepMs * (steps + warmup), members);
+        const times = await timeSteps(
+          config,
+          batch,
+          micro,
+          steps,
+          warmup,
+          maxStepMs * (steps + warmup),
+          members,
+          ensemble,
+        );
         useFusedLayers(true);
         const ms = median(times);
         const achieved = flops / (ms / 1000) / 1e9;
         if (fused) gflops = achieved;
         const ref = arch === 'gpt2' ? await reference(spec) : { error: 'the reference is GPT-2 only' };
+        const sizeKey = `${backend} ${arch} ${nLayers}x${dModel}x${nHeads}@${batch} ${fused}`;
+        if (members === 1) oneMember.set(sizeKey, ms);
+        const one = oneMember.get(sizeKey);
         const result = {
           ...row,
+          ensemble,
           fused_layers: fused,
           ms_per_step: +ms.toFixed(1),
+          ms_per_member_step: +(ms / members).toFixed(2),
+          vs_one_member: members > 1 && one !== undefined ? +(ms / one).toFixed(2) : null,
           ms_min: +Math.min(...times).toFixed(1),
           ms_max: +Math.max(...times).toFixed(1),
           steps_timed: times.length,
@@ -381,7 +409,12 @@ for (const requested of backends) {
           `${backend.padEnd(10)} ${(fused ? label : `${label} [unfused]`).padEnd(26)} ${String(micro).padStart(5)} ${ms.toFixed(1).padStart(9)} ` +
             `${String(result.tokens_per_s).padStart(9)} ${achieved.toFixed(1).padStart(8)} ${(100 * result.peak_share).toFixed(1).padStart(6)}% ` +
             `${(result.vs_pytorch === null ? '-' : `${result.vs_pytorch}x`).padStart(8)}  ` +
-            `(${times.length} steps, min ${result.ms_min}, max ${result.ms_max}; PyTorch ${'error' in ref ? ref.error : `${ref.torch} ${ref.ms} ms, ${ref.way}`})`,
+            `(${times.length} steps, min ${result.ms_min}, max ${result.ms_max}` +
+            (members > 1
+              ? `; ${result.ms_per_member_step} ms a member-step` +
+                (result.vs_one_member === null ? '' : `, ${result.vs_one_member}x one model's step`)
+              : '') +
+            `; PyTorch ${'error' in ref ? ref.error : `${ref.torch} ${ref.ms} ms, ${ref.way}`})`,
         );
       }
     }
