@@ -4,7 +4,10 @@
  * kernel with `tf.profile`.
  *
  *     npm run bench -- profile [--backend wasm-blas] [--model 2x64x4] [--batch 128] [--micro-batch N]
- *                              [--unfused] [--top 15] [--steps 20]
+ *                              [--members M] [--unfused] [--top 15] [--steps 20]
+ *
+ * `--members M` (M > 1) profiles the step of an ensemble of M such models (`trainEnsemble`'s:
+ * `membersBatchGradients`, then AdamW over the stacked parameters), each member on its own batch.
  *
  * The step is the train bench's (bench/train.bench.ts): 6 tokens, vocabulary 1,200, answer at the
  * last position, cross-entropy, AdamW with clipping. It runs 3 warm-up steps, times `--steps`
@@ -26,10 +29,11 @@ import { initBackend } from '../src/models/backend.js';
 import type { BackendName } from '../src/models/backend.js';
 import { AdamW } from '../src/models/adamw.js';
 import { useFusedLayers } from '../src/models/layers.js';
-import { createModel } from '../src/models/arch/factories.js';
+import { createEnsemble, createModel } from '../src/models/arch/factories.js';
+import type { LanguageModel } from '../src/models/model.js';
 import type { ModelConfig } from '../src/models/arch/registry.js';
 import { makeRng } from '../src/models/train-rng.js';
-import { batchGradients } from '../src/models/train/loss.js';
+import { batchGradients, membersBatchGradients } from '../src/models/train/loss.js';
 import type { Examples } from '../src/models/train/examples.js';
 
 const SEQ = 6;
@@ -88,24 +92,33 @@ const config: ModelConfig = {
   vocab_size: VOCAB,
   seq_len: SEQ,
 };
-const model = createModel(config, makeRng(1));
-const opt = new AdamW(
-  model.params,
-  { lr: 1e-3, weight_decay: 0.1, beta1: 0.9, beta2: 0.98, eps: 1e-8, warmup_steps: 100, grad_clip: 1 },
-  (name) => model.decays(name),
-);
+const members = Number(arg('members', '1'));
+const ensemble =
+  members > 1
+    ? createEnsemble(
+        config,
+        Array.from({ length: members }, (_, m) => makeRng(1 + m)),
+      )
+    : null;
+const model = ensemble ?? createModel(config, makeRng(1));
+const adamw = { lr: 1e-3, weight_decay: 0.1, beta1: 0.9, beta2: 0.98, eps: 1e-8, warmup_steps: 100, grad_clip: 1 };
+const opt = new AdamW(model.params, ensemble ? new Array(members).fill(adamw) : adamw, (name) => model.decays(name));
 const rng = makeRng(2);
-const data: Examples = {
+const batchData = (): Examples => ({
   tokens: Int32Array.from({ length: batch * SEQ }, () => (rng.next() >>> 0) % VOCAB),
   positions: new Int32Array(batch).fill(SEQ - 1),
   targets: Int32Array.from({ length: batch }, () => (rng.next() >>> 0) % VOCAB),
   n: batch,
   seqLen: SEQ,
-};
+});
+const data = Array.from({ length: members }, batchData);
 const indices = Int32Array.from({ length: batch }, (_, i) => i);
 
 /** The two phases of the trainer's step; `step` runs both as `optimizerStep` does. */
-const gradients = () => batchGradients(model, data, indices, micro);
+const gradients = () =>
+  ensemble
+    ? membersBatchGradients(ensemble, data, new Array(members).fill(indices), micro)
+    : batchGradients(model as LanguageModel, data[0], indices, micro);
 function step(): void {
   tf.tidy(() => {
     const { grads, loss, accuracy } = gradients();
@@ -163,7 +176,8 @@ const table = (rows: [string, { ms: number; calls: number }][]) => {
     );
 };
 console.log(
-  `GPT-2 ${nLayers}x${dModel}, ${nHeads} heads, batch ${batch}${micro < batch ? ` in passes of ${micro}` : ''}, ` +
+  `GPT-2 ${nLayers}x${dModel}, ${nHeads} heads, batch ${batch}${micro < batch ? ` in passes of ${micro}` : ''}` +
+    `${ensemble ? `, an ensemble of ${members}` : ''}, ` +
     `${process.argv.includes('--unfused') ? 'unfused' : 'fused'} layers, on ${backend}; ${new Date().toISOString()}`,
 );
 console.log(
