@@ -15,6 +15,11 @@
  * the members, and `vs_one_member` that step against the row of one model of the same size
  * (`2x64x4@128` before `2x64x4@128*8`), the ensemble's cost in single steps.
  *
+ * Every row also has `cpu_ms_per_step`, the median CPU time of this process a step (all its
+ * threads), with `cpu_vs_one_member` and `cpu_vs_pytorch` (the reference's own CPU time): on a
+ * machine shared with other work a wall-clock time is mostly the wait for a core, and a long step
+ * waits more than a short one; CPU times compare the work.
+ *
  * **PyTorch reference.** For every GPT-2 size, right after grokpipe's rows, the bench runs
  * bench/reference/pytorch_train_step.py on the same size, batch, members and step counts, and
  * prints the ratio of each grokpipe row to it (`vs_pytorch`; `pytorch_ms`, `pytorch_way`,
@@ -131,7 +136,7 @@ async function timeSteps(
   maxMs: number,
   members = 1,
   ensemble = false,
-): Promise<number[]> {
+): Promise<{ times: number[]; cpu: number[] }> {
   const trainer = (seed: number): TrainerConfig => ({
     model: config,
     optimizer: { lr: 1e-3, weight_decay: 0.1, beta1: 0.9, beta2: 0.98, eps: 1e-8, warmup_steps: 100, grad_clip: 1 },
@@ -144,6 +149,7 @@ async function timeSteps(
     checkpointEvery: 0,
   });
   const stamps: number[] = [];
+  const cpuStamps: number[] = [];
   let calls = 0;
   const started = performance.now();
   const stop = new AbortController();
@@ -157,6 +163,8 @@ async function timeSteps(
         onStep: () => {
           if (++calls % members !== 0) return; // a round: every member has made this step
           stamps.push(performance.now());
+          const c = process.cpuUsage();
+          cpuStamps.push((c.user + c.system) / 1000);
           if (stamps.length > warmup + 2 && performance.now() - started > maxMs) stop.abort();
         },
       },
@@ -176,9 +184,12 @@ async function timeSteps(
   }
   // stamps[k] follows step k; step k takes stamps[k] - stamps[k - 1]; the last step includes an evaluation.
   const times: number[] = [];
-  for (let k = warmup + 1; k <= warmup + steps && k < stamps.length - (stop.signal.aborted ? 0 : 1); k++)
+  const cpu: number[] = [];
+  for (let k = warmup + 1; k <= warmup + steps && k < stamps.length - (stop.signal.aborted ? 0 : 1); k++) {
     times.push(stamps[k] - stamps[k - 1]);
-  return times;
+    cpu.push(cpuStamps[k] - cpuStamps[k - 1]);
+  }
+  return { times, cpu };
 }
 
 /** A model of the `--models` list: `n_layers x d_model x n_heads[@batch][*members]`. */
@@ -203,6 +214,8 @@ function parseModels(list: string, batch: number): ModelSpec[] {
 /** A PyTorch reference time: the median ms of a step, how it trained members, the torch version. */
 interface Reference {
   ms: number;
+  /** Median CPU ms of the Python process a step. */
+  cpuMs: number;
   way: string;
   torch: string;
 }
@@ -236,14 +249,23 @@ async function pytorchReference(python: string, spec: ModelSpec): Promise<Refere
   const rows = r.stdout
     .split('\n')
     .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { ms_per_step: number; members?: number; ensemble?: string; torch: string });
+    .map(
+      (l) =>
+        JSON.parse(l) as {
+          ms_per_step: number;
+          cpu_ms_per_step: number;
+          members?: number;
+          ensemble?: string;
+          torch: string;
+        },
+    );
   const mine = rows.filter((x) => (x.members ?? 1) === spec.members);
   const best = mine.reduce((a, b) => (b.ms_per_step < a.ms_per_step ? b : a));
   const way =
     spec.members > 1
       ? `${best.ensemble}, ${mine.map((x) => `${x.ensemble} ${x.ms_per_step}`).join(' / ')} ms`
       : 'one model';
-  return { ms: best.ms_per_step, way, torch: best.torch };
+  return { ms: best.ms_per_step, cpuMs: best.cpu_ms_per_step, way, torch: best.torch };
 }
 
 /** The matmul peak of this machine in GFLOP/s: the best of BLAS (2048³, all threads) and wasm (1024³). */
@@ -292,8 +314,8 @@ const maxStepMs = Number(arg('max-step-seconds', '60')) * 1000;
 const cpu = `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`;
 const python = await findPython();
 const references = new Map<string, Reference | { error: string }>();
-/** ms of a step of one model, by backend, size and fusion, for the `vs_one_member` of ensembles. */
-const oneMember = new Map<string, number>();
+/** Wall and CPU ms of a step of one model, by backend, size and fusion, for the `vs_one_member` of ensembles. */
+const oneMember = new Map<string, { ms: number; cpuMs: number }>();
 
 /** The PyTorch reference of a GPT-2 spec, measured once (on first use) and kept. */
 async function reference(spec: ModelSpec): Promise<Reference | { error: string }> {
@@ -363,7 +385,7 @@ for (const requested of backends) {
       }
       for (const fused of ablate ? [true, false] : [!process.argv.includes('--unfused')]) {
         useFusedLayers(fused);
-        const times = await timeSteps(
+        const { times, cpu: cpuTimes } = await timeSteps(
           config,
           batch,
           micro,
@@ -375,11 +397,12 @@ for (const requested of backends) {
         );
         useFusedLayers(true);
         const ms = median(times);
+        const cpuMs = median(cpuTimes);
         const achieved = flops / (ms / 1000) / 1e9;
         if (fused) gflops = achieved;
         const ref = arch === 'gpt2' ? await reference(spec) : { error: 'the reference is GPT-2 only' };
         const sizeKey = `${backend} ${arch} ${nLayers}x${dModel}x${nHeads}@${batch} ${fused}`;
-        if (members === 1) oneMember.set(sizeKey, ms);
+        if (members === 1) oneMember.set(sizeKey, { ms, cpuMs });
         const one = oneMember.get(sizeKey);
         const result = {
           ...row,
@@ -387,7 +410,9 @@ for (const requested of backends) {
           fused_layers: fused,
           ms_per_step: +ms.toFixed(1),
           ms_per_member_step: +(ms / members).toFixed(2),
-          vs_one_member: members > 1 && one !== undefined ? +(ms / one).toFixed(2) : null,
+          vs_one_member: members > 1 && one !== undefined ? +(ms / one.ms).toFixed(2) : null,
+          cpu_ms_per_step: +cpuMs.toFixed(1),
+          cpu_vs_one_member: members > 1 && one !== undefined ? +(cpuMs / one.cpuMs).toFixed(2) : null,
           ms_min: +Math.min(...times).toFixed(1),
           ms_max: +Math.max(...times).toFixed(1),
           steps_timed: times.length,
@@ -401,6 +426,8 @@ for (const requested of backends) {
           pytorch_way: 'error' in ref ? ref.error : ref.way,
           torch: 'error' in ref ? null : ref.torch,
           vs_pytorch: 'error' in ref ? null : +(ms / ref.ms).toFixed(2),
+          pytorch_cpu_ms: 'error' in ref ? null : ref.cpuMs,
+          cpu_vs_pytorch: 'error' in ref ? null : +(cpuMs / ref.cpuMs).toFixed(2),
           cpu,
           load: +os.loadavg()[0].toFixed(2),
         };
@@ -410,9 +437,13 @@ for (const requested of backends) {
             `${String(result.tokens_per_s).padStart(9)} ${achieved.toFixed(1).padStart(8)} ${(100 * result.peak_share).toFixed(1).padStart(6)}% ` +
             `${(result.vs_pytorch === null ? '-' : `${result.vs_pytorch}x`).padStart(8)}  ` +
             `(${times.length} steps, min ${result.ms_min}, max ${result.ms_max}` +
+            `; CPU ${result.cpu_ms_per_step} ms` +
+            ('error' in ref ? '' : ` (${result.cpu_vs_pytorch}x PyTorch's ${ref.cpuMs})`) +
             (members > 1
               ? `; ${result.ms_per_member_step} ms a member-step` +
-                (result.vs_one_member === null ? '' : `, ${result.vs_one_member}x one model's step`)
+                (result.vs_one_member === null
+                  ? ''
+                  : `, ${result.vs_one_member}x one model's step (CPU ${result.cpu_vs_one_member}x)`)
               : '') +
             `; PyTorch ${'error' in ref ? ref.error : `${ref.torch} ${ref.ms} ms, ${ref.way}`})`,
         );

@@ -6,7 +6,8 @@
 The same work as grokpipe's train bench: GPT-2 (pre-LayerNorm, GELU MLP of 4 d_model, learned
 positions, tied unembedding), batch 512, 6 tokens, vocabulary 1,200, logits at the last position
 only, cross-entropy, AdamW (weight decay 0.1), global-norm clipping at 1. Prints one JSON object per
-model with the fields of `npm run bench -- train --json` (backend "pytorch"). A reference to measure
+model with the fields of `npm run bench -- train --json` (backend "pytorch"; `cpu_ms_per_step`:
+the median CPU time of this process a step). A reference to measure
 against, not part of grokpipe: it needs PyTorch, either 2.x from PyPI (`pip install torch==2.13.0`,
 the CPU build with MKL) or Debian's 1.13 (python3-torch; with libopenblas0-pthread selected as
 libblas.so.3 for a fast BLAS).
@@ -76,14 +77,17 @@ class GPT(nn.Module):
 
 
 def time_steps(step, warmup, steps):
-    """Milliseconds of each of `steps` calls of `step` after `warmup` untimed ones."""
-    times = []
+    """Milliseconds of each of `steps` calls of `step` after `warmup` untimed ones: wall-clock
+    times, and the CPU times of this process (all its threads; on a machine shared with other
+    work, what the step cost rather than how long it waited for a core)."""
+    times, cpu = [], []
     for i in range(warmup + steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1000)
-    return times
+            cpu.append((time.process_time() - c0) * 1000)
+    return times, cpu
 
 
 def solo_step(model, opt, idx, tgt):
@@ -144,12 +148,14 @@ def vmap_step(models, idx, tgt):
     return step
 
 
-def row(a, n_layers, d_model, n_heads, times, **extra):
+def row(a, n_layers, d_model, n_heads, timed, **extra):
+    times, cpu = timed
     return {
         'arch': 'gpt2', 'n_layers': n_layers, 'd_model': d_model, 'n_heads': n_heads, 'batch_size': a.batch,
         'seq_len': 6, 'vocab': 1200, 'backend': 'pytorch', 'threads': a.threads,
         'ms_per_step': round(statistics.median(times), 2), 'ms_min': round(min(times), 2),
-        'ms_max': round(max(times), 2), 'torch': torch.__version__, **extra,
+        'ms_max': round(max(times), 2), 'cpu_ms_per_step': round(statistics.median(cpu), 2),
+        'torch': torch.__version__, **extra,
     }
 
 
