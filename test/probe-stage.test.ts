@@ -29,6 +29,7 @@ import type { InputArtifact, Json } from '../src/engine/stage.js';
 import { column, numRows } from '../src/table/table.js';
 import type { Table } from '../src/table/table.js';
 import type { FakeRun } from './data-context.js';
+import { ARCHS, perturbParams, tinyConfig } from './model-arch-helpers.js';
 import { fillParams, runFake } from './data-context.js';
 
 const TYPES = ['train_inferred', 'id_atomic', 'ood_atomic', 'id_inferred', 'ood_inferred'];
@@ -163,6 +164,28 @@ describe('probe stage', () => {
     );
     expect(numRows(probe.tables['probe.parquet'])).toBe(6);
   }, 60_000);
+
+  it.each(ARCHS)('reads every layer of %s; its top layer is what evaluate measures', async (arch) => {
+    // an untrained network of the task's vocabulary, as a train artifact (trained's curve: last step 12)
+    const dir = mkdtempSync(join(tmpdir(), `gp-probe-${arch}-`));
+    const archConfig = tinyConfig(arch, config.vocab_size, config.seq_len);
+    const model = createModel(archConfig, makeRng(11));
+    perturbParams(model, 12);
+    writeFileSync(join(dir, 'weights.safetensors'), await modelToSafetensors(model));
+    model.dispose();
+    writeFileSync(join(dir, 'model.json'), JSON.stringify(archConfig));
+    const run = withFiles({ ...trained, files: ['curve.parquet'] }, dir, ['weights.safetensors', 'model.json']);
+    const probe = await runFake(probeStage, { types: ['id_inferred', 'ood_atomic'], formats: [] }, [run, tokens]);
+    const rows = probeRows(probe.tables['probe.parquet']);
+    expect(rows.map((r) => `${r.step}/${r.type}/${r.layer}`)).toEqual(
+      ['id_inferred', 'ood_atomic'].flatMap((t) => [0, 1, 2].map((l) => `12/${t}/${l}`)),
+    );
+    const scores = byType((await runFake(evaluateStage, {}, [run, tokens])).tables['accuracy.parquet']);
+    for (const r of rows.filter((x) => x.layer === archConfig.n_layers)) {
+      expect(r.accuracy).toBe(scores.get(r.type)!.accuracy);
+      expect(r.loss).toBeCloseTo(scores.get(r.type)!.loss, 5);
+    }
+  });
 
   it('names the layer from which the answer is readable', () => {
     const row = (layer: number, accuracy: number, type = 'ood_inferred'): ProbeRow => ({
