@@ -187,6 +187,20 @@ describe('probe stage', () => {
     }
   });
 
+  it('gives the same accuracies and ranks whatever the batch size, and losses to float rounding', async () => {
+    const rows = async (batch: number) =>
+      probeRows(
+        (await runFake(probeStage, { batch_size: batch, formats: [] }, [withCheckpoints, tokens])).tables[
+          'probe.parquet'
+        ],
+      );
+    const [a, b] = [await rows(3), await rows(1024)];
+    expect(a.map((r) => [r.step, r.type, r.layer, r.n, r.accuracy, r.rank])).toEqual(
+      b.map((r) => [r.step, r.type, r.layer, r.n, r.accuracy, r.rank]),
+    );
+    a.forEach((r, k) => expect(Math.abs(r.loss - b[k].loss)).toBeLessThan(1e-6 * Math.max(1, b[k].loss)));
+  }, 60_000);
+
   it('names the layer from which the answer is readable', () => {
     const row = (layer: number, accuracy: number, type = 'ood_inferred'): ProbeRow => ({
       step: 100,

@@ -26,10 +26,10 @@ export interface LayerReading {
 }
 
 /**
- * Sums over one batch, per layer: `[3, n_layers + 1]` = correct answers, cross-entropy (nats) and
- * target ranks. Call inside `tf.tidy`.
+ * Per layer and example of one batch: `[3, n_layers + 1, batch]` = 1 where the decoded argmax is
+ * the target (else 0), the target's cross-entropy (nats) and its rank. Call inside `tf.tidy`.
  */
-function batchSums(model: LanguageModel, data: Examples, indices: number[]): tf.Tensor2D {
+function batchReadings(model: LanguageModel, data: Examples, indices: number[]): tf.Tensor3D {
   const b = batchTensors(data, indices);
   const stream = model.residualStream(b.tokens, b.positions);
   const layers = stream.length;
@@ -41,7 +41,7 @@ function batchSums(model: LanguageModel, data: Examples, indices: number[]): tf.
     crossEntropy(logits, targets),
     tf.sum(tf.cast(tf.greater(logits, targetLogit), 'float32'), -1),
   ];
-  return tf.stack(perExample.map((x) => tf.sum(tf.reshape(x, [layers, indices.length]), 1))) as tf.Tensor2D;
+  return tf.reshape(tf.stack(perExample), [3, layers, indices.length]);
 }
 
 /**
@@ -50,13 +50,14 @@ function batchSums(model: LanguageModel, data: Examples, indices: number[]): tf.
  */
 export async function logitLens(model: LanguageModel, data: Examples, batchSize = 1024): Promise<LayerReading[]> {
   const layers = model.config.n_layers + 1;
+  // summed on the host in float64, example by example: the result does not depend on `batchSize`
   const sums = new Float64Array(3 * layers);
   for (let start = 0; start < data.n; start += batchSize) {
     const idx = Array.from({ length: Math.min(batchSize, data.n - start) }, (_, i) => start + i);
-    const t = tf.tidy(() => batchSums(model, data, idx));
+    const t = tf.tidy(() => batchReadings(model, data, idx));
     const values = await t.data();
     t.dispose();
-    values.forEach((v, i) => (sums[i] += v));
+    values.forEach((v, i) => (sums[Math.floor(i / idx.length)] += v));
   }
   const n = data.n;
   return Array.from({ length: layers }, (_, layer) => ({
