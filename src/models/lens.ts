@@ -50,7 +50,7 @@ function batchReadings(model: LanguageModel, data: Examples, indices: number[]):
  */
 export async function logitLens(model: LanguageModel, data: Examples, batchSize = 1024): Promise<LayerReading[]> {
   const layers = model.config.n_layers + 1;
-  // summed on the host in float64, example by example: the result does not depend on `batchSize`
+  // summed on the host in float64, example by example (no float32 sum over a batch)
   const sums = new Float64Array(3 * layers);
   for (let start = 0; start < data.n; start += batchSize) {
     const idx = Array.from({ length: Math.min(batchSize, data.n - start) }, (_, i) => start + i);
