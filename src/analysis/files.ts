@@ -15,3 +15,5 @@ export const CURVES_FILE = 'curves.parquet';
 export const SWEEP_FILE = 'sweep.parquet';
 /** `analyze`'s trend of steps-to-generalise against each numeric knob (Spearman ρ, bootstrap CI). */
 export const TREND_FILE = 'trend.parquet';
+/** `probe`: the logit lens's accuracy per checkpoint step, layer and test type. */
+export const PROBE_FILE = 'probe.parquet';

@@ -161,6 +161,18 @@ class Gpt2 extends ParamModel implements LanguageModel {
     const out = this.block(this.blocks[last], x, xq, positionMask(positions, seq));
     return this.unembed(tf.reshape(out, [batch, d]) as tf.Tensor2D);
   }
+
+  residualStream(tokens: tf.Tensor2D, positions: tf.Tensor1D): tf.Tensor2D[] {
+    const mask = causalMask(tokens.shape[1]);
+    let x = this.embed(tokens);
+    const out = [selectPositions(x, positions)];
+    for (const blk of this.blocks) out.push(selectPositions((x = this.block(blk, x, x, mask)), positions));
+    return out;
+  }
+
+  decode(h: tf.Tensor2D): tf.Tensor2D {
+    return this.unembed(h);
+  }
 }
 
 /** A GPT-2 with seeded initial weights (see the constructor for the scheme). */

@@ -206,6 +206,20 @@ class Llama extends ParamModel implements LanguageModel {
     const out = this.block(this.blocks[last], x, xq, positionMask(positions, seq), answerRot);
     return this.unembed(tf.reshape(out, [batch, d]) as tf.Tensor2D);
   }
+
+  residualStream(tokens: tf.Tensor2D, positions: tf.Tensor1D): tf.Tensor2D[] {
+    const seq = tokens.shape[1];
+    const rot = this.fullRotation(seq);
+    const mask = causalMask(seq);
+    let x = embedding(this.embed as tf.Tensor2D, tokens);
+    const out = [selectPositions(x, positions)];
+    for (const blk of this.blocks) out.push(selectPositions((x = this.block(blk, x, x, mask, rot)), positions));
+    return out;
+  }
+
+  decode(h: tf.Tensor2D): tf.Tensor2D {
+    return this.unembed(h);
+  }
 }
 
 /** A LLaMA with seeded initial weights (see the module docstring for the scheme). */
