@@ -62,8 +62,7 @@ export class ProcessExecutor implements Executor {
     const { execa } = await import('execa');
     const jobFile = jobFilePath(outDir);
     await writeFile(jobFile, JSON.stringify(spec));
-    const to = (member: number | undefined): readonly JobEvents[] =>
-      member === undefined ? events : [events[member]];
+    const to = (member: number | undefined): readonly JobEvents[] => (member === undefined ? events : [events[member]]);
     let outcome: Extract<WorkerMessage, { type: 'done' | 'group-done' }> | undefined;
     let failure: { message: string; stack?: string } | undefined;
     try {

@@ -21,8 +21,7 @@ export interface GroupJobSpec {
 
 /** The result of one member of a group job: its outcome, or why it failed. */
 export type MemberResult =
-  | { readonly ok: true; readonly outcome: JobOutcome }
-  | { readonly ok: false; readonly message: string };
+  { readonly ok: true; readonly outcome: JobOutcome } | { readonly ok: false; readonly message: string };
 
 /** The group job of `members` (jobs of one stage type, each as it would run alone). */
 export function groupJobOf(members: readonly JobSpec[]): GroupJobSpec {
