@@ -15,6 +15,12 @@
  */
 import type { StageRun } from './pipeline/expand.js';
 
+/** Grouped execution (`StageDefinition.group`): the options of `run` and `verify`. */
+export interface GroupingOptions {
+  /** At most this many runs share one group job (at least 1; 1 runs every run alone). */
+  readonly maxMembers: number;
+}
+
 /** A run that joined, waiting for its group. */
 interface Joined<T, R> {
   readonly run: StageRun;

@@ -13,6 +13,7 @@ import type { Executor } from './exec/executor.js';
 import { createLimiter } from './exec/limit.js';
 import type { Limiter } from './exec/limit.js';
 import type { Explanation, RootCause } from './explain/cause.js';
+import type { GroupingOptions } from './gather.js';
 import type { StageRun } from './pipeline/expand.js';
 import type { RunOptions } from './stage.js';
 import { silentReporter } from './terminal/progress.js';
@@ -43,12 +44,6 @@ export interface RunRecord {
   readonly failedRoot?: string;
   /** Members of the group job it ran (or failed) in, itself included; absent when it ran alone. */
   readonly group?: number;
-}
-
-/** Grouped execution (`StageDefinition.group`, docs/design.md §6). */
-export interface GroupingOptions {
-  /** At most this many runs share one group job (at least 1; 1 runs every run alone). */
-  readonly maxMembers: number;
 }
 
 /** Options of `runPipeline`. */

@@ -36,7 +36,8 @@ import { groupUnderLocks, underLock } from './runner-execute.js';
 import { cachedRecord, failed, interrupted, invocation, report, secondsSince, skipFor } from './runner-records.js';
 import type { Invocation, Pending, RunRecord, RunnerOptions } from './runner-records.js';
 
-export type { GroupingOptions, RunRecord, RunStatus, RunnerOptions } from './runner-records.js';
+export type { GroupingOptions } from './gather.js';
+export type { RunRecord, RunStatus, RunnerOptions } from './runner-records.js';
 
 /**
  * Runs `runs` (in dependency order, as compiled). Removes stale temporaries first; records the
