@@ -12,9 +12,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { balancedChunks, Gatherer } from '../src/engine/gather.js';
 import type { StageRun } from '../src/engine/pipeline/expand.js';
 import { fakeCliCommand } from './fixtures/engine-cli.js';
-import { cli, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.js';
+import { cli as cliOf, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.js';
 import type { CliResult, JsonRun } from './fixtures/engine-harness.js';
-import { calls, ens, ensGroups, resetCalls } from './fixtures/engine-stages.js';
+import { calls, ens, ensGroups, fakeStagesWithGroups, resetCalls } from './fixtures/engine-stages.js';
 import { fakeSlurm } from './fixtures/slurm-fake.js';
 
 /** Three seeds at two widths: two groups of three. */
@@ -35,6 +35,11 @@ matrix:
 stages:
   e: { uses: ens, with: { width: 4, seed: "\${{ matrix.seed }}"${extra} } }
 `;
+}
+
+/** `main(args)` in this process with the fake stage types and `ens`. */
+function cli(args: string[], deps: Parameters<typeof cliOf>[1] = {}): Promise<CliResult> {
+  return cliOf(args, { stages: fakeStagesWithGroups, ...deps });
 }
 
 function setup(yaml: string): { dir: string; file: string; store: string } {

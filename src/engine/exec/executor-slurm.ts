@@ -320,7 +320,10 @@ export class SlurmExecutor implements Executor {
     }
     if (result?.ok) {
       this.readProgress(item);
-      this.settle(item, { outcome: result });
+      // A group member that failed: its error and the task's log, as for a failed task.
+      const withLog = (r: MemberResult): MemberResult =>
+        r.ok ? r : { ok: false, message: `${r.message} (log: ${item.log})` };
+      this.settle(item, { outcome: 'group' in result ? { ok: true, group: result.group.map(withLog) } : result });
       return;
     }
     if (result) {
