@@ -4,7 +4,7 @@
  * A small sweep of the fake stages must give the same keys and content hashes as a local run; a
  * failing task must be reported with its log, its dependents skipped and the rest finished.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -116,7 +116,12 @@ stages:
     ]);
     // One array task ran the group; its log names every member's lines.
     const log = /\(log: (\S+\/\.slurm\/\d+_\d+\.log)\)/.exec(r.run('e[seed=2]').reason)?.[1] as string;
-    expect(readFileSync(log, 'utf8')).toContain('member seed 2 failed');
+    expect(readFileSync(log, 'utf8')).toContain('[e[seed=2]] failed: member seed 2 failed');
+    const waves = readdirSync(join(store, '.slurm'))
+      .filter((f) => /^wave-\d+-\d+\.sh$/.test(f))
+      .sort((a, b) => Number(/(\d+)\.sh$/.exec(a)?.[1]) - Number(/(\d+)\.sh$/.exec(b)?.[1]));
+    const last = readFileSync(join(store, '.slurm', waves.at(-1) as string), 'utf8');
+    expect(last.match(/^ {2}\d\) set -- /gm)).toHaveLength(1);
     const localStore = join(dir, 'local-store');
     const local = await cli(['run', file, '--store', localStore, '--json', '--ensemble', 'off']);
     expect(local.code).toBe(1);

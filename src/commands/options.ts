@@ -158,9 +158,12 @@ export function ensembleOptions(): Option[] {
   ];
 }
 
-/** The runner's grouping for `--ensemble`: undefined (every run alone) with `off`. */
+/**
+ * The runner's grouping for `--ensemble`: undefined (every run alone, none waiting for its
+ * siblings) with `off` or `--ensemble-max 1`.
+ */
 export function groupingOf(opts: EnsembleOptions): GroupingOptions | undefined {
-  return opts.ensemble === 'off' ? undefined : { maxMembers: opts.ensembleMax };
+  return opts.ensemble === 'off' || opts.ensembleMax < 2 ? undefined : { maxMembers: opts.ensembleMax };
 }
 
 /** `--log-timestamps` as parsed: true, false (`--no-log-timestamps`) or undefined (not given). */

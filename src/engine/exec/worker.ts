@@ -200,6 +200,9 @@ export async function execJobFile(file: string, registry: StageRegistry, files: 
       const { runGroupJob } = await import('./group-job.js');
       const results = await runGroupJob(def, job, events, controller.signal);
       for (const e of events) e.flush();
+      // Without a parent (SLURM), the task's log says which members failed and why.
+      if (!process.send)
+        results.forEach((r, i) => r.ok || console.error(`[${job.members[i].runId}] failed: ${r.message}`));
       await send({ type: 'group-done', results });
       return results.every((r) => r.ok) ? 0 : 1;
     }
