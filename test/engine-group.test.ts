@@ -122,7 +122,7 @@ describe('grouped runs in this process', () => {
 
   it('--ensemble-max bounds a group; sizes are balanced', async () => {
     const { file, store } = setup(ensPipeline([0, 1, 2, 3, 4]));
-    const r = await cli(['run', file, '--store', store, '--json', '--ensemble-max', '2']);
+    const r = await cli(['run', file, '--store', store, '--jobs', '1', '--json', '--ensemble-max', '2']);
     expect(r.code, r.stderr).toBe(0);
     expect(ensGroups).toEqual([2, 2]);
     expect(calls.ens).toBe(1);
@@ -133,7 +133,7 @@ describe('grouped runs in this process', () => {
 
   it("a member's failure fails it alone: the others commit, a rerun finds them cached", async () => {
     const { file, store } = setup(ensPipeline([0, 1, 2], ', fail_seed: 1'));
-    const r = await cli(['run', file, '--store', store, '--json']);
+    const r = await cli(['run', file, '--store', store, '--jobs', '1', '--json']);
     expect(r.code).toBe(1);
     expect(ensGroups).toEqual([3]);
     const byStatus = Object.fromEntries(ensRuns(r).map((x) => [x.id, [x.status, x.reason]]));
@@ -147,7 +147,7 @@ describe('grouped runs in this process', () => {
 
   it('a rejected group fails every member with the reason', async () => {
     const { file, store } = setup(ensPipeline([0, 1], ', reject: true'));
-    const r = await cli(['run', file, '--store', store, '--json']);
+    const r = await cli(['run', file, '--store', store, '--jobs', '1', '--json']);
     expect(r.code).toBe(1);
     for (const run of ensRuns(r)) {
       expect(run.status).toBe('failed');
@@ -194,8 +194,8 @@ describe('grouped runs in worker processes and SLURM tasks', () => {
     }
   });
 
-  it('the process executor runs a group in one worker', async () => {
-    const { dir, file, store } = setup(ensPipeline([0, 1, 2]));
+  it('the process executor runs a group in one worker; groups fill the --jobs slots', async () => {
+    const { dir, file, store } = setup(ensPipeline([0, 1, 2, 3]));
     const log = join(dir, 'ens.log');
     const [node, ...prefix] = fakeCliCommand();
     const driver = execa(node, [...prefix, 'run', file, '--store', store, '--jobs', '2', '--json'], {
@@ -204,17 +204,21 @@ describe('grouped runs in worker processes and SLURM tasks', () => {
     });
     const r = await driver;
     expect(r.exitCode, r.stderr).toBe(0);
-    const lines = readFileSync(log, 'utf8').trim().split('\n');
-    expect(lines).toHaveLength(1);
-    const [mode, pid, seeds] = lines[0].split(' ');
-    expect(mode).toBe('group');
-    expect(seeds).toBe('0,1,2');
-    expect(Number(pid)).not.toBe(driver.pid);
+    // Four runs, two slots: two groups of two, each in a worker of its own.
+    const lines = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '));
+    expect(lines.map(([mode, , seeds]) => `${mode} ${seeds}`).sort()).toEqual(['group 0,1', 'group 2,3']);
+    const pids = lines.map(([, pid]) => Number(pid));
+    expect(new Set(pids).size).toBe(2);
+    expect(pids).not.toContain(driver.pid);
     const runs = (JSON.parse(r.stdout) as { runs: (JsonRun & { group?: number })[] }).runs;
     expect(runs.map((x) => [x.status, x.group])).toEqual([
-      ['ran', 3],
-      ['ran', 3],
-      ['ran', 3],
+      ['ran', 2],
+      ['ran', 2],
+      ['ran', 2],
+      ['ran', 2],
     ]);
   });
 
@@ -255,6 +259,13 @@ describe('the gathering rule', () => {
     expect(balancedChunks([1, 2, 3, 4, 5], 2)).toEqual([[1, 2], [3, 4], [5]]);
     expect(balancedChunks([1, 2, 3], 8)).toEqual([[1, 2, 3]]);
     expect(balancedChunks([], 8)).toEqual([]);
+    // At least `least` chunks (job slots to fill), never more than the items.
+    expect(balancedChunks([1, 2, 3, 4, 5, 6, 7, 8], 8, 2)).toEqual([
+      [1, 2, 3, 4],
+      [5, 6, 7, 8],
+    ]);
+    expect(balancedChunks([1, 2, 3], 8, 2)).toEqual([[1, 2], [3]]);
+    expect(balancedChunks([1, 2], 8, 4)).toEqual([[1], [2]]);
   });
 
   it('forms groups when the last run of a stage id arrives, in pipeline order whatever the arrival order', async () => {
@@ -262,7 +273,7 @@ describe('the gathering rule', () => {
       ({ id, stageId, stage: ens, matrix: {}, params: {}, inputs: [], across: false }) as StageRun;
     const runs = [run('a'), run('b'), run('c'), run('d'), run('x', 'other')];
     const launched: string[][] = [];
-    const gather = new Gatherer<string, string>(runs, 8, (members) => {
+    const gather = new Gatherer<string, string>(runs, { maxMembers: 8 }, (members) => {
       launched.push([...members]);
       return members.map((m) => Promise.resolve(`${m}!`));
     });

@@ -160,10 +160,11 @@ export function ensembleOptions(): Option[] {
 
 /**
  * The runner's grouping for `--ensemble`: undefined (every run alone, none waiting for its
- * siblings) with `off` or `--ensemble-max 1`.
+ * siblings) with `off` or `--ensemble-max 1`. `slots`: the job slots the groups should fill (the
+ * local `--jobs`; 1 on SLURM, where each group is a task of its own).
  */
-export function groupingOf(opts: EnsembleOptions): GroupingOptions | undefined {
-  return opts.ensemble === 'off' || opts.ensembleMax < 2 ? undefined : { maxMembers: opts.ensembleMax };
+export function groupingOf(opts: EnsembleOptions, slots: number): GroupingOptions | undefined {
+  return opts.ensemble === 'off' || opts.ensembleMax < 2 ? undefined : { maxMembers: opts.ensembleMax, slots };
 }
 
 /** `--log-timestamps` as parsed: true, false (`--no-log-timestamps`) or undefined (not given). */

@@ -125,7 +125,7 @@ async function runCommand(pipeline: Pipeline, store: Store, opts: RunOptions, ct
         stderr: ctx.stderr,
       }),
       options: { backend: opts.backend, threads: choice.threads },
-      grouping: groupingOf(opts),
+      grouping: groupingOf(opts, opts.executor === 'slurm' ? 1 : choice.jobs),
       pipelineFile: pipeline.file,
       git: once(() => gitRevision(pipeline.file)),
     });

@@ -95,7 +95,7 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
           options: { backend: opts.backend, threads: threadsPerRun(opts.jobs) },
           signal: interrupt.signal,
           bytesOnly: Boolean(opts.bytesOnly),
-          grouping: groupingOf(opts),
+          grouping: groupingOf(opts, opts.jobs),
           reporter: new PlainReporter(ctx.stderr, undefined, { timestamps: timestampsOf(opts, ctx).on }),
         });
       } catch (err) {

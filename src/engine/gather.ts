@@ -4,8 +4,10 @@
  * the runs of one stage id wait for each other. Each run of such a stage id arrives once, either
  * as a ready cache miss with its group key (`join`) or as anything else (`pass`: cached, skipped,
  * failed, or a run whose group key is undefined, which executes alone at once). When the last run
- * of the stage id has arrived, the joined runs are partitioned by group key and each partition, in
- * pipeline order, is cut into ⌈n / maxMembers⌉ consecutive groups of sizes as equal as possible.
+ * of the stage id has arrived, the joined runs are partitioned by group key and each partition of
+ * n runs, in pipeline order, is cut into max(⌈n / maxMembers⌉, min(slots, n)) consecutive groups
+ * of sizes as equal as possible (`slots`: so that the local `--jobs` do not idle while one job
+ * runs every member; a group of one runs alone).
  * So the groups depend only on the pipeline and on what the store holds, never on timing; the
  * price is that a run waits for its slowest sibling's inputs (in a sweep, the data stages before a
  * training are short next to it).
@@ -19,6 +21,11 @@ import type { StageRun } from './pipeline/expand.js';
 export interface GroupingOptions {
   /** At most this many runs share one group job (at least 1; 1 runs every run alone). */
   readonly maxMembers: number;
+  /**
+   * Job slots to fill (default 1): n runs with one key make at least min(slots, n) groups. The
+   * local `--jobs`, since each job gets the cores shared out; 1 on SLURM (a task per group).
+   */
+  readonly slots?: number;
 }
 
 /** A run that joined, waiting for its group. */
@@ -45,16 +52,18 @@ export class Gatherer<T, R> {
   /**
    * @param runs every run that will arrive (`pass` or `join`), in pipeline order; only runs whose
    *   stage defines `group` are gathered.
-   * @param maxMembers at most this many runs per group (at least 1).
+   * @param grouping at most how many runs a group, and how many job slots to fill.
    * @param launch starts one group's job; returns one result per member, in order. Called
    *   synchronously when the last run of a stage id arrives, once per group (groups of one too).
    */
   constructor(
     runs: readonly StageRun[],
-    private readonly maxMembers: number,
+    private readonly grouping: GroupingOptions,
     private readonly launch: (members: readonly T[]) => Promise<R>[],
   ) {
+    const { maxMembers, slots = 1 } = grouping;
     if (!Number.isInteger(maxMembers) || maxMembers < 1) throw new Error(`maxMembers must be >= 1, not ${maxMembers}`);
+    if (!Number.isInteger(slots) || slots < 1) throw new Error(`slots must be >= 1, not ${slots}`);
     runs.forEach((run, i) => {
       if (!run.stage.group) return;
       this.position.set(run, i);
@@ -103,7 +112,8 @@ export class Gatherer<T, R> {
     const ordered = [...joined].sort((a, b) => (this.position.get(a.run) ?? 0) - (this.position.get(b.run) ?? 0));
     for (const j of ordered) byKey.set(j.key, [...(byKey.get(j.key) ?? []), j]);
     for (const partition of byKey.values()) {
-      for (const members of balancedChunks(partition, this.maxMembers)) {
+      const { maxMembers, slots = 1 } = this.grouping;
+      for (const members of balancedChunks(partition, maxMembers, slots)) {
         let results: Promise<R>[];
         try {
           results = this.launch(members.map((m) => m.item));
@@ -118,11 +128,12 @@ export class Gatherer<T, R> {
 }
 
 /**
- * `items` cut into ⌈n / max⌉ consecutive chunks whose sizes differ by at most one (larger first):
- * 10 items at most 8 a chunk give 5 + 5, not 8 + 2.
+ * `items` cut into max(⌈n / max⌉, min(least, n)) consecutive chunks whose sizes differ by at most
+ * one (larger first): 10 items at most 8 a chunk give 5 + 5, not 8 + 2; 8 items at most 8 a chunk,
+ * at least 2 chunks, give 4 + 4.
  */
-export function balancedChunks<X>(items: readonly X[], max: number): X[][] {
-  const count = Math.ceil(items.length / max);
+export function balancedChunks<X>(items: readonly X[], max: number, least = 1): X[][] {
+  const count = Math.max(Math.ceil(items.length / max), Math.min(least, items.length));
   const out: X[][] = [];
   let start = 0;
   for (let c = 0; c < count; c++) {

@@ -48,7 +48,7 @@ export type { RunRecord, RunStatus, RunnerOptions } from './runner-records.js';
 export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions): Promise<RunRecord[]> {
   const inv = invocation(opts);
   const gather = opts.grouping
-    ? new Gatherer<Pending, RunRecord>(runs, opts.grouping.maxMembers, (members) => launchGroup(inv, members))
+    ? new Gatherer<Pending, RunRecord>(runs, opts.grouping, (members) => launchGroup(inv, members))
     : undefined;
   await opts.store.cleanStale();
   inv.reporter.start(runs.map((r) => ({ id: r.id, stage: r.stage.name })));

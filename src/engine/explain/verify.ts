@@ -229,7 +229,7 @@ function scheduler(
   const limit = createLimiter(opts.jobs ?? 1);
   const alone = (r: Recompute): Promise<VerifyResult> => limit(() => recompute(r, opts, reporter, signal));
   const gather = opts.grouping
-    ? new Gatherer<Recompute, VerifyResult>(chosen, opts.grouping.maxMembers, (members) => {
+    ? new Gatherer<Recompute, VerifyResult>(chosen, opts.grouping, (members) => {
         if (members.length === 1) return [alone(members[0])];
         const all = limit(() => recomputeGroup(members, opts, reporter, signal));
         return members.map((_, i) => all.then((r) => r[i]));
