@@ -11,7 +11,7 @@
  * read; if its content comes out different, the reading run's key is computed again.
  *
  * `runPipeline` starts every run at once; each waits for its inputs, then goes through named steps:
- * `runOne` (skip, or resolve its key with `resolveRun`, the step `plan` shares), `soundInputs` and
+ * `ready` (skip, or resolve its key with `resolveRun`, the step `plan` shares), `soundInputs` and
  * `repair` (byte checks of what a stage will read), `materialize` (one computation per key, bounded
  * by `jobs`, under the key's lock) and `execute` (the job on the executor, then the manifest and
  * the commit; `runner-execute.ts`).

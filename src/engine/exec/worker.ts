@@ -88,18 +88,15 @@ function watchParent(): { parentGone: () => void; exitIfOrphaned: () => void } {
   return { parentGone, exitIfOrphaned };
 }
 
-/** Sends a worker's messages; `setIds` names a group's members in log lines without a parent. */
-type Messenger = ((m: WorkerMessage) => Promise<void>) & { setIds(ids: readonly string[]): void };
-
 /**
  * Sends a worker's messages: to the parent over IPC, or to the outcome and progress files (and
- * log lines to stderr). `members`: the member count of a group job (0 for one run's job).
+ * log lines to stderr). `ids`: the run ids of a group job's members (empty for one run's job),
+ * which name the members' log lines on stderr.
  */
-function messenger(files: WorkerFiles, members: number): Messenger {
+function messenger(files: WorkerFiles, ids: readonly string[]): (m: WorkerMessage) => Promise<void> {
   let chain: Promise<void> = Promise.resolve();
   let lastProgressWrite = 0;
-  const latest: (ProgressUpdate | null)[] = Array.from({ length: members }, () => null);
-  let ids: readonly string[] = [];
+  const latest: (ProgressUpdate | null)[] = ids.map(() => null);
   const sendMessage = import('execa').then((m) => m.sendMessage);
   const send = (m: WorkerMessage): Promise<void> => {
     const result: WorkerResult | undefined =
@@ -128,11 +125,7 @@ function messenger(files: WorkerFiles, members: number): Messenger {
     chain = chain.then(async () => (await sendMessage)(m as never)).catch(() => undefined);
     return chain;
   };
-  return Object.assign(send, {
-    setIds: (names: readonly string[]): void => {
-      ids = names;
-    },
-  });
+  return send;
 }
 
 /**
@@ -186,8 +179,7 @@ export async function execJobFile(file: string, registry: StageRegistry, files: 
   process.once('SIGTERM', stop);
   const { parentGone, exitIfOrphaned } = watchParent();
   const read = readJob(file, registry);
-  const count = 'job' in read && isGroupJob(read.job) ? read.job.members.length : 0;
-  const send = messenger(files, count);
+  const send = messenger(files, 'job' in read && isGroupJob(read.job) ? read.job.members.map((m) => m.runId) : []);
   try {
     if ('error' in read) {
       await send({ type: 'error', message: read.error });
@@ -195,7 +187,6 @@ export async function execJobFile(file: string, registry: StageRegistry, files: 
     }
     const { job, def } = read;
     if (isGroupJob(job)) {
-      send.setIds(job.members.map((m) => m.runId));
       const events = job.members.map((_, i) => throttledEvents(send, exitIfOrphaned, i));
       const { runGroupJob } = await import('./group-job.js');
       const results = await runGroupJob(def, job, events, controller.signal);
