@@ -120,4 +120,14 @@ export interface StageDefinition<P = Record<string, Json>> {
   check?(params: P, upstream: readonly UpstreamParams[]): { path: string; message: string }[];
   /** Computes the outputs from `ctx.inputs` and `ctx.params`. Throws to fail the stage. */
   run(ctx: StageContext<P>): Promise<void>;
+  /** Optional: runs of this stage with equal group keys may execute together in one job. */
+  readonly group?: {
+    /** Equal strings may share a job; undefined: this run always runs alone. Pure function of
+     *  the params and the inputs' params/keys; never part of any cache key. */
+    key(params: P, inputs: readonly InputArtifact[]): string | undefined;
+    /** Runs the members together; `ctxs[i]` is exactly the context `run` would get alone.
+     *  Resolves to one entry per member: null (its outputs are written) or its Error (that
+     *  member failed, the others commit). Rejects when the whole group failed. */
+    run(ctxs: readonly StageContext<P>[]): Promise<(Error | null)[]>;
+  };
 }
