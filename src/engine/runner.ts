@@ -13,10 +13,11 @@
  * `runPipeline` starts every run at once; each waits for its inputs, then goes through named steps:
  * `runOne` (skip, or resolve its key with `resolveRun`, the step `plan` shares), `soundInputs` and
  * `repair` (byte checks of what a stage will read), `materialize` (one computation per key, bounded
- * by `jobs`, under the key's lock) and `execute` (the job on the executor, then the manifest and
- * the commit).
+ * by `jobs`, under the key's lock) and `execute` (the job, continuing a cached run where the stage
+ * can: `cache/continuation.ts`; then the manifest and the commit).
  */
 import type { GitRevision } from './cache/git.js';
+import { continuationFor } from './cache/continuation.js';
 import type { KeyComponents } from './cache/hash.js';
 import { ByteCheckCache, checkArtifactBytes, formatByteProblems } from './cache/integrity.js';
 import type { ByteProblem } from './cache/integrity.js';
@@ -306,8 +307,9 @@ async function execute(inv: Invocation, p: Pending): Promise<RunRecord> {
   const startedAt = new Date();
   const t0 = performance.now();
   try {
-    inv.reporter.event(run.id, { kind: 'running', reason: why.reason });
-    const job = jobOf(run, p.inputs, tmp, inv.opts.options ?? {}, store.checkpointDir(key));
+    const cont = await continuationFor(store, run, p.components, why.reason, inv.bytes); // prefix reuse
+    inv.reporter.event(run.id, { kind: 'running', reason: cont.reason });
+    const job = jobOf(run, p.inputs, tmp, inv.opts.options ?? {}, store.checkpointDir(key), cont.input);
     const { outcome, outputs } = await executeJob(inv.executor, job, jobEvents(inv.reporter, run.id), signal);
     const seconds = secondsSince(t0);
     const manifest = newManifest({
@@ -328,7 +330,7 @@ async function execute(inv: Invocation, p: Pending): Promise<RunRecord> {
       key,
       status: 'ran',
       seconds,
-      reason: why.reason,
+      reason: cont.reason,
       roots: why.roots,
       dir: done.dir,
       manifest: done.manifest,
