@@ -9,7 +9,7 @@
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Ajv } from 'ajv';
 import type { InputArtifact, Json, StageContext, StageDefinition } from '../src/engine/stage.js';
 import { encodeTable, readTable } from '../src/table/parquet.js';
@@ -80,6 +80,7 @@ export async function runFake<P>(
       files.push(name);
     },
     async writeFile(name, bytes) {
+      mkdirSync(dirname(join(outDir, name)), { recursive: true });
       writeFileSync(join(outDir, name), bytes);
       files.push(name);
     },

@@ -15,7 +15,7 @@
  * The learning rate does not depend on `maxSteps`, so neither does the state after a step below
  * it: a run hands its final state to `onFinalState`, and a longer run of the same config continues
  * from it (`continueFrom`) and ends as one trained from step 0, bit for bit. `keep` receives the
- * model at the kept steps (`keep.ts`).
+ * model at the steps the caller keeps.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from '../adamw.js';
@@ -102,7 +102,7 @@ export interface TrainOptions {
    * `evalEvery` schedule (a longer run does not evaluate there).
    */
   onFinalState?(files: [name: string, bytes: Uint8Array | string][]): Promise<void>;
-  /** Kept checkpoints: `save` gets the model after each of `steps` below `maxSteps` (`keep.ts`). */
+  /** Kept checkpoints: `save` gets the model after each of `steps` below `maxSteps`. */
   keep?: { steps: readonly number[]; save(step: number, model: LanguageModel): Promise<void> };
 }
 
