@@ -43,6 +43,7 @@ export function fillParams<P>(def: StageDefinition<P>, params: Record<string, Js
 
 /**
  * Runs `def` with `params` (defaults filled) on `inputs`, writing into a fresh temporary folder.
+ * @param extra context members to set or replace (`checkpointDir`, `signal`, `progress`...).
  * @throws whatever the stage throws, or Error on invalid params.
  */
 export async function runFake<P>(
@@ -50,6 +51,7 @@ export async function runFake<P>(
   params: Record<string, Json>,
   inputs: readonly InputArtifact[] = [],
   storage: Storage = 'parquet',
+  extra: Partial<StageContext<P>> = {},
 ): Promise<FakeRun> {
   const filled = fillParams(def, params);
   const outDir = mkdtempSync(join(tmpdir(), `gp-${def.name}-`));
@@ -91,6 +93,7 @@ export async function runFake<P>(
     log() {},
     options: {},
     signal: controller.signal,
+    ...extra,
   };
   await def.run(ctx);
   return {

@@ -4,7 +4,7 @@
  * state and kept checkpoints. In the trainer (the shorter run ending on and off the evaluation
  * schedule) and through the CLI with the built-in stages (`run`, then `--set
  * model.with.max_steps=<larger>`: content hashes equal to a fresh store's, `why` and the run
- * summary name the run continued).
+ * summary name the run continued). And the kept checkpoints of an interrupted run, resumed.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,13 @@ import type { Examples } from '../src/models/train/examples.js';
 import { trainModel } from '../src/models/train/trainer.js';
 import type { TrainerConfig } from '../src/models/train/trainer.js';
 import { modelToSafetensors } from '../src/models/weights.js';
+import type { ProgressUpdate } from '../src/engine/stage.js';
+import { generateStage } from '../src/stages/generate.js';
 import { builtinStages } from '../src/stages/index.js';
+import { splitStage } from '../src/stages/split.js';
+import { tokenizeStage } from '../src/stages/tokenize.js';
+import { trainStage } from '../src/stages/train.js';
+import { runFake } from './data-context.js';
 import { cli, writeFileIn } from './fixtures/engine-harness.js';
 
 const dirs: string[] = [];
@@ -189,4 +195,36 @@ describe('prefix reuse through the CLI', () => {
       'checkpoint-000000060.safetensors',
     ]);
   }, 180_000);
+});
+
+describe('kept checkpoints of an interrupted run', () => {
+  it('are all there after it resumes, as in an uninterrupted run', async () => {
+    const kb = await runFake(generateStage, { entities: 24, attributes: 2, values: 4, seed: 0 });
+    const facts = await runFake(splitStage, { phi: 2, test_size: 10 }, [kb]);
+    const tokens = await runFake(tokenizeStage, {}, [facts]);
+    const params = {
+      model: { n_layers: 1, d_model: 16, n_heads: 2 },
+      optimizer: { batch_size: 32, warmup_steps: 5 },
+      max_steps: 30,
+      eval_every: 10,
+      eval_size: 8,
+      checkpoint_every: 5,
+    };
+    const whole = await runFake(trainStage, params, [tokens]);
+    const checkpointDir = join(tempDir(), 'ckpt');
+    const controller = new AbortController();
+    const progress = (u: ProgressUpdate) => {
+      if (u.step === 12) controller.abort(new Error('interrupted'));
+    };
+    await expect(
+      runFake(trainStage, params, [tokens], 'parquet', { checkpointDir, signal: controller.signal, progress }),
+    ).rejects.toThrow('interrupted');
+    expect(readdirSync(checkpointDir).filter((f) => f.startsWith('kept-'))).toHaveLength(5); // 0, 1, 2, 5, 10
+    const resumed = await runFake(trainStage, params, [tokens], 'parquet', { checkpointDir });
+    expect(resumed.records.resumed_from_step).toBe(12);
+    expect([...resumed.files].sort()).toEqual([...whole.files].sort());
+    for (const file of whole.files.filter((f) => !f.endsWith('.parquet')))
+      expect(readFileSync(resumed.path(file)).equals(readFileSync(whole.path(file))), file).toBe(true);
+    expect(resumed.hashes['curve.parquet']).toBe(whole.hashes['curve.parquet']);
+  }, 120_000);
 });
