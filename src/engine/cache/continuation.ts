@@ -49,9 +49,9 @@ export async function findContinuation(
 ): Promise<ContinuationSource | undefined> {
   const continues = run.stage.continues?.bind(run.stage);
   if (!continues) return undefined;
-  const inputs = canonicalJson(components.inputs);
-  const candidates = (await store.manifests(run.stage.name))
-    .filter((m) => m.components.version === components.version && canonicalJson(m.components.inputs) === inputs)
+  const sameInputs = byInputs(await store.manifests(run.stage.name)).get(canonicalJson(components.inputs)) ?? [];
+  const candidates = sameInputs
+    .filter((m) => m.components.version === components.version)
     .flatMap((m) => {
       const c = continues(run.params, m.params);
       return c ? [{ manifest: m, ...c }] : [];
@@ -69,6 +69,27 @@ export async function findContinuation(
     return { key: found.manifest.key, dir: found.dir, manifest: found.manifest, point: c.point };
   }
   return undefined;
+}
+
+/**
+ * Manifests by the canonical JSON of their key's inputs, indexed once per list (a plan asks once
+ * per run; the store makes a new list when it commits an entry).
+ */
+const indexes = new WeakMap<readonly Manifest[], Map<string, Manifest[]>>();
+
+function byInputs(manifests: readonly Manifest[]): Map<string, Manifest[]> {
+  let index = indexes.get(manifests);
+  if (!index) {
+    index = new Map();
+    for (const m of manifests) {
+      const k = canonicalJson(m.components.inputs);
+      const same = index.get(k);
+      if (same) same.push(m);
+      else index.set(k, [m]);
+    }
+    indexes.set(manifests, index);
+  }
+  return index;
 }
 
 /** `continued from <key, 12 digits> <point>` (`will continue from` in a plan). */
