@@ -72,8 +72,10 @@ const schema = JSON.parse(
 export type KeepCheckpoints = 'log' | 'none' | readonly number[];
 
 /**
- * The steps to keep for a run of `maxSteps` steps, ascending, each in `[0, maxSteps)`; steps of
- * a list at or beyond `maxSteps` are left out (`keepProblems` reports those beyond).
+ * The steps to keep for a run of `maxSteps` steps, ascending, each in `[0, maxSteps)`. Steps of a
+ * list at or beyond `maxSteps` are left out, not refused: a list names steps of the one trajectory
+ * that every run of these params follows, so the same list serves a short run and the longer run
+ * that continues it.
  */
 export function keptSteps(keep: KeepCheckpoints, maxSteps: number): number[] {
   if (keep === 'none') return [];
@@ -83,17 +85,6 @@ export function keptSteps(keep: KeepCheckpoints, maxSteps: number): number[] {
     for (const d of [1, 2, 5]) if (d * decade < maxSteps) steps.push(d * decade);
   }
   return steps;
-}
-
-/**
- * Problems of a `keep_checkpoints` list against `maxSteps`: a step beyond the last one can never be
- * kept (the last step itself is allowed: it is the final weights). Each as `{ index, message }`.
- */
-export function keepProblems(keep: KeepCheckpoints, maxSteps: number): { index: number; message: string }[] {
-  if (typeof keep === 'string') return [];
-  return keep.flatMap((step, index) =>
-    step > maxSteps ? [{ index, message: `step ${step} is beyond max_steps ${maxSteps}: it would never be kept` }] : [],
-  );
 }
 
 /** The trainer config of validated params for a vocabulary of `vocabSize` and inputs of `seqLen` tokens. */
@@ -320,13 +311,7 @@ export const trainStage: StageDefinition<TrainParams> = {
   description: 'Train a decoder-only model from scratch with AdamW and record the grokking curve.',
   schema,
   check(params) {
-    return [
-      ...checkModel(params.model).map((p) => ({ path: `/model/${p.field}`, message: p.message })),
-      ...keepProblems(params.keep_checkpoints, params.max_steps).map((p) => ({
-        path: `/keep_checkpoints/${p.index}`,
-        message: p.message,
-      })),
-    ];
+    return checkModel(params.model).map((p) => ({ path: `/model/${p.field}`, message: p.message }));
   },
   continues(params, cached) {
     // Only max_steps may differ, and grow: the learning rate and the evaluation schedule do not
