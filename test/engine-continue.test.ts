@@ -8,7 +8,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { cli, tempDir, writeFileIn } from './fixtures/engine-harness.js';
-import { resetCalls, walked } from './fixtures/engine-stages.js';
+import { fakeStages, resetCalls, walk, walked } from './fixtures/engine-stages.js';
+
+/** The fake stages and `walk` (kept out of `fakeStages`, whose list other tests print). */
+const stages = [...fakeStages, walk];
 
 const WALK = `
 name: walk
@@ -35,7 +38,7 @@ function setup(): { file: string; store: string; dir: string } {
 
 /** Runs the pipeline with `sets`; returns the walk run's record and manifest. */
 async function runWalk(file: string, store: string, sets: string[] = []) {
-  const r = await cli(['run', file, '--store', store, '--json', ...sets.flatMap((s) => ['--set', s])]);
+  const r = await cli(['run', file, '--store', store, '--json', ...sets.flatMap((s) => ['--set', s])], { stages });
   expect(r.code, r.stderr).toBe(0);
   const w = r.run('w');
   const manifest = JSON.parse(readFileSync(join(store, 'walk', w.key as string, 'manifest.json'), 'utf8')) as Manifest;
@@ -52,7 +55,7 @@ describe('prefix reuse', () => {
     const { file, store, dir } = setup();
     const short = await runWalk(file, store);
     expect(walked.steps).toBe(3);
-    const why = await cli(['why', file, '--store', store, '--set', 'w.with.steps=7']);
+    const why = await cli(['why', file, '--store', store, '--set', 'w.with.steps=7'], { stages });
     expect(why.stdout).toContain(`w: with.steps 3 -> 7; will continue from ${short.run.key?.slice(0, 12)} at step 3`);
 
     walked.steps = 0;
