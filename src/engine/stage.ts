@@ -83,7 +83,7 @@ export interface StageContext<P = Record<string, Json>> {
    * A cached run of this same stage, with the same inputs, that this run may continue instead of
    * starting over (prefix reuse): the engine hands it over only when the stage's `continues` said
    * so of its params, after checking its files' bytes. Absent otherwise. The outputs must come out
-   * exactly as without it.
+   * exactly as without it. Its `matrix` is empty (it may have been computed by any pipeline).
    */
   readonly continueFrom?: InputArtifact;
 }
