@@ -9,7 +9,7 @@
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Ajv } from 'ajv';
 import type { InputArtifact, Json, StageContext, StageDefinition } from '../src/engine/stage.js';
 import { encodeTable, readTable } from '../src/table/parquet.js';
@@ -43,6 +43,7 @@ export function fillParams<P>(def: StageDefinition<P>, params: Record<string, Js
 
 /**
  * Runs `def` with `params` (defaults filled) on `inputs`, writing into a fresh temporary folder.
+ * @param extra context members to set or replace (`checkpointDir`, `signal`, `progress`...).
  * @throws whatever the stage throws, or Error on invalid params.
  */
 export async function runFake<P>(
@@ -50,6 +51,7 @@ export async function runFake<P>(
   params: Record<string, Json>,
   inputs: readonly InputArtifact[] = [],
   storage: Storage = 'parquet',
+  extra: Partial<StageContext<P>> = {},
 ): Promise<FakeRun> {
   const filled = fillParams(def, params);
   const outDir = mkdtempSync(join(tmpdir(), `gp-${def.name}-`));
@@ -80,6 +82,7 @@ export async function runFake<P>(
       files.push(name);
     },
     async writeFile(name, bytes) {
+      mkdirSync(dirname(join(outDir, name)), { recursive: true });
       writeFileSync(join(outDir, name), bytes);
       files.push(name);
     },
@@ -90,6 +93,7 @@ export async function runFake<P>(
     log() {},
     options: {},
     signal: controller.signal,
+    ...extra,
   };
   await def.run(ctx);
   return {

@@ -35,13 +35,13 @@ describe('the probe stage in a pipeline', () => {
     for (const f of ['probe.parquet', 'probe.svg', 'manifest.json']) expect(existsSync(join(out, f)), f).toBe(true);
     expect(existsSync(join(out, 'probe.png'))).toBe(false);
     const rows = probeRows(await readTable(join(out, 'probe.parquet')));
-    // smoke trains one block: layers 0 and 1, at the final step only (no kept checkpoints)
-    expect(rows.map((r) => `${r.step}/${r.type}/${r.layer}/${r.n}`)).toEqual([
-      '40/id_inferred/0/20',
-      '40/id_inferred/1/20',
-      '40/ood_inferred/0/20',
-      '40/ood_inferred/1/20',
-    ]);
+    // smoke trains one block for 40 steps: layers 0 and 1, at the kept checkpoints (the 1-2-5
+    // series below 40: 0, 1, 2, 5, 10, 20) and the final weights
+    expect(rows.map((r) => `${r.step}/${r.type}/${r.layer}/${r.n}`)).toEqual(
+      [0, 1, 2, 5, 10, 20, 40].flatMap((s) =>
+        ['id_inferred', 'ood_inferred'].flatMap((t) => [0, 1].map((l) => `${s}/${t}/${l}/20`)),
+      ),
+    );
 
     const report = await cli(['report', file, '--store', store], { stages: builtinStages });
     expect(report.code, report.stderr).toBe(0);

@@ -6,6 +6,8 @@
  * executes once, and commits each member under its own key exactly as if it had run alone; its
  * manifest differs from a solo run's only by `info.group_size` (and timings, host...).
  */
+import { continuationFor } from './cache/continuation.js';
+import type { JobInput } from './exec/job.js';
 import { checkArtifactBytes } from './cache/integrity.js';
 import type { Manifest, ManifestInput, ManifestOutput } from './cache/manifest.js';
 import { newManifest } from './cache/manifest.js';
@@ -60,18 +62,34 @@ async function reuse(inv: Invocation, p: Pending, distrust: boolean, started: nu
   return undefined;
 }
 
-/** Executes the stage into a temporary folder, writes its manifest and commits it to the store. */
-async function execute(inv: Invocation, p: Pending): Promise<RunRecord> {
+/** A cached run of the same stage that `p` can continue (`cache/continuation.ts`), and the reason line then. */
+function continuation(inv: Invocation, p: Pending): Promise<{ reason: string; input?: JobInput }> {
+  return continuationFor(inv.store, p.run, p.components, p.why.reason, inv.bytes);
+}
+
+/**
+ * Executes the stage into a temporary folder, continuing a cached run where the stage can (prefix
+ * reuse), writes its manifest and commits it to the store.
+ */
+async function execute(inv: Invocation, p: Pending, found?: { reason: string; input?: JobInput }): Promise<RunRecord> {
   const { store, signal } = inv;
   const tmp = await store.createTemp(p.key);
   let committed = false;
   const startedAt = new Date();
   const t0 = performance.now();
   try {
-    inv.reporter.event(p.run.id, { kind: 'running', reason: p.why.reason });
-    const job = jobOf(p.run, p.inputs, tmp, inv.opts.options ?? {}, store.checkpointDir(p.key));
+    const cont = found ?? (await continuation(inv, p));
+    inv.reporter.event(p.run.id, { kind: 'running', reason: cont.reason });
+    const job = jobOf(p.run, p.inputs, tmp, inv.opts.options ?? {}, store.checkpointDir(p.key), cont.input);
     const { outcome, outputs } = await executeJob(inv.executor, job, jobEvents(inv.reporter, p.run.id), signal);
-    const record = await commitRun(inv, p, tmp, { outcome, outputs }, { startedAt, seconds: secondsSince(t0) });
+    const timing = { startedAt, seconds: secondsSince(t0) };
+    const record = await commitRun(
+      inv,
+      { ...p, why: { ...p.why, reason: cont.reason } },
+      tmp,
+      { outcome, outputs },
+      timing,
+    );
     committed = true;
     return record;
   } catch (err) {
@@ -161,13 +179,18 @@ export async function groupUnderLocks(
     }
     const records = new Map<Pending, RunRecord>();
     const todo: Pending[] = [];
+    const alone: [Pending, { reason: string; input?: JobInput }][] = [];
     for (const p of members) {
       const found = await reuse(inv, p, false, started);
+      const cont = found ? undefined : await continuation(inv, p);
       if (found) records.set(p, found);
+      // A member that continues a cached run (prefix reuse) starts elsewhere than its siblings: alone.
+      else if (cont?.input) alone.push([p, cont]);
       else todo.push(p);
     }
     if (todo.length === 1) records.set(todo[0], await execute(inv, todo[0]));
     if (todo.length > 1) (await executeGroup(inv, todo)).forEach((r, i) => records.set(todo[i], r));
+    for (const [p, cont] of alone) records.set(p, await execute(inv, p, cont)); // in the group's job slot
     return members.map((p) => records.get(p) as RunRecord);
   } finally {
     for (const release of releases.reverse()) await release();

@@ -13,8 +13,8 @@
  * `runPipeline` starts every run at once; each waits for its inputs, then goes through named steps:
  * `ready` (skip, or resolve its key with `resolveRun`, the step `plan` shares), `soundInputs` and
  * `repair` (byte checks of what a stage will read), `materialize` (one computation per key, bounded
- * by `jobs`, under the key's lock) and `execute` (the job on the executor, then the manifest and
- * the commit; `runner-execute.ts`).
+ * by `jobs`, under the key's lock) and `execute` (the job on the executor, continuing a cached run
+ * where the stage can: `cache/continuation.ts`; then the manifest and the commit; `runner-execute.ts`).
  *
  * With `grouping`, a ready miss of a stage that defines `group` (`engine/stage.ts`) and whose
  * group key is defined joins a `Gatherer` (`gather.ts`: the runs of one stage id wait for each

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { InputArtifact } from '../engine/stage.js';
 import type { ModelConfig } from '../models/arch/registry.js';
-import { CHECKPOINTS_DIR, MODEL_FILE, WEIGHTS_FILE } from './files.js';
+import { keptCheckpointStep, MODEL_FILE, WEIGHTS_FILE } from './files.js';
 
 /**
  * The model's config (`model.json`) of `trained`.
@@ -40,9 +40,6 @@ export interface WeightsAtStep {
   file: string;
 }
 
-/** `checkpoints/step-<7 digits>.safetensors`, the step captured. */
-const CHECKPOINT_NAME = new RegExp(`^${CHECKPOINTS_DIR}/step-(\\d{7,})\\.safetensors$`);
-
 /**
  * Every set of weights of `trained`, by step: the kept checkpoints it lists, and the final
  * `weights.safetensors` at `finalStep` (its curve's last step; a checkpoint at that step is the
@@ -51,8 +48,8 @@ const CHECKPOINT_NAME = new RegExp(`^${CHECKPOINTS_DIR}/step-(\\d{7,})\\.safeten
 export function weightsByStep(trained: InputArtifact, finalStep: number): WeightsAtStep[] {
   const out: WeightsAtStep[] = [];
   for (const file of trained.files) {
-    const m = CHECKPOINT_NAME.exec(file);
-    if (m && Number(m[1]) !== finalStep) out.push({ step: Number(m[1]), file });
+    const step = keptCheckpointStep(file);
+    if (step !== undefined && step !== finalStep) out.push({ step, file });
   }
   out.push({ step: finalStep, file: WEIGHTS_FILE });
   return out.sort((a, b) => a.step - b.step);

@@ -60,6 +60,7 @@ export interface FinishedInput {
  * The job of `run`, reading `inputs` (its finished upstream runs, in `run.inputs` order) and
  * writing into `outDir`.
  * @param checkpointDir resumable state of the key (absent: the stage does not checkpoint).
+ * @param continueFrom a cached run of the same stage to continue (`cache/continuation.ts`).
  */
 export function jobOf(
   run: StageRun,
@@ -67,6 +68,7 @@ export function jobOf(
   outDir: string,
   options: RunOptions,
   checkpointDir?: string,
+  continueFrom?: JobInput,
 ): JobSpec {
   return {
     runId: run.id,
@@ -77,6 +79,7 @@ export function jobOf(
     outDir,
     options,
     ...(checkpointDir !== undefined ? { checkpointDir } : {}),
+    ...(continueFrom !== undefined ? { continueFrom } : {}),
   };
 }
 

@@ -46,6 +46,8 @@ export interface JobSpec {
   readonly options: RunOptions;
   /** Folder for resumable state that survives an interrupted run of this key (may not exist). */
   readonly checkpointDir?: string;
+  /** A cached run of the same stage this run continues (`StageContext.continueFrom`), if any. */
+  readonly continueFrom?: JobInput;
 }
 
 /** Where a running job reports progress and log lines. */
@@ -168,6 +170,7 @@ export function jobContext(job: JobSpec, events: JobEvents, signal: AbortSignal)
     options: job.options,
     signal,
     ...(job.checkpointDir !== undefined ? { checkpointDir: job.checkpointDir } : {}),
+    ...(job.continueFrom !== undefined ? { continueFrom: inputArtifact(job.continueFrom) } : {}),
   };
   return { ctx, outcome: () => ({ info, written: [...written.values()] }) };
 }

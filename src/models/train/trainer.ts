@@ -12,6 +12,10 @@
  * curve so far every `checkpointEvery` steps and on abort, and resumes from the newest checkpoint
  * there (`checkpoint.ts`); a resumed run ends with the same weights, bit for bit, as an
  * uninterrupted one on the same backend (training is a pure function of params, data and step).
+ * The learning rate does not depend on `maxSteps`, so neither does the state after a step below
+ * it: a run hands its final state to `onFinalState`, and a longer run of the same config continues
+ * from it (`continueFrom`) and ends as one trained from step 0, bit for bit. `keep` receives the
+ * model at the steps the caller keeps.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from '../adamw.js';
@@ -20,7 +24,9 @@ import { createModel } from '../arch/factories.js';
 import type { ModelConfig } from '../arch/registry.js';
 import type { LanguageModel } from '../model.js';
 import { makeRng } from '../train-rng.js';
-import { checkpointVariables, fingerprint, isCheckpointStep, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { checkpointVariables, encodeCheckpoint, fingerprint, isCheckpointStep, loadFurthest } from './checkpoint.js';
+import { saveCheckpoint } from './checkpoint.js';
+import type { CheckpointState, StateSlot } from './checkpoint.js';
 import { CurveRecorder, evenlySpaced } from './evaluation.js';
 import type { CurveRow } from './evaluation.js';
 import { BatchSampler, selectRows } from './examples.js';
@@ -84,6 +90,20 @@ export interface TrainOptions {
   /** Stops the run between steps, after saving a checkpoint; `trainModel` then rejects with the abort reason. */
   signal?: AbortSignal;
   events?: TrainEvents;
+  /**
+   * A folder holding the final state of a finished run of the same config but fewer `maxSteps`
+   * (the files `onFinalState` received): training goes on from there, unless `checkpointDir` holds
+   * a checkpoint further along. A state that does not fit is logged and ignored (step 0).
+   */
+  continueFrom?: string;
+  /**
+   * Receives the final state as a checkpoint's files (`encodeCheckpoint`): the state after step
+   * `maxSteps` of a run that goes on, so taken before the last evaluation when that one is off the
+   * `evalEvery` schedule (a longer run does not evaluate there).
+   */
+  onFinalState?(files: [name: string, bytes: Uint8Array | string][]): Promise<void>;
+  /** Kept checkpoints: `save` gets the model after each of `steps` below `maxSteps`. */
+  keep?: { steps: readonly number[]; save(step: number, model: LanguageModel): Promise<void> };
 }
 
 /** The trained model and what happened. */
@@ -94,6 +114,8 @@ export interface TrainResult {
   curve: CurveRow[];
   /** Step the run resumed from (0 for a fresh start). */
   resumedFrom: number;
+  /** Whether it resumed from `continueFrom` (a finished shorter run's final state). */
+  continued: boolean;
   /** Steps run by this call. */
   stepsRun: number;
   /** Wall-clock seconds of this call's training loop, evaluations included. */
@@ -137,7 +159,32 @@ function optimizerStep(
 }
 
 /**
- * Trains a model from scratch, or resumes from `options.checkpointDir`.
+ * What a run saves as it goes, given where the run stands (`now`): `save(step)`, a resumable
+ * checkpoint into `checkpointDir`; `saveFinal(step)`, the final state for `onFinalState`;
+ * `keepAt(step)`, the model to `keep.save` when `step` is a kept step below `maxSteps`.
+ */
+function savers(
+  options: TrainOptions,
+  run: { saved: ReadonlyMap<string, StateSlot>; print: string; model: LanguageModel; maxSteps: number },
+  now: () => Omit<CheckpointState, 'version' | 'step' | 'fingerprint'>,
+) {
+  const stateAt = (step: number) => ({ step, fingerprint: run.print, ...now() });
+  const keep = new Set(options.keep?.steps.filter((s) => s < run.maxSteps));
+  return {
+    save: async (step: number) => {
+      if (options.checkpointDir) await saveCheckpoint(options.checkpointDir, run.saved, stateAt(step));
+    },
+    saveFinal: async (step: number) => {
+      if (options.onFinalState) await options.onFinalState(await encodeCheckpoint(run.saved, stateAt(step)));
+    },
+    keepAt: async (step: number) => {
+      if (keep.has(step)) await options.keep?.save(step, run.model);
+    },
+  };
+}
+
+/**
+ * Trains a model from scratch, or resumes from `options.checkpointDir` or `options.continueFrom`.
  * @param tests test sets by type, evaluated in this order.
  * @throws the abort reason when `options.signal` fires; Error on inconsistent data/config.
  */
@@ -163,11 +210,15 @@ export async function trainModel(
     'train.accuracy_sum': curve.accuracySum,
   });
   const print = fingerprint(config, train);
-  const dir = options.checkpointDir;
 
   try {
     let start = 0;
-    const resumed = dir ? loadCheckpoint(dir, { fingerprint: print, maxSteps }, saved, events.onLog) : undefined;
+    const sources = [
+      { dir: options.checkpointDir, maxStep: maxSteps },
+      { dir: options.continueFrom, maxStep: maxSteps - 1 }, // a run that ended at maxSteps is this run
+    ];
+    const found = loadFurthest(sources, print, saved, events.onLog);
+    const resumed = found?.state;
     if (resumed) {
       start = resumed.step;
       opt.step = resumed.step;
@@ -175,16 +226,8 @@ export async function trainModel(
       curve.restore(resumed.curve, resumed.batches);
     }
     const epochAt = (step: number) => (step * batchSize) / train.n;
-    const save = async (step: number) => {
-      if (dir)
-        await saveCheckpoint(dir, saved, {
-          step,
-          fingerprint: print,
-          sampler: sampler.state(),
-          batches: curve.batches,
-          curve: curve.rows,
-        });
-    };
+    const now = () => ({ sampler: sampler.state(), batches: curve.batches, curve: curve.rows });
+    const { save, saveFinal, keepAt } = savers(options, { saved, print, model, maxSteps }, now);
     const evaluate = async (step: number) => {
       const rows = await curve.evaluate(step, epochAt(step), () => selectRows(train, sampler.peek(batchSize)));
       events.onEval?.(step, rows);
@@ -195,6 +238,7 @@ export async function trainModel(
     const t0 = performance.now();
     // A checkpoint (even one of step 0, left by an interrupt before step 1 ended) holds the step-0 rows.
     if (!resumed) await evaluate(0);
+    if (!resumed) await keepAt(0);
     report(start);
     for (let step = start + 1; step <= maxSteps; step++) {
       if (options.signal?.aborted) {
@@ -202,16 +246,21 @@ export async function trainModel(
         options.signal.throwIfAborted();
       }
       optimizerStep(model, opt, curve, train, sampler.next(batchSize), microBatch);
-      if (step % evalEvery === 0 || step === maxSteps) await evaluate(step);
+      const onSchedule = step % evalEvery === 0;
+      if (step === maxSteps && !onSchedule) await saveFinal(step); // a longer run does not evaluate here
+      if (onSchedule || step === maxSteps) await evaluate(step);
       else await curve.refreshRunning();
+      await keepAt(step);
       if (isCheckpointStep(step, checkpointEvery, maxSteps)) await save(step);
       report(step);
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     const seconds = (performance.now() - t0) / 1000;
+    if (maxSteps % evalEvery === 0) await saveFinal(maxSteps);
     opt.dispose();
     curve.dispose();
-    return { model, curve: curve.rows, resumedFrom: start, stepsRun: maxSteps - start, seconds };
+    const continued = resumed !== undefined && found?.dir === options.continueFrom;
+    return { model, curve: curve.rows, resumedFrom: start, continued, stepsRun: maxSteps - start, seconds };
   } catch (err) {
     opt.dispose();
     curve.dispose();
