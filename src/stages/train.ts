@@ -22,6 +22,7 @@ import { CURVE_FILE } from '../analysis/files.js';
 import type { AdamWConfig } from '../models/adamw.js';
 import { checkModel, countModel, describeModel, modelConfig } from '../models/arch/registry.js';
 import type { ModelParams } from '../models/arch/registry.js';
+import type { GradFilterConfig } from '../models/grad-filter.js';
 import { stepHeapBytes, wasmMicroBatch } from '../models/memory.js';
 import type { CurveRow } from '../models/train/evaluation.js';
 import type { TrainerConfig } from '../models/train/trainer.js';
@@ -32,7 +33,7 @@ import { MODEL_FILE, WEIGHTS_FILE } from './files.js';
 export interface TrainParams {
   /** The architecture and its knobs (`models/arch/`). */
   model: ModelParams;
-  optimizer: AdamWConfig & { batch_size: number; micro_batch_size?: number };
+  optimizer: AdamWConfig & { batch_size: number; micro_batch_size?: number; grad_filter?: GradFilterConfig };
   max_steps: number;
   eval_every: number;
   eval_size: number;
@@ -46,10 +47,12 @@ const schema = JSON.parse(
 
 /** The trainer config of validated params for a vocabulary of `vocabSize` and inputs of `seqLen` tokens. */
 export function trainerConfig(params: TrainParams, vocabSize: number, seqLen: number): TrainerConfig {
-  const { batch_size, micro_batch_size, ...optimizer } = params.optimizer;
+  const { batch_size, micro_batch_size, grad_filter, ...optimizer } = params.optimizer;
   return {
     model: modelConfig(params.model, vocabSize, seqLen),
     optimizer,
+    // Absent unless set (as micro_batch_size below): the config and fingerprint of other runs are unchanged.
+    ...(grad_filter !== undefined && { gradFilter: grad_filter }),
     batchSize: batch_size,
     // Absent unless set, as in the params: the config (and checkpoint fingerprint) of other runs is unchanged.
     ...(micro_batch_size !== undefined && { microBatchSize: micro_batch_size }),
@@ -99,6 +102,9 @@ async function run(ctx: StageContext<TrainParams>): Promise<void> {
       `${train.n} facts, batch ${config.batchSize}` +
       (config.microBatchSize !== undefined && config.microBatchSize < config.batchSize
         ? ` in micro-batches of ${config.microBatchSize}`
+        : '') +
+      (config.gradFilter
+        ? `, Grokfast ${config.gradFilter.kind} (alpha ${config.gradFilter.alpha}, lambda ${config.gradFilter.lambda})`
         : '') +
       `, ${config.maxSteps} steps on ${backend}`,
   );

@@ -3,20 +3,24 @@
  *
  * Seeded initialisation (RNG stream 0) and data order (stream 1, `BatchSampler`); loss =
  * cross-entropy at the answer position only (`loss.ts`), possibly over micro-batches whose
- * gradients are summed; AdamW. At step 0, every `evalEvery` steps and at the last step it records
- * the grokking curve (`evaluation.ts`): the mean training-batch loss and accuracy since the
- * previous evaluation, and every test type on at most `evalSize` examples, evenly spaced over its
- * test set.
+ * gradients are summed; the Grokfast gradient filter when configured (`../grad-filter.ts`);
+ * AdamW. At step 0, every `evalEvery` steps and at the last step it records the grokking curve
+ * (`evaluation.ts`): the mean training-batch loss and accuracy since the previous evaluation,
+ * every test type on at most `evalSize` examples, evenly spaced over its test set, and the
+ * weight norms.
  *
- * With a checkpoint folder it saves weights, optimizer moments, step, data-order RNG state and the
- * curve so far every `checkpointEvery` steps and on abort, and resumes from the newest checkpoint
- * there (`checkpoint.ts`); a resumed run ends with the same weights, bit for bit, as an
- * uninterrupted one on the same backend (training is a pure function of params, data and step).
+ * With a checkpoint folder it saves weights, optimizer moments, the gradient filter's averages,
+ * step, data-order RNG state and the curve so far every `checkpointEvery` steps and on abort, and
+ * resumes from the newest checkpoint there (`checkpoint.ts`); a resumed run ends with the same
+ * weights, bit for bit, as an uninterrupted one on the same backend (training is a pure function
+ * of params, data and step).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from '../adamw.js';
 import type { AdamWConfig } from '../adamw.js';
 import { createModel } from '../arch/factories.js';
+import { createGradFilter } from '../grad-filter.js';
+import type { EmaGradFilter, GradFilterConfig } from '../grad-filter.js';
 import type { ModelConfig } from '../arch/registry.js';
 import type { LanguageModel } from '../model.js';
 import { makeRng } from '../train-rng.js';
@@ -33,6 +37,8 @@ export interface TrainerConfig {
   model: ModelConfig;
   /** AdamW hyperparameters. */
   optimizer: AdamWConfig;
+  /** Grokfast gradient filter, applied before clipping and AdamW (`../grad-filter.ts`); none when absent. */
+  gradFilter?: GradFilterConfig;
   /** Training examples per step. */
   batchSize: number;
   /**
@@ -118,11 +124,13 @@ function passSize(config: TrainerConfig, train: Examples): number {
 
 /**
  * One optimizer step on the batch `indices` (`[batch]` row numbers of `train`): gradients summed over
- * passes of at most `microBatch` examples, AdamW, and the batch's loss and accuracy into `curve`.
+ * passes of at most `microBatch` examples, the gradient filter if any, AdamW, and the batch's loss
+ * and accuracy into `curve`.
  */
 function optimizerStep(
   model: LanguageModel,
   opt: AdamW,
+  filter: EmaGradFilter | undefined,
   curve: CurveRecorder,
   train: Examples,
   indices: Int32Array,
@@ -130,10 +138,15 @@ function optimizerStep(
 ): void {
   tf.tidy(() => {
     const { grads, loss, accuracy } = batchGradients(model, train, indices, microBatch);
-    opt.apply(grads);
+    opt.apply(filter ? filter.apply(grads) : grads);
     curve.addBatch(loss, accuracy);
     accuracy.dispose(); // tf.keep'd by a one-pass batch: not the tidy's to free
   });
+}
+
+/** A gradient filter's averages as checkpoint variables, `grad_filter.ema.<parameter>` (none without a filter). */
+function filterVariables(filter: EmaGradFilter | undefined): Record<string, tf.Variable> {
+  return Object.fromEntries([...(filter?.ema ?? [])].map(([name, v]) => [`grad_filter.ema.${name}`, v]));
 }
 
 /**
@@ -156,12 +169,15 @@ export async function trainModel(
 
   const model = createModel(config.model, makeRng(config.seed, 0));
   const opt = new AdamW(model.params, config.optimizer, (n) => model.decays(n));
+  const filter = createGradFilter(model.params, config.gradFilter);
   let sampler = new BatchSampler(train.n, makeRng(config.seed, 1));
   const curve = new CurveRecorder(model, evalSets, evalBatch);
   const saved = checkpointVariables(model.params, opt, {
     'train.loss_sum': curve.lossSum,
     'train.accuracy_sum': curve.accuracySum,
+    ...filterVariables(filter),
   });
+  const free = () => [opt, filter, curve].forEach((x) => x?.dispose());
   const print = fingerprint(config, train);
   const dir = options.checkpointDir;
 
@@ -171,6 +187,7 @@ export async function trainModel(
     if (resumed) {
       start = resumed.step;
       opt.step = resumed.step;
+      if (filter) filter.steps = resumed.step;
       sampler = BatchSampler.fromState(train.n, resumed.sampler);
       curve.restore(resumed.curve, resumed.batches);
     }
@@ -201,7 +218,7 @@ export async function trainModel(
         await save(step - 1);
         options.signal.throwIfAborted();
       }
-      optimizerStep(model, opt, curve, train, sampler.next(batchSize), microBatch);
+      optimizerStep(model, opt, filter, curve, train, sampler.next(batchSize), microBatch);
       if (step % evalEvery === 0 || step === maxSteps) await evaluate(step);
       else await curve.refreshRunning();
       if (isCheckpointStep(step, checkpointEvery, maxSteps)) await save(step);
@@ -209,12 +226,10 @@ export async function trainModel(
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     const seconds = (performance.now() - t0) / 1000;
-    opt.dispose();
-    curve.dispose();
+    free();
     return { model, curve: curve.rows, resumedFrom: start, stepsRun: maxSteps - start, seconds };
   } catch (err) {
-    opt.dispose();
-    curve.dispose();
+    free();
     model.dispose();
     throw err;
   }
