@@ -6,7 +6,11 @@
  * `weights.safetensors` (float32, the architecture's reference parameter names, e.g. Hugging Face
  * GPT-2's; config in the metadata), `model.json`
  * (the architecture config with vocabulary size and sequence length) and `curve.parquet`
- * (`step INT32, epoch DOUBLE, type STRING, accuracy DOUBLE, loss DOUBLE`).
+ * (`step INT32, epoch DOUBLE, type STRING, accuracy DOUBLE, loss DOUBLE`, then the weight norms:
+ * `weight_norm DOUBLE`, `weight_norm_block_<i> DOUBLE` for each block, `weight_norm_other DOUBLE`).
+ *
+ * Version 2 (was 1): the weight norms in the curve. (The Grokfast filter, `optimizer.grad_filter`,
+ * came with it; absent, it changes nothing.)
  *
  * Records the backend, speed, final accuracy and loss, and the model's size (`model_size`:
  * parameters and forward FLOPs per token, `models/arch/registry.ts`) in the manifest. The
@@ -17,8 +21,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { StageContext, StageDefinition } from '../engine/stage.js';
-import type { Table } from '../table/table.js';
-import { CURVE_FILE } from '../analysis/files.js';
+import type { Column, Table } from '../table/table.js';
+import { CURVE_FILE, WEIGHT_NORM, weightNormColumn } from '../analysis/files.js';
 import type { AdamWConfig } from '../models/adamw.js';
 import { checkModel, countModel, describeModel, modelConfig } from '../models/arch/registry.js';
 import type { ModelParams } from '../models/arch/registry.js';
@@ -64,8 +68,18 @@ export function trainerConfig(params: TrainParams, vocabSize: number, seqLen: nu
   };
 }
 
-/** The curve as the `curve.parquet` table. */
+/**
+ * The curve as the `curve.parquet` table: `step, epoch, type, accuracy, loss`, then the weight
+ * norms of the step (`WEIGHT_NORM` for all parameters, `weightNormColumn(block i)`, then
+ * `weightNormColumn('other')`; docs/artifacts.md).
+ */
 export function curveTable(curve: readonly CurveRow[]): Table {
+  const blocks = curve[0]?.norms.blocks.length ?? 0;
+  const norm = (name: string, f: (r: CurveRow) => number | undefined): Column => ({
+    name,
+    type: 'DOUBLE',
+    data: Float64Array.from(curve, (r) => f(r) ?? Number.NaN),
+  });
   return {
     columns: [
       { name: 'step', type: 'INT32', data: Int32Array.from(curve, (r) => r.step) },
@@ -73,6 +87,9 @@ export function curveTable(curve: readonly CurveRow[]): Table {
       { name: 'type', type: 'STRING', data: curve.map((r) => r.type) },
       { name: 'accuracy', type: 'DOUBLE', data: Float64Array.from(curve, (r) => r.accuracy) },
       { name: 'loss', type: 'DOUBLE', data: Float64Array.from(curve, (r) => r.loss) },
+      norm(WEIGHT_NORM, (r) => r.norms.total),
+      ...Array.from({ length: blocks }, (_, i) => norm(weightNormColumn(i), (r) => r.norms.blocks[i])),
+      norm(weightNormColumn('other'), (r) => r.norms.other),
     ],
   };
 }
@@ -172,7 +189,7 @@ async function withHeapAdvice<T>(config: TrainerConfig, backend: string, train: 
 /** The `train` stage. */
 export const trainStage: StageDefinition<TrainParams> = {
   name: 'train',
-  version: '1',
+  version: '2',
   description: 'Train a decoder-only model from scratch with AdamW and record the grokking curve.',
   schema,
   check(params) {
