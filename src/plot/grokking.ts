@@ -167,7 +167,7 @@ export function grokkingSpec(runs: readonly AnalyzedRun[], options: GrokkingOpti
   const extent = stepExtent(runs);
   const single = runs.length === 1;
   const width = single ? 560 : 340;
-  const color = curveColor(runs);
+  const color = curveColor(runs, single ? 0 : 6);
   const panels = runs.map((r) => runPanel(r, extent, options.threshold, width, single ? null : r.name, color));
   const subtitle = [
     `dashed: memorisation (train ≥${runs[0]?.metrics.memoriseThreshold}) and the first steps from which ID/OOD accuracy stays ≥${options.threshold}`,

@@ -30,9 +30,10 @@ function normColor(name: string, k: number): string {
 
 /**
  * The colour encoding shared by every panel of the grokking chart: accuracy types, train batches,
- * then the weight-norm parts that any of `runs` has, by their legend labels.
+ * then the weight-norm parts that any of `runs` has, by their legend labels; `columns` > 0 wraps a
+ * legend laid out in a row (above a grid) after that many entries.
  */
-export function curveColor(runs: readonly AnalyzedRun[]): VlObject {
+export function curveColor(runs: readonly AnalyzedRun[], columns = 0): VlObject {
   const types = [...ACCURACY_TYPES, TRAIN_BATCH_TYPE];
   const norms = normColumnNames(runs.map((r) => r.norms));
   let block = 0;
@@ -41,7 +42,7 @@ export function curveColor(runs: readonly AnalyzedRun[]): VlObject {
     field: 'series',
     type: 'nominal',
     title: 'curve',
-    legend: { labelLimit: 0 },
+    legend: { labelLimit: 0, ...(columns > 0 && { columns }) },
     scale: {
       domain: [...types.map((t) => TYPE_LABELS[t]), ...norms.map(weightNormLabel)],
       range: [...types.map((t) => TYPE_COLORS[t]), ...normColors],
