@@ -90,7 +90,7 @@ describe('EmaGradFilter', () => {
       for (const n of ['w', 'b'] as const) {
         const want = raw[n].map((g, i) => {
           const prev = t === 0 ? g : ema[n][i];
-          ema[n][i] = f(f(prev * f(0.98)) + f(g * f(1 - f(0.98))));
+          ema[n][i] = f(f(prev * f(0.98)) + f(g * f(1 - 0.98)));
           return f(g + f(ema[n][i] * 2));
         });
         out.get(n)!.forEach((x, i) => expect(x, `${n}[${i}] at step ${t + 1}`).toBeCloseTo(want[i], 5));

@@ -57,7 +57,8 @@ export function emaFilter(
   const [filtered, averages] = tf.tidy(() => {
     const a = typeof alpha === 'number' ? tf.scalar(alpha) : alpha;
     const l = typeof lambda === 'number' ? tf.scalar(lambda) : lambda;
-    const oneMinusA = tf.sub(tf.scalar(1), a);
+    // 1 − α of a number in float64, then rounded once, as the reference's Python float `1 - alpha`.
+    const oneMinusA = typeof alpha === 'number' ? tf.scalar(1 - alpha) : tf.sub(tf.scalar(1), alpha);
     const gs: tf.Tensor[] = [];
     const es: tf.Tensor[] = [];
     grads.forEach((g, i) => {

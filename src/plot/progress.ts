@@ -90,35 +90,28 @@ export function normRows(run: AnalyzedRun): VlObject[] {
   return rows;
 }
 
-/** The loss panel of a run: `x` its step encoding, `color` the shared `curveColor`. */
-export function lossPanel(run: AnalyzedRun, x: VlObject, color: VlObject, width: number): VlObject {
-  const rows = lossRows(run);
+/** A lower panel: lines of `rows` coloured by `color`, `y` its y encoding, on the step encoding `x`. */
+function linePanel(rows: VlObject[], x: VlObject, y: VlObject, color: VlObject, width: number): VlObject {
   return {
     width,
     height: Math.round(width * 0.24),
     data: { values: rows },
     mark: { type: 'line', strokeWidth: 1.2, clip: true },
-    encoding: {
-      x,
-      y: { field: 'loss', type: 'quantitative', title: 'loss', ...lossScale(rows.map((r) => r.loss as number)) },
-      color,
-    },
+    encoding: { x, y, color },
   };
+}
+
+/** The loss panel of a run: `x` its step encoding, `color` the shared `curveColor`. */
+export function lossPanel(run: AnalyzedRun, x: VlObject, color: VlObject, width: number): VlObject {
+  const rows = lossRows(run);
+  const y = { field: 'loss', type: 'quantitative', title: 'loss', ...lossScale(rows.map((r) => r.loss as number)) };
+  return linePanel(rows, x, y, color, width);
 }
 
 /** The weight-norm panel of a run (linear axis, not from zero), or null when its curve has no norms. */
 export function normPanel(run: AnalyzedRun, x: VlObject, color: VlObject, width: number): VlObject | null {
   const rows = normRows(run);
   if (rows.length === 0) return null;
-  return {
-    width,
-    height: Math.round(width * 0.24),
-    data: { values: rows },
-    mark: { type: 'line', strokeWidth: 1.2, clip: true },
-    encoding: {
-      x,
-      y: { field: 'norm', type: 'quantitative', title: 'weight norm (L2)', scale: { zero: false } },
-      color,
-    },
-  };
+  const y = { field: 'norm', type: 'quantitative', title: 'weight norm (L2)', scale: { zero: false } };
+  return linePanel(rows, x, y, color, width);
 }
