@@ -106,7 +106,19 @@ describe('train and evaluate stages', () => {
     expect(st.metadata.format).toBe('pt');
 
     const curve = trained.tables['curve.parquet'];
-    expect(schemaOf(curve)).toEqual(['step:INT32', 'epoch:DOUBLE', 'type:STRING', 'accuracy:DOUBLE', 'loss:DOUBLE']);
+    // The curve's columns, then (train version 2) the weight norms of its one block and of the rest.
+    expect(schemaOf(curve).slice(0, 5)).toEqual([
+      'step:INT32',
+      'epoch:DOUBLE',
+      'type:STRING',
+      'accuracy:DOUBLE',
+      'loss:DOUBLE',
+    ]);
+    expect(schemaOf(curve).slice(5)).toEqual([
+      'weight_norm:DOUBLE',
+      'weight_norm_block_0:DOUBLE',
+      'weight_norm_other:DOUBLE',
+    ]);
     const steps = [...new Set(column(curve, 'step', 'INT32'))];
     expect(steps).toEqual([0, 5, 10, 12]);
     const types = [...new Set(column(curve, 'type', 'STRING'))];

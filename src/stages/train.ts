@@ -6,7 +6,11 @@
  * `weights.safetensors` (float32, the architecture's reference parameter names, e.g. Hugging Face
  * GPT-2's; config in the metadata), `model.json`
  * (the architecture config with vocabulary size and sequence length) and `curve.parquet`
- * (`step INT32, epoch DOUBLE, type STRING, accuracy DOUBLE, loss DOUBLE`).
+ * (`step INT32, epoch DOUBLE, type STRING, accuracy DOUBLE, loss DOUBLE`, then the weight norms:
+ * `weight_norm DOUBLE`, `weight_norm_block_<i> DOUBLE` for each block, `weight_norm_other DOUBLE`).
+ *
+ * Version 2 (was 1): the weight norms in the curve. (The Grokfast filter, `optimizer.grad_filter`,
+ * came with it; absent, it changes nothing.)
  *
  * Records the backend, speed, final accuracy and loss, and the model's size (`model_size`:
  * parameters and forward FLOPs per token, `models/arch/registry.ts`) in the manifest. The
@@ -28,11 +32,12 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { StageContext, StageDefinition } from '../engine/stage.js';
-import type { Table } from '../table/table.js';
-import { CURVE_FILE } from '../analysis/files.js';
+import type { Column, Table } from '../table/table.js';
+import { CURVE_FILE, WEIGHT_NORM, weightNormColumn } from '../analysis/files.js';
 import type { AdamWConfig } from '../models/adamw.js';
 import { checkModel, countModel, describeModel, modelConfig } from '../models/arch/registry.js';
 import type { ModelParams } from '../models/arch/registry.js';
+import type { GradFilterConfig } from '../models/grad-filter.js';
 import { stepHeapBytes, wasmMicroBatch } from '../models/memory.js';
 import type { CurveRow } from '../models/train/evaluation.js';
 import type { LanguageModel } from '../models/model.js';
@@ -44,7 +49,7 @@ import { FINAL_STATE_DIR, MODEL_FILE, WEIGHTS_FILE, keptCheckpointFile } from '.
 export interface TrainParams {
   /** The architecture and its knobs (`models/arch/`). */
   model: ModelParams;
-  optimizer: AdamWConfig & { batch_size: number; micro_batch_size?: number };
+  optimizer: AdamWConfig & { batch_size: number; micro_batch_size?: number; grad_filter?: GradFilterConfig };
   max_steps: number;
   eval_every: number;
   eval_size: number;
@@ -89,10 +94,12 @@ export function keptSteps(keep: KeepCheckpoints, maxSteps: number): number[] {
 
 /** The trainer config of validated params for a vocabulary of `vocabSize` and inputs of `seqLen` tokens. */
 export function trainerConfig(params: TrainParams, vocabSize: number, seqLen: number): TrainerConfig {
-  const { batch_size, micro_batch_size, ...optimizer } = params.optimizer;
+  const { batch_size, micro_batch_size, grad_filter, ...optimizer } = params.optimizer;
   return {
     model: modelConfig(params.model, vocabSize, seqLen),
     optimizer,
+    // Absent unless set (as micro_batch_size below): the config and fingerprint of other runs are unchanged.
+    ...(grad_filter !== undefined && { gradFilter: grad_filter }),
     batchSize: batch_size,
     // Absent unless set, as in the params: the config (and checkpoint fingerprint) of other runs is unchanged.
     ...(micro_batch_size !== undefined && { microBatchSize: micro_batch_size }),
@@ -104,8 +111,18 @@ export function trainerConfig(params: TrainParams, vocabSize: number, seqLen: nu
   };
 }
 
-/** The curve as the `curve.parquet` table. */
+/**
+ * The curve as the `curve.parquet` table: `step, epoch, type, accuracy, loss`, then the weight
+ * norms of the step (`WEIGHT_NORM` for all parameters, `weightNormColumn(block i)`, then
+ * `weightNormColumn('other')`; docs/artifacts.md).
+ */
 export function curveTable(curve: readonly CurveRow[]): Table {
+  const blocks = curve[0]?.norms.blocks.length ?? 0;
+  const norm = (name: string, f: (r: CurveRow) => number | undefined): Column => ({
+    name,
+    type: 'DOUBLE',
+    data: Float64Array.from(curve, (r) => f(r) ?? Number.NaN),
+  });
   return {
     columns: [
       { name: 'step', type: 'INT32', data: Int32Array.from(curve, (r) => r.step) },
@@ -113,6 +130,9 @@ export function curveTable(curve: readonly CurveRow[]): Table {
       { name: 'type', type: 'STRING', data: curve.map((r) => r.type) },
       { name: 'accuracy', type: 'DOUBLE', data: Float64Array.from(curve, (r) => r.accuracy) },
       { name: 'loss', type: 'DOUBLE', data: Float64Array.from(curve, (r) => r.loss) },
+      norm(WEIGHT_NORM, (r) => r.norms.total),
+      ...Array.from({ length: blocks }, (_, i) => norm(weightNormColumn(i), (r) => r.norms.blocks[i])),
+      norm(weightNormColumn('other'), (r) => r.norms.other),
     ],
   };
 }
@@ -142,6 +162,9 @@ async function run(ctx: StageContext<TrainParams>): Promise<void> {
       `${train.n} facts, batch ${config.batchSize}` +
       (config.microBatchSize !== undefined && config.microBatchSize < config.batchSize
         ? ` in micro-batches of ${config.microBatchSize}`
+        : '') +
+      (config.gradFilter
+        ? `, Grokfast ${config.gradFilter.kind} (alpha ${config.gradFilter.alpha}, lambda ${config.gradFilter.lambda})`
         : '') +
       `, ${config.maxSteps} steps on ${backend}`,
   );
@@ -306,7 +329,7 @@ async function withHeapAdvice<T>(config: TrainerConfig, backend: string, train: 
 /** The `train` stage. */
 export const trainStage: StageDefinition<TrainParams> = {
   name: 'train',
-  // 2: kept checkpoints (checkpoints/) and the final training state (state/) among the outputs.
+  // 2: kept checkpoints (checkpoints/), the final training state (state/) and the weight norms in the curve.
   version: '2',
   description: 'Train a decoder-only model from scratch with AdamW and record the grokking curve.',
   schema,

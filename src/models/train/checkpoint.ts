@@ -4,7 +4,8 @@
  *
  * A checkpoint at step s is two files in the checkpoint folder: `checkpoint-<s, 9 digits>.safetensors`
  * (float32 tensors: `param.<name>`, `adam.m.<name>`, `adam.v.<name>` for every parameter, then
- * `train.loss_sum` and `train.accuracy_sum`) and `checkpoint-<s>.json` (`CheckpointState`),
+ * `train.loss_sum` and `train.accuracy_sum`, then with a gradient filter `grad_filter.ema.<name>`
+ * for every parameter) and `checkpoint-<s>.json` (`CheckpointState`),
  * written last, so that its presence marks a complete checkpoint. Saving one removes the older
  * ones. A checkpoint is resumed only by a run of the same trajectory: same config (but the knobs
  * that do not change the state at a step, `maxSteps` among them) and same training data, by
@@ -84,7 +85,8 @@ export function variableSlot(v: tf.Variable): StateSlot {
 
 /**
  * The tensors a checkpoint holds, by their key in the file (order of the file): each parameter
- * with AdamW's moments, then the extra variables (`train.loss_sum`, `train.accuracy_sum`).
+ * with AdamW's moments, then the extra variables (`train.loss_sum`, `train.accuracy_sum`, a
+ * gradient filter's `grad_filter.ema.<name>`), in the order given.
  */
 export function checkpointVariables(
   params: ReadonlyMap<string, tf.Variable>,

@@ -2,13 +2,16 @@
  * Measuring a model: predictions and mean loss on a set of examples, and the grokking curve as
  * training records it (`CurveRecorder`): at each evaluation, the mean training-batch loss and
  * accuracy since the previous one, then every test type on at most `evalSize` of its examples,
- * evenly spaced over the test set (`evenlySpaced`), so that every attribute is represented.
+ * evenly spaced over the test set (`evenlySpaced`), so that every attribute is represented, each
+ * row with the weight norms of that step (`weight-norms.ts`).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LanguageModel } from '../model.js';
 import { batchTensors, selectRows } from './examples.js';
 import type { Examples } from './examples.js';
 import { crossEntropy } from './loss.js';
+import { weightNorms } from './weight-norms.js';
+import type { WeightNorms } from './weight-norms.js';
 
 /** One point of the grokking curve (a row of `curve.parquet`). */
 export interface CurveRow {
@@ -22,6 +25,8 @@ export interface CurveRow {
   accuracy: number;
   /** Mean cross-entropy (nats) at the answer position. */
   loss: number;
+  /** The model's weight norms at `step` (the same on every row of a step). */
+  norms: WeightNorms;
 }
 
 /** Per-example outputs of `predict`. */
@@ -148,27 +153,26 @@ export class CurveRecorder {
 
   /**
    * The curve rows of `step`: `train_batch` (the running means; before any batch, the model on
-   * `firstBatch()`, the batch training will start with), then every test type. Resets the sums.
+   * `firstBatch()`, the batch training will start with), then every test type, each with the
+   * weight norms. Resets the sums.
    */
   async evaluate(step: number, epoch: number, firstBatch: () => Examples): Promise<CurveRow[]> {
     const rows: CurveRow[] = [];
+    const norms = await weightNorms(this.model.params);
+    const row = (type: string, m: { accuracy: number; loss: number }): CurveRow => ({
+      step,
+      epoch,
+      type,
+      accuracy: m.accuracy,
+      loss: m.loss,
+      norms: { ...norms, blocks: [...norms.blocks] },
+    });
     if (this.batches > 0) {
       await this.readRunning();
-      rows.push({
-        step,
-        epoch,
-        type: 'train_batch',
-        accuracy: this.running.accuracy as number,
-        loss: this.running.loss as number,
-      });
-    } else {
-      const m = await evaluateExamples(this.model, firstBatch(), this.batchSize);
-      rows.push({ step, epoch, type: 'train_batch', accuracy: m.accuracy, loss: m.loss });
-    }
-    for (const [type, data] of this.tests) {
-      const m = await evaluateExamples(this.model, data, this.batchSize);
-      rows.push({ step, epoch, type, accuracy: m.accuracy, loss: m.loss });
-    }
+      rows.push(row('train_batch', this.running as { accuracy: number; loss: number }));
+    } else rows.push(row('train_batch', await evaluateExamples(this.model, firstBatch(), this.batchSize)));
+    for (const [type, data] of this.tests)
+      rows.push(row(type, await evaluateExamples(this.model, data, this.batchSize)));
     tf.tidy(() => {
       // assign() keeps the value's buffer; the tidy frees the tensor object itself.
       this.lossSum.assign(tf.scalar(0));

@@ -3,24 +3,27 @@
  *
  * Seeded initialisation (RNG stream 0) and data order (stream 1, `BatchSampler`); loss =
  * cross-entropy at the answer position only (`loss.ts`), possibly over micro-batches whose
- * gradients are summed; AdamW. At step 0, every `evalEvery` steps and at the last step it records
- * the grokking curve (`evaluation.ts`): the mean training-batch loss and accuracy since the
- * previous evaluation, and every test type on at most `evalSize` examples, evenly spaced over its
- * test set.
+ * gradients are summed; the Grokfast gradient filter when configured (`../grad-filter.ts`);
+ * AdamW. At step 0, every `evalEvery` steps and at the last step it records the grokking curve
+ * (`evaluation.ts`): the mean training-batch loss and accuracy since the previous evaluation,
+ * every test type on at most `evalSize` examples, evenly spaced over its test set, and the
+ * weight norms.
  *
- * With a checkpoint folder it saves weights, optimizer moments, step, data-order RNG state and the
- * curve so far every `checkpointEvery` steps and on abort, and resumes from the newest checkpoint
- * there (`checkpoint.ts`); a resumed run ends with the same weights, bit for bit, as an
- * uninterrupted one on the same backend (training is a pure function of params, data and step).
- * The learning rate does not depend on `maxSteps`, so neither does the state after a step below
- * it: a run hands its final state to `onFinalState`, and a longer run of the same config continues
- * from it (`continueFrom`) and ends as one trained from step 0, bit for bit. `keep` receives the
- * model at the steps the caller keeps.
+ * With a checkpoint folder it saves weights, optimizer moments, the gradient filter's averages,
+ * step, data-order RNG state and the curve so far every `checkpointEvery` steps and on abort, and
+ * resumes from the newest checkpoint there (`checkpoint.ts`); a resumed run ends with the same
+ * weights, bit for bit, as an uninterrupted one on the same backend (training is a pure function
+ * of params, data and step). The learning rate does not depend on `maxSteps`, so neither does the
+ * state after a step below it: a run hands its final state to `onFinalState`, and a longer run of
+ * the same config continues from it (`continueFrom`) and ends as one trained from step 0, bit for
+ * bit. `keep` receives the model at the steps the caller keeps.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from '../adamw.js';
 import type { AdamWConfig } from '../adamw.js';
 import { createModel } from '../arch/factories.js';
+import { createGradFilter } from '../grad-filter.js';
+import type { EmaGradFilter, GradFilterConfig } from '../grad-filter.js';
 import type { ModelConfig } from '../arch/registry.js';
 import type { LanguageModel } from '../model.js';
 import { makeRng } from '../train-rng.js';
@@ -39,6 +42,8 @@ export interface TrainerConfig {
   model: ModelConfig;
   /** AdamW hyperparameters. */
   optimizer: AdamWConfig;
+  /** Grokfast gradient filter, applied before clipping and AdamW (`../grad-filter.ts`); none when absent. */
+  gradFilter?: GradFilterConfig;
   /** Training examples per step. */
   batchSize: number;
   /**
@@ -140,11 +145,13 @@ function passSize(config: TrainerConfig, train: Examples): number {
 
 /**
  * One optimizer step on the batch `indices` (`[batch]` row numbers of `train`): gradients summed over
- * passes of at most `microBatch` examples, AdamW, and the batch's loss and accuracy into `curve`.
+ * passes of at most `microBatch` examples, the gradient filter if any, AdamW, and the batch's loss
+ * and accuracy into `curve`.
  */
 function optimizerStep(
   model: LanguageModel,
   opt: AdamW,
+  filter: EmaGradFilter | undefined,
   curve: CurveRecorder,
   train: Examples,
   indices: Int32Array,
@@ -152,10 +159,15 @@ function optimizerStep(
 ): void {
   tf.tidy(() => {
     const { grads, loss, accuracy } = batchGradients(model, train, indices, microBatch);
-    opt.apply(grads);
+    opt.apply(filter ? filter.apply(grads) : grads);
     curve.addBatch(loss, accuracy);
     accuracy.dispose(); // tf.keep'd by a one-pass batch: not the tidy's to free
   });
+}
+
+/** A gradient filter's averages as checkpoint variables, `grad_filter.ema.<parameter>` (none without a filter). */
+function filterVariables(filter: EmaGradFilter | undefined): Record<string, tf.Variable> {
+  return Object.fromEntries([...(filter?.ema ?? [])].map(([name, v]) => [`grad_filter.ema.${name}`, v]));
 }
 
 /**
@@ -184,6 +196,21 @@ function savers(
 }
 
 /**
+ * Sets the optimizer's and the gradient filter's step counts and the curve's running sums from a
+ * loaded state (the variables themselves were loaded with it). @returns the state's data order.
+ */
+function restoreState(
+  state: CheckpointState,
+  run: { opt: AdamW; filter: EmaGradFilter | undefined; curve: CurveRecorder },
+  trainSize: number,
+): BatchSampler {
+  run.opt.step = state.step;
+  if (run.filter) run.filter.steps = state.step;
+  run.curve.restore(state.curve, state.batches);
+  return BatchSampler.fromState(trainSize, state.sampler);
+}
+
+/**
  * Trains a model from scratch, or resumes from `options.checkpointDir` or `options.continueFrom`.
  * @param tests test sets by type, evaluated in this order.
  * @throws the abort reason when `options.signal` fires; Error on inconsistent data/config.
@@ -203,28 +230,26 @@ export async function trainModel(
 
   const model = createModel(config.model, makeRng(config.seed, 0));
   const opt = new AdamW(model.params, config.optimizer, (n) => model.decays(n));
+  const filter = createGradFilter(model.params, config.gradFilter);
   let sampler = new BatchSampler(train.n, makeRng(config.seed, 1));
   const curve = new CurveRecorder(model, evalSets, evalBatch);
   const saved = checkpointVariables(model.params, opt, {
     'train.loss_sum': curve.lossSum,
     'train.accuracy_sum': curve.accuracySum,
+    ...filterVariables(filter),
   });
+  const free = () => [opt, filter, curve].forEach((x) => x?.dispose());
   const print = fingerprint(config, train);
 
   try {
-    let start = 0;
     const sources = [
       { dir: options.checkpointDir, maxStep: maxSteps },
       { dir: options.continueFrom, maxStep: maxSteps - 1 }, // a run that ended at maxSteps is this run
     ];
     const found = loadFurthest(sources, print, saved, events.onLog);
     const resumed = found?.state;
-    if (resumed) {
-      start = resumed.step;
-      opt.step = resumed.step;
-      sampler = BatchSampler.fromState(train.n, resumed.sampler);
-      curve.restore(resumed.curve, resumed.batches);
-    }
+    const start = resumed?.step ?? 0;
+    if (resumed) sampler = restoreState(resumed, { opt, filter, curve }, train.n);
     const epochAt = (step: number) => (step * batchSize) / train.n;
     const now = () => ({ sampler: sampler.state(), batches: curve.batches, curve: curve.rows });
     const { save, saveFinal, keepAt } = savers(options, { saved, print, model, maxSteps }, now);
@@ -245,7 +270,7 @@ export async function trainModel(
         await save(step - 1);
         options.signal.throwIfAborted();
       }
-      optimizerStep(model, opt, curve, train, sampler.next(batchSize), microBatch);
+      optimizerStep(model, opt, filter, curve, train, sampler.next(batchSize), microBatch);
       const onSchedule = step % evalEvery === 0;
       if (step === maxSteps && !onSchedule) await saveFinal(step); // a longer run does not evaluate here
       if (onSchedule || step === maxSteps) await evaluate(step);
@@ -257,13 +282,11 @@ export async function trainModel(
     }
     const seconds = (performance.now() - t0) / 1000;
     if (maxSteps % evalEvery === 0) await saveFinal(maxSteps);
-    opt.dispose();
-    curve.dispose();
+    free();
     const continued = resumed !== undefined && found?.dir === options.continueFrom;
     return { model, curve: curve.rows, resumedFrom: start, continued, stepsRun: maxSteps - start, seconds };
   } catch (err) {
-    opt.dispose();
-    curve.dispose();
+    free();
     model.dispose();
     throw err;
   }
