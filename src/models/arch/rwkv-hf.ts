@@ -6,7 +6,8 @@
  * 0's `pre_ln` after the embedding; LayerNorms with eps 1e-5; an untied head. The names differ,
  * renamed as transformers' own converter (`convert_rwkv_checkpoint_to_hf.py`) renames them.
  * `rescale_every` is 0: transformers otherwise halves the hidden state every 6 blocks at inference
- * (and scales the weights to match), which grokpipe does not do.
+ * and divides later blocks' output weights to match (a guard against float16 overflow; the same
+ * function but for LayerNorm's eps), which grokpipe does not do.
  */
 import type { HfMapping } from './hf-mapping.js';
 import { LN_EPS } from './rwkv-model.js';
