@@ -17,7 +17,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
-import { decodeSafetensors } from '../src/models/safetensors.js';
+import { toHuggingFace } from '../src/models/arch/hf.js';
+import { decodeSafetensors, encodeSafetensors } from '../src/models/safetensors.js';
+import { CONFIG_METADATA_KEY } from '../src/models/weights.js';
+import { hfTokenizerFiles } from '../src/task/hf-tokenizer.js';
+import { buildVocabulary } from '../src/task/vocab.js';
 import { modelFromSafetensors } from '../src/models/weights.js';
 import { tableToExamples } from '../src/stages/examples.js';
 import { builtinStages } from '../src/stages/index.js';
@@ -256,6 +260,32 @@ describe('grokpipe export --format hf', () => {
     } finally {
       writeFileSync(weights, bytes);
     }
+  });
+});
+
+describe('the pieces', () => {
+  it('hfTokenizerFiles: every token a word by its id, <pad> and </a> special; bad vocabularies refused', () => {
+    const tokens = buildVocabulary({ entities: 3, attributes: 2, values: 2 }, 'shared').tokens;
+    const files = hfTokenizerFiles(tokens, 5);
+    const json = files['tokenizer.json'] as { model: { vocab: Record<string, number>; unk_token: string } };
+    expect(Object.entries(json.model.vocab)).toEqual(tokens.map((t, id) => [t, id]));
+    expect(json.model.unk_token).toBe('<pad>');
+    expect(files['special_tokens_map.json']).toEqual({ pad_token: '<pad>', eos_token: '</a>', unk_token: '<pad>' });
+    expect(files['tokenizer_config.json']).toMatchObject({ model_max_length: 5, padding_side: 'right' });
+    expect(() => hfTokenizerFiles([...tokens, '<e 9>'], 5)).toThrow(/holds whitespace/);
+    expect(() => hfTokenizerFiles([...tokens, '<q>'], 5)).toThrow(/appears twice \(ids 1, \d+\)/);
+    expect(() => hfTokenizerFiles(tokens.slice(1), 5)).toThrow(/<pad> at id 0/);
+  });
+
+  it('toHuggingFace: weights without a config, or with a parameter the mapping does not know, are refused', () => {
+    const t = { dtype: 'F32' as const, shape: [1], data: new Float32Array(1) };
+    const ids = { pad: 0, bos: null, eos: 3 };
+    expect(() => toHuggingFace(encodeSafetensors([['x', t]], { format: 'pt' }), ids)).toThrow(
+      /no grokpipe.model_config/,
+    );
+    const config = { arch: 'rwkv', n_layers: 1, d_model: 4, vocab_size: 9, seq_len: 5, d_mlp: 16 };
+    const stray = encodeSafetensors([['blocks.0.att.oops', t]], { [CONFIG_METADATA_KEY]: JSON.stringify(config) });
+    expect(() => toHuggingFace(stray, ids)).toThrow(/rwkv: unexpected parameter blocks.0.att.oops/);
   });
 });
 
