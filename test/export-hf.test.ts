@@ -47,47 +47,31 @@ if (missing && !REQUIRE)
   console.warn(`export-hf: transformers check skipped (set GROKPIPE_REQUIRE_PYTHON=1 to fail instead): ${missing}`);
 
 /** Four tiny models on one small task, 2 blocks each (so that the last-block shortcut is crossed). */
+const MODELS = {
+  gpt2: '{ arch: gpt2, n_layers: 2, d_model: 16, n_heads: 2 }',
+  llama: '{ arch: llama, n_layers: 2, d_model: 16, n_heads: 2, rope_base: 500 }',
+  rwkv: '{ arch: rwkv, n_layers: 2, d_model: 16 }',
+  mamba: '{ arch: mamba, n_layers: 2, d_model: 16, d_state: 4 }',
+};
+const ARCHS = ['gpt2', 'llama', 'rwkv', 'mamba'] as const;
 const PIPELINE = `
 name: export-hf
 stages:
   kb: { uses: generate, with: { entities: 24, attributes: 2, values: 5, seed: 3 } }
   facts: { uses: split, needs: [kb], with: { id_fraction: 0.75, phi: 2, test_size: 40 } }
   tokens: { uses: tokenize, needs: [facts] }
-  gpt2:
+${ARCHS.map(
+  (arch) => `  ${arch}:
     uses: train
     needs: [tokens]
     with:
-      model: { arch: gpt2, n_layers: 2, d_model: 16, n_heads: 2 }
+      model: ${MODELS[arch]}
       optimizer: { lr: 3.0e-3, warmup_steps: 5, batch_size: 32 }
       max_steps: 60
-      eval_every: 30
-  llama:
-    uses: train
-    needs: [tokens]
-    with:
-      model: { arch: llama, n_layers: 2, d_model: 16, n_heads: 2, rope_base: 500 }
-      optimizer: { lr: 3.0e-3, warmup_steps: 5, batch_size: 32 }
-      max_steps: 60
-      eval_every: 30
-  rwkv:
-    uses: train
-    needs: [tokens]
-    with:
-      model: { arch: rwkv, n_layers: 2, d_model: 16 }
-      optimizer: { lr: 3.0e-3, warmup_steps: 5, batch_size: 32 }
-      max_steps: 60
-      eval_every: 30
-  mamba:
-    uses: train
-    needs: [tokens]
-    with:
-      model: { arch: mamba, n_layers: 2, d_model: 16, d_state: 4 }
-      optimizer: { lr: 3.0e-3, warmup_steps: 5, batch_size: 32 }
-      max_steps: 60
-      eval_every: 30
+      eval_every: 30`,
+).join('\n')}
   scores: { uses: evaluate, needs: [gpt2, tokens] }
 `;
-const ARCHS = ['gpt2', 'llama', 'rwkv', 'mamba'] as const;
 /** Test facts compared per model. */
 const FACTS = 100;
 
