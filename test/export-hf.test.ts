@@ -10,19 +10,22 @@
  * with `GROKPIPE_REQUIRE_PYTHON=1` (as `.ci/run` sets) it fails instead.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
+import { contentHash, sha256 } from '../src/engine/cache/hash.js';
+import type { Manifest } from '../src/engine/cache/manifest.js';
+import { createModel } from '../src/models/arch/factories.js';
 import { toHuggingFace } from '../src/models/arch/hf.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/models/safetensors.js';
-import { CONFIG_METADATA_KEY } from '../src/models/weights.js';
+import { makeRng } from '../src/models/train-rng.js';
+import { CONFIG_METADATA_KEY, modelFromSafetensors, modelToSafetensors } from '../src/models/weights.js';
 import { hfTokenizerFiles } from '../src/task/hf-tokenizer.js';
 import { buildVocabulary } from '../src/task/vocab.js';
-import { modelFromSafetensors } from '../src/models/weights.js';
 import { tableToExamples } from '../src/stages/examples.js';
 import { builtinStages } from '../src/stages/index.js';
 import { readTable } from '../src/table/parquet.js';
@@ -203,6 +206,8 @@ describe('grokpipe export --format hf', () => {
       [['gpt2', '--out', join(exported.llama, 'config.json')], /exists and is not a folder/],
       [['gpt2', '--out', out, '--format', 'onnx'], /Allowed choices are hf/],
       [['gpt2'], /required option '--out <dir>'/],
+      [['gpt2', '--out', out, '--step', '30'], /--step: gpt2 kept no checkpoints/],
+      [['gpt2', '--out', out, '--step', '-1'], /--step <n>' argument '-1' is invalid/],
     ];
     for (const [args, message] of cases) {
       const res = await exportCli(...(args as [string, ...string[]]));
@@ -243,6 +248,53 @@ describe('grokpipe export --format hf', () => {
       expect(existsSync(join(dir, 'bad', 'y'))).toBe(false);
     } finally {
       writeFileSync(weights, bytes);
+    }
+  });
+});
+
+describe('grokpipe export --step: a kept checkpoint', () => {
+  it('exports checkpoints/step-<7 digits>.safetensors instead of the final weights; names the kept steps otherwise', async () => {
+    // a kept checkpoint of step 0 (the initial weights), added to the gpt2 run's entry as the train
+    // stage keeps them (keep_checkpoints): the weights only, in weights.safetensors' format
+    const source = await shown('gpt2');
+    const final = readFileSync(join(source.dir, 'weights.safetensors'));
+    await initBackend('wasm');
+    const trained = modelFromSafetensors(final);
+    const config = trained.config;
+    trained.dispose();
+    const fresh = createModel(config, makeRng(0));
+    const bytes = await modelToSafetensors(fresh);
+    fresh.dispose();
+    const name = 'checkpoints/step-0000000.safetensors';
+    mkdirSync(join(source.dir, 'checkpoints'));
+    writeFileSync(join(source.dir, name), bytes);
+    const manifestFile = join(source.dir, 'manifest.json');
+    const manifestText = readFileSync(manifestFile, 'utf8');
+    const manifest = JSON.parse(manifestText) as Manifest;
+    const hash = sha256(bytes);
+    const outputs = [
+      ...manifest.outputs,
+      { name, kind: 'file' as const, content_hash: hash, bytes: bytes.length, sha256: hash },
+    ];
+    const contentHashOf = contentHash(outputs.map((o) => ({ name: o.name, hash: o.content_hash })));
+    writeFileSync(manifestFile, JSON.stringify({ ...manifest, outputs, content_hash: contentHashOf }));
+    try {
+      const out = join(dir, 'exported-step0');
+      const res = await exportCli('gpt2', '--out', out, '--step', '0');
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toMatch(/\(gpt2, step 0\) to /);
+      const tensors = (b: Uint8Array) =>
+        [...decodeSafetensors(b).tensors.values()].map((t) => Array.from(t.data as Float32Array));
+      const exportedTensors = tensors(readFileSync(join(out, 'model.safetensors')));
+      expect(exportedTensors).toEqual(tensors(bytes));
+      expect(exportedTensors).not.toEqual(tensors(final));
+      const missing = await exportCli('gpt2', '--out', join(dir, 'exported-step5'), '--step', '5');
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/--step: gpt2 kept no checkpoint at step 5 \(kept: 0\)/);
+      expect(existsSync(join(dir, 'exported-step5'))).toBe(false);
+    } finally {
+      writeFileSync(manifestFile, manifestText);
+      rmSync(join(source.dir, 'checkpoints'), { recursive: true });
     }
   });
 });

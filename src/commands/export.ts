@@ -1,19 +1,20 @@
 /**
- * `grokpipe export <stage-run | key | key-prefix> --format hf --out DIR [--file pipeline.yaml]`:
- * a train run's model as a folder that Hugging Face `transformers` loads with `from_pretrained`
- * (docs/python.md): `config.json` and `model.safetensors` (`models/arch/hf.ts`), and the
+ * `grokpipe export <stage-run | key | key-prefix> --format hf --out DIR [--step N] [--file pipeline.yaml]`:
+ * a train run's model (its final weights, or with `--step` the checkpoint it kept at that step,
+ * `checkpoints/step-<7 digits>.safetensors`) as a folder that Hugging Face `transformers` loads
+ * with `from_pretrained` (docs/python.md): `config.json` and `model.safetensors` (`models/arch/hf.ts`), and the
  * vocabulary of the run's tokenize input as a tokenizer (`tokenizer.json`, `tokenizer_config.json`,
  * `special_tokens_map.json`; `task/hf-tokenizer.ts`). The run is named as `show` names it: a
  * stage-run id with `--file`, a key, or a unique key prefix.
  *
  * Exit 2, with nothing written, when the target names no cached run or a run of another stage,
- * the run's files or its tokenize input are missing or damaged, or `--out` is a file or a
+ * the run kept no checkpoint at `--step`, the run's files or its tokenize input are missing or damaged, or `--out` is a file or a
  * non-empty folder. The folder is written beside `--out` under a temporary name and renamed into
  * place when complete, so an interrupted export leaves no half folder at `--out`.
  */
 import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 import { InputError } from '../engine/errors.js';
 import { compilePipeline } from '../engine/pipeline/pipeline.js';
@@ -23,7 +24,7 @@ import { checkArtifactBytes, formatByteProblems } from '../engine/cache/integrit
 import { inputArtifact } from '../engine/exec/job.js';
 import type { ShownEntry } from '../engine/terminal/show.js';
 import { readVocab } from '../stages/examples.js';
-import { WEIGHTS_FILE } from '../stages/files.js';
+import { keptCheckpointFile, keptCheckpointStep, WEIGHTS_FILE } from '../stages/files.js';
 import { hfTokenizerFiles } from '../task/hf-tokenizer.js';
 import { END_ID, PAD_ID } from '../task/vocab.js';
 import type { CommandContext } from './context.js';
@@ -36,7 +37,16 @@ export const EXPORT_FORMATS = ['hf'] as const;
 interface ExportOptions extends PipelineOptions {
   format: (typeof EXPORT_FORMATS)[number];
   out: string;
+  step?: number;
   file?: string;
+}
+
+/** Parses `--step`: a training step, an integer ≥ 0. @throws InvalidArgumentError for anything else. */
+function stepNumber(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError('must be a step, an integer >= 0');
+  return n;
 }
 
 /** Registers `export` on `program`. */
@@ -51,6 +61,7 @@ export function registerExport(program: Command, ctx: CommandContext): void {
         .default('hf'),
     )
     .requiredOption('--out <dir>', 'folder to write (must not exist, or be empty)')
+    .option('--step <n>', 'the checkpoint the run kept at step n (keep_checkpoints), not its final weights', stepNumber)
     .option('--file <pipeline>', 'pipeline YAML file that the stage-run id belongs to')
     .addOption(storeOption())
     .addOption(setOption())
@@ -65,16 +76,16 @@ export function registerExport(program: Command, ctx: CommandContext): void {
         : undefined;
       const { resolveEntry } = await import('../engine/terminal/show.js');
       const entry = await resolveEntry(store, target, plan);
-      const files = await hfFolder(store, entry, target);
+      const files = await hfFolder(store, entry, target, opts.step);
       await writeFolder(out, files.files);
       const names = [...files.files.keys()];
       if (opts.json) {
         ctx.stdout.write(
-          `${JSON.stringify({ dir: out, stage: entry.stage, key: entry.key, arch: files.arch, files: names })}\n`,
+          `${JSON.stringify({ dir: out, stage: entry.stage, key: entry.key, step: opts.step ?? null, arch: files.arch, files: names })}\n`,
         );
       } else {
         ctx.stdout.write(
-          `exported ${entry.stage}/${entry.key.slice(0, 12)} (${files.arch}) to ${out}: ${names.join(', ')}\n`,
+          `exported ${entry.stage}/${entry.key.slice(0, 12)} (${files.arch}${opts.step === undefined ? '' : `, step ${opts.step}`}) to ${out}: ${names.join(', ')}\n`,
         );
       }
       ctx.setExitCode(0);
@@ -102,14 +113,24 @@ interface HfFolder {
 }
 
 /**
- * Builds the folder's files from a train run and its tokenize input, checking both artifacts'
- * bytes against their manifests first.
- * @throws InputError (exit 2) for a run of another stage, a missing or damaged artifact, or weights
- *   that no transformers class runs.
+ * Builds the folder's files from a train run (its final weights, or the checkpoint kept at `step`)
+ * and its tokenize input, checking both artifacts' bytes against their manifests first.
+ * @throws InputError (exit 2) for a run of another stage, no checkpoint kept at `step`, a missing
+ *   or damaged artifact, or weights that no transformers class runs.
  */
-async function hfFolder(store: Store, entry: ShownEntry, target: string): Promise<HfFolder> {
+async function hfFolder(store: Store, entry: ShownEntry, target: string, step?: number): Promise<HfFolder> {
   if (entry.stage !== 'train')
     fail(target, `names a run of stage ${entry.stage} (${entry.key.slice(0, 12)}); export takes a train run`);
+  const weightsFile = step === undefined ? WEIGHTS_FILE : keptCheckpointFile(step);
+  if (!entry.manifest.outputs.some((o) => o.name === weightsFile)) {
+    const kept = entry.manifest.outputs.flatMap((o) => keptCheckpointStep(o.name) ?? []).sort((a, b) => a - b);
+    fail(
+      '--step',
+      kept.length === 0
+        ? `${target} kept no checkpoints (train's keep_checkpoints); export its final weights without --step`
+        : `${target} kept no checkpoint at step ${step} (kept: ${kept.join(', ')})`,
+    );
+  }
   await checkBytes(entry.dir, entry, target);
   const vocabInput = entry.manifest.inputs.find((i) => i.stage === 'tokenize');
   if (!vocabInput) fail(target, 'the train run has no tokenize input to take the vocabulary from');
@@ -133,7 +154,7 @@ async function hfFolder(store: Store, entry: ShownEntry, target: string): Promis
   );
   let model;
   try {
-    model = toHuggingFace(await readFile(join(entry.dir, WEIGHTS_FILE)), { pad: PAD_ID, bos: null, eos: END_ID });
+    model = toHuggingFace(await readFile(join(entry.dir, weightsFile)), { pad: PAD_ID, bos: null, eos: END_ID });
   } catch (err) {
     if (err instanceof HfExportError) fail(target, `cannot be exported to transformers: ${err.message}`);
     throw err;
