@@ -27,6 +27,7 @@ import { CONFIG_METADATA_KEY, modelFromSafetensors, modelToSafetensors } from '.
 import { hfTokenizerFiles } from '../src/task/hf-tokenizer.js';
 import { buildVocabulary } from '../src/task/vocab.js';
 import { tableToExamples } from '../src/stages/examples.js';
+import { keptCheckpointFile, keptCheckpointStep, WEIGHTS_FILE } from '../src/stages/files.js';
 import { builtinStages } from '../src/stages/index.js';
 import { readTable } from '../src/table/parquet.js';
 import { column } from '../src/table/table.js';
@@ -206,7 +207,10 @@ describe('grokpipe export --format hf', () => {
       [['gpt2', '--out', join(exported.llama, 'config.json')], /exists and is not a folder/],
       [['gpt2', '--out', out, '--format', 'onnx'], /Allowed choices are hf/],
       [['gpt2'], /required option '--out <dir>'/],
-      [['gpt2', '--out', out, '--step', '30'], /--step: gpt2 kept no checkpoints/],
+      [
+        ['gpt2', '--out', out, '--step', '31'],
+        /--step: gpt2 kept no checkpoint(s \(train's keep_checkpoints\)| at step 31)/,
+      ],
       [['gpt2', '--out', out, '--step', '-1'], /--step <n>' argument '-1' is invalid/],
     ];
     for (const [args, message] of cases) {
@@ -252,49 +256,64 @@ describe('grokpipe export --format hf', () => {
   });
 });
 
+/**
+ * Adds a kept checkpoint of step 0 (the initial weights of the run's config) to a train entry as
+ * the train stage keeps them (`keep_checkpoints`: the weights only, in weights.safetensors' format,
+ * listed in the manifest), for a train stage without that knob. @returns a function that undoes it.
+ */
+async function addStep0Checkpoint(entryDir: string): Promise<() => void> {
+  const manifestFile = join(entryDir, 'manifest.json');
+  const manifestText = readFileSync(manifestFile, 'utf8');
+  const manifest = JSON.parse(manifestText) as Manifest;
+  await initBackend('wasm');
+  const trained = modelFromSafetensors(readFileSync(join(entryDir, WEIGHTS_FILE)));
+  const fresh = createModel(trained.config, makeRng(0));
+  trained.dispose();
+  const bytes = await modelToSafetensors(fresh);
+  fresh.dispose();
+  const name = keptCheckpointFile(0);
+  mkdirSync(dirname(join(entryDir, name)));
+  writeFileSync(join(entryDir, name), bytes);
+  const hash = sha256(bytes);
+  const outputs = [
+    ...manifest.outputs,
+    { name, kind: 'file' as const, content_hash: hash, bytes: bytes.length, sha256: hash },
+  ];
+  const content = contentHash(outputs.map((o) => ({ name: o.name, hash: o.content_hash })));
+  writeFileSync(manifestFile, JSON.stringify({ ...manifest, outputs, content_hash: content }));
+  return () => {
+    writeFileSync(manifestFile, manifestText);
+    rmSync(dirname(join(entryDir, name)), { recursive: true });
+  };
+}
+
 describe('grokpipe export --step: a kept checkpoint', () => {
   it('exports checkpoints/step-<7 digits>.safetensors instead of the final weights; names the kept steps otherwise', async () => {
-    // a kept checkpoint of step 0 (the initial weights), added to the gpt2 run's entry as the train
-    // stage keeps them (keep_checkpoints): the weights only, in weights.safetensors' format
     const source = await shown('gpt2');
-    const final = readFileSync(join(source.dir, 'weights.safetensors'));
-    await initBackend('wasm');
-    const trained = modelFromSafetensors(final);
-    const config = trained.config;
-    trained.dispose();
-    const fresh = createModel(config, makeRng(0));
-    const bytes = await modelToSafetensors(fresh);
-    fresh.dispose();
-    const name = 'checkpoints/step-0000000.safetensors';
-    mkdirSync(join(source.dir, 'checkpoints'));
-    writeFileSync(join(source.dir, name), bytes);
-    const manifestFile = join(source.dir, 'manifest.json');
-    const manifestText = readFileSync(manifestFile, 'utf8');
-    const manifest = JSON.parse(manifestText) as Manifest;
-    const hash = sha256(bytes);
-    const outputs = [
-      ...manifest.outputs,
-      { name, kind: 'file' as const, content_hash: hash, bytes: bytes.length, sha256: hash },
-    ];
-    const contentHashOf = contentHash(outputs.map((o) => ({ name: o.name, hash: o.content_hash })));
-    writeFileSync(manifestFile, JSON.stringify({ ...manifest, outputs, content_hash: contentHashOf }));
+    const outputs = (JSON.parse(readFileSync(join(source.dir, 'manifest.json'), 'utf8')) as Manifest).outputs;
+    const kept = outputs.flatMap((o) => keptCheckpointStep(o.name) ?? []);
+    // the train stage keeps checkpoints by itself where it has keep_checkpoints; else one is added
+    const undo = kept.length === 0 ? await addStep0Checkpoint(source.dir) : () => undefined;
+    const step = kept.length === 0 ? 0 : Math.min(...kept);
     try {
-      const out = join(dir, 'exported-step0');
-      const res = await exportCli('gpt2', '--out', out, '--step', '0');
+      const checkpoint = readFileSync(join(source.dir, keptCheckpointFile(step)));
+      const out = join(dir, 'exported-step');
+      const res = await exportCli('gpt2', '--out', out, '--step', String(step));
       expect(res.code, res.stderr).toBe(0);
-      expect(res.stdout).toMatch(/\(gpt2, step 0\) to /);
+      expect(res.stdout).toContain(`(gpt2, step ${step}) to `);
       const tensors = (b: Uint8Array) =>
         [...decodeSafetensors(b).tensors.values()].map((t) => Array.from(t.data as Float32Array));
       const exportedTensors = tensors(readFileSync(join(out, 'model.safetensors')));
-      expect(exportedTensors).toEqual(tensors(bytes));
-      expect(exportedTensors).not.toEqual(tensors(final));
-      const missing = await exportCli('gpt2', '--out', join(dir, 'exported-step5'), '--step', '5');
+      expect(exportedTensors).toEqual(tensors(checkpoint));
+      expect(exportedTensors).not.toEqual(tensors(readFileSync(join(source.dir, WEIGHTS_FILE))));
+      const missing = await exportCli('gpt2', '--out', join(dir, 'exported-step31'), '--step', '31');
       expect(missing.code).toBe(2);
-      expect(missing.stderr).toMatch(/--step: gpt2 kept no checkpoint at step 5 \(kept: 0\)/);
-      expect(existsSync(join(dir, 'exported-step5'))).toBe(false);
+      expect(missing.stderr).toMatch(
+        new RegExp(`--step: gpt2 kept no checkpoint at step 31 \\(kept: (\\d+, )*${step}(, \\d+)*\\)`),
+      );
+      expect(existsSync(join(dir, 'exported-step31'))).toBe(false);
     } finally {
-      writeFileSync(manifestFile, manifestText);
-      rmSync(join(source.dir, 'checkpoints'), { recursive: true });
+      undo();
     }
   });
 });
