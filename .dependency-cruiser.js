@@ -15,7 +15,7 @@
 /** What every stage module may import inside `src/`: the stage contract, errors and tables. */
 const CONTRACT = 'src/engine/(stage|errors)\\.ts$|src/table/';
 /** The modules that define a stage type (the others in `stages/` are shared helpers or the list). */
-const STAGE_DEFINITIONS = '^src/stages/(generate|split|tokenize|train|evaluate|analyze)\\.ts$';
+const STAGE_DEFINITIONS = '^src/stages/(generate|split|tokenize|train|evaluate|analyze|probe)\\.ts$';
 
 /**
  * A rule: modules whose path matches `from` import nothing inside `src/` but what matches
@@ -97,9 +97,15 @@ export default {
     ),
     onlyImports(
       'model-stages-use-the-models',
-      'train and evaluate (and their shared examples.ts) use models/, tables and the shared artifact file names, nothing else.',
-      '^src/stages/(train|evaluate|examples)\\.ts$',
-      `^(${CONTRACT}|src/models/|src/stages/(examples|files)\\.ts$|src/analysis/files\\.ts$)`,
+      'train and evaluate (and their shared examples.ts, trained.ts, kept-files.ts) use models/, tables and the shared artifact file names, nothing else.',
+      '^src/stages/(train|evaluate|examples|trained|kept-files)\\.ts$',
+      `^(${CONTRACT}|src/models/|src/stages/(examples|files|trained|kept-files)\\.ts$|src/analysis/files\\.ts$)`,
+    ),
+    onlyImports(
+      'probe-stage-reads-models-draws-plot',
+      'probe (the logit lens) uses models/ like evaluate, and analysis/ and plot/ for its table and heatmap, nothing else.',
+      '^src/stages/probe\\.ts$',
+      `^(${CONTRACT}|src/models/|src/analysis/|src/plot/|src/stages/(examples|files|trained)\\.ts$)`,
     ),
     onlyImports(
       'analysis-stage-uses-analysis',

@@ -12,6 +12,7 @@
  *   grokpipe runs [file] [--stage S] [--where k=v]... [--sort C] [--json|--csv] | tag <run> <tag...>
  *   grokpipe doctor [--bench] [--json]   (which backends work here; exit 1 when none does)
  *   grokpipe report <file> [--out FILE] [--open]   (the HTML report)
+ *   grokpipe export <run> --format hf --out DIR [--file F]   (a train run for transformers; docs/python.md)
  *   grokpipe exec-job <job.json>   (hidden: the worker of `--jobs` > 1 and of SLURM array tasks)
  *
  * Global options: --color / --no-color (default: NO_COLOR, FORCE_COLOR, a terminal; picocolors).
@@ -33,6 +34,7 @@ import type { CommandContext } from './commands/context.js';
 import { registerDag } from './commands/dag.js';
 import { registerDoctor } from './commands/doctor.js';
 import { defaultWorkerCommand, registerExecJob } from './commands/exec-job.js';
+import { registerExport } from './commands/export.js';
 import { registerGc } from './commands/gc.js';
 import { registerLimitOptions } from './commands/limits.js';
 import { registerLs } from './commands/ls.js';
@@ -129,6 +131,7 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
     registerVerify,
     registerGc,
     registerShow,
+    registerExport,
     registerLs,
     registerRuns,
     registerTag,

@@ -9,9 +9,9 @@
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Ajv } from 'ajv';
-import type { InputArtifact, Json, RunOptions, StageContext, StageDefinition } from '../src/engine/stage.js';
+import type { InputArtifact, Json, StageContext, StageDefinition } from '../src/engine/stage.js';
 import { encodeTable, readTable } from '../src/table/parquet.js';
 import type { Table } from '../src/table/table.js';
 import { tableHash } from '../src/table/table.js';
@@ -42,8 +42,8 @@ export function fillParams<P>(def: StageDefinition<P>, params: Record<string, Js
 }
 
 /**
- * Runs `def` with `params` (defaults filled) on `inputs` and `options`, writing into a fresh
- * temporary folder.
+ * Runs `def` with `params` (defaults filled) on `inputs`, writing into a fresh temporary folder.
+ * @param extra context members to set or replace (`checkpointDir`, `signal`, `progress`...).
  * @throws whatever the stage throws, or Error on invalid params.
  */
 export async function runFake<P>(
@@ -51,9 +51,9 @@ export async function runFake<P>(
   params: Record<string, Json>,
   inputs: readonly InputArtifact[] = [],
   storage: Storage = 'parquet',
-  options: RunOptions = {},
+  extra: Partial<StageContext<P>> = {},
 ): Promise<FakeRun> {
-  const { ctx, finish } = fakeContext(def, params, inputs, storage, options);
+  const { ctx, finish } = fakeContext(def, params, inputs, storage, extra);
   await def.run(ctx);
   return finish();
 }
@@ -68,7 +68,7 @@ export function fakeContext<P>(
   params: Record<string, Json>,
   inputs: readonly InputArtifact[] = [],
   storage: Storage = 'parquet',
-  options: RunOptions = {},
+  extra: Partial<StageContext<P>> = {},
 ): { ctx: StageContext<P>; finish: () => FakeRun } {
   const filled = fillParams(def, params);
   const outDir = mkdtempSync(join(tmpdir(), `gp-${def.name}-`));
@@ -99,6 +99,7 @@ export function fakeContext<P>(
       files.push(name);
     },
     async writeFile(name, bytes) {
+      mkdirSync(dirname(join(outDir, name)), { recursive: true });
       writeFileSync(join(outDir, name), bytes);
       files.push(name);
     },
@@ -107,8 +108,9 @@ export function fakeContext<P>(
     },
     progress() {},
     log() {},
-    options,
+    options: {},
     signal: controller.signal,
+    ...extra,
   };
   const finish = (): FakeRun => ({
     stage: def.name,

@@ -1,7 +1,7 @@
 /**
  * The train stage's group (`StageDefinition.group`, docs/design.md §5 "Ensembles"): which runs may
- * train together (the group key), and a group's outputs: each run's weights, model.json and curve
- * exactly those of the run alone (on `wasm-blas` where the addon is built, else `cpu`: both bit for
+ * train together (the group key), and a group's outputs: each run's weights, model.json, curve,
+ * kept checkpoints and final state exactly those of the run alone (on `wasm-blas` where the addon is built, else `cpu`: both bit for
  * bit), a group whose data disagree in shape split into parts, and a run whose data cannot be read
  * failing alone.
  */
@@ -35,6 +35,7 @@ describe('train group key', () => {
     expect(base).toBeDefined();
     expect(key({ seed: 7 })).toBe(base);
     expect(key({ optimizer: { lr: 1e-4, weight_decay: 0.5, warmup_steps: 2, batch_size: 16 } })).toBe(base);
+    expect(key({ keep_checkpoints: 'none' })).toBe(base); // kept per member
     // Key order of the params does not matter (canonical JSON).
     expect(key({ eval_size: 8, max_steps: 6 })).toBe(base);
   });
@@ -48,6 +49,9 @@ describe('train group key', () => {
       { optimizer: { lr: 3e-3, warmup_steps: 2, batch_size: 32 } },
       { optimizer: { lr: 3e-3, warmup_steps: 5, batch_size: 16 } },
       { optimizer: { lr: 3e-3, warmup_steps: 2, batch_size: 16, micro_batch_size: 8 } },
+      {
+        optimizer: { lr: 3e-3, warmup_steps: 2, batch_size: 16, grad_filter: { kind: 'ema', alpha: 0.98, lambda: 2 } },
+      },
       { max_steps: 7 },
       { eval_every: 2 },
       { eval_size: 9 },
@@ -78,11 +82,14 @@ describe(`train group on ${BACKEND}`, () => {
     }
   }, 60_000);
 
-  /** Each run's outputs: weights bytes, model.json, curve hash and what it recorded. */
+  /**
+   * Each run's outputs: every file's bytes (weights, model.json, kept checkpoints, final state),
+   * each table's hash (the curve), and the final accuracies it recorded.
+   */
   const outputs = (r: FakeRun) => ({
-    weights: readFileSync(r.path('weights.safetensors')),
-    model: readFileSync(r.path('model.json'), 'utf8'),
-    curve: r.hashes['curve.parquet'],
+    files: Object.fromEntries(
+      [...r.files].sort().map((f) => [f, r.hashes[f] ?? readFileSync(r.path(f)).toString('base64')]),
+    ),
     final: r.records.final_accuracy,
   });
 
@@ -104,7 +111,7 @@ describe(`train group on ${BACKEND}`, () => {
     expect(logs[3][0]).not.toMatch(/ensemble/); // its vocabulary differs: it trained alone
     expect(grouped[0].records.ensemble_members).toBe(3);
     for (const [i, [p, input]] of runs.entries()) {
-      const alone = await runFake(trainStage, p, [input], 'parquet', { backend: BACKEND, threads: 1 });
+      const alone = await runFake(trainStage, p, [input], 'parquet', { options: { backend: BACKEND, threads: 1 } });
       expect(outputs(grouped[i]), `run ${i}`).toEqual(outputs(alone));
     }
   }, 120_000);

@@ -3,8 +3,9 @@
  * rates and weight decays trained as one batched network give each run's solo weights and curve,
  * bit for bit on `wasm-blas` and `cpu`, to float rounding on `wasm` (its batched products sum in
  * another order than its single ones); one batched step's gradients equal each member's solo
- * gradients; members' checkpoints have one run's format (an ensemble resumes its own, a run alone
- * resumes a member's); and what may not train together is refused.
+ * gradients; a shared Grokfast filter, kept checkpoints and the final state are each member's own;
+ * members' checkpoints have one run's format (an ensemble resumes its own, a run alone resumes a
+ * member's); and what may not train together is refused.
  */
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { makeRng } from '../src/models/train-rng.js';
 import { batchGradients, membersBatchGradients } from '../src/models/train/loss.js';
 import { trainEnsemble, trainModel } from '../src/models/train/trainer.js';
 import type { TrainerConfig, TrainRequest, TrainResult } from '../src/models/train/trainer.js';
+import type { LanguageModel } from '../src/models/model.js';
 import { maxRelDiff, tinyConfig, tinyFacts } from './model-arch-helpers.js';
 
 const native = loadNativeBlas();
@@ -133,7 +135,9 @@ describe.each(['gpt2', 'llama'] as Arch[])('%s: an ensemble of three equals thre
       expect(ensCurves[m].length).toBe(soloCurves[m].length);
       ensCurves[m].forEach((row, i) => {
         const solo = soloCurves[m][i];
-        expect({ ...row, loss: 0, accuracy: 0 }).toEqual({ ...solo, loss: 0, accuracy: 0 });
+        const blank = { loss: 0, accuracy: 0, norms: undefined };
+        expect({ ...row, ...blank }).toEqual({ ...solo, ...blank });
+        expect(Math.abs(row.norms.total - solo.norms.total) / solo.norms.total).toBeLessThan(1e-4);
         expect(Math.abs(row.loss - solo.loss), `${row.type} at ${row.step}`).toBeLessThan(1e-5);
         expect(Math.abs(row.accuracy - solo.accuracy)).toBeLessThanOrEqual(1 / 10);
       });
@@ -174,6 +178,50 @@ describe.each(['gpt2', 'llama'] as Arch[])('%s: an ensemble of three equals thre
 
 describe('ensembles: evaluation, checkpoints, refusals', () => {
   const backend = BITWISE[0];
+
+  it(`${backend}: members with a shared Grokfast filter equal the runs alone with it`, async () => {
+    await initBackend(backend);
+    const reqs = requests('gpt2').map((r) => ({
+      ...r,
+      config: { ...r.config, gradFilter: { kind: 'ema' as const, alpha: 0.9, lambda: 2 } },
+    }));
+    const { ensCurves, ensWeights, soloCurves, soloWeights } = await ensembleAndSolo(reqs);
+    for (let m = 0; m < 3; m++) {
+      expect(sameBits(ensWeights[m], soloWeights[m]), `member ${m}'s weights`).toBe(true);
+      expect(ensCurves[m]).toEqual(soloCurves[m]);
+    }
+  }, 60_000);
+
+  it(`${backend}: each member's kept checkpoints and final state are the run alone's`, async () => {
+    await initBackend(backend);
+    const saved = (into: Map<string, string>) => ({
+      keep: {
+        steps: [0, 5],
+        save: async (step: number, model: LanguageModel) => {
+          const bytes: string[] = [];
+          for (const p of model.params.values()) bytes.push(Buffer.from((await p.data()).buffer).toString('base64'));
+          into.set(`kept ${step}`, bytes.join());
+        },
+      },
+      onFinalState: async (files: [string, Uint8Array | string][]) => {
+        for (const [name, data] of files) into.set(name, Buffer.from(data).toString('base64'));
+      },
+    });
+    const reqs = requests('gpt2');
+    const ens = reqs.map(() => new Map<string, string>());
+    for (const r of await trainEnsemble(reqs.map((r, m) => ({ ...r, options: saved(ens[m]) })))) r.model.dispose();
+    for (const [m, r] of reqs.entries()) {
+      const alone = new Map<string, string>();
+      (await trainModel(r.config, r.train, r.tests, saved(alone))).model.dispose();
+      expect([...ens[m].keys()].sort()).toEqual([
+        'checkpoint-000000012.json',
+        'checkpoint-000000012.safetensors',
+        'kept 0',
+        'kept 5',
+      ]);
+      expect(ens[m], `member ${m}`).toEqual(alone);
+    }
+  }, 60_000);
 
   it(`${backend}: members with test sets of different sizes get their own curves (to 1e-6)`, async () => {
     await initBackend(backend);

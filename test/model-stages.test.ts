@@ -62,6 +62,7 @@ describe('train and evaluate stages', () => {
       eval_size: 1000,
       seed: 0,
       checkpoint_every: 1000,
+      keep_checkpoints: 'log',
     } satisfies TrainParams);
     expect(trainStage.check?.(p, [])).toEqual([]);
     const bad = fillParams(trainStage, { model: { d_model: 30, n_heads: 4 } });
@@ -74,7 +75,21 @@ describe('train and evaluate stages', () => {
   });
 
   it('writes weights, model.json and the curve as documented', () => {
-    expect([...trained.files].sort()).toEqual(['curve.parquet', 'model.json', 'weights.safetensors']);
+    const kept = [0, 1, 2, 5, 10].map((s) => `checkpoints/step-${String(s).padStart(7, '0')}.safetensors`);
+    const state = ['state/checkpoint-000000012.json', 'state/checkpoint-000000012.safetensors'];
+    expect([...trained.files].sort()).toEqual([
+      ...kept,
+      'curve.parquet',
+      'model.json',
+      ...state,
+      'weights.safetensors',
+    ]);
+    for (const file of kept) {
+      const c = decodeSafetensors(readFileSync(trained.path(file)));
+      const w = decodeSafetensors(readFileSync(trained.path('weights.safetensors')));
+      expect(c.metadata).toEqual(w.metadata); // same layout and metadata as the final weights
+      expect([...c.tensors].map(([k, t]) => [k, t.shape])).toEqual([...w.tensors].map(([k, t]) => [k, t.shape]));
+    }
     const config = JSON.parse(readFileSync(trained.path('model.json'), 'utf8')) as Record<string, unknown>;
     const vocab = numRows(tokens.tables['vocab.parquet']);
     expect(config).toEqual({
@@ -91,7 +106,19 @@ describe('train and evaluate stages', () => {
     expect(st.metadata.format).toBe('pt');
 
     const curve = trained.tables['curve.parquet'];
-    expect(schemaOf(curve)).toEqual(['step:INT32', 'epoch:DOUBLE', 'type:STRING', 'accuracy:DOUBLE', 'loss:DOUBLE']);
+    // The curve's columns, then (train version 2) the weight norms of its one block and of the rest.
+    expect(schemaOf(curve).slice(0, 5)).toEqual([
+      'step:INT32',
+      'epoch:DOUBLE',
+      'type:STRING',
+      'accuracy:DOUBLE',
+      'loss:DOUBLE',
+    ]);
+    expect(schemaOf(curve).slice(5)).toEqual([
+      'weight_norm:DOUBLE',
+      'weight_norm_block_0:DOUBLE',
+      'weight_norm_other:DOUBLE',
+    ]);
     const steps = [...new Set(column(curve, 'step', 'INT32'))];
     expect(steps).toEqual([0, 5, 10, 12]);
     const types = [...new Set(column(curve, 'type', 'STRING'))];

@@ -5,7 +5,7 @@
  * disk while a checkpoint is written (a real 1 MiB tmpfs where the test may mount one, and ENOSPC
  * injected into the write everywhere), which must leave no temporary behind.
  */
-import { mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import type * as Fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AdamW, learningRate } from '../src/models/adamw.js';
 import type { AdamWConfig } from '../src/models/adamw.js';
 import { initBackend } from '../src/models/backend.js';
+import { decodeSafetensors } from '../src/models/safetensors.js';
 import { createModel } from '../src/models/arch/factories.js';
 import { makeRng, permutation } from '../src/models/train-rng.js';
 import { BatchSampler } from '../src/models/train/examples.js';
@@ -269,6 +270,46 @@ describe('trainModel', () => {
     // The whole curve, not a prefix: the step-0 rows appear once.
     expect(resumed.curve).toEqual(plain.curve);
     expect(resumed.weights).toEqual(plain.weights);
+  });
+});
+
+describe('trainModel with the Grokfast filter', () => {
+  const grokfast = (lambda: number): Partial<TrainerConfig> => ({ gradFilter: { kind: 'ema', alpha: 0.98, lambda } });
+
+  it('changes training at λ 2 and leaves it bit for bit unchanged at λ 0', async () => {
+    const c = config({ maxSteps: 12, evalEvery: 4 });
+    const plain = await finish(await trainModel(c, train, tests));
+    const zero = await finish(await trainModel(config({ maxSteps: 12, evalEvery: 4, ...grokfast(0) }), train, tests));
+    const two = await finish(await trainModel(config({ maxSteps: 12, evalEvery: 4, ...grokfast(2) }), train, tests));
+    expect(zero.weights).toEqual(plain.weights);
+    expect(zero.curve).toEqual(plain.curve);
+    expect(two.weights).not.toEqual(plain.weights);
+    // The step-0 evaluation precedes any update; after it the curves part.
+    expect(two.curve.filter((r) => r.step === 0)).toEqual(plain.curve.filter((r) => r.step === 0));
+    expect(two.curve.at(-1)).not.toEqual(plain.curve.at(-1));
+  });
+
+  it('checkpoints its averages and resumes to the same curve and weights as an uninterrupted run', async () => {
+    const c = config({ maxSteps: 20, evalEvery: 5, checkpointEvery: 10, ...grokfast(2) });
+    const dir = tempDir();
+    const ctrl = new AbortController();
+    const { plain, resumed, files } = await interruptedThenResumed(c, dir, {
+      signal: ctrl.signal,
+      events: { onStep: (s) => s.step === 13 && ctrl.abort(new Error('stop')) },
+    });
+    expect(files).toEqual(['checkpoint-000000013.json', 'checkpoint-000000013.safetensors']);
+    const saved = decodeSafetensors(readFileSync(join(dir, 'checkpoint-000000013.safetensors')));
+    const averages = [...saved.tensors.keys()].filter((k) => k.startsWith('grad_filter.ema.'));
+    expect(averages.length).toBe(plain.weights.size);
+    expect(resumed.resumedFrom).toBe(13);
+    expect(resumed.curve).toEqual(plain.curve);
+    expect(resumed.weights).toEqual(plain.weights);
+    // A checkpoint of the unfiltered run (another fingerprint) is not resumed by a filtered one.
+    const other = await trainModel(config({ maxSteps: 20, evalEvery: 5, checkpointEvery: 10 }), train, tests, {
+      checkpointDir: dir,
+    });
+    expect(other.resumedFrom).toBe(0);
+    other.model.dispose();
   });
 });
 

@@ -180,6 +180,7 @@ describe('yaml-language-server with the pipeline schema', () => {
       'analyze',
       'evaluate',
       'generate',
+      'probe',
       'split',
       'tokenize',
       'train',

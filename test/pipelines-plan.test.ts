@@ -28,6 +28,7 @@ describe('every shipped pipeline plans (dry run with the built-in stages, no tra
       expect(FILES, s).toContain(join('paper', `${s}.yaml`));
     }
     expect(FILES).toContain('grokking.yaml');
+    expect(FILES).toContain(join('study', 'grokfast.yaml')); // a method against grokking.yaml's base: no published twin
   });
 
   it.each(FILES)(

@@ -3,7 +3,9 @@
  * polars and DuckDB, in the virtual environment `.venv/` (`python/requirements-test.txt`), agrees
  * with `grokpipe show --json` (rows, columns, types, first rows, the footer's content hash = the
  * manifest's); and every Python snippet of docs/python.md runs as written, from a folder holding
- * the smoke pipeline and its store, with `npx grokpipe` running this checkout's CLI.
+ * the smoke pipeline and its store, with `npx grokpipe` running this checkout's CLI (among them
+ * the model exported with `grokpipe export --format hf`, loaded with transformers and
+ * TransformerLens).
  *
  * Skipped, with the reason, where `.venv/` or its packages are missing; with
  * `GROKPIPE_REQUIRE_PYTHON=1` (as `.ci/run` sets) it fails instead.
@@ -30,9 +32,13 @@ const REQUIRE = process.env.GROKPIPE_REQUIRE_PYTHON === '1';
 function missingPython(): string | null {
   const setup = 'python3 -m venv .venv && .venv/bin/pip install -r python/requirements-test.txt';
   if (!existsSync(PYTHON)) return `${PYTHON} not found (${setup})`;
-  const probe = spawnSync(PYTHON, ['-c', 'import pandas, pyarrow, polars, duckdb'], { encoding: 'utf8' });
+  const probe = spawnSync(
+    PYTHON,
+    ['-c', 'import pandas, pyarrow, polars, duckdb, torch, transformers, transformer_lens'],
+    { encoding: 'utf8' },
+  );
   if (probe.status !== 0)
-    return `.venv cannot import pandas, pyarrow, polars and duckdb (${setup}): ${probe.stderr.trim()}`;
+    return `.venv cannot import pandas, pyarrow, polars, duckdb, torch, transformers and transformer_lens (${setup}): ${probe.stderr.trim()}`;
   return null;
 }
 const missing = missingPython();
@@ -199,5 +205,15 @@ describe.skipIf(missing !== null && !REQUIRE)('Python reads the store (pandas, p
     for (const id of STAGE_IDS) expect(all).toContain(rel(id));
     const predictions = shown.scores.tables.find((t) => t.name === 'predictions.parquet')!;
     expect(all).toContain(`'predictions.parquet': (${predictions.rows}, ${predictions.columns.length})`);
+    // the exported model (the last three snippets): transformers predicts as evaluate did, and
+    // TransformerLens' last logit-lens row and answer are the token transformers generated
+    const [scored, agreement, lens] = outputs.slice(-3).map((o) => o.trim().split('\n'));
+    expect(scored[0]).toMatch(/^exported train\/[0-9a-f]{12} \(gpt2\) to .*exported\/smoke-model: config.json, /);
+    expect(scored[1]).toMatch(/^tensor\(\[\[\d+, +1, +\d+, +2, +\d+\]\]\)$/);
+    expect(agreement[0]).toBe('1.0');
+    const answer = scored.at(-1)!;
+    expect(answer).toMatch(/^<attr_\d+_(lt|eq|gt)>$/);
+    expect(lens.at(-1)).toBe(`['${answer}']`);
+    expect(lens.at(-2)).toBe(`final_post ['${answer}']`);
   });
 });

@@ -4,12 +4,13 @@
  * A small sweep of the fake stages must give the same keys and content hashes as a local run; a
  * failing task must be reported with its log, its dependents skipped and the rest finished.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fakeCliCommand } from './fixtures/engine-cli.js';
-import { cli, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.js';
+import { cli as cliOf, statuses, tempDir, writeFileIn } from './fixtures/engine-harness.js';
+import { fakeStagesWithGroups } from './fixtures/engine-stages.js';
 import type { CliResult } from './fixtures/engine-harness.js';
 
 const enabled = process.env.GROKPIPE_SLURM === '1';
@@ -19,6 +20,11 @@ if (!enabled)
   );
 
 const worker = { workerCommand: [...fakeCliCommand(), 'exec-job'] };
+
+/** `main(args)` in this process with the fake stage types and `ens` (grouped runs). */
+function cli(args: string[], deps: Parameters<typeof cliOf>[1] = {}): Promise<CliResult> {
+  return cliOf(args, { stages: fakeStagesWithGroups, ...deps });
+}
 const SLURM = ['--executor', 'slurm', '--slurm-poll', '0.3', '--json'];
 
 const SWEEP = `
@@ -84,5 +90,46 @@ stages:
     expect(r.run('x').reason).toContain('boom exploded');
     expect(existsSync(log)).toBe(true);
     expect(readFileSync(log, 'utf8')).toContain('boom exploded');
+  });
+
+  it('runs that share a job train as one array task, with the content hashes of solo local runs', async () => {
+    const dir = tempDir('gp-slurm-it-');
+    const file = writeFileIn(
+      dir,
+      'p.yaml',
+      `
+matrix:
+  seed: [0, 1, 2]
+stages:
+  g: { uses: gen, with: { n: 4, seed: "\${{ matrix.seed }}" } }
+  e: { uses: ens, needs: [g], with: { width: 5, seed: "\${{ matrix.seed }}", fail_seed: 2 } }
+`,
+    );
+    const store = join(dir, 'slurm-store');
+    const r = await cli(['run', file, '--store', store, ...SLURM], worker);
+    expect(r.code).toBe(1);
+    const ens = r.runs().filter((x) => x.stage === 'ens');
+    expect(ens.map((x) => [x.id, x.status, (x as typeof x & { group?: number }).group])).toEqual([
+      ['e[seed=0]', 'ran', 3],
+      ['e[seed=1]', 'ran', 3],
+      ['e[seed=2]', 'failed', 3],
+    ]);
+    // One array task ran the group; its log names every member's lines.
+    const log = /\(log: (\S+\/\.slurm\/\d+_\d+\.log)\)/.exec(r.run('e[seed=2]').reason)?.[1] as string;
+    expect(readFileSync(log, 'utf8')).toContain('[e[seed=2]] failed: member seed 2 failed');
+    const waves = readdirSync(join(store, '.slurm'))
+      .filter((f) => /^wave-\d+-\d+\.sh$/.test(f))
+      .sort((a, b) => Number(/(\d+)\.sh$/.exec(a)?.[1]) - Number(/(\d+)\.sh$/.exec(b)?.[1]));
+    const last = readFileSync(join(store, '.slurm', waves.at(-1) as string), 'utf8');
+    expect(last.match(/^ {2}\d\) set -- /gm)).toHaveLength(1);
+    const localStore = join(dir, 'local-store');
+    const local = await cli(['run', file, '--store', localStore, '--json', '--ensemble', 'off']);
+    expect(local.code).toBe(1);
+    const ran = (x: CliResult, at: string): Record<string, string> => {
+      const done = x.runs().filter((y) => y.status === 'ran');
+      return contentHashes({ ...x, runs: () => done }, at);
+    };
+    expect(Object.keys(ran(r, store))).toHaveLength(5);
+    expect(ran(r, store)).toEqual(ran(local, localStore));
   });
 });

@@ -15,3 +15,16 @@ export const CURVES_FILE = 'curves.parquet';
 export const SWEEP_FILE = 'sweep.parquet';
 /** `analyze`'s trend of steps-to-generalise against each numeric knob (Spearman ρ, bootstrap CI). */
 export const TREND_FILE = 'trend.parquet';
+/** `probe`: the logit lens's accuracy per checkpoint step, layer and test type. */
+export const PROBE_FILE = 'probe.parquet';
+
+/** `curve.parquet`'s column of the L2 norm of all the weights (Omnigrok's weight norm), at each step. */
+export const WEIGHT_NORM = 'weight_norm';
+
+/**
+ * `curve.parquet`'s column of the weight norm of block `part` (0-based), or of the parameters of no
+ * block (`other`: embeddings, final norm, unembedding): `weight_norm_block_<i>`, `weight_norm_other`.
+ */
+export function weightNormColumn(part: number | 'other'): string {
+  return part === 'other' ? `${WEIGHT_NORM}_other` : `${WEIGHT_NORM}_block_${part}`;
+}

@@ -1,8 +1,8 @@
 /**
  * The runs an analysis covers, read from the artifacts that carry a grokking curve (normally
  * `evaluate`'s; `train`'s also has one): each run named by its matrix values, its curve, its
- * grokking metrics and its final accuracies. Shared by the `analyze` stage and the HTML report
- * (which analyses the runs already in the store while the sweep is unfinished).
+ * grokking metrics, its final accuracies and its weight norms. Shared by the `analyze` stage and
+ * the HTML report (which analyses the runs already in the store while the sweep is unfinished).
  */
 import type { InputArtifact, Json } from '../engine/stage.js';
 import { column, numRows } from '../table/table.js';
@@ -10,6 +10,7 @@ import { ACCURACY_FILE, CURVE_FILE } from './files.js';
 import { computeRunMetrics, curveFromTable } from './metrics.js';
 import type { AnalyzedRun } from './tables.js';
 import { runName } from './tables.js';
+import { weightNormsFromTable } from './weight-norms.js';
 
 /** The thresholds of an analysis (the `analyze` stage's params of the same names). */
 export interface AnalysisThresholds {
@@ -63,12 +64,15 @@ export async function analyzeInputs(
   const names = uniqueRunNames(withCurve);
   const runs: AnalyzedRun[] = [];
   for (const [i, input] of withCurve.entries()) {
-    const curve = curveFromTable(await input.readTable(CURVE_FILE));
+    const table = await input.readTable(CURVE_FILE);
+    const curve = curveFromTable(table);
     const metrics = computeRunMetrics(curve, {
       memoriseThreshold: thresholds.memorise_threshold,
       generaliseThresholds: thresholds.generalise_thresholds,
     });
-    runs.push({ name: names[i], matrix: input.matrix, curve, metrics, evaluated: await readAccuracy(input) });
+    const evaluated = await readAccuracy(input);
+    const norms = weightNormsFromTable(table);
+    runs.push({ name: names[i], matrix: input.matrix, curve, metrics, evaluated, ...(norms && { norms }) });
   }
   return runs;
 }

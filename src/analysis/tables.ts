@@ -7,6 +7,8 @@ import type { Json } from '../engine/stage.js';
 import type { Column, Table } from '../table/table.js';
 import type { Curve, RunMetrics } from './metrics.js';
 import { ACCURACY_TYPES, DEFAULT_GENERALISE_THRESHOLDS, GENERALISATION_TYPES } from './metrics.js';
+import { normColumnNames } from './weight-norms.js';
+import type { WeightNormCurve } from './weight-norms.js';
 
 /** One analysed run: its name, sweep values, curve and metrics. */
 export interface AnalyzedRun {
@@ -18,6 +20,8 @@ export interface AnalyzedRun {
   curve: Curve;
   /** Metrics computed from the curve. */
   metrics: RunMetrics;
+  /** The weight norms at each evaluation step, when the curve has them (train version 2 on). */
+  norms?: WeightNormCurve;
   /**
    * Accuracy of the final model per test type from evaluate's `accuracy.parquet` (full test sets);
    * empty when the input has no such table.
@@ -165,13 +169,15 @@ export function metricsTable(runs: readonly AnalyzedRun[], thresholds: readonly 
  * Builds `curves.parquet`: every run's curve stacked, `run STRING`, one column per matrix knob (as
  * in `metrics.parquet`, so a curve can be grouped by knob without a join), `step INT32, epoch
  * DOUBLE, type STRING, accuracy DOUBLE, loss DOUBLE`, ordered by run, then type, then step (one row
- * per run, type and step; duplicate steps of the input collapsed, last wins).
+ * per run, type and step; duplicate steps of the input collapsed, last wins); then, when some run
+ * has them, the weight-norm columns of every run (`weightNormColumns`).
  */
 export function curvesTable(
   runs: readonly AnalyzedRun[],
   thresholds: readonly number[] = DEFAULT_GENERALISE_THRESHOLDS,
 ): Table {
   const rowRun: number[] = [];
+  const rowStep: number[] = [];
   const run: string[] = [];
   const type: string[] = [];
   const step: number[] = [];
@@ -182,6 +188,7 @@ export function curvesTable(
     for (const [t, s] of Object.entries(r.curve)) {
       for (let i = 0; i < s.step.length; i++) {
         rowRun.push(k);
+        rowStep.push(s.step[i]);
         run.push(r.name);
         type.push(t);
         step.push(s.step[i]);
@@ -201,8 +208,33 @@ export function curvesTable(
       { name: 'type', type: 'STRING', data: type },
       { name: 'accuracy', type: 'DOUBLE', data: Float64Array.from(accuracy) },
       { name: 'loss', type: 'DOUBLE', data: Float64Array.from(loss) },
+      ...weightNormColumns(runs, rowRun, rowStep),
     ],
   };
+}
+
+/**
+ * The weight-norm columns of stacked curves (`rows[i]`, `steps[i]`: the run and step of row `i`):
+ * the union of the runs' norm columns, `weight_norm` first, then the blocks in order, then the
+ * others; DOUBLE, NULL where a run has no such column or no norm at that step. None when no run
+ * has norms (curves of train version 1).
+ */
+export function weightNormColumns(
+  runs: readonly AnalyzedRun[],
+  rows: readonly number[],
+  steps: readonly number[],
+): Column[] {
+  const names = normColumnNames(runs.map((r) => r.norms));
+  const at = runs.map((r) => new Map(r.norms?.step.map((s, i) => [s, i]) ?? []));
+  return names.map((name): Column => {
+    const parts = runs.map((r) => r.norms?.parts.find((p) => p.name === name));
+    const value = (i: number): number | undefined => {
+      const j = at[rows[i]].get(steps[i]);
+      return j === undefined ? undefined : parts[rows[i]]?.norm[j];
+    };
+    const values = rows.map((_, i) => value(i));
+    return { name, type: 'DOUBLE', data: Float64Array.from(values, (v) => v ?? 0), nulls: values.map(missing) };
+  });
 }
 
 /** A per-run column expanded to one row per curve point (`rows[i]`: the run of point `i`). */

@@ -1,11 +1,13 @@
 /**
  * The options several commands share, each declared once: `--set`, `--store`, `--json`,
- * `--backend`, `--jobs`, and executor selection (`--executor` with its `--slurm-*` flags). Each
+ * `--backend`, `--jobs`, executor selection (`--executor` with its `--slurm-*` flags) and
+ * `--ensemble`. Each
  * function returns a fresh commander `Option` (an option object belongs to one command); commands
  * add them with `.addOption(...)` in the order their help lists them. The option types below are
  * what commander hands to a command's action for these flags.
  */
 import { InvalidArgumentError, Option } from 'commander';
+import type { GroupingOptions } from '../engine/runner.js';
 import { BACKEND_REQUESTS } from '../models/backend-names.js';
 
 /** `--set`, `--store` and `--json` as parsed. */
@@ -125,6 +127,44 @@ export function executorOptions(): Option[] {
     ),
     new Option('--slurm-poll <seconds>', 'interval between squeue polls (seconds)').argParser(pollSeconds).default(5),
   ];
+}
+
+/** `--ensemble` and `--ensemble-max` as parsed. */
+export interface EnsembleOptions {
+  /** `auto`: runs that can share a job execute together; `off`: every run alone. */
+  ensemble: 'auto' | 'off';
+  /** At most this many runs in one ensemble. */
+  ensembleMax: number;
+}
+
+/** Runs in one ensemble when `--ensemble-max` is not given (the issue's benchmark size). */
+export const DEFAULT_ENSEMBLE_MAX = 8;
+
+/**
+ * `--ensemble auto|off` and `--ensemble-max <n>`: whether runs of a stage that can share a job
+ * (for `train`: same model shapes) execute together, and at most how many (docs/design.md §6).
+ */
+export function ensembleOptions(): Option[] {
+  return [
+    new Option(
+      '--ensemble <mode>',
+      'auto: ready runs that can share a job (trainings of same-shape models) execute together as one ensemble; off: each alone',
+    )
+      .choices(['auto', 'off'])
+      .default('auto'),
+    new Option('--ensemble-max <n>', 'at most n runs in one ensemble')
+      .argParser(positiveInteger)
+      .default(DEFAULT_ENSEMBLE_MAX),
+  ];
+}
+
+/**
+ * The runner's grouping for `--ensemble`: undefined (every run alone, none waiting for its
+ * siblings) with `off` or `--ensemble-max 1`. `slots`: the job slots the groups should fill (the
+ * local `--jobs`; 1 on SLURM, where each group is a task of its own).
+ */
+export function groupingOf(opts: EnsembleOptions, slots: number): GroupingOptions | undefined {
+  return opts.ensemble === 'off' || opts.ensembleMax < 2 ? undefined : { maxMembers: opts.ensembleMax, slots };
 }
 
 /** `--log-timestamps` as parsed: true, false (`--no-log-timestamps`) or undefined (not given). */

@@ -1,8 +1,8 @@
 /**
  * `grokpipe run <file> [--set k=v]... [--store DIR] [--jobs N] [--dry-run] [--json] [--backend B]
- * [--executor local|slurm] [--slurm-*]`: runs a pipeline, reusing cached results. Stage runs
- * execute in this process (`--jobs 1`), in worker processes, or as SLURM job arrays
- * (`docs/slurm.md`); progress goes to stderr (a live view on a terminal), the run summary table
+ * [--ensemble auto|off] [--ensemble-max N] [--executor local|slurm] [--slurm-*]`: runs a pipeline,
+ * reusing cached results. Stage runs execute in this process (`--jobs 1`), in worker processes, or
+ * as SLURM job arrays (`docs/slurm.md`), runs that can share a job in groups (`--ensemble`); progress goes to stderr (a live view on a terminal), the run summary table
  * and the leaves' outputs to stdout (`{"runs": [...]}` with `--json`).
  *
  * Exit codes: 0 success, 1 a stage failed, 2 bad input (or no SLURM client), 130 interrupted.
@@ -27,12 +27,14 @@ import type { BackendRequest } from '../models/backend-names.js';
 import type { CommandContext } from './context.js';
 import { chooseExecutor, listenForInterrupt } from './execution.js';
 import type { ExecutorChoice } from './execution.js';
-import type { ExecutorOptions, PipelineOptions } from './options.js';
+import type { EnsembleOptions, ExecutorOptions, PipelineOptions } from './options.js';
 import {
   RUNS_JSON_HELP,
   SET_HELP,
   backendOption,
+  ensembleOptions,
   executorOptions,
+  groupingOf,
   jobsOption,
   jsonOption,
   logTimestampsOptions,
@@ -44,7 +46,7 @@ import type { TimestampOptions } from './options.js';
 import { printStatus } from './status.js';
 
 /** The options of `run` as parsed. */
-interface RunOptions extends PipelineOptions, ExecutorOptions, TimestampOptions {
+interface RunOptions extends PipelineOptions, ExecutorOptions, EnsembleOptions, TimestampOptions {
   name?: string;
   jobs: number;
   dryRun?: boolean;
@@ -75,7 +77,7 @@ export function registerRun(program: Command, ctx: CommandContext): void {
       "name the runs; ${{ matrix.<axis> }} in it names each combination (else the run's matrix values follow); see grokpipe runs",
     )
     .addOption(backendOption('TensorFlow.js backend for training'));
-  for (const option of [...executorOptions(), ...logTimestampsOptions()]) cmd.addOption(option);
+  for (const option of [...ensembleOptions(), ...executorOptions(), ...logTimestampsOptions()]) cmd.addOption(option);
   cmd.addHelpText('after', SET_HELP + RUN_EXAMPLES);
   cmd.action(async (file: string, opts: RunOptions) => {
     ctx.setJson(Boolean(opts.json));
@@ -123,6 +125,7 @@ async function runCommand(pipeline: Pipeline, store: Store, opts: RunOptions, ct
         stderr: ctx.stderr,
       }),
       options: { backend: opts.backend, threads: choice.threads },
+      grouping: groupingOf(opts, opts.executor === 'slurm' ? 1 : choice.jobs),
       pipelineFile: pipeline.file,
       git: once(() => gitRevision(pipeline.file)),
     });
@@ -173,6 +176,7 @@ function printRecords(pipeline: Pipeline, records: readonly RunRecord[], json: b
     status: r.status,
     seconds: r.status === 'skipped' ? null : r.seconds,
     reason: r.status === 'failed' ? (r.error ?? r.reason) : r.reason,
+    ...(r.group ? { group: r.group } : {}),
   }));
   if (json) {
     ctx.stdout.write(jsonResult(rows));

@@ -1,6 +1,6 @@
 /**
- * `grokpipe verify <file> [--sample K | --all] [--bytes-only] [--repair]`: the reproducibility
- * check. Checks the byte hashes of the selected cached runs (all by default, or K at random), recomputes each
+ * `grokpipe verify <file> [--sample K | --all] [--bytes-only] [--repair] [--ensemble auto|off]`:
+ * the reproducibility check. Checks the byte hashes of the selected cached runs (all by default, or K at random), recomputes each
  * into a scratch folder from the store's cached inputs and compares content hashes output by
  * output, tables column by column (`engine/explain/verify.ts`). Runs that are not cached are listed as not
  * verifiable and do not fail the check.
@@ -26,9 +26,11 @@ import type { VerifyResult } from '../engine/explain/verify.js';
 import type { BackendRequest } from '../models/backend-names.js';
 import type { CommandContext } from './context.js';
 import { listenForInterrupt, localExecutor, threadsPerRun } from './execution.js';
-import type { PipelineOptions, TimestampOptions } from './options.js';
+import type { EnsembleOptions, PipelineOptions, TimestampOptions } from './options.js';
 import {
   backendOption,
+  ensembleOptions,
+  groupingOf,
   jobsOption,
   jsonOption,
   logTimestampsOptions,
@@ -38,7 +40,7 @@ import {
   timestampsOf,
 } from './options.js';
 
-interface VerifyCommandOptions extends PipelineOptions, TimestampOptions {
+interface VerifyCommandOptions extends PipelineOptions, EnsembleOptions, TimestampOptions {
   sample?: number;
   all?: boolean;
   bytesOnly?: boolean;
@@ -50,6 +52,7 @@ interface VerifyCommandOptions extends PipelineOptions, TimestampOptions {
 /** Registers `verify` on `program`. */
 export function registerVerify(program: Command, ctx: CommandContext): void {
   const timestamps = logTimestampsOptions();
+  const ensemble = ensembleOptions();
   program
     .command('verify')
     .argument('<file>', 'pipeline YAML file')
@@ -70,6 +73,8 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
     )
     .addOption(jobsOption('recomputations at once', 1))
     .addOption(backendOption('TensorFlow.js backend for recomputed training'))
+    .addOption(ensemble[0])
+    .addOption(ensemble[1])
     .addOption(timestamps[0])
     .addOption(timestamps[1])
     .action(async (file: string, opts: VerifyCommandOptions) => {
@@ -90,6 +95,7 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
           options: { backend: opts.backend, threads: threadsPerRun(opts.jobs) },
           signal: interrupt.signal,
           bytesOnly: Boolean(opts.bytesOnly),
+          grouping: groupingOf(opts, opts.jobs),
           reporter: new PlainReporter(ctx.stderr, undefined, { timestamps: timestampsOf(opts, ctx).on }),
         });
       } catch (err) {

@@ -11,75 +11,33 @@
  * read; if its content comes out different, the reading run's key is computed again.
  *
  * `runPipeline` starts every run at once; each waits for its inputs, then goes through named steps:
- * `runOne` (skip, or resolve its key with `resolveRun`, the step `plan` shares), `soundInputs` and
+ * `ready` (skip, or resolve its key with `resolveRun`, the step `plan` shares), `soundInputs` and
  * `repair` (byte checks of what a stage will read), `materialize` (one computation per key, bounded
- * by `jobs`, under the key's lock) and `execute` (the job on the executor, then the manifest and
- * the commit).
+ * by `jobs`, under the key's lock) and `execute` (the job on the executor, continuing a cached run
+ * where the stage can: `cache/continuation.ts`; then the manifest and the commit; `runner-execute.ts`).
+ *
+ * With `grouping`, a ready miss of a stage that defines `group` (`engine/stage.ts`) and whose
+ * group key is defined joins a `Gatherer` (`gather.ts`: the runs of one stage id wait for each
+ * other, then runs with equal keys form groups of at most `maxMembers`); each group executes as
+ * one job under every member's lock, and each member commits under its own key as if alone.
  */
-import type { GitRevision } from './cache/git.js';
-import type { KeyComponents } from './cache/hash.js';
-import { ByteCheckCache, checkArtifactBytes, formatByteProblems } from './cache/integrity.js';
+import { checkArtifactBytes, formatByteProblems } from './cache/integrity.js';
 import type { ByteProblem } from './cache/integrity.js';
 import { runKey } from './cache/keys.js';
-import type { Manifest, ManifestInput } from './cache/manifest.js';
-import { newManifest } from './cache/manifest.js';
-import type { Store } from './cache/store.js';
+import type { Manifest } from './cache/manifest.js';
 import { recordUsage } from './cache/usage.js';
-import { executeJob, jobOf } from './exec/executor.js';
-import type { Executor } from './exec/executor.js';
-import { createLimiter } from './exec/limit.js';
-import type { Limiter } from './exec/limit.js';
-import type { Explanation, RootCause } from './explain/cause.js';
+import { jobOf } from './exec/executor.js';
+import type { Explanation } from './explain/cause.js';
 import { inputState, resolveRun } from './explain/resolve.js';
 import type { Resolution } from './explain/resolve.js';
+import { Gatherer } from './gather.js';
 import type { StageRun } from './pipeline/expand.js';
-import type { RunOptions } from './stage.js';
-import { jobEvents, silentReporter } from './terminal/progress.js';
-import type { Reporter } from './terminal/progress.js';
+import { groupUnderLocks, underLock } from './runner-execute.js';
+import { cachedRecord, failed, interrupted, invocation, report, secondsSince, skipFor } from './runner-records.js';
+import type { Invocation, Pending, RunRecord, RunnerOptions } from './runner-records.js';
 
-/** Final state of a run. `skipped`: not run because an upstream run failed or the run was interrupted. */
-export type RunStatus = 'cached' | 'ran' | 'failed' | 'skipped';
-
-/** The outcome of one run. */
-export interface RunRecord {
-  readonly run: StageRun;
-  /** Its key, or null when it never got one (skipped). */
-  readonly key: string | null;
-  readonly status: RunStatus;
-  /** Wall time spent on it in this invocation (seconds): lookup for cached, stage time for ran. */
-  readonly seconds: number;
-  /** Why it ran, failed or was skipped (empty for cached). */
-  readonly reason: string;
-  /** Root causes of a run that ran (the run itself when it had reasons of its own). */
-  readonly roots?: readonly RootCause[];
-  /** Artifact folder (cached or ran). */
-  readonly dir?: string;
-  /** Manifest (cached or ran). */
-  readonly manifest?: Manifest;
-  /** Error message of a failed run. */
-  readonly error?: string;
-  /** Run id of the failed run at the root of a skip. */
-  readonly failedRoot?: string;
-}
-
-/** Options of `runPipeline`. */
-export interface RunnerOptions {
-  readonly store: Store;
-  readonly executor: Executor;
-  /** Maximum stage runs executing at once (default 1). */
-  readonly jobs?: number;
-  /** Aborts the run (SIGINT). */
-  readonly signal?: AbortSignal;
-  readonly reporter?: Reporter;
-  /** Invocation options given to every stage (backend, threads). */
-  readonly options?: RunOptions;
-  /** Pipeline file, recorded in manifests and in the store's usage records. */
-  readonly pipelineFile: string;
-  /** The pipeline file's git revision for manifests, asked for once a run commits (`cache/git.ts`). */
-  readonly git?: () => Promise<GitRevision | undefined>;
-  /** Staleness of inter-process locks (milliseconds, default 10,000). */
-  readonly lockStaleMs?: number;
-}
+export type { GroupingOptions } from './gather.js';
+export type { RunRecord, RunStatus, RunnerOptions } from './runner-records.js';
 
 /**
  * Runs `runs` (in dependency order, as compiled). Removes stale temporaries first; records the
@@ -89,9 +47,12 @@ export interface RunnerOptions {
  */
 export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions): Promise<RunRecord[]> {
   const inv = invocation(opts);
+  const gather = opts.grouping
+    ? new Gatherer<Pending, RunRecord>(runs, opts.grouping, (members) => launchGroup(inv, members))
+    : undefined;
   await opts.store.cleanStale();
   inv.reporter.start(runs.map((r) => ({ id: r.id, stage: r.stage.name })));
-  for (const run of runs) inv.results.set(run, runGuarded(inv, run));
+  for (const run of runs) inv.results.set(run, runGuarded(inv, run, gather));
   await Promise.all(inv.results.values());
   const records = await Promise.all(runs.map((r) => current(inv, r)));
   await inv.reporter.stop();
@@ -101,72 +62,66 @@ export async function runPipeline(runs: readonly StageRun[], opts: RunnerOptions
   return records;
 }
 
-/** What the steps of one `runPipeline` call share. */
-interface Invocation {
-  readonly store: Store;
-  readonly executor: Executor;
-  readonly reporter: Reporter;
-  readonly signal: AbortSignal;
-  readonly opts: RunnerOptions;
-  /** At most `jobs` stage runs execute at once. */
-  readonly limit: Limiter;
-  /** Files whose bytes were already checked in this invocation. */
-  readonly bytes: ByteCheckCache;
-  /** The record of each run, settled when the run is done. */
-  readonly results: Map<StageRun, Promise<RunRecord>>;
-  /** Records that replace a cached run's record after its corrupt artifact was recomputed. */
-  readonly repaired: Map<StageRun, Promise<RunRecord>>;
-  /** Keys being computed in this invocation, so that a second run of a key waits and reuses. */
-  readonly inflight: Map<string, Promise<unknown>>;
-}
-
-function invocation(opts: RunnerOptions): Invocation {
-  return {
-    store: opts.store,
-    executor: opts.executor,
-    reporter: opts.reporter ?? silentReporter,
-    signal: opts.signal ?? new AbortController().signal,
-    opts,
-    limit: createLimiter(opts.jobs ?? 1),
-    bytes: new ByteCheckCache(),
-    results: new Map(),
-    repaired: new Map(),
-    inflight: new Map(),
-  };
-}
-
 /** The latest record of `run`: its repaired one, if its artifact had to be recomputed. */
 function current(inv: Invocation, run: StageRun): Promise<RunRecord> {
   return (inv.repaired.get(run) ?? inv.results.get(run)) as Promise<RunRecord>;
 }
 
-/** Runs `run`; a store or lock failure outside the stage fails this run, not the invocation. */
-async function runGuarded(inv: Invocation, run: StageRun): Promise<RunRecord> {
+/**
+ * Runs `run`; a store or lock failure outside the stage fails this run, not the invocation. A run
+ * that `gather` gathers arrives there exactly once: joining a group, or passing.
+ */
+async function runGuarded(
+  inv: Invocation,
+  run: StageRun,
+  gather: Gatherer<Pending, RunRecord> | undefined,
+): Promise<RunRecord> {
   try {
-    return await runOne(inv, run);
+    const next = await ready(inv, run);
+    if (!('why' in next)) {
+      gather?.pass(run);
+      return report(inv, next);
+    }
+    const key = gather?.gathers(run) ? await groupKey(inv, next) : undefined;
+    if (key === undefined || !gather) {
+      gather?.pass(run);
+      return report(inv, await materialize(inv, next, false));
+    }
+    return report(inv, await gather.join(run, next, key));
   } catch (err) {
+    gather?.pass(run);
     return report(inv, failed(run, err));
   }
 }
 
-/** Waits for the inputs of `run`, then skips it, finds it cached, or has it computed. */
-async function runOne(inv: Invocation, run: StageRun): Promise<RunRecord> {
+/** The group key of a ready miss (`StageDefinition.group.key` of its params and inputs). */
+async function groupKey(inv: Invocation, p: Pending): Promise<string | undefined> {
+  // Loaded on first use (it reads tables): a fully cached run never needs it.
+  const { groupKeyOf } = await import('./exec/group-job.js');
+  return groupKeyOf(p.run.stage, jobOf(p.run, p.inputs, '', inv.opts.options ?? {}));
+}
+
+/**
+ * Waits for the inputs of `run`, then finds it skipped, cached, or to be computed.
+ * @returns its final record (not reported yet), or what computing it needs.
+ */
+async function ready(inv: Invocation, run: StageRun): Promise<RunRecord | Pending> {
   const inputs = await Promise.all(run.inputs.map((i) => current(inv, i)));
   const started = performance.now();
   const bad = inputs.find((r) => r.status === 'failed' || r.status === 'skipped');
-  if (bad) return report(inv, skipFor(run, bad));
-  if (inv.signal.aborted) return report(inv, interrupted(run, null));
+  if (bad) return skipFor(run, bad);
+  if (inv.signal.aborted) return interrupted(run, null);
   let resolved = await resolve(inv, run, inputs);
-  if (resolved.kind === 'hit') return report(inv, cachedRecord(inv, run, resolved, secondsSince(started)));
+  if (resolved.kind === 'hit') return cachedRecord(inv, run, resolved, secondsSince(started));
   // A miss: the stage will read its inputs. Never let it read a corrupt one.
   const checked = await soundInputs(inv, inputs);
-  if (checked.bad) return report(inv, skipFor(run, checked.bad));
+  if (checked.bad) return skipFor(run, checked.bad);
   if (checked.records.some((r, i) => r !== inputs[i])) {
     resolved = await resolve(inv, run, checked.records);
-    if (resolved.kind === 'hit') return report(inv, cachedRecord(inv, run, resolved, secondsSince(started)));
+    if (resolved.kind === 'hit') return cachedRecord(inv, run, resolved, secondsSince(started));
   }
   const { key, components, why } = resolved;
-  return report(inv, await materialize(inv, { run, key, components, inputs: checked.records, why }, false));
+  return { run, key, components, inputs: checked.records, why };
 }
 
 /** `resolveRun` over finished inputs (their content is known, so the run always gets a key). */
@@ -208,7 +163,7 @@ async function soundInputs(
   return { records: out };
 }
 
-/** Recomputes the corrupt artifact of a cached run (once per run per invocation). */
+/** Recomputes the corrupt artifact of a cached run (once per run per invocation), alone. */
 function repair(inv: Invocation, record: RunRecord, problems: readonly ByteProblem[]): Promise<RunRecord> {
   const run = record.run;
   let p = inv.repaired.get(run);
@@ -235,17 +190,6 @@ function repair(inv: Invocation, record: RunRecord, problems: readonly ByteProbl
   return p;
 }
 
-/** A run whose artifact must be made to exist. */
-interface Pending {
-  readonly run: StageRun;
-  readonly key: string;
-  readonly components: KeyComponents;
-  /** Its inputs' records, checked sound, in `run.inputs` order. */
-  readonly inputs: readonly RunRecord[];
-  /** Why it must run. */
-  readonly why: Explanation;
-}
-
 /**
  * Makes the artifact of `p.key` exist: reuses one computed meanwhile (by this invocation or another
  * process), else executes the stage under the key's lock. With `distrust`, an existing artifact
@@ -266,133 +210,32 @@ async function materialize(inv: Invocation, p: Pending, distrust: boolean): Prom
   return work;
 }
 
-/** Holding the key's lock: reuses what another process committed meanwhile, else executes. */
-async function underLock(inv: Invocation, p: Pending, distrust: boolean, started: number): Promise<RunRecord> {
-  const { store, signal } = inv;
-  const type = p.run.stage.name;
-  if (signal.aborted) return interrupted(p.run, p.key);
-  let release: () => Promise<void>;
-  try {
-    release = await store.lock(p.key, {
-      signal,
-      staleMs: inv.opts.lockStaleMs,
-      onWait: () => inv.reporter.event(p.run.id, { kind: 'waiting' }),
-    });
-  } catch (err) {
-    if (signal.aborted) return interrupted(p.run, p.key);
-    throw err;
+/**
+ * Starts one group formed by the gatherer (called synchronously): its members execute as one job,
+ * taking one of the `jobs` slots. A member whose key another run of this invocation is computing
+ * (or that repeats a key of the group) runs through `materialize` instead, which waits and reuses;
+ * so does a group of one.
+ * @returns one record per member, in order.
+ */
+function launchGroup(inv: Invocation, members: readonly Pending[]): Promise<RunRecord>[] {
+  const seen = new Set<string>();
+  const together: Pending[] = [];
+  for (const p of members) {
+    if (!inv.inflight.has(p.key) && !seen.has(p.key)) together.push(p);
+    seen.add(p.key);
   }
-  try {
-    const again = await store.lookup(type, p.key);
-    if (again.hit) {
-      const sound = !distrust || (await checkArtifactBytes(again.dir, again.manifest)).length === 0;
-      if (sound) return cachedRecord(inv, p.run, { key: p.key, ...again }, secondsSince(started));
-      await store.remove(type, p.key);
-    } else if (again.reason) {
-      await store.remove(type, p.key);
-    }
-    return await execute(inv, p);
-  } finally {
-    await release();
+  const records = new Map<Pending, Promise<RunRecord>>();
+  if (together.length > 1) {
+    const started = performance.now();
+    for (const p of together) inv.reporter.event(p.run.id, { kind: 'queued', reason: p.why.reason });
+    const work = inv.limit(() => groupUnderLocks(inv, together, started));
+    for (const p of together) inv.inflight.set(p.key, work);
+    together.forEach((p, i) =>
+      records.set(
+        p,
+        work.then((all) => all[i]),
+      ),
+    );
   }
-}
-
-/** Executes the stage into a temporary folder, writes its manifest and commits it to the store. */
-async function execute(inv: Invocation, p: Pending): Promise<RunRecord> {
-  const { store, signal } = inv;
-  const { run, key, why } = p;
-  const tmp = await store.createTemp(key);
-  let committed = false;
-  const startedAt = new Date();
-  const t0 = performance.now();
-  try {
-    inv.reporter.event(run.id, { kind: 'running', reason: why.reason });
-    const job = jobOf(run, p.inputs, tmp, inv.opts.options ?? {}, store.checkpointDir(key));
-    const { outcome, outputs } = await executeJob(inv.executor, job, jobEvents(inv.reporter, run.id), signal);
-    const seconds = secondsSince(t0);
-    const manifest = newManifest({
-      key,
-      components: p.components,
-      inputs: p.inputs.map(manifestInput),
-      outputs,
-      info: outcome.info,
-      timings: { started: startedAt, finished: new Date(), seconds },
-      options: inv.opts.options,
-      pipeline: { file: inv.opts.pipelineFile, id: run.id },
-      git: await inv.opts.git?.(),
-    });
-    const done = await store.commit(tmp, manifest);
-    committed = true;
-    return {
-      run,
-      key,
-      status: 'ran',
-      seconds,
-      reason: why.reason,
-      roots: why.roots,
-      dir: done.dir,
-      manifest: done.manifest,
-    };
-  } catch (err) {
-    const error = signal.aborted ? 'interrupted' : message(err);
-    return { run, key, status: 'failed', seconds: secondsSince(t0), reason: why.reason, error };
-  } finally {
-    if (!committed) await store.discard(tmp);
-  }
-}
-
-/** A finished input as its reader's manifest records it. */
-function manifestInput(r: RunRecord): ManifestInput {
-  return {
-    id: r.run.id,
-    stage: r.run.stage.name,
-    key: r.key as string,
-    content_hash: (r.manifest as Manifest).content_hash,
-    matrix: r.run.matrix,
-  };
-}
-
-/** Reports a finished run's final event; returns the record. */
-function report(inv: Invocation, record: RunRecord): RunRecord {
-  const id = record.run.id;
-  if (record.status === 'cached') inv.reporter.event(id, { kind: 'cached' });
-  else if (record.status === 'ran') inv.reporter.event(id, { kind: 'ran', seconds: record.seconds });
-  else if (record.status === 'failed') inv.reporter.event(id, { kind: 'failed', error: record.error ?? record.reason });
-  else inv.reporter.event(id, { kind: 'skipped', reason: record.reason });
-  return record;
-}
-
-/** The record of a cached run; touches the entry (its folder time is its last use, for `gc`). */
-function cachedRecord(
-  inv: Invocation,
-  run: StageRun,
-  hit: { key: string; dir: string; manifest: Manifest },
-  seconds: number,
-): RunRecord {
-  void inv.store.touch(run.stage.name, hit.key);
-  return { run, key: hit.key, status: 'cached', seconds, reason: '', dir: hit.dir, manifest: hit.manifest };
-}
-
-/** The record of a run skipped because its input `bad` failed or was skipped. */
-function skipFor(run: StageRun, bad: RunRecord): RunRecord {
-  const root = bad.status === 'failed' ? bad.run.id : bad.failedRoot;
-  const reason = root ? `upstream ${root} failed` : bad.reason;
-  return { run, key: null, status: 'skipped', seconds: 0, reason, ...(root ? { failedRoot: root } : {}) };
-}
-
-function interrupted(run: StageRun, key: string | null): RunRecord {
-  return { run, key, status: 'skipped', seconds: 0, reason: 'interrupted' };
-}
-
-function failed(run: StageRun, err: unknown): RunRecord {
-  const error = message(err);
-  return { run, key: null, status: 'failed', seconds: 0, reason: error, error };
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function secondsSince(t0: number): number {
-  return (performance.now() - t0) / 1000;
+  return members.map((p) => records.get(p) ?? materialize(inv, p, false));
 }

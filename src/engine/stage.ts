@@ -79,6 +79,13 @@ export interface StageContext<P = Record<string, Json>> {
    * removes those of dead processes (`temporaries.ts`).
    */
   readonly checkpointDir?: string;
+  /**
+   * A cached run of this same stage, with the same inputs, that this run may continue instead of
+   * starting over (prefix reuse): the engine hands it over only when the stage's `continues` said
+   * so of its params, after checking its files' bytes. Absent otherwise. The outputs must come out
+   * exactly as without it. Its `matrix` is empty (it may have been computed by any pipeline).
+   */
+  readonly continueFrom?: InputArtifact;
 }
 
 /** Invocation-wide options passed to every stage; they are not part of any key. */
@@ -101,6 +108,14 @@ export interface UpstreamParams {
   readonly params: Readonly<Record<string, Json>>;
 }
 
+/** Where a run can continue a cached run of its stage (`StageDefinition.continues`). */
+export interface Continuation {
+  /** How far along the cached run is (e.g. its steps); the furthest candidate is chosen. */
+  readonly progress: number;
+  /** Where it stands, in words, after `continued from <key>` (e.g. `at step 3000`). */
+  readonly point: string;
+}
+
 /** A stage type. `P` is the type of its validated params. */
 export interface StageDefinition<P = Record<string, Json>> {
   /** Name used in `uses:`. */
@@ -118,6 +133,16 @@ export interface StageDefinition<P = Record<string, Json>> {
    * is computed. Optional.
    */
   check?(params: P, upstream: readonly UpstreamParams[]): { path: string; message: string }[];
+  /**
+   * Optional: prefix reuse. Says whether a run with `params` can continue from a cached run of this
+   * stage with the same code version and the same inputs whose params were `cached`, producing
+   * exactly the outputs it would produce from scratch (e.g. a longer training run continuing a
+   * shorter one). Returns how far along the cached run is, in the stage's own units (the engine
+   * picks the candidate with the largest `progress`, the newest among equals), and where it stands
+   * in words (`at step 3000`, printed as `continued from <key> at step 3000`); undefined when it
+   * cannot. Pure; the engine then gives the chosen run as `ctx.continueFrom`.
+   */
+  continues?(params: P, cached: Readonly<Record<string, Json>>): Continuation | undefined;
   /** Computes the outputs from `ctx.inputs` and `ctx.params`. Throws to fail the stage. */
   run(ctx: StageContext<P>): Promise<void>;
   /** Optional: runs of this stage with equal group keys may execute together in one job. */

@@ -33,8 +33,12 @@ export abstract class ParamModel {
  * state, and the head (final norm and unembedding) runs only where logits are wanted.
  */
 export abstract class RecurrentModel extends ParamModel {
-  /** Hidden states before the head. @param tokens int32 `[batch, seq]`. @returns `[batch, seq, d_model]` */
-  protected abstract hidden(tokens: tf.Tensor2D): tf.Tensor3D;
+  /**
+   * Hidden states before the head. @param tokens int32 `[batch, seq]`. @returns `[batch, seq, d_model]`
+   * @param states when given, receives the residual stream `[batch, seq, d_model]` after the
+   *   embedding and after each block (`n_layers + 1` tensors; the last is the result).
+   */
+  protected abstract hidden(tokens: tf.Tensor2D, states?: tf.Tensor3D[]): tf.Tensor3D;
 
   /** Final norm and unembedding. @param h `[n, d_model]`. @returns `[n, vocab]` */
   protected abstract unembed(h: tf.Tensor2D): tf.Tensor2D;
@@ -53,5 +57,17 @@ export abstract class RecurrentModel extends ParamModel {
    */
   answerLogits(tokens: tf.Tensor2D, positions: tf.Tensor1D): tf.Tensor2D {
     return this.unembed(selectPositions(this.hidden(tokens), positions));
+  }
+
+  /** The residual stream at `positions` after the embedding and each block: `n_layers + 1` × `[batch, d_model]`. */
+  residualStream(tokens: tf.Tensor2D, positions: tf.Tensor1D): tf.Tensor2D[] {
+    const states: tf.Tensor3D[] = [];
+    this.hidden(tokens, states);
+    return states.map((s) => selectPositions(s, positions));
+  }
+
+  /** The head: final norm and unembedding. @param h `[n, d_model]`. @returns `[n, vocab]` */
+  decode(h: tf.Tensor2D): tf.Tensor2D {
+    return this.unembed(h);
   }
 }

@@ -26,6 +26,15 @@ export interface LanguageModel {
    * @param tokens int32 `[batch, seq]`; @param positions int32 `[batch]`. @returns `[batch, vocab]`
    */
   answerLogits(tokens: tf.Tensor2D, positions: tf.Tensor1D): tf.Tensor2D;
+  /**
+   * The residual stream at one position per example, for the logit lens (nostalgebraist 2020): after
+   * the embedding (RWKV: after `ln0`) and after each block (RWKV, Mamba: the block outputs).
+   * @param tokens int32 `[batch, seq]`; @param positions int32 `[batch]`.
+   * @returns `n_layers + 1` tensors `[batch, d_model]`; `decode` of the last equals `answerLogits`.
+   */
+  residualStream(tokens: tf.Tensor2D, positions: tf.Tensor1D): tf.Tensor2D[];
+  /** The final norm and the unembedding. @param h `[n, d_model]`. @returns logits `[n, vocab]` */
+  decode(h: tf.Tensor2D): tf.Tensor2D;
   /** Whether AdamW applies weight decay to the parameter called `name`. */
   decays(name: string): boolean;
   /** Frees the parameters. */

@@ -1,17 +1,19 @@
 /**
  * The grokking curve of one run (or a grid of them, one panel per run), after Wang et al. 2024,
  * Fig. 1: accuracy of the training, ID-test and OOD-test inferred facts (and the atomic facts)
- * against the optimizer step on a symlog axis, with the training loss in a panel below, and the
- * memorisation and generalisation steps (`../analysis/metrics.ts`) marked by dashed vertical rules.
+ * against the optimizer step on a symlog axis, with the progress measures in panels below (the
+ * loss of each type and the weight norms, `./progress.ts`), and the memorisation and
+ * generalisation steps (`../analysis/metrics.ts`) marked by dashed vertical rules.
  */
 import type { TopLevelSpec } from 'vega-lite';
 import type { AnalyzedRun } from '../analysis/tables.js';
-import { ACCURACY_TYPES, GENERALISATION_TYPES, TRAIN_BATCH_TYPE, TRAIN_TYPE } from '../analysis/metrics.js';
+import { ACCURACY_TYPES, GENERALISATION_TYPES, TRAIN_TYPE } from '../analysis/metrics.js';
+import { curveColor, lossPanel, normPanel } from './progress.js';
 import { CHART_CONFIG, legendAbove } from './render.js';
 import type { RuleMark } from './rule-labels.js';
 import { LABEL_FONT_SIZE, NEUTRAL_LABEL_COLOR, RULE_DASHES, placeRuleLabels } from './rule-labels.js';
 import type { StepExtent, VlObject } from './style.js';
-import { STEP_NOTE, TYPE_COLORS, TYPE_LABELS, stepEncoding } from './style.js';
+import { STEP_NOTE, TYPE_LABELS, stepEncoding } from './style.js';
 
 /** Options of `grokkingSpec`. */
 export interface GrokkingOptions {
@@ -46,21 +48,6 @@ function accuracyRows(run: AnalyzedRun): VlObject[] {
     }
   }
   return rows;
-}
-
-/**
- * Rows of a run's training-loss line: the `train_batch` loss (mean over the batches since the last
- * evaluation), or the `train_inferred` loss when there is no `train_batch` series. Non-positive
- * and non-finite losses are left out (log scale).
- */
-function lossRows(run: AnalyzedRun): { rows: VlObject[]; source: string } {
-  const source = run.curve[TRAIN_BATCH_TYPE] ? TRAIN_BATCH_TYPE : TRAIN_TYPE;
-  const s = run.curve[source];
-  const rows: VlObject[] = [];
-  if (s)
-    for (let i = 0; i < s.step.length; i++)
-      if (s.loss[i] > 0 && Number.isFinite(s.loss[i])) rows.push({ step: s.step[i], loss: s.loss[i] });
-  return { rows, source };
 }
 
 /**
@@ -113,40 +100,21 @@ function labelLayer(
 }
 
 /**
- * Scale and axis of the loss panel: logarithmic over whole decades, a tick and grid line at each
- * power of ten only (Vega's own log ticks add a grid line at every 2..9 × 10^k on a short range);
- * linear when there is no loss to draw.
+ * One run's panels, stacked on one step axis: accuracy with the rules, the loss of each type, and
+ * the weight norms when the curve has them (`./progress.ts`); `color` is the chart's `curveColor`.
  */
-function lossScale(losses: readonly number[]): VlObject {
-  if (losses.length === 0) return { scale: { type: 'linear' }, axis: { format: '~g', tickCount: 3 } };
-  const lo = Math.floor(Math.log10(Math.min(...losses)));
-  const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...losses))));
-  const values = Array.from({ length: hi - lo + 1 }, (_, i) => Number((10 ** (lo + i)).toPrecision(12)));
-  return {
-    scale: { type: 'log', domain: [values[0], values[values.length - 1]], nice: false },
-    axis: { format: '~g', values, labelOverlap: 'greedy' },
-  };
-}
-
 function runPanel(
   run: AnalyzedRun,
   extent: StepExtent,
   threshold: number,
   width: number,
   title: string | null,
+  color: VlObject,
 ): VlObject {
   const x = stepEncoding(extent);
   const xHidden = stepEncoding(extent, false);
-  const color = {
-    field: 'series',
-    type: 'nominal',
-    title: 'accuracy on',
-    legend: { labelLimit: 0 },
-    scale: { domain: ACCURACY_TYPES.map((t) => TYPE_LABELS[t]), range: ACCURACY_TYPES.map((t) => TYPE_COLORS[t]) },
-  };
   const height = Math.round(width * 0.5);
   const rules = ruleRows(run, threshold, extent, width, height);
-  const loss = lossRows(run);
   const accuracy: VlObject = {
     width,
     height,
@@ -183,22 +151,9 @@ function runPanel(
     ],
   };
   if (title !== null) accuracy.title = { text: title, fontSize: 12 };
-  const lossPanel: VlObject = {
-    width,
-    height: Math.round(width * 0.2),
-    data: { values: loss.rows },
-    mark: { type: 'line', strokeWidth: 1.2, color: TYPE_COLORS.train_batch, clip: true },
-    encoding: {
-      x,
-      y: {
-        field: 'loss',
-        type: 'quantitative',
-        title: loss.source === TRAIN_BATCH_TYPE ? 'train loss' : 'train_inferred loss',
-        ...lossScale(loss.rows.map((r) => r.loss as number)),
-      },
-    },
-  };
-  return { vconcat: [accuracy, lossPanel], spacing: 6 };
+  const norms = normPanel(run, x, color, width);
+  const loss = lossPanel(run, norms ? xHidden : x, color, width);
+  return { vconcat: norms ? [accuracy, loss, norms] : [accuracy, loss], spacing: 6 };
 }
 
 /**
@@ -212,9 +167,13 @@ export function grokkingSpec(runs: readonly AnalyzedRun[], options: GrokkingOpti
   const extent = stepExtent(runs);
   const single = runs.length === 1;
   const width = single ? 560 : 340;
-  const panels = runs.map((r) => runPanel(r, extent, options.threshold, width, single ? null : r.name));
+  const color = curveColor(runs, single ? 0 : 6);
+  const panels = runs.map((r) => runPanel(r, extent, options.threshold, width, single ? null : r.name, color));
   const subtitle = [
     `dashed: memorisation (train ≥${runs[0]?.metrics.memoriseThreshold}) and the first steps from which ID/OOD accuracy stays ≥${options.threshold}`,
+    runs.some((r) => r.norms)
+      ? 'below: loss of each type; L2 norm of the weights, all and per block (Omnigrok)'
+      : 'below: loss of each type',
     STEP_NOTE,
   ];
   const title = { text: single ? `Grokking curve: ${runs[0].name}` : 'Grokking curves', subtitle };

@@ -31,6 +31,8 @@ import type { AnalysisThresholds } from '../analysis/inputs.js';
 import type { AnalyzedRun } from '../analysis/tables.js';
 import { metricsTable } from '../analysis/tables.js';
 import { hasReplicates, sweepTable } from '../analysis/aggregate.js';
+import { gatherProbes } from './probe.js';
+import type { ReportProbe } from './probe.js';
 
 /** A table row as plain values (`toRows`). */
 export type Row = Record<string, string | number | boolean | null>;
@@ -132,6 +134,8 @@ export interface ReportData {
   readonly artifacts: readonly ReportArtifact[];
   /** One per `analyze` run. */
   readonly analyses: readonly ReportAnalysis[];
+  /** One per `probe` run (the logit lens), in pipeline order; absent or empty when there is none. */
+  readonly probes?: readonly ReportProbe[];
 }
 
 function artifactOf(p: PlannedRun): ReportArtifact {
@@ -302,5 +306,6 @@ export async function gatherReport(pipeline: Pipeline, store: Store): Promise<Re
     stages: stagesOf(pipeline, plan),
     artifacts: planned.map(artifactOf),
     analyses,
+    probes: await gatherProbes(planned),
   };
 }

@@ -13,6 +13,7 @@ import { escapeHtml as h, relativeHref, scriptJson, scriptSource } from './escap
 import type { ReportPlot } from './plots.js';
 import { BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, studyTrends } from '../analysis/trend.js';
 import { reportPlots } from './plots.js';
+import { probeSection } from './probe.js';
 import { CONTENT_SECURITY_POLICY, CSS, EMBED_SCRIPT } from './page-resources.js';
 import { thresholdText } from '../analysis/tables.js';
 import { isSeedKnob } from '../analysis/aggregate.js';
@@ -326,11 +327,14 @@ export function reportHtml(data: ReportData, options: PageOptions): string {
     plots.push(...own);
     return analysisSection(a, own, fromDir, several);
   });
+  const lens = probeSection(data.probes ?? []);
+  plots.push(...lens.plots);
   const total = data.artifacts.length;
   const cached = data.artifacts.filter((a) => a.status === 'cached').length;
   const nav = [
     '<a href="#pipeline">pipeline</a>',
     ...data.analyses.map((a) => `<a href="#analysis-${h(a.id)}">${several ? h(a.id) : 'runs &amp; plots'}</a>`),
+    ...(lens.html ? ['<a href="#probes">logit lens</a>'] : []),
     '<a href="#artifacts">artifacts</a>',
   ].join('');
   const noAnalysis =
@@ -366,6 +370,7 @@ ${data.description ? `<p class="description">${h(data.description)}</p>` : ''}
 <main>
 ${dagSection(data)}
 ${noAnalysis}${sections.join('\n')}
+${lens.html}
 ${artifactsSection(data, fromDir)}
 </main>
 <footer>Made by grokpipe ${h(options.version)} with ${h(libs)}; everything is in this file, it needs no network.</footer>

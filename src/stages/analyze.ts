@@ -8,7 +8,8 @@
  *
  * Outputs:
  * - `metrics.parquet`: one row per run (columns: `metricsTable` in `../analysis/tables.ts`);
- * - `curves.parquet`: all runs' curves stacked with a `run` column (`curvesTable`);
+ * - `curves.parquet`: all runs' curves stacked with a `run` column, with their weight norms when
+ *   the curves have them (`curvesTable`);
  * - `sweep.parquet`, when some runs differ only by seed: mean and spread of every metric per
  *   value of the other knobs (`sweepTable` in `../analysis/aggregate.ts`);
  * - `trend.parquet`, when a numeric knob other than a seed varies: Spearman's ρ of the knob with
@@ -21,7 +22,10 @@
  *   statements) and `metrics` (the numbers, by run).
  *
  * Version 5 (was 4): NULL instead of −1/NaN in the tables, knob columns in `curves.parquet`,
- * `trend.parquet`, the `trend` plot and the group and trend lines of the summary.
+ * `trend.parquet`, the `trend` plot and the group and trend lines of the summary. Version 6: the
+ * paired sweeps' plots and tables. Version 7: the grokking plot's lower panels draw the loss of
+ * each type and the weight norms; `curves.parquet` has the weight-norm columns of curves that
+ * carry them (train version 2).
  *
  * Vega, Vega-Lite and resvg are imported lazily inside `run` (through `../plot/render.ts`).
  */
@@ -83,7 +87,7 @@ export const analyzeStage: StageDefinition<AnalyzeParams> = {
   name: 'analyze',
   // 5: not reached is NULL, knob columns in curves, trend.parquet (issue 15); 6: the plots' readability fixes
   // (rule labels, ticks, colours, zoomed accuracy axis) changed the SVG/PNG outputs (issue 14).
-  version: '6',
+  version: '7',
   description:
     'Grokking metrics (memorisation and ID/OOD generalisation steps, delays, ratios) and plots of one run or a sweep',
   schema,

@@ -18,9 +18,9 @@ import { readFileSync } from 'node:fs';
 import type { StageContext, StageDefinition } from '../engine/stage.js';
 import type { Table } from '../table/table.js';
 import { ACCURACY_FILE, CURVE_FILE } from '../analysis/files.js';
-import type { ModelConfig } from '../models/arch/registry.js';
 import { readExamples, readVocab } from './examples.js';
-import { MODEL_FILE, WEIGHTS_FILE } from './files.js';
+import { WEIGHTS_FILE } from './files.js';
+import { readModelConfig } from './trained.js';
 
 /** Validated params of `evaluate` (`schemas/stages/evaluate.schema.json`). */
 export interface EvaluateParams {
@@ -56,20 +56,13 @@ export function accuracyTable(types: readonly string[], correct: readonly boolea
 async function run(ctx: StageContext<EvaluateParams>): Promise<void> {
   const trained = ctx.input('train');
   const tokens = ctx.input('tokenize');
-  const [vocab, test, config, weights, curve] = await Promise.all([
+  const [vocab, test, weights, curve] = await Promise.all([
     readVocab(tokens),
     readExamples(tokens, 'test.parquet'),
-    readFile(trained.path(MODEL_FILE), 'utf8').then((s) => JSON.parse(s) as ModelConfig),
     readFile(trained.path(WEIGHTS_FILE)),
     trained.readTable(CURVE_FILE),
   ]);
-  if (config.vocab_size !== vocab.length) {
-    throw new Error(
-      `evaluate: model "${trained.id}" has a vocabulary of ${config.vocab_size} tokens, tokenize "${tokens.id}" of ${vocab.length}: not the data it was trained on`,
-    );
-  }
-  if (test.seqLen > config.seq_len)
-    throw new Error(`evaluate: test inputs of ${test.seqLen} tokens exceed the model's seq_len ${config.seq_len}`);
+  const config = await readModelConfig('evaluate', trained, tokens, vocab.length, test.seqLen);
 
   const { backendDescription, initBackend } = await import('../models/backend.js');
   const { modelFromSafetensors } = await import('../models/weights.js');

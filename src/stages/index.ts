@@ -7,6 +7,7 @@ import type { StageDefinition } from '../engine/stage.js';
 import { analyzeStage } from './analyze.js';
 import { evaluateStage } from './evaluate.js';
 import { generateStage } from './generate.js';
+import { probeStage } from './probe.js';
 import { splitStage } from './split.js';
 import { tokenizeStage } from './tokenize.js';
 import { trainStage } from './train.js';
@@ -17,6 +18,7 @@ export const builtinStages: readonly StageDefinition<any>[] = [
   analyzeStage,
   evaluateStage,
   generateStage,
+  probeStage,
   splitStage,
   tokenizeStage,
   trainStage,

@@ -6,40 +6,60 @@
  * `weights.safetensors` (float32, the architecture's reference parameter names, e.g. Hugging Face
  * GPT-2's; config in the metadata), `model.json`
  * (the architecture config with vocabulary size and sequence length) and `curve.parquet`
- * (`step INT32, epoch DOUBLE, type STRING, accuracy DOUBLE, loss DOUBLE`).
+ * (`step INT32, epoch DOUBLE, type STRING, accuracy DOUBLE, loss DOUBLE`, then the weight norms:
+ * `weight_norm DOUBLE`, `weight_norm_block_<i> DOUBLE` for each block, `weight_norm_other DOUBLE`).
+ *
+ * Version 2 (was 1): the weight norms in the curve. (The Grokfast filter, `optimizer.grad_filter`,
+ * came with it; absent, it changes nothing.)
  *
  * Records the backend, speed, final accuracy and loss, and the model's size (`model_size`:
  * parameters and forward FLOPs per token, `models/arch/registry.ts`) in the manifest. The
  * architectures' declarations (`models/arch/`) give the config, checks and size of `model`.
  *
+ * Also `checkpoints/step-<7 digits>.safetensors`, the weights kept at the steps `keep_checkpoints`
+ * names (`keptSteps`), and `state/`, the final training state. Prefix reuse: a run whose
+ * params differ from a cached run's only by a larger `max_steps` continues from that run's final
+ * state (`continues`, `ctx.continueFrom`): the learning rate does not depend on `max_steps` and the
+ * final state is taken as a longer run stands at that step, so every output comes out as from
+ * step 0, bit for bit on the same backend.
+ *
  * TF.js is imported lazily inside `run`, so planning a cached pipeline never loads it. With
- * `ctx.checkpointDir` the run checkpoints every `checkpoint_every` steps and resumes there.
+ * `ctx.checkpointDir` the run checkpoints every `checkpoint_every` steps and resumes there; the
+ * kept checkpoints are mirrored there (`kept-step-<7 digits>.safetensors`) for a resumed run.
  */
 import { readFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import canonicalizeModule from 'canonicalize';
 import type { StageContext, StageDefinition } from '../engine/stage.js';
-import type { Table } from '../table/table.js';
-import { CURVE_FILE } from '../analysis/files.js';
+import type { Column, Table } from '../table/table.js';
+import { CURVE_FILE, WEIGHT_NORM, weightNormColumn } from '../analysis/files.js';
 import type { AdamWConfig } from '../models/adamw.js';
 import { checkModel, countModel, describeModel, modelConfig, trainsAsEnsemble } from '../models/arch/registry.js';
 import type { ModelParams } from '../models/arch/registry.js';
+import type { GradFilterConfig } from '../models/grad-filter.js';
 import { stepHeapBytes, wasmMicroBatch } from '../models/memory.js';
 import type { CurveRow } from '../models/train/evaluation.js';
 import type { Examples } from '../models/train/examples.js';
 import type { TrainerConfig, TrainOptions, TrainResult } from '../models/train/trainer.js';
 import { groupByType, readExamples, readVocab } from './examples.js';
 import { MODEL_FILE, WEIGHTS_FILE } from './files.js';
+import { keptFiles } from './kept-files.js';
+
+/** A run's kept checkpoints and final state (`keptFiles`). */
+type Kept = ReturnType<typeof keptFiles>;
 
 /** Validated params of `train` (`schemas/stages/train.schema.json`). */
 export interface TrainParams {
   /** The architecture and its knobs (`models/arch/`). */
   model: ModelParams;
-  optimizer: AdamWConfig & { batch_size: number; micro_batch_size?: number };
+  optimizer: AdamWConfig & { batch_size: number; micro_batch_size?: number; grad_filter?: GradFilterConfig };
   max_steps: number;
   eval_every: number;
   eval_size: number;
   seed: number;
   checkpoint_every: number;
+  /** Steps whose weights are kept (`keptSteps`). */
+  keep_checkpoints: KeepCheckpoints;
 }
 
 /** RFC 8785 canonical JSON (the package's CommonJS default export, as Node's ESM loader presents it). */
@@ -51,12 +71,43 @@ const schema = JSON.parse(
   readFileSync(new URL('../../schemas/stages/train.schema.json', import.meta.url), 'utf8'),
 ) as object;
 
+/**
+ * Kept checkpoints: the steps at which the run keeps a copy of the model's weights, so that the
+ * model can be studied mid-grokking (`keep_checkpoints`). The default, `log`, keeps step 0 (the
+ * initialisation) and every step of the 1-2-5 series (1, 2, 5, 10, 20, 50, 100, ...: three a
+ * decade, evenly spaced on a log axis within a factor of 2.5) below `max_steps`: 10 checkpoints
+ * for 1,000 steps, 12 for 3,000, 13 for 10,000. The series does not depend on `max_steps` beyond
+ * where it stops, so a longer run keeps every step a shorter one kept, and can continue it (prefix
+ * reuse). The final step is never among them: the final weights are kept anyway. (Here, not in
+ * `models/`: planning checks the knob, and must not load the model modules.)
+ */
+/** Which steps to keep: `log` (the default rule above), `none`, or a list of steps (any order). */
+export type KeepCheckpoints = 'log' | 'none' | readonly number[];
+
+/**
+ * The steps to keep for a run of `maxSteps` steps, ascending, each in `[0, maxSteps)`. Steps of a
+ * list at or beyond `maxSteps` are left out, not refused: a list names steps of the one trajectory
+ * that every run of these params follows, so the same list serves a short run and the longer run
+ * that continues it.
+ */
+export function keptSteps(keep: KeepCheckpoints, maxSteps: number): number[] {
+  if (keep === 'none') return [];
+  if (keep !== 'log') return [...new Set(keep)].filter((s) => s >= 0 && s < maxSteps).sort((a, b) => a - b);
+  const steps = maxSteps > 0 ? [0] : [];
+  for (let decade = 1; decade < maxSteps; decade *= 10) {
+    for (const d of [1, 2, 5]) if (d * decade < maxSteps) steps.push(d * decade);
+  }
+  return steps;
+}
+
 /** The trainer config of validated params for a vocabulary of `vocabSize` and inputs of `seqLen` tokens. */
 export function trainerConfig(params: TrainParams, vocabSize: number, seqLen: number): TrainerConfig {
-  const { batch_size, micro_batch_size, ...optimizer } = params.optimizer;
+  const { batch_size, micro_batch_size, grad_filter, ...optimizer } = params.optimizer;
   return {
     model: modelConfig(params.model, vocabSize, seqLen),
     optimizer,
+    // Absent unless set (as micro_batch_size below): the config and fingerprint of other runs are unchanged.
+    ...(grad_filter !== undefined && { gradFilter: grad_filter }),
     batchSize: batch_size,
     // Absent unless set, as in the params: the config (and checkpoint fingerprint) of other runs is unchanged.
     ...(micro_batch_size !== undefined && { microBatchSize: micro_batch_size }),
@@ -68,8 +119,18 @@ export function trainerConfig(params: TrainParams, vocabSize: number, seqLen: nu
   };
 }
 
-/** The curve as the `curve.parquet` table. */
+/**
+ * The curve as the `curve.parquet` table: `step, epoch, type, accuracy, loss`, then the weight
+ * norms of the step (`WEIGHT_NORM` for all parameters, `weightNormColumn(block i)`, then
+ * `weightNormColumn('other')`; docs/artifacts.md).
+ */
 export function curveTable(curve: readonly CurveRow[]): Table {
+  const blocks = curve[0]?.norms.blocks.length ?? 0;
+  const norm = (name: string, f: (r: CurveRow) => number | undefined): Column => ({
+    name,
+    type: 'DOUBLE',
+    data: Float64Array.from(curve, (r) => f(r) ?? Number.NaN),
+  });
   return {
     columns: [
       { name: 'step', type: 'INT32', data: Int32Array.from(curve, (r) => r.step) },
@@ -77,6 +138,9 @@ export function curveTable(curve: readonly CurveRow[]): Table {
       { name: 'type', type: 'STRING', data: curve.map((r) => r.type) },
       { name: 'accuracy', type: 'DOUBLE', data: Float64Array.from(curve, (r) => r.accuracy) },
       { name: 'loss', type: 'DOUBLE', data: Float64Array.from(curve, (r) => r.loss) },
+      norm(WEIGHT_NORM, (r) => r.norms.total),
+      ...Array.from({ length: blocks }, (_, i) => norm(weightNormColumn(i), (r) => r.norms.blocks[i])),
+      norm(weightNormColumn('other'), (r) => r.norms.other),
     ],
   };
 }
@@ -113,7 +177,7 @@ async function startBackend(ctxs: readonly StageContext<TrainParams>[]): Promise
   return backend;
 }
 
-/** The run's first log line: model, data, batch, steps, backend (and its place in an ensemble). */
+/** The run's first log line: model, data, batch, filter, steps, backend (and its place in an ensemble). */
 function logStart(ctx: StageContext<TrainParams>, { config, train }: RunData, backend: string, note = ''): void {
   ctx.log(
     `train: ${describeModel(config.model)}; ` +
@@ -121,13 +185,25 @@ function logStart(ctx: StageContext<TrainParams>, { config, train }: RunData, ba
       (config.microBatchSize !== undefined && config.microBatchSize < config.batchSize
         ? ` in micro-batches of ${config.microBatchSize}`
         : '') +
+      (config.gradFilter
+        ? `, Grokfast ${config.gradFilter.kind} (alpha ${config.gradFilter.alpha}, lambda ${config.gradFilter.lambda})`
+        : '') +
       `, ${config.maxSteps} steps on ${backend}${note}`,
   );
 }
 
-/** The trainer's options for a context: its checkpoint folder, abort signal, progress and log. */
-function trainOptions(ctx: StageContext<TrainParams>): TrainOptions {
+/** A run's kept checkpoints and final state (`keptFiles`), their mirror prepared. */
+async function keptOf(ctx: StageContext<TrainParams>, config: TrainerConfig): Promise<Kept> {
+  const { modelToSafetensors } = await import('../models/weights.js');
+  const kept = keptFiles(ctx, keptSteps(ctx.params.keep_checkpoints, config.maxSteps), modelToSafetensors);
+  await kept.prepare();
+  return kept;
+}
+
+/** The trainer's options for a context: kept checkpoints, final state, checkpoint folder, abort signal, progress and log. */
+function trainOptions(ctx: StageContext<TrainParams>, kept: Kept): TrainOptions {
   return {
+    ...kept.options,
     checkpointDir: ctx.checkpointDir,
     signal: ctx.signal,
     events: {
@@ -145,10 +221,16 @@ function trainOptions(ctx: StageContext<TrainParams>): TrainOptions {
 }
 
 /** Writes a trained run's outputs and records its speed, accuracies and size; disposes the model. */
-async function writeResult(ctx: StageContext<TrainParams>, config: TrainerConfig, result: TrainResult): Promise<void> {
+async function writeResult(
+  ctx: StageContext<TrainParams>,
+  config: TrainerConfig,
+  result: TrainResult,
+  kept: Kept,
+): Promise<void> {
   const { modelToSafetensors } = await import('../models/weights.js');
   let nParams = 0;
   try {
+    await kept.finish();
     for (const p of result.model.params.values()) nParams += p.size;
     await ctx.writeFile(WEIGHTS_FILE, await modelToSafetensors(result.model));
     await ctx.writeFile(MODEL_FILE, `${JSON.stringify(config.model, null, 2)}\n`);
@@ -160,6 +242,8 @@ async function writeResult(ctx: StageContext<TrainParams>, config: TrainerConfig
   ctx.record('steps_per_second', steps > 0 && result.seconds > 0 ? Number((steps / result.seconds).toFixed(3)) : null);
   ctx.record('train_seconds', Number(result.seconds.toFixed(1)));
   ctx.record('resumed_from_step', result.resumedFrom);
+  if (result.continued && ctx.continueFrom)
+    ctx.record('continued_from', { key: ctx.continueFrom.key, step: result.resumedFrom });
   const last = result.curve.filter((r) => r.step === config.maxSteps);
   ctx.record('final_accuracy', Object.fromEntries(last.map((r) => [r.type, r.accuracy])));
   ctx.record('final_loss', Object.fromEntries(last.map((r) => [r.type, r.loss])));
@@ -172,10 +256,11 @@ async function run(ctx: StageContext<TrainParams>): Promise<void> {
   const backend = await startBackend([ctx]);
   logStart(ctx, data, backend);
   const { trainModel } = await import('../models/train/trainer.js');
+  const kept = await keptOf(ctx, data.config);
   const result = await withHeapAdvice(data.config, backend, 1, () =>
-    trainModel(data.config, data.train, data.tests, trainOptions(ctx)),
+    trainModel(data.config, data.train, data.tests, trainOptions(ctx, kept)),
   );
-  await writeResult(ctx, data.config, result);
+  await writeResult(ctx, data.config, result, kept);
 }
 
 /**
@@ -213,18 +298,17 @@ async function withHeapAdvice<T>(
 
 /**
  * The group key of a train run (`StageDefinition.group`): runs with equal keys may train as one
- * ensemble. Everything but the seed, `optimizer.lr` and `optimizer.weight_decay` (per member):
- * architecture and widths, optimizer, batch, steps, evaluation and checkpoint schedule. The
- * vocabulary size and sequence length come from the data, which a key may not read: `groupRun`
- * splits a group whose data disagree. Undefined (always alone) for an architecture without an
- * ensemble network (RWKV, Mamba) and for a run with a gradient filter (not batched yet).
+ * ensemble. Everything but the seed, `optimizer.lr`, `optimizer.weight_decay` (per member) and
+ * `keep_checkpoints` (kept per member): architecture and widths, optimizer and gradient filter
+ * (one filter config for all members: its averages are stacked like the parameters), batch,
+ * steps, evaluation and checkpoint schedule. The vocabulary size and sequence length come from the
+ * data, which a key may not read: `groupRun` splits a group whose data disagree. Undefined (always
+ * alone) for an architecture without an ensemble network (RWKV, Mamba).
  */
 export function trainGroupKey(params: TrainParams): string | undefined {
   if (!trainsAsEnsemble(params.model.arch)) return undefined;
-  const { seed: _seed, optimizer, ...rest } = params;
-  const { lr: _lr, weight_decay: _wd, ...shared } = optimizer as typeof optimizer & Record<string, unknown>;
-  // The seam for Grokfast (models/grad-filter.ts): its filter state would be per member.
-  if (shared.grad_filter !== undefined) return undefined;
+  const { seed: _seed, keep_checkpoints: _keep, optimizer, ...rest } = params;
+  const { lr: _lr, weight_decay: _wd, ...shared } = optimizer;
   return canonicalize({ stage: 'train', ...rest, optimizer: shared });
 }
 
@@ -253,14 +337,16 @@ async function groupRun(ctxs: readonly StageContext<TrainParams>[]): Promise<(Er
       logStart(ctxs[i], runs[m], backend, part.length > 1 ? `, member ${m + 1} of an ensemble of ${part.length}` : ''),
     );
     try {
+      const kept = await Promise.all(part.map((i, m) => keptOf(ctxs[i], runs[m].config)));
+      const options = part.map((i, m) => trainOptions(ctxs[i], kept[m]));
       const results = await withHeapAdvice(runs[0].config, backend, part.length, () =>
         part.length === 1
-          ? trainModel(runs[0].config, runs[0].train, runs[0].tests, trainOptions(ctxs[part[0]])).then((r) => [r])
-          : trainEnsemble(runs.map((r, m) => ({ ...r, options: trainOptions(ctxs[part[m]]) }))),
+          ? trainModel(runs[0].config, runs[0].train, runs[0].tests, options[0]).then((r) => [r])
+          : trainEnsemble(runs.map((r, m) => ({ ...r, options: options[m] }))),
       );
       for (const [m, i] of part.entries()) {
         if (part.length > 1) ctxs[i].record('ensemble_members', part.length);
-        await writeResult(ctxs[i], runs[m].config, results[m]).catch((err: Error) => (outcome[i] = err));
+        await writeResult(ctxs[i], runs[m].config, results[m], kept[m]).catch((err: Error) => (outcome[i] = err));
       }
     } catch (err) {
       if (ctxs.some((ctx) => ctx.signal.aborted)) throw err;
@@ -274,12 +360,21 @@ async function groupRun(ctxs: readonly StageContext<TrainParams>[]): Promise<(Er
 /** The `train` stage. */
 export const trainStage: StageDefinition<TrainParams> = {
   name: 'train',
-  version: '1',
+  // 2: kept checkpoints (checkpoints/), the final training state (state/) and the weight norms in the curve.
+  version: '2',
   description: 'Train a decoder-only model from scratch with AdamW and record the grokking curve.',
   schema,
   check(params) {
     return checkModel(params.model).map((p) => ({ path: `/model/${p.field}`, message: p.message }));
   },
-  run,
   group: { key: (params) => trainGroupKey(params), run: groupRun },
+  continues(params, cached) {
+    // Only max_steps may differ, and grow: the learning rate and the evaluation schedule do not
+    // depend on it, nor do the kept steps below the cached run's end (`keptSteps`).
+    const steps = cached.max_steps;
+    if (typeof steps !== 'number' || steps >= params.max_steps) return undefined;
+    if (!isDeepStrictEqual({ ...cached, max_steps: 0 }, { ...params, max_steps: 0 })) return undefined;
+    return { progress: steps, point: `at step ${steps}` };
+  },
+  run,
 };

@@ -1,9 +1,10 @@
 /**
- * Runs jobs in this process. Used with `--jobs 1` and by tests; with more jobs, runs overlap only
+ * Runs jobs, and group jobs, in this process. Used with `--jobs 1` and by tests; with more jobs, runs overlap only
  * where stages await (I/O, timers), since they share one thread.
  */
 import type { Executor } from './executor.js';
 import type { StageRegistry } from '../registry.js';
+import type { GroupJobSpec, MemberResult } from './group-job.js';
 import type { JobEvents, JobOutcome, JobSpec } from './job.js';
 
 /** Executes stages in this process. */
@@ -19,5 +20,13 @@ export class InlineExecutor implements Executor {
     // Loaded on first use: it brings the Parquet libraries, which planning never needs.
     const { runJob } = await import('./job.js');
     return runJob(def, job, events, signal);
+  }
+
+  /** @throws what `runGroupJob` throws, or Error when the stage type is unknown. */
+  async executeGroup(group: GroupJobSpec, events: readonly JobEvents[], signal: AbortSignal): Promise<MemberResult[]> {
+    const def = this.registry.get(group.stage);
+    if (!def) throw new Error(`unknown stage type "${group.stage}"`);
+    const { runGroupJob } = await import('./group-job.js');
+    return runGroupJob(def, group, events, signal);
   }
 }

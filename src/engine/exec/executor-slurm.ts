@@ -5,7 +5,8 @@
  * whose array task `i` runs `grokpipe exec-job` on run `i`'s job file, writing its outputs into the
  * run's temporary folder in the store, its outcome and latest progress beside them
  * (`<store>/.slurm/`), and its log to `<store>/.slurm/<job>_<task>.log`. The runner then commits
- * the outputs atomically, exactly as with local worker processes.
+ * the outputs atomically, exactly as with local worker processes. A group job (`group-job.ts`) is
+ * one array task: its members run together on one node, each committed on its own.
  *
  * One loop polls `squeue` every `pollSeconds` for every submitted array. A task that left the
  * queue is finished: its outcome file says how; without one, `scontrol -o show job <job>_<task>`
@@ -20,6 +21,7 @@ import type { Executor } from './executor.js';
 import { batchScript, sbatchArgs } from './slurm-script.js';
 import { SlurmClient, isActiveState } from './slurm.js';
 import type { ProgressUpdate } from '../stage.js';
+import type { GroupJobSpec, MemberResult } from './group-job.js';
 import type { JobEvents, JobOutcome, JobSpec } from './job.js';
 import type { WorkerResult } from './worker.js';
 
@@ -48,15 +50,18 @@ export interface SlurmExecutorOptions {
   readonly client?: SlurmClient;
 }
 
-/** A job waiting for, or in, SLURM. */
+/** A successful worker's result. */
+type Success = Extract<WorkerResult, { ok: true }>;
+
+/** A job, or group job, waiting for, or in, SLURM. */
 interface Item {
-  readonly job: JobSpec;
-  readonly events: JobEvents;
+  /** Its events: the job's, or each member's of a group job (in member order). */
+  readonly events: readonly JobEvents[];
   readonly signal: AbortSignal;
   readonly jobFile: string;
   readonly outcomeFile: string;
   readonly progressFile: string;
-  readonly resolve: (o: JobOutcome) => void;
+  readonly resolve: (o: Success) => void;
   readonly reject: (e: unknown) => void;
   /** `<job>_<index>` once submitted. */
   id?: string;
@@ -103,14 +108,36 @@ export class SlurmExecutor implements Executor {
    *   the signal's reason when aborted; SlurmError when sbatch or squeue keep failing.
    */
   async execute(job: JobSpec, events: JobEvents, signal: AbortSignal): Promise<JobOutcome> {
+    const done = await this.submit(job, job.outDir, [events], signal);
+    if (!('outcome' in done)) throw new Error(`array task of ${job.runId} answered a group's result`);
+    return done.outcome;
+  }
+
+  /**
+   * Queues the group job (written beside its first member's output folder) for the next wave, as
+   * one array task, and waits until it has left the queue.
+   * @returns one result per member; throws as `execute` does when the whole group failed.
+   */
+  async executeGroup(group: GroupJobSpec, events: readonly JobEvents[], signal: AbortSignal): Promise<MemberResult[]> {
+    const done = await this.submit(group, group.members[0].outDir, events, signal);
+    if (!('group' in done)) throw new Error(`array task of a group answered one run's result`);
+    return [...done.group];
+  }
+
+  /** Writes `spec` to `jobFilePath(outDir)` and queues it for the next wave. */
+  private async submit(
+    spec: JobSpec | GroupJobSpec,
+    outDir: string,
+    events: readonly JobEvents[],
+    signal: AbortSignal,
+  ): Promise<Success> {
     signal.throwIfAborted();
     await mkdir(this.opts.slurmDir, { recursive: true });
-    const name = basename(job.outDir);
-    const jobFile = jobFilePath(job.outDir);
-    await writeFile(jobFile, JSON.stringify(job));
-    return new Promise<JobOutcome>((resolve, reject) => {
+    const name = basename(outDir);
+    const jobFile = jobFilePath(outDir);
+    await writeFile(jobFile, JSON.stringify(spec));
+    return new Promise<Success>((resolve, reject) => {
       const item: Item = {
-        job,
         events,
         signal,
         jobFile,
@@ -137,7 +164,7 @@ export class SlurmExecutor implements Executor {
     this.waveTimer = setTimeout(() => void this.submitWave(), delay);
   }
 
-  private settle(item: Item, result: { outcome: JobOutcome } | { error: unknown }): void {
+  private settle(item: Item, result: { outcome: Success } | { error: unknown }): void {
     if (item.settled) return;
     item.settled = true;
     this.active.delete(item);
@@ -174,7 +201,7 @@ export class SlurmExecutor implements Executor {
         item.slurmJob = job;
         item.id = `${job}_${index}`;
         item.log = join(this.opts.slurmDir, `${job}_${index}.log`);
-        item.events.log(`submitted as SLURM job ${item.id} (log: ${item.log})`);
+        log(item, `submitted as SLURM job ${item.id} (log: ${item.log})`);
         this.active.add(item);
         // Aborted while sbatch ran: cancel it now.
         if (item.signal.aborted) this.abort(item);
@@ -204,7 +231,7 @@ export class SlurmExecutor implements Executor {
         this.toCancel = [];
         this.client.cancel(ids).catch((err: unknown) => {
           for (const i of this.active)
-            if (i.cancelledAt !== undefined) i.events.log(`scancel failed: ${(err as Error).message}`);
+            if (i.cancelledAt !== undefined) log(i, `scancel failed: ${(err as Error).message}`);
         });
       });
     }
@@ -237,7 +264,7 @@ export class SlurmExecutor implements Executor {
       if (this.queueFailures >= MAX_QUEUE_FAILURES) {
         for (const item of items) this.settle(item, { error: err });
       } else if (this.queueFailures === 1) {
-        for (const item of items) item.events.log(`squeue failed (retrying): ${(err as Error).message}`);
+        for (const item of items) log(item, `squeue failed (retrying): ${(err as Error).message}`);
       }
       return;
     }
@@ -246,7 +273,7 @@ export class SlurmExecutor implements Executor {
       if (q && isActiveState(q.state)) {
         if (item.state !== q.state) {
           item.state = q.state;
-          item.events.log(`SLURM job ${item.id} ${q.state.toLowerCase()}${q.nodes ? ` on ${q.nodes}` : ''}`);
+          log(item, `SLURM job ${item.id} ${q.state.toLowerCase()}${q.nodes ? ` on ${q.nodes}` : ''}`);
         }
         if (q.state === 'RUNNING') this.readProgress(item);
         if (item.cancelledAt !== undefined && Date.now() - item.cancelledAt > CANCEL_WAIT_SECONDS * 1000) {
@@ -268,7 +295,12 @@ export class SlurmExecutor implements Executor {
     if (text === item.progress) return;
     item.progress = text;
     try {
-      item.events.progress(JSON.parse(text) as ProgressUpdate);
+      const parsed = JSON.parse(text) as ProgressUpdate | (ProgressUpdate | null)[];
+      // A group's progress file holds each member's latest update.
+      const updates = Array.isArray(parsed) ? parsed : [parsed];
+      updates.forEach((u, i) => {
+        if (u) item.events[i]?.progress(u);
+      });
     } catch {
       // A torn read cannot happen (atomic writes); ignore anything unreadable.
     }
@@ -288,7 +320,10 @@ export class SlurmExecutor implements Executor {
     }
     if (result?.ok) {
       this.readProgress(item);
-      this.settle(item, { outcome: result.outcome });
+      // A group member that failed: its error and the task's log, as for a failed task.
+      const withLog = (r: MemberResult): MemberResult =>
+        r.ok ? r : { ok: false, message: `${r.message} (log: ${item.log})` };
+      this.settle(item, { outcome: 'group' in result ? { ok: true, group: result.group.map(withLog) } : result });
       return;
     }
     if (result) {
@@ -306,6 +341,11 @@ export class SlurmExecutor implements Executor {
       : 'with a state SLURM no longer knows';
     this.settle(item, { error: new Error(`SLURM job ${item.id} ended ${how} without a result; log: ${item.log}`) });
   }
+}
+
+/** A log line for every run of `item` (each member of a group). */
+function log(item: Item, message: string): void {
+  for (const e of item.events) e.log(message);
 }
 
 function sleep(ms: number): Promise<void> {

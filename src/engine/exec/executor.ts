@@ -14,6 +14,7 @@
 import type { Manifest, ManifestOutput } from '../cache/manifest.js';
 import type { StageRun } from '../pipeline/expand.js';
 import type { ProgressUpdate, RunOptions } from '../stage.js';
+import type { GroupJobSpec, MemberResult } from './group-job.js';
 import type { JobEvents, JobInput, JobOutcome, JobSpec } from './job.js';
 
 /** Runs one job at a time per call; calls may overlap (the runner bounds how many). */
@@ -25,13 +26,24 @@ export interface Executor {
    * @throws the stage's error (failure), or `signal.reason` when aborted.
    */
   execute(job: JobSpec, events: JobEvents, signal: AbortSignal): Promise<JobOutcome>;
+  /**
+   * Executes a group job (`group-job.ts`) as one job: every member writes into its own `outDir`;
+   * `events[i]` receives member `i`'s progress and log lines.
+   * @returns one result per member, in order (a member's failure leaves the others' outcomes).
+   * @throws Error when the whole group failed; `signal.reason` when aborted.
+   */
+  executeGroup(group: GroupJobSpec, events: readonly JobEvents[], signal: AbortSignal): Promise<MemberResult[]>;
 }
 
-/** Messages a worker process sends to the engine over IPC. */
+/**
+ * Messages a worker process sends to the engine over IPC. In a group job, `member` says whose
+ * progress or log line it is (absent: every member's), and `group-done` ends it.
+ */
 export type WorkerMessage =
-  | { readonly type: 'progress'; readonly update: ProgressUpdate }
-  | { readonly type: 'log'; readonly message: string }
+  | { readonly type: 'progress'; readonly update: ProgressUpdate; readonly member?: number }
+  | { readonly type: 'log'; readonly message: string; readonly member?: number }
   | { readonly type: 'done'; readonly outcome: JobOutcome }
+  | { readonly type: 'group-done'; readonly results: readonly MemberResult[] }
   | { readonly type: 'error'; readonly message: string; readonly stack?: string };
 
 /** A finished upstream run, as the runner or a plan knows it: with its key, folder and manifest. */
@@ -48,6 +60,7 @@ export interface FinishedInput {
  * The job of `run`, reading `inputs` (its finished upstream runs, in `run.inputs` order) and
  * writing into `outDir`.
  * @param checkpointDir resumable state of the key (absent: the stage does not checkpoint).
+ * @param continueFrom a cached run of the same stage to continue (`cache/continuation.ts`).
  */
 export function jobOf(
   run: StageRun,
@@ -55,6 +68,7 @@ export function jobOf(
   outDir: string,
   options: RunOptions,
   checkpointDir?: string,
+  continueFrom?: JobInput,
 ): JobSpec {
   return {
     runId: run.id,
@@ -65,6 +79,7 @@ export function jobOf(
     outDir,
     options,
     ...(checkpointDir !== undefined ? { checkpointDir } : {}),
+    ...(continueFrom !== undefined ? { continueFrom } : {}),
   };
 }
 
@@ -98,4 +113,35 @@ export async function executeJob(
   // Loaded on first use (Parquet libraries): a fully cached run never needs them.
   const { collectOutputs } = await import('../cache/outputs.js');
   return { outcome, outputs: await collectOutputs(job.outDir, outcome.written) };
+}
+
+/** A member's result with its outputs listed, or why it failed. */
+export type MemberOutputs =
+  | { readonly ok: true; readonly outcome: JobOutcome; readonly outputs: ManifestOutput[] }
+  | { readonly ok: false; readonly message: string };
+
+/**
+ * Executes a group job on `executor`, then lists each successful member's outputs (as
+ * `executeJob` does; a member whose outputs cannot be listed fails alone).
+ * @throws the executor's error (the whole group failed); the signal's reason when aborted.
+ */
+export async function executeGroupJob(
+  executor: Executor,
+  group: GroupJobSpec,
+  events: readonly JobEvents[],
+  signal: AbortSignal,
+): Promise<MemberOutputs[]> {
+  const results = await executor.executeGroup(group, events, signal);
+  signal.throwIfAborted();
+  const { collectOutputs } = await import('../cache/outputs.js');
+  return Promise.all(
+    results.map(async (r, i): Promise<MemberOutputs> => {
+      if (!r.ok) return r;
+      try {
+        return { ...r, outputs: await collectOutputs(group.members[i].outDir, r.outcome.written) };
+      } catch (err) {
+        return { ok: false, message: (err as Error).message };
+      }
+    }),
+  );
 }

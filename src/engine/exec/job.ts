@@ -46,6 +46,8 @@ export interface JobSpec {
   readonly options: RunOptions;
   /** Folder for resumable state that survives an interrupted run of this key (may not exist). */
   readonly checkpointDir?: string;
+  /** A cached run of the same stage this run continues (`StageContext.continueFrom`), if any. */
+  readonly continueFrom?: JobInput;
 }
 
 /** Where a running job reports progress and log lines. */
@@ -118,20 +120,18 @@ export function inputArtifact(input: JobInput): InputArtifact {
   };
 }
 
+/** A job's `StageContext`, with what the stage records and writes through it. */
+export interface JobContext {
+  readonly ctx: StageContext;
+  /** The job's outcome so far: values recorded and outputs written through `ctx`. */
+  outcome(): JobOutcome;
+}
+
 /**
- * Runs a stage for a job: builds its context, awaits `run`, and returns what it recorded.
- * @throws whatever the stage throws; Error when the stage's code version differs from the job's.
+ * Builds the `StageContext` of `job`: its params and inputs, writes into `job.outDir` (output
+ * names checked, `events.beforeWrite` called first), `record` into the outcome's `info`.
  */
-export async function runJob(
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  def: StageDefinition<any>,
-  job: JobSpec,
-  events: JobEvents,
-  signal: AbortSignal,
-): Promise<JobOutcome> {
-  if (def.version !== job.version) {
-    throw new Error(`stage ${def.name} is at version ${def.version}, the job was planned for ${job.version}`);
-  }
+export function jobContext(job: JobSpec, events: JobEvents, signal: AbortSignal): JobContext {
   const info: Record<string, Json> = {};
   const written = new Map<string, WrittenOutput>();
   const inputs = job.inputs.map(inputArtifact);
@@ -170,8 +170,35 @@ export async function runJob(
     options: job.options,
     signal,
     ...(job.checkpointDir !== undefined ? { checkpointDir: job.checkpointDir } : {}),
+    ...(job.continueFrom !== undefined ? { continueFrom: inputArtifact(job.continueFrom) } : {}),
   };
+  return { ctx, outcome: () => ({ info, written: [...written.values()] }) };
+}
+
+/**
+ * Checks that `def` is at the code version `job` was planned for.
+ * @throws Error naming both versions when they differ.
+ */
+export function checkVersion(def: { name: string; version: string }, job: { version: string }): void {
+  if (def.version !== job.version) {
+    throw new Error(`stage ${def.name} is at version ${def.version}, the job was planned for ${job.version}`);
+  }
+}
+
+/**
+ * Runs a stage for a job: builds its context, awaits `run`, and returns what it recorded.
+ * @throws whatever the stage throws; Error when the stage's code version differs from the job's.
+ */
+export async function runJob(
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  def: StageDefinition<any>,
+  job: JobSpec,
+  events: JobEvents,
+  signal: AbortSignal,
+): Promise<JobOutcome> {
+  checkVersion(def, job);
+  const { ctx, outcome } = jobContext(job, events, signal);
   await def.run(ctx);
   signal.throwIfAborted();
-  return { info, written: [...written.values()] };
+  return outcome();
 }

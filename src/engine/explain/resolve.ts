@@ -3,8 +3,10 @@
  * hashes, the store lookup of that key, and on a miss the explanation of why the run must run
  * (`cause.ts`). When an input's content is not known yet (it will run first), there is no key to
  * look up: the explanation then compares the run's own code version and params and names the
- * upstream roots.
+ * upstream roots. A planned miss also says which cached run it would continue, if any
+ * (`will continue from <key> at step 3000`, `cache/continuation.ts`).
  */
+import { continuationNote, findContinuation } from '../cache/continuation.js';
 import type { KeyComponents } from '../cache/hash.js';
 import { runKey } from '../cache/keys.js';
 import type { Manifest } from '../cache/manifest.js';
@@ -63,6 +65,15 @@ export async function resolveRun(
   const found = await store.lookup(run.stage.name, key, outputs);
   if (found.hit) return { kind: 'hit', key, components, dir: found.dir, manifest: found.manifest };
   const why = await explain({ components, ...(found.reason ? { lookupReason: found.reason } : {}) });
+  // A plan says which cached run it would continue (the runner looks again when it executes).
+  const source = mode === 'plan' ? await findContinuation(store, run, components, { checkBytes: false }) : undefined;
+  if (source)
+    return {
+      kind: 'miss',
+      key,
+      components,
+      why: { ...why, reason: `${why.reason}; ${continuationNote(source, 'plan')}` },
+    };
   return { kind: 'miss', key, components, why };
 }
 

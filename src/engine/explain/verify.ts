@@ -15,9 +15,16 @@
  *
  * Runs that are not cached are reported `uncached` and not recomputed: there is nothing to compare
  * with (run the pipeline first). They do not make the check fail.
+ *
+ * With `grouping`, recomputations of a stage that defines `group` are gathered as `run` gathers
+ * them (`gather.ts`; runs recorded with different thread counts never share a job) and each group
+ * recomputes as one job, every member compared on its own.
  */
 import { join } from 'node:path';
-import { executeJob, jobOf } from '../exec/executor.js';
+import { executeGroupJob, executeJob, jobOf } from '../exec/executor.js';
+import type { MemberOutputs } from '../exec/executor.js';
+import { Gatherer } from '../gather.js';
+import type { GroupingOptions } from '../gather.js';
 import type { Executor } from '../exec/executor.js';
 import type { StageRun } from '../pipeline/expand.js';
 import { ByteCheckCache } from '../cache/integrity.js';
@@ -77,6 +84,15 @@ export interface VerifyOptions {
   readonly bytesOnly?: boolean;
   /** Receives `running`, `progress`, `log` and final events of recomputed runs. */
   readonly reporter?: Reporter;
+  /** Recompute runs that can share a job in groups (as `run` does); absent: each alone. */
+  readonly grouping?: GroupingOptions;
+}
+
+/** A cached run to recompute: its plan entry, its outputs as stored, its inputs. */
+interface Recompute {
+  readonly p: PlannedRun;
+  readonly stored: readonly ManifestOutput[];
+  readonly inputs: readonly PlannedRun[];
 }
 
 /** True for verdicts that make the check fail. */
@@ -112,7 +128,12 @@ export async function verifyRuns(
 ): Promise<VerifyResult[]> {
   const reporter = opts.reporter ?? silentReporter;
   const signal = opts.signal ?? new AbortController().signal;
-  const limit = createLimiter(opts.jobs ?? 1);
+  const schedule = scheduler(
+    plan.filter((p) => selected.has(p.run)).map((p) => p.run),
+    opts,
+    reporter,
+    signal,
+  );
   const bytes = new ByteCheckCache();
   const byRun = new Map(plan.map((p) => [p.run, p]));
   const chosen = plan.filter((p) => selected.has(p.run));
@@ -161,27 +182,70 @@ export async function verifyRuns(
         reason: 'an input is corrupt; not recomputed',
       };
     }
-    return limit(() => recompute(p, own.outputs, inputs, opts, reporter, signal));
+    return schedule.recompute({ p, stored: own.outputs, inputs });
   };
 
   const results = await Promise.all(
     chosen.map(async (p) => {
-      const r = await one(p);
+      let r: VerifyResult;
+      try {
+        r = await one(p);
+      } finally {
+        schedule.pass(p.run);
+      }
       signal.throwIfAborted();
-      const id = p.run.id;
-      if (r.status === 'match' || r.status === 'intact') reporter.event(id, { kind: 'ran', seconds: r.seconds });
-      else if (r.status === 'uncached') reporter.event(id, { kind: 'skipped', reason: 'not cached' });
-      else
-        reporter.event(id, {
-          kind: 'failed',
-          error:
-            r.status === 'failed' ? (r.reason ?? 'failed') : `${r.status}: ${r.problems.map((x) => x.file).join(', ')}`,
-        });
+      reportVerdict(reporter, r);
       return r;
     }),
   );
   await reporter.stop();
   return results;
+}
+
+/** The final event of a verified run: `ran` (match, intact), `skipped` (uncached) or `failed`. */
+function reportVerdict(reporter: Reporter, r: VerifyResult): void {
+  const id = r.run.id;
+  if (r.status === 'match' || r.status === 'intact') reporter.event(id, { kind: 'ran', seconds: r.seconds });
+  else if (r.status === 'uncached') reporter.event(id, { kind: 'skipped', reason: 'not cached' });
+  else
+    reporter.event(id, {
+      kind: 'failed',
+      error:
+        r.status === 'failed' ? (r.reason ?? 'failed') : `${r.status}: ${r.problems.map((x) => x.file).join(', ')}`,
+    });
+}
+
+/**
+ * Schedules recomputations of the runs `chosen` (at most `opts.jobs` at once): each alone, or with
+ * `opts.grouping`, gathered into groups as `run` gathers them. Every chosen run must either be
+ * recomputed or `pass`.
+ */
+function scheduler(
+  chosen: readonly StageRun[],
+  opts: VerifyOptions,
+  reporter: Reporter,
+  signal: AbortSignal,
+): { recompute(r: Recompute): Promise<VerifyResult>; pass(run: StageRun): void } {
+  const limit = createLimiter(opts.jobs ?? 1);
+  const alone = (r: Recompute): Promise<VerifyResult> => limit(() => recompute(r, opts, reporter, signal));
+  const gather = opts.grouping
+    ? new Gatherer<Recompute, VerifyResult>(chosen, opts.grouping, (members) => {
+        if (members.length === 1) return [alone(members[0])];
+        const all = limit(() => recomputeGroup(members, opts, reporter, signal));
+        return members.map((_, i) => all.then((r) => r[i]));
+      })
+    : undefined;
+  return {
+    async recompute(r: Recompute): Promise<VerifyResult> {
+      const key = gather?.gathers(r.p.run) ? await recomputeKey(r, opts) : undefined;
+      if (key === undefined || !gather) {
+        gather?.pass(r.p.run);
+        return alone(r);
+      }
+      return gather.join(r.p.run, r, key);
+    },
+    pass: (run) => gather?.pass(run),
+  };
 }
 
 /** `corrupt: <file> (<message>)` of a store lookup as a problem. */
@@ -196,52 +260,83 @@ function lookupProblem(reason: string): VerifyProblem {
   };
 }
 
+/** The threads `p` was computed with (sums of floats can depend on them), when recorded. */
+function recordedThreads(p: PlannedRun, opts: VerifyOptions): RunOptions {
+  const recorded = p.manifest?.environment?.threads;
+  return { ...opts.options, ...(typeof recorded === 'number' ? { threads: recorded } : {}) };
+}
+
+/** The group key of a recomputation, with its threads (runs computed with different ones stay apart). */
+async function recomputeKey(r: Recompute, opts: VerifyOptions): Promise<string | undefined> {
+  const { groupKeyOf } = await import('../exec/group-job.js');
+  const options = recordedThreads(r.p, opts);
+  const key = groupKeyOf(r.p.run.stage, jobOf(r.p.run, r.inputs, '', options));
+  return key === undefined ? undefined : `${key}\0threads=${String(options.threads)}`;
+}
+
 /**
- * Recomputes `p` into a scratch folder and compares its outputs with `stored`, the outputs as the
- * stored files hash (not as the manifest says).
+ * Recomputes `r.p` into a scratch folder and compares its outputs with `r.stored`, the outputs as
+ * the stored files hash (not as the manifest says).
  */
 async function recompute(
-  p: PlannedRun,
-  stored: readonly ManifestOutput[],
-  inputs: readonly PlannedRun[],
+  r: Recompute,
   opts: VerifyOptions,
   reporter: Reporter,
   signal: AbortSignal,
 ): Promise<VerifyResult> {
-  const key = p.key as string;
-  const base = { run: p.run, key };
-  const recorded = p.manifest?.environment?.threads;
-  const tmp = await scratchFolder(opts.store, key);
+  const [result] = await recomputeGroup([r], opts, reporter, signal);
+  return result;
+}
+
+/**
+ * Recomputes `members` into scratch folders (one job; a group job when there are several) and
+ * compares each member's outputs with what it stored.
+ */
+async function recomputeGroup(
+  members: readonly Recompute[],
+  opts: VerifyOptions,
+  reporter: Reporter,
+  signal: AbortSignal,
+): Promise<VerifyResult[]> {
+  const tmps: string[] = [];
   const t0 = performance.now();
+  const seconds = (): number => (performance.now() - t0) / 1000;
+  const group = members.length > 1 ? `; group of ${members.length}` : '';
   try {
-    reporter.event(p.run.id, { kind: 'running', reason: 'verify: recomputing into a scratch folder' });
-    // The threads it was computed with (sums of floats can depend on them), when recorded.
-    const options = { ...opts.options, ...(typeof recorded === 'number' ? { threads: recorded } : {}) };
-    const job = jobOf(p.run, inputs, tmp, options);
-    let outputs: ManifestOutput[];
+    for (const m of members) tmps.push(await scratchFolder(opts.store, m.p.key as string));
+    const jobs = members.map((m, i) => jobOf(m.p.run, m.inputs, tmps[i], recordedThreads(m.p, opts)));
+    for (const m of members)
+      reporter.event(m.p.run.id, { kind: 'running', reason: `verify: recomputing into a scratch folder${group}` });
+    const events = members.map((m) => jobEvents(reporter, m.p.run.id));
+    let results: MemberOutputs[];
     try {
-      ({ outputs } = await executeJob(opts.executor, job, jobEvents(reporter, p.run.id), signal));
+      if (members.length === 1) {
+        results = [{ ok: true, ...(await executeJob(opts.executor, jobs[0], events[0], signal)) }];
+      } else {
+        const { groupJobOf } = await import('../exec/group-job.js');
+        results = await executeGroupJob(opts.executor, groupJobOf(jobs), events, signal);
+      }
     } catch (err) {
       signal.throwIfAborted();
-      return {
-        ...base,
-        status: 'failed',
-        seconds: (performance.now() - t0) / 1000,
-        problems: [],
-        reason: (err as Error).message,
-      };
+      results = members.map(() => ({ ok: false, message: (err as Error).message }));
     }
-    const seconds = (performance.now() - t0) / 1000;
-    const problems = await compareOutputs(stored, outputs, p.dir as string, tmp);
-    return {
-      ...base,
-      status: problems.length > 0 ? 'mismatch' : 'match',
-      condemned: problems.length > 0,
-      seconds,
-      problems,
-    };
+    const took = seconds();
+    return await Promise.all(
+      members.map(async (m, i): Promise<VerifyResult> => {
+        const base = { run: m.p.run, key: m.p.key as string, seconds: took };
+        const r = results[i];
+        if (!r.ok) return { ...base, status: 'failed', problems: [], reason: r.message };
+        const problems = await compareOutputs(m.stored, r.outputs, m.p.dir as string, tmps[i]);
+        return {
+          ...base,
+          status: problems.length > 0 ? 'mismatch' : 'match',
+          condemned: problems.length > 0,
+          problems,
+        };
+      }),
+    );
   } finally {
-    await opts.store.discard(tmp);
+    for (const tmp of tmps) await opts.store.discard(tmp);
   }
 }
 

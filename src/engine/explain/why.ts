@@ -15,6 +15,7 @@ import { canonicalJson, hashJson } from '../cache/hash.js';
 import type { KeyComponents, KeyInput } from '../cache/hash.js';
 import type { Manifest } from '../cache/manifest.js';
 import type { Json } from '../stage.js';
+import { inputsDigest, shortlist } from './shortlist.js';
 
 /** Formats a list for a message: `a, b, c and 2 more`. */
 export function formatList(items: readonly string[], max = 3): string {
@@ -110,13 +111,14 @@ export interface MissDiff {
 
 /**
  * Compares a run's key components with the nearest of `candidates` (manifests of the same stage
- * type). @returns undefined when there is no candidate.
+ * type; of a large store, the nearest of its `shortlist`). @returns undefined when there is no candidate.
  */
 export function diffMiss(planned: Planned, candidates: readonly Manifest[]): MissDiff | undefined {
   const c = planned.components;
   if (candidates.length === 0) return undefined;
   const paramsHash = hashJson(c.params);
-  const scored: Scored[] = candidates.map((m) => {
+  const near = shortlist({ version: c.version, paramsHash, inputsDigest: inputsDigest(c.inputs) }, candidates);
+  const scored: Scored[] = near.map((m) => {
     const paramDiffs = m.components.params_hash === paramsHash ? [] : paramChanges(m.params, c.params);
     const inputs = diffInputs(m.components.inputs, c.inputs);
     const inputsEqual = inputs.changed.length + inputs.added.length + inputs.removed === 0;
@@ -194,7 +196,8 @@ export function ownChanges(
 
 /**
  * The manifest most similar to a run in code version and params (fewest differences, the newest
- * among equals), with those differences. @returns undefined when there is no candidate.
+ * among equals; of a large store, among its `shortlist`), with those differences.
+ * @returns undefined when there is no candidate.
  */
 export function nearestByOwn(
   components: Pick<KeyComponents, 'stage' | 'version' | 'params'>,
@@ -202,7 +205,7 @@ export function nearestByOwn(
 ): { nearest: Manifest; own: string[] } | undefined {
   const paramsHash = hashJson(components.params);
   let best: { nearest: Manifest; own: string[] } | undefined;
-  for (const m of candidates) {
+  for (const m of shortlist({ version: components.version, paramsHash }, candidates)) {
     const parts: string[] = [];
     if (m.components.version !== components.version)
       parts.push(`code version ${m.components.version} -> ${components.version}`);

@@ -20,9 +20,14 @@ export interface ResultRow {
   readonly seconds: number | null;
   /** Why it ran / would run / failed / was skipped; empty when cached. */
   readonly reason: string;
+  /** Members of the group job it ran in (itself included); absent when it ran alone. */
+  readonly group?: number;
 }
 
-/** The `--json` document: `{"runs":[{id, stage, key, status, seconds, reason}]}` (one line). */
+/**
+ * The `--json` document: `{"runs":[{id, stage, key, status, seconds, reason}]}` (one line); a run
+ * that ran in a group job also has `group` (its member count).
+ */
 export function jsonResult(rows: readonly ResultRow[], errors?: readonly string[]): string {
   const runs = rows.map((r) => ({
     id: r.id,
@@ -31,11 +36,15 @@ export function jsonResult(rows: readonly ResultRow[], errors?: readonly string[
     status: r.status,
     seconds: r.seconds === null ? null : Math.round(r.seconds * 1000) / 1000,
     reason: r.reason,
+    ...(r.group ? { group: r.group } : {}),
   }));
   return `${JSON.stringify(errors ? { runs, errors } : { runs })}\n`;
 }
 
-/** A table of runs: id, status, seconds (when `withSeconds`), key (short, when `withKeys`), reason. */
+/**
+ * A table of runs: id, status, seconds (when `withSeconds`), key (short, when `withKeys`), reason
+ * (followed by `(group of N)` for a run that ran in a group job).
+ */
 export function formatTable(
   rows: readonly ResultRow[],
   options: { color: boolean; withSeconds: boolean; withKeys?: boolean },
@@ -60,7 +69,7 @@ export function formatTable(
     r.status,
     ...(options.withSeconds ? [r.seconds === null ? '-' : r.seconds.toFixed(2)] : []),
     ...(options.withKeys ? [r.key === null ? '?' : r.key.slice(0, 12)] : []),
-    r.reason,
+    r.group ? `${r.reason} (group of ${r.group})` : r.reason,
   ]);
   const widths = header.map((h, i) => cells.reduce((w, c) => Math.max(w, c[i].length), h.length));
   const line = (c: string[], isHeader: boolean, status?: ResultRow['status']) =>

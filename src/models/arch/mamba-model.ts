@@ -258,9 +258,13 @@ class Mamba extends RecurrentModel implements LanguageModel {
   }
 
   /** Hidden states after the last block, before `norm_f`. @param tokens `[batch, seq]` → `[batch, seq, d_model]` */
-  protected hidden(tokens: tf.Tensor2D): tf.Tensor3D {
+  protected hidden(tokens: tf.Tensor2D, states?: tf.Tensor3D[]): tf.Tensor3D {
     let x = tf.transpose(embedding(this.emb as tf.Tensor2D, tokens), [1, 0, 2]) as tf.Tensor3D; // [seq, batch, d]
-    for (const blk of this.blocks) x = tf.add(x, this.mixer(blk, rmsNorm(x, blk.norm, RMS_EPS) as tf.Tensor3D));
+    states?.push(tf.transpose(x, [1, 0, 2]));
+    for (const blk of this.blocks) {
+      x = tf.add(x, this.mixer(blk, rmsNorm(x, blk.norm, RMS_EPS) as tf.Tensor3D));
+      states?.push(tf.transpose(x, [1, 0, 2]));
+    }
     return tf.transpose(x, [1, 0, 2]);
   }
 

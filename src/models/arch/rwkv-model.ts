@@ -261,11 +261,13 @@ class Rwkv extends RecurrentModel implements LanguageModel {
   }
 
   /** Hidden states after the last block (before `ln_out`). @param tokens `[batch, seq]` → `[batch, seq, d_model]` */
-  protected hidden(tokens: tf.Tensor2D): tf.Tensor3D {
+  protected hidden(tokens: tf.Tensor2D, states?: tf.Tensor3D[]): tf.Tensor3D {
     let x = layerNorm(embedding(this.emb as tf.Tensor2D, tokens), this.ln0[0], this.ln0[1], LN_EPS) as tf.Tensor3D;
+    states?.push(x);
     for (const blk of this.blocks) {
       x = tf.add(x, this.timeMix(blk, layerNorm(x, blk.ln1[0], blk.ln1[1], LN_EPS) as tf.Tensor3D));
       x = tf.add(x, this.channelMix(blk, layerNorm(x, blk.ln2[0], blk.ln2[1], LN_EPS) as tf.Tensor3D));
+      states?.push(x);
     }
     return x;
   }

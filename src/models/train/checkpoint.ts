@@ -4,10 +4,13 @@
  *
  * A checkpoint at step s is two files in the checkpoint folder: `checkpoint-<s, 9 digits>.safetensors`
  * (float32 tensors: `param.<name>`, `adam.m.<name>`, `adam.v.<name>` for every parameter, then
- * `train.loss_sum` and `train.accuracy_sum`) and `checkpoint-<s>.json` (`CheckpointState`),
+ * `train.loss_sum` and `train.accuracy_sum`, then with a gradient filter `grad_filter.ema.<name>`
+ * for every parameter) and `checkpoint-<s>.json` (`CheckpointState`),
  * written last, so that its presence marks a complete checkpoint. Saving one removes the older
- * ones. A checkpoint is resumed only by the run that made it: same config (but the knobs that do
- * not change the result) and same training data, by fingerprint.
+ * ones. A checkpoint is resumed only by a run of the same trajectory: same config (but the knobs
+ * that do not change the state at a step, `maxSteps` among them) and same training data, by
+ * fingerprint. The same two files, written elsewhere (`encodeCheckpoint`), hold a finished run's
+ * final state, which a longer run of the same config continues (`trainer.ts`).
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,13 +41,18 @@ export interface CheckpointState {
 }
 
 /**
- * Identity of a run: a checkpoint from another config or data set is never resumed. Hashes the
- * config as JSON without the knobs that do not change the result (`evalBatchSize`,
- * `checkpointEvery`), then the training examples' arrays (SHA-256, hex).
+ * Identity of a run's training trajectory: a checkpoint from another config or data set is never
+ * resumed. Hashes the config as JSON without the knobs that do not change the state at a step
+ * (`evalBatchSize`, `checkpointEvery`, and `maxSteps`: the learning rate does not depend on it, so
+ * the state after step s is the same for every `maxSteps` > s), then the training examples'
+ * arrays (SHA-256, hex). A run may thus continue the final state of a shorter one (`trainer.ts`).
  */
-export function fingerprint(config: { evalBatchSize?: number; checkpointEvery: number }, train: Examples): string {
+export function fingerprint(
+  config: { evalBatchSize?: number; checkpointEvery: number; maxSteps: number },
+  train: Examples,
+): string {
   const h = createHash('sha256');
-  const { evalBatchSize: _e, checkpointEvery: _c, ...rest } = config;
+  const { evalBatchSize: _e, checkpointEvery: _c, maxSteps: _m, ...rest } = config;
   h.update(JSON.stringify(rest));
   for (const a of [train.tokens, train.positions, train.targets])
     h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
@@ -88,9 +96,10 @@ export function variableSlot(v: tf.Variable, member?: number): StateSlot {
 
 /**
  * The tensors a checkpoint holds, by their key in the file (order of the file): each parameter
- * with AdamW's moments, then the extra variables (`train.loss_sum`, `train.accuracy_sum`).
- * With `member`, those of one member of an ensemble (variables stacked `[members, ...]`), in the
- * format and shapes of one model's checkpoint: either resumes the other.
+ * with AdamW's moments, then the extra variables (`train.loss_sum`, `train.accuracy_sum`, a
+ * gradient filter's `grad_filter.ema.<name>`), in the order given. With `member`, those of one
+ * member of an ensemble (variables stacked `[members, ...]`), in the format and shapes of one
+ * model's checkpoint: either resumes the other.
  */
 export function checkpointVariables(
   params: ReadonlyMap<string, tf.Variable>,
@@ -150,8 +159,27 @@ function checkpointSteps(dir: string): number[] {
 }
 
 /**
- * Saves `variables` and `state` (stamped with `CHECKPOINT_VERSION`) as the checkpoint of
- * `state.step` in `dir` (created if missing), then removes the older ones.
+ * The two files of the checkpoint of `state.step` (stamped with `CHECKPOINT_VERSION`), by their
+ * names in a checkpoint folder: `checkpoint-<step>.safetensors`, then `checkpoint-<step>.json`,
+ * to be written in this order (the JSON marks the checkpoint complete).
+ */
+export async function encodeCheckpoint(
+  variables: ReadonlyMap<string, StateSlot>,
+  state: Omit<CheckpointState, 'version'>,
+): Promise<[name: string, bytes: Uint8Array | string][]> {
+  const tensors: [string, NamedTensor][] = [];
+  for (const [key, v] of variables) tensors.push([key, { dtype: 'F32', shape: v.shape, data: await v.read() }]);
+  const step = state.step;
+  const json: CheckpointState = { version: CHECKPOINT_VERSION, ...state };
+  return [
+    [`checkpoint-${pad(step)}.safetensors`, encodeSafetensors(tensors, { step: String(step) })],
+    [`checkpoint-${pad(step)}.json`, JSON.stringify(json)],
+  ];
+}
+
+/**
+ * Saves `variables` and `state` as the checkpoint of `state.step` in `dir` (created if missing;
+ * `encodeCheckpoint`), then removes the older ones.
  */
 export async function saveCheckpoint(
   dir: string,
@@ -159,17 +187,17 @@ export async function saveCheckpoint(
   state: Omit<CheckpointState, 'version'>,
 ): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  const tensors: [string, NamedTensor][] = [];
-  for (const [key, v] of variables) tensors.push([key, { dtype: 'F32', shape: v.shape, data: await v.read() }]);
-  const step = state.step;
-  writeAtomic(join(dir, `checkpoint-${pad(step)}.safetensors`), encodeSafetensors(tensors, { step: String(step) }));
-  const json: CheckpointState = { version: CHECKPOINT_VERSION, ...state };
-  writeAtomic(join(dir, `checkpoint-${pad(step)}.json`), JSON.stringify(json));
+  for (const [name, bytes] of await encodeCheckpoint(variables, state)) writeAtomic(join(dir, name), bytes);
   for (const old of checkpointSteps(dir)) {
-    if (old === step) continue;
+    if (old === state.step) continue;
     rmSync(join(dir, `checkpoint-${pad(old)}.json`), { force: true });
     rmSync(join(dir, `checkpoint-${pad(old)}.safetensors`), { force: true });
   }
+}
+
+/** The step of the newest complete checkpoint in `dir`, or -1 when there is none. */
+export function newestCheckpointStep(dir: string): number {
+  return checkpointSteps(dir)[0] ?? -1;
 }
 
 /** A checkpoint found and checked, not yet loaded: its state, and `load` to assign its tensors. */
@@ -234,4 +262,44 @@ export function loadCheckpoint(
   found.load();
   log(`resumed from the checkpoint at step ${found.state.step}`);
   return found.state;
+}
+
+/**
+ * The furthest checkpoint of a run among `sources` (its own checkpoint folder, a finished shorter
+ * run's final state), as `findCheckpoint` with each source's bound on the step: the folder whose
+ * newest checkpoint has the highest step is tried first, then the others. Nothing is assigned.
+ * @returns it and its folder, or undefined when none fits.
+ */
+export function findFurthest(
+  sources: readonly { dir?: string; maxStep: number }[],
+  print: string,
+  variables: ReadonlyMap<string, StateSlot>,
+  log?: (message: string) => void,
+): (FoundCheckpoint & { dir: string }) | undefined {
+  const order = sources
+    .filter((s): s is { dir: string; maxStep: number } => s.dir !== undefined)
+    .map((s) => ({ ...s, newest: newestCheckpointStep(s.dir) }))
+    .sort((a, b) => b.newest - a.newest);
+  for (const { dir, maxStep } of order) {
+    const found = findCheckpoint(dir, { fingerprint: print, maxSteps: maxStep }, variables, log);
+    if (found) return { ...found, dir };
+  }
+  return undefined;
+}
+
+/**
+ * Loads the furthest checkpoint of a run among `sources` (`findFurthest`) into `variables`.
+ * @returns the state loaded and its folder, or undefined when none fits (variables untouched).
+ */
+export function loadFurthest(
+  sources: readonly { dir?: string; maxStep: number }[],
+  print: string,
+  variables: ReadonlyMap<string, StateSlot>,
+  log: (message: string) => void = () => {},
+): { state: CheckpointState; dir: string } | undefined {
+  const found = findFurthest(sources, print, variables, log);
+  if (!found) return undefined;
+  found.load();
+  log(`resumed from the checkpoint at step ${found.state.step}`);
+  return { state: found.state, dir: found.dir };
 }

@@ -2,7 +2,8 @@
  * Measuring a model: predictions and mean loss on a set of examples (of one model, or of every
  * member of an ensemble at once), and the grokking curve as training records it (`CurveRecorder`): at each evaluation, the mean training-batch loss and
  * accuracy since the previous one, then every test type on at most `evalSize` of its examples,
- * evenly spaced over the test set (`evenlySpaced`), so that every attribute is represented.
+ * evenly spaced over the test set (`evenlySpaced`), so that every attribute is represented, each
+ * row with the weight norms of that step (`weight-norms.ts`).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { EnsembleModel } from '../members.js';
@@ -10,6 +11,7 @@ import type { LanguageModel } from '../model.js';
 import { batchTensors, membersBatchTensors, selectRows } from './examples.js';
 import type { Examples } from './examples.js';
 import { crossEntropy } from './loss.js';
+import type { WeightNorms } from './weight-norms.js';
 
 /** One point of the grokking curve (a row of `curve.parquet`). */
 export interface CurveRow {
@@ -23,6 +25,8 @@ export interface CurveRow {
   accuracy: number;
   /** Mean cross-entropy (nats) at the answer position. */
   loss: number;
+  /** The model's weight norms at `step` (the same on every row of a step). */
+  norms: WeightNorms;
 }
 
 /** Per-example outputs of `predict`. */
@@ -174,11 +178,13 @@ export class CurveRecorder {
 
   /**
    * @param measure measures the members' test sets (`modelMeasure`, `membersMeasure`).
+   * @param norms each member's weight norms now (`weightNorms`).
    * @param tests each member's test subsets by type, evaluated in this order.
    * @param stacked the sums are `[members]` (an ensemble) rather than scalars (one model).
    */
   constructor(
     private readonly measure: Measure,
+    private readonly norms: () => Promise<WeightNorms[]>,
     private readonly tests: readonly ReadonlyMap<string, Examples>[],
     stacked = false,
   ) {
@@ -212,14 +218,24 @@ export class CurveRecorder {
 
   /**
    * Each member's curve rows of `step`: `train_batch` (the running means; before any batch, the
-   * model on `firstBatches()[m]`, the batch training will start with), then every test type.
-   * Resets the sums. @param epochs each member's epoch at `step`.
+   * model on `firstBatches()[m]`, the batch training will start with), then every test type, each
+   * with the member's weight norms. Resets the sums. @param epochs each member's epoch at `step`.
    */
   async evaluate(step: number, epochs: readonly number[], firstBatches: () => Examples[]): Promise<CurveRow[][]> {
     const rows: CurveRow[][] = this.rows.map(() => []);
+    const norms = await this.norms();
     const add = (type: string, results: (Measured | undefined)[]) =>
       results.forEach(
-        (r, m) => r && rows[m].push({ step, epoch: epochs[m], type, accuracy: r.accuracy, loss: r.loss }),
+        (r, m) =>
+          r &&
+          rows[m].push({
+            step,
+            epoch: epochs[m],
+            type,
+            accuracy: r.accuracy,
+            loss: r.loss,
+            norms: { ...norms[m], blocks: [...norms[m].blocks] },
+          }),
       );
     if (this.batches > 0) {
       await this.readRunning();

@@ -1,7 +1,7 @@
 /**
  * What the training loop (`trainer.ts`) trains: one model, or the members of an ensemble as one
  * batched network (`members.ts`), behind one interface: parameters, their decay rule, the
- * gradient of a step's batches, how test sets are measured, and each run's final model.
+ * gradient of a step's batches, how test sets and weight norms are measured, and each run's model.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createEnsemble, createModel } from '../arch/factories.js';
@@ -15,6 +15,8 @@ import type { Measure } from './evaluation.js';
 import type { Examples } from './examples.js';
 import { batchGradients, membersBatchGradients } from './loss.js';
 import type { BatchGradients } from './loss.js';
+import { membersWeightNorms, weightNorms } from './weight-norms.js';
+import type { WeightNorms } from './weight-norms.js';
 
 /** One model or an ensemble, as the training loop drives it. */
 export interface Network {
@@ -29,6 +31,8 @@ export interface Network {
   gradients(data: readonly Examples[], indices: readonly Int32Array[], microBatch: number): BatchGradients;
   /** Measures one test set per run. */
   readonly measure: Measure;
+  /** Each run's weight norms now. */
+  norms(): Promise<WeightNorms[]>;
   /** Run `m`'s trained model (the caller disposes it). */
   result(m: number): LanguageModel;
   /** Frees the parameters (for one model, the model `result(0)` returns). */
@@ -43,6 +47,7 @@ export function modelNetwork(config: ModelConfig, rng: Rng, evalBatch: number): 
     decays: (name) => model.decays(name),
     gradients: (data, indices, microBatch) => batchGradients(model, data[0], indices[0], microBatch),
     measure: modelMeasure(model, evalBatch),
+    norms: async () => [await weightNorms(model.params)],
     result: () => model,
     dispose: () => model.dispose(),
   };
@@ -56,6 +61,7 @@ export function ensembleNetwork(config: ModelConfig, rngs: readonly Rng[], evalB
     decays: (name) => ensemble.decays(name),
     gradients: (data, indices, microBatch) => membersBatchGradients(ensemble, data, indices, microBatch),
     measure: membersMeasure(ensemble, evalBatch),
+    norms: () => membersWeightNorms(ensemble.params, ensemble.members),
     result: (m) => memberModel(ensemble, m),
     dispose: () => ensemble.dispose(),
   };

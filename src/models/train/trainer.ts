@@ -3,15 +3,20 @@
  *
  * Seeded initialisation (RNG stream 0) and data order (stream 1, `BatchSampler`); loss =
  * cross-entropy at the answer position only (`loss.ts`), possibly over micro-batches whose
- * gradients are summed; AdamW. At step 0, every `evalEvery` steps and at the last step it records
- * the grokking curve (`evaluation.ts`): the mean training-batch loss and accuracy since the
- * previous evaluation, and every test type on at most `evalSize` examples, evenly spaced over its
- * test set.
+ * gradients are summed; the Grokfast gradient filter when configured (`../grad-filter.ts`);
+ * AdamW. At step 0, every `evalEvery` steps and at the last step it records the grokking curve
+ * (`evaluation.ts`): the mean training-batch loss and accuracy since the previous evaluation,
+ * every test type on at most `evalSize` examples, evenly spaced over its test set, and the
+ * weight norms.
  *
- * With a checkpoint folder it saves weights, optimizer moments, step, data-order RNG state and the
- * curve so far every `checkpointEvery` steps and on abort, and resumes from the newest checkpoint
- * there (`checkpoint.ts`); a resumed run ends with the same weights, bit for bit, as an
- * uninterrupted one on the same backend (training is a pure function of params, data and step).
+ * With a checkpoint folder it saves weights, optimizer moments, the gradient filter's averages,
+ * step, data-order RNG state and the curve so far every `checkpointEvery` steps and on abort, and
+ * resumes from the newest checkpoint there (`checkpoint.ts`); a resumed run ends with the same
+ * weights, bit for bit, as an uninterrupted one on the same backend (training is a pure function
+ * of params, data and step). The learning rate does not depend on `maxSteps`, so neither does the
+ * state after a step below it: a run hands its final state to `onFinalState`, and a longer run of
+ * the same config continues from it (`continueFrom`) and ends as one trained from step 0, bit for
+ * bit. `keep` receives the model at the steps the caller keeps.
  *
  * `trainEnsemble` trains several runs whose models have the same shapes as one batched network
  * (`members.ts`, `network.ts`): each member with its own seed (initialisation, data order), data,
@@ -21,100 +26,20 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from '../adamw.js';
-import type { AdamWConfig } from '../adamw.js';
-import type { ModelConfig } from '../arch/registry.js';
-import type { LanguageModel } from '../model.js';
+import { createGradFilter } from '../grad-filter.js';
+import type { EmaGradFilter } from '../grad-filter.js';
 import { makeRng } from '../train-rng.js';
-import { checkpointVariables, findCheckpoint, fingerprint, isCheckpointStep, saveCheckpoint } from './checkpoint.js';
-import type { CheckpointState, StateSlot } from './checkpoint.js';
+import { checkpointVariables, encodeCheckpoint, findFurthest, fingerprint, isCheckpointStep } from './checkpoint.js';
+import { saveCheckpoint } from './checkpoint.js';
+import type { FoundCheckpoint, StateSlot } from './checkpoint.js';
 import { CurveRecorder, evenlySpaced } from './evaluation.js';
-import type { CurveRow } from './evaluation.js';
 import { BatchSampler, selectRows } from './examples.js';
 import type { Examples } from './examples.js';
 import { ensembleNetwork, modelNetwork } from './network.js';
 import type { Network } from './network.js';
 
-/** What the trainer needs besides the data. */
-export interface TrainerConfig {
-  /** Architecture (vocab_size and seq_len included). */
-  model: ModelConfig;
-  /** AdamW hyperparameters. */
-  optimizer: AdamWConfig;
-  /** Training examples per step. */
-  batchSize: number;
-  /**
-   * Examples per forward/backward pass: a step's batch is cut into consecutive micro-batches of at
-   * most this many examples whose gradients are accumulated. Undefined or ≥ `batchSize`: one pass.
-   */
-  microBatchSize?: number;
-  /** Optimizer steps to run in all. */
-  maxSteps: number;
-  /** Steps between evaluations (curve points). */
-  evalEvery: number;
-  /** At most this many examples of each test type per evaluation, evenly spaced over its test set (`evenlySpaced`). */
-  evalSize: number;
-  /** Seed of initialisation (RNG stream 0) and data order (stream 1). */
-  seed: number;
-  /** Steps between checkpoints; 0 for none. */
-  checkpointEvery: number;
-  /** Examples per forward pass when evaluating (default: 1024, or `microBatchSize` when smaller). */
-  evalBatchSize?: number;
-}
-
-/** Live information after each step. */
-export interface StepInfo {
-  step: number;
-  total: number;
-  epoch: number;
-  /** Mean train-batch loss since the last evaluation, refreshed at most about once a second. */
-  loss?: number;
-  /** Mean train-batch accuracy since the last evaluation, refreshed likewise. */
-  accuracy?: number;
-  /** Accuracy by curve type at the latest evaluation (also after a resume); empty before the first. */
-  evaluated: Readonly<Record<string, number>>;
-}
-
-/** Callbacks; all optional and synchronous. */
-export interface TrainEvents {
-  /** After every step (and once at the start with the starting step). */
-  onStep?(info: StepInfo): void;
-  /** After each evaluation, with its rows (`train_batch` first, then the test types in order). */
-  onEval?(step: number, rows: CurveRow[]): void;
-  /** Human-readable notes (resume, checkpoint). */
-  onLog?(message: string): void;
-}
-
-/** Options of `trainModel`. */
-export interface TrainOptions {
-  /** Folder for checkpoints (created if missing); none when absent. */
-  checkpointDir?: string;
-  /** Stops the run between steps, after saving a checkpoint; `trainModel` then rejects with the abort reason. */
-  signal?: AbortSignal;
-  events?: TrainEvents;
-}
-
-/** The trained model and what happened. */
-export interface TrainResult {
-  /** The final model; the caller disposes it. */
-  model: LanguageModel;
-  /** Every curve row, in step order. */
-  curve: CurveRow[];
-  /** Step the run resumed from (0 for a fresh start). */
-  resumedFrom: number;
-  /** Steps run by this call. */
-  stepsRun: number;
-  /** Wall-clock seconds of this call's training loop, evaluations included. */
-  seconds: number;
-}
-
-/** One run to train: what `trainModel` takes, as one member of `trainEnsemble`. */
-export interface TrainRequest {
-  config: TrainerConfig;
-  train: Examples;
-  /** Test sets by type, evaluated in this order. */
-  tests: ReadonlyMap<string, Examples>;
-  options?: TrainOptions;
-}
+export type { StepInfo, TrainerConfig, TrainEvents, TrainOptions, TrainRequest, TrainResult } from './requests.js';
+import type { TrainerConfig, TrainOptions, TrainRequest, TrainResult } from './requests.js';
 
 /**
  * What must be equal for runs to train as one ensemble: the config but the seed and the
@@ -149,7 +74,7 @@ function passSize(config: TrainerConfig, train: Examples): number {
 }
 
 /**
- * Trains a model from scratch, or resumes from `options.checkpointDir`.
+ * Trains a model from scratch, or resumes from `options.checkpointDir` or `options.continueFrom`.
  * @param tests test sets by type, evaluated in this order.
  * @throws the abort reason when `options.signal` fires; Error on inconsistent data/config.
  */
@@ -183,17 +108,22 @@ export async function trainEnsemble(requests: readonly TrainRequest[]): Promise<
   return trainRuns(requests, true);
 }
 
-/** The runs' newest checkpoints loaded, when all of one step; else none (logged). */
+/**
+ * Each run's furthest checkpoint (its own checkpoint folder, else a finished shorter run's final
+ * state, `continueFrom`), loaded when all are of one step; else none (logged).
+ */
 function resume(
   requests: readonly TrainRequest[],
   run: { fingerprints: string[]; maxSteps: number },
   saved: Map<string, StateSlot>[],
-): CheckpointState[] | undefined {
+): (FoundCheckpoint & { dir: string })[] | undefined {
   const log = (m: number, message: string) => requests[m].options?.events?.onLog?.(message);
   const found = requests.map((r, m) => {
-    const dir = r.options?.checkpointDir;
-    const print = { fingerprint: run.fingerprints[m], maxSteps: run.maxSteps };
-    return dir ? findCheckpoint(dir, print, saved[m], (message) => log(m, message)) : undefined;
+    const sources = [
+      { dir: r.options?.checkpointDir, maxStep: run.maxSteps },
+      { dir: r.options?.continueFrom, maxStep: run.maxSteps - 1 }, // a run that ended at maxSteps is this run
+    ];
+    return findFurthest(sources, run.fingerprints[m], saved[m], (message) => log(m, message));
   });
   if (found.every((f) => f === undefined)) return undefined;
   const steps = found.map((f) => f?.state.step ?? 0);
@@ -206,14 +136,15 @@ function resume(
   return found.map((f, m) => {
     f!.load();
     log(m, `resumed from the checkpoint at step ${f!.state.step}`);
-    return f!.state;
+    return f!;
   });
 }
 
-/** What the loop of `trainRuns` works on: the network, its optimizer and curves, and each run's data order. */
+/** What the loop of `trainRuns` works on: the network, its optimizer, filter and curves, and each run's data order. */
 interface Training {
   net: Network;
   opt: AdamW;
+  filter: EmaGradFilter | undefined;
   curve: CurveRecorder;
   trains: Examples[];
   samplers: BatchSampler[];
@@ -223,7 +154,7 @@ interface Training {
   microBatch: number;
 }
 
-/** Builds the network (initialised from each run's seed), optimizer, curves and data order of `requests`. */
+/** Builds the network (initialised from each run's seed), optimizer, filter, curves and data order of `requests`. */
 function prepare(requests: readonly TrainRequest[], stacked: boolean): Training {
   const first = requests[0].config;
   const microBatch = Math.min(...requests.map((r) => passSize(r.config, r.train)));
@@ -238,50 +169,83 @@ function prepare(requests: readonly TrainRequest[], stacked: boolean): Training 
     : modelNetwork(first.model, rngs[0], evalBatch);
   const optimizer = stacked ? requests.map((r) => r.config.optimizer) : first.optimizer;
   const opt = new AdamW(net.params, optimizer, (n) => net.decays(n));
-  const curve = new CurveRecorder(net.measure, evalSets, stacked);
-  const sums = { 'train.loss_sum': curve.lossSum, 'train.accuracy_sum': curve.accuracySum };
+  // One filter config for all members (`ensembleKey`): its averages are stacked like the parameters.
+  const filter = createGradFilter(net.params, first.gradFilter);
+  const curve = new CurveRecorder(net.measure, net.norms, evalSets, stacked);
+  const extra = {
+    'train.loss_sum': curve.lossSum,
+    'train.accuracy_sum': curve.accuracySum,
+    ...Object.fromEntries([...(filter?.ema ?? [])].map(([name, v]) => [`grad_filter.ema.${name}`, v])),
+  };
   return {
     net,
     opt,
+    filter,
     curve,
     trains: requests.map((r) => r.train),
     samplers: requests.map((r) => new BatchSampler(r.train.n, makeRng(r.config.seed, 1))),
-    saved: requests.map((_, m) => checkpointVariables(net.params, opt, sums, stacked ? m : undefined)),
+    saved: requests.map((_, m) => checkpointVariables(net.params, opt, extra, stacked ? m : undefined)),
     fingerprints: requests.map((r) => fingerprint(r.config, r.train)),
     microBatch,
+  };
+}
+
+/**
+ * What the runs save as they go: `save(step)`, each run's resumable checkpoint into its
+ * `checkpointDir`; `saveFinal(step)`, its final state for `onFinalState`; `keepAt(step)`, its model
+ * to `keep.save` when `step` is one of its kept steps below `maxSteps`.
+ */
+function savers(requests: readonly TrainRequest[], t: Training, maxSteps: number, stacked: boolean) {
+  const stateAt = (m: number, step: number) => ({
+    step,
+    fingerprint: t.fingerprints[m],
+    sampler: t.samplers[m].state(),
+    batches: t.curve.batches,
+    curve: t.curve.rows[m],
+  });
+  const keeps = requests.map((r) => new Set(r.options?.keep?.steps.filter((s) => s < maxSteps)));
+  return {
+    save: async (step: number) => {
+      for (const [m, r] of requests.entries())
+        if (r.options?.checkpointDir) await saveCheckpoint(r.options.checkpointDir, t.saved[m], stateAt(m, step));
+    },
+    saveFinal: async (step: number) => {
+      for (const [m, r] of requests.entries())
+        if (r.options?.onFinalState) await r.options.onFinalState(await encodeCheckpoint(t.saved[m], stateAt(m, step)));
+    },
+    keepAt: async (step: number) => {
+      for (const [m, r] of requests.entries()) {
+        if (!keeps[m].has(step)) continue;
+        const model = t.net.result(m);
+        await r.options?.keep?.save(step, model);
+        if (stacked) model.dispose(); // a copy of member m; one model's is the trained model itself
+      }
+    },
   };
 }
 
 /** The loop of `trainModel` (one request, plain shapes) and `trainEnsemble` (`stacked`). */
 async function trainRuns(requests: readonly TrainRequest[], stacked: boolean): Promise<TrainResult[]> {
   const { batchSize, maxSteps, evalEvery, checkpointEvery } = requests[0].config;
-  const { net, opt, curve, trains, saved, fingerprints, microBatch, ...state } = prepare(requests, stacked);
-  let samplers = state.samplers;
+  const t = prepare(requests, stacked);
+  const { net, opt, filter, curve, trains } = t;
   const events = requests.map((r) => r.options?.events ?? {});
   const signals = requests.flatMap((r) => (r.options?.signal ? [r.options.signal] : []));
+  const free = () => [opt, filter, curve].forEach((x) => x?.dispose());
 
   try {
-    const resumed = resume(requests, { fingerprints, maxSteps }, saved);
-    const start = resumed?.[0].step ?? 0;
+    const resumed = resume(requests, { fingerprints: t.fingerprints, maxSteps }, t.saved);
+    const start = resumed?.[0].state.step ?? 0;
     if (resumed) {
       opt.step = start;
-      samplers = resumed.map((state, m) => BatchSampler.fromState(trains[m].n, state.sampler));
-      resumed.forEach((state, m) => curve.restore(m, state.curve, state.batches));
+      if (filter) filter.steps = start;
+      t.samplers = resumed.map((f, m) => BatchSampler.fromState(trains[m].n, f.state.sampler));
+      resumed.forEach((f, m) => curve.restore(m, f.state.curve, f.state.batches));
     }
-    const epochs = (step: number) => trains.map((t) => (step * batchSize) / t.n);
-    const save = async (step: number) => {
-      for (const [m, r] of requests.entries())
-        if (r.options?.checkpointDir)
-          await saveCheckpoint(r.options.checkpointDir, saved[m], {
-            step,
-            fingerprint: fingerprints[m],
-            sampler: samplers[m].state(),
-            batches: curve.batches,
-            curve: curve.rows[m],
-          });
-    };
+    const { save, saveFinal, keepAt } = savers(requests, t, maxSteps, stacked);
+    const epochs = (step: number) => trains.map((x) => (step * batchSize) / x.n);
     const evaluate = async (step: number) => {
-      const firstBatches = () => samplers.map((s, m) => selectRows(trains[m], s.peek(batchSize)));
+      const firstBatches = () => t.samplers.map((s, m) => selectRows(trains[m], s.peek(batchSize)));
       const rows = await curve.evaluate(step, epochs(step), firstBatches);
       events.forEach((e, m) => e.onEval?.(step, rows[m]));
     };
@@ -293,6 +257,7 @@ async function trainRuns(requests: readonly TrainRequest[], stacked: boolean): P
     const t0 = performance.now();
     // A checkpoint (even one of step 0, left by an interrupt before step 1 ended) holds the step-0 rows.
     if (!resumed) await evaluate(0);
+    if (!resumed) await keepAt(0);
     report(start);
     for (let step = start + 1; step <= maxSteps; step++) {
       const aborted = signals.find((s) => s.aborted);
@@ -301,24 +266,25 @@ async function trainRuns(requests: readonly TrainRequest[], stacked: boolean): P
         aborted.throwIfAborted();
       }
       optimizerStep(
-        net,
-        opt,
-        curve,
-        trains,
-        samplers.map((s) => s.next(batchSize)),
-        microBatch,
+        t,
+        t.samplers.map((s) => s.next(batchSize)),
       );
-      if (step % evalEvery === 0 || step === maxSteps) await evaluate(step);
+      const onSchedule = step % evalEvery === 0;
+      if (step === maxSteps && !onSchedule) await saveFinal(step); // a longer run does not evaluate here
+      if (onSchedule || step === maxSteps) await evaluate(step);
       else await curve.refreshRunning();
+      await keepAt(step);
       if (isCheckpointStep(step, checkpointEvery, maxSteps)) await save(step);
       report(step);
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     const seconds = (performance.now() - t0) / 1000;
-    const results = requests.map((_, m) => ({
+    if (maxSteps % evalEvery === 0) await saveFinal(maxSteps);
+    const results = requests.map((r, m) => ({
       model: net.result(m),
       curve: curve.rows[m],
       resumedFrom: start,
+      continued: resumed !== undefined && resumed[m].dir === r.options?.continueFrom,
       stepsRun: maxSteps - start,
       seconds,
     }));
@@ -328,29 +294,20 @@ async function trainRuns(requests: readonly TrainRequest[], stacked: boolean): P
     net.dispose();
     throw err;
   } finally {
-    opt.dispose();
-    curve.dispose();
+    free();
   }
 }
 
 /**
- * One optimizer step on each run's batch `indices[m]` (`[batch]` row numbers of `trains[m]`):
- * gradients summed over passes of at most `microBatch` examples, AdamW, and each batch's loss and
- * accuracy into `curve`.
+ * One optimizer step on each run's batch `indices[m]` (`[batch]` row numbers of its training
+ * examples): gradients summed over passes of at most `microBatch` examples, the gradient filter if
+ * any (per member for an ensemble: its averages are stacked), AdamW, and each batch's loss and
+ * accuracy into the curves.
  */
-function optimizerStep(
-  net: Network,
-  opt: AdamW,
-  curve: CurveRecorder,
-  trains: readonly Examples[],
-  indices: Int32Array[],
-  microBatch: number,
-): void {
+function optimizerStep({ net, opt, filter, curve, trains, microBatch }: Training, indices: Int32Array[]): void {
   tf.tidy(() => {
     const { grads, loss, accuracy } = net.gradients(trains, indices, microBatch);
-    // The seam of gradient filters (Grokfast, models/grad-filter.ts): filter `grads` here, per
-    // member for an ensemble (state stacked [members, ...], the filter's scalars `[members, 1]`).
-    opt.apply(grads);
+    opt.apply(filter ? filter.apply(grads) : grads);
     curve.addBatch(loss, accuracy);
     // tf.keep'd by a one-pass batch: not the tidy's to free.
     tf.dispose([accuracy, ...(perMember(loss) ? [loss] : [])]);
