@@ -76,13 +76,24 @@ export async function findContinuation(
  * per run; the store makes a new list when it commits an entry).
  */
 const indexes = new WeakMap<readonly Manifest[], Map<string, Manifest[]>>();
+/** The canonical JSON of each manifest's key inputs, made once per manifest (lists are rebuilt per commit). */
+const inputsJson = new WeakMap<Manifest, string>();
+
+function inputsOf(m: Manifest): string {
+  let k = inputsJson.get(m);
+  if (k === undefined) {
+    k = canonicalJson(m.components.inputs);
+    inputsJson.set(m, k);
+  }
+  return k;
+}
 
 function byInputs(manifests: readonly Manifest[]): Map<string, Manifest[]> {
   let index = indexes.get(manifests);
   if (!index) {
     index = new Map();
     for (const m of manifests) {
-      const k = canonicalJson(m.components.inputs);
+      const k = inputsOf(m);
       const same = index.get(k);
       if (same) same.push(m);
       else index.set(k, [m]);

@@ -41,6 +41,18 @@ export function inputsDigest(inputs: readonly KeyInput[]): string {
   return hashJson([...pairs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/** `inputsDigest` of each manifest's inputs, computed once per manifest (a store's lists are rebuilt per commit). */
+const digests = new WeakMap<Manifest, string>();
+
+function manifestInputsDigest(m: Manifest): string {
+  let d = digests.get(m);
+  if (d === undefined) {
+    d = inputsDigest(m.components.inputs);
+    digests.set(m, d);
+  }
+  return d;
+}
+
 /** Candidates of one stage type, newest first, with maps from component values to positions. */
 interface Index {
   readonly newest: readonly Manifest[];
@@ -66,7 +78,7 @@ function indexOf(candidates: readonly Manifest[]): Index {
   newest.forEach((m, at) => {
     const v = V(m.components.version);
     const p = P(m.components.params_hash);
-    const i = I(inputsDigest(m.components.inputs));
+    const i = I(manifestInputsDigest(m));
     for (const k of [v, p, i, v + p, v + i, p + i, v + p + i]) add(k, at);
   });
   index = { newest, by };
