@@ -95,6 +95,15 @@ export function loadNativeBlas(): BlasLibrary | { error: string } {
 }
 
 /**
+ * The loaded addon (native/build), for the other native kernels of `src/models/native-*.ts`,
+ * which cast it to their own interface; undefined until `loadNativeBlas` has loaded it (or when
+ * it is not built).
+ */
+export function nativeAddon(): object | undefined {
+  return addon;
+}
+
+/**
  * Sets the threads of every later product (OpenBLAS and MKL; BLIS reads `BLIS_NUM_THREADS`).
  * @param threads ≥ 1; default: the cores Node sees.
  * @returns the threads the library reports afterwards, or null when it cannot tell.
