@@ -4,7 +4,10 @@
  * kernel with `tf.profile`.
  *
  *     npm run bench -- profile [--backend wasm-blas] [--model 2x64x4] [--batch 128] [--micro-batch N]
- *                              [--members M] [--unfused] [--top 15] [--steps 20]
+ *                              [--members M] [--unfused] [--top 15] [--steps 20] [--threads N]
+ *
+ * `--threads N`: the BLAS library's threads on `wasm-blas` (`initBackend`'s `threads`; default every
+ * core), as the train bench's `--threads`.
  *
  * `--members M` (M > 1) profiles the step of an ensemble of M such models (`trainEnsemble`'s:
  * `membersBatchGradients`, then AdamW over the stacked parameters), each member on its own batch.
@@ -75,7 +78,8 @@ const CLASSES: Record<string, string[]> = {
 };
 const classOf = new Map(Object.entries(CLASSES).flatMap(([cls, names]) => names.map((n) => [n, cls] as const)));
 
-const backend = await initBackend(arg('backend', 'wasm-blas') as BackendName);
+const threads = process.argv.includes('--threads') ? Number(arg('threads', '1')) : undefined;
+const backend = await initBackend(arg('backend', 'wasm-blas') as BackendName, { threads });
 const [nLayers, dModel, nHeads] = arg('model', '2x64x4').split('x').map(Number);
 const batch = Number(arg('batch', '128'));
 const micro = Math.min(batch, Number(arg('micro-batch', String(batch))));
@@ -178,7 +182,8 @@ const table = (rows: [string, { ms: number; calls: number }][]) => {
 console.log(
   `GPT-2 ${nLayers}x${dModel}, ${nHeads} heads, batch ${batch}${micro < batch ? ` in passes of ${micro}` : ''}` +
     `${ensemble ? `, an ensemble of ${members}` : ''}, ` +
-    `${process.argv.includes('--unfused') ? 'unfused' : 'fused'} layers, on ${backend}; ${new Date().toISOString()}`,
+    `${process.argv.includes('--unfused') ? 'unfused' : 'fused'} layers, on ${backend}` +
+    `${threads ? ` (${threads} BLAS thread${threads === 1 ? '' : 's'})` : ''}; ${new Date().toISOString()}`,
 );
 console.log(
   `step: median ${median.toFixed(2)} ms of ${nTimed} (min ${times[0].toFixed(2)}, max ${times[times.length - 1].toFixed(2)})`,
