@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels.h"
+
 namespace {
 
 // The CBLAS ABI (netlib cblas.h): enums are plain ints.
@@ -203,6 +205,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("load", Napi::Function::New(env, Load));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("matMul", Napi::Function::New(env, MatMul));
+  InitKernels(env, exports);
   return exports;
 }
 

@@ -15,7 +15,8 @@
  *   on a `[vocab, d_model]` table) and `Identity` shares the input's buffer instead of copying it
  *   (every tensor saved for backprop is cloned).
  * - all: the gradients of `gradients.ts` (tfjs-core's Node bundle registers none).
- * - wasm-blas: `BatchMatMul` on the native CBLAS library (`native-blas.ts`).
+ * - wasm-blas: `BatchMatMul` on the native CBLAS library (`native-blas.ts`), and the fused native
+ *   kernels (cross-entropy, LayerNorm, RMSNorm, GELU, SiLU: `native-kernels.ts`).
  * The other wasm problem, `BatchMatMul` with transposed operands running ~15x slower than plain
  * products, is avoided by `matMul` in `layers.ts` (explicit transposes on `wasm` only).
  */
@@ -26,6 +27,7 @@ import { BACKEND_PREFERENCE, BACKEND_REQUESTS, isBackendRequest } from './backen
 import { registerGradients } from './gradients.js';
 import { useExplicitTransposeGradient } from './layers.js';
 import { loadNativeBlas, NATIVE_BLAS_HINT, setBlasThreads, useNativeMatMul } from './native-blas.js';
+import { useNativeKernels } from './native-kernels.js';
 import type { BlasLibrary } from './native-blas.js';
 
 export type { BackendName, BackendRequest } from './backend-names.js';
@@ -152,6 +154,7 @@ export async function initBackend(request: string = 'auto', options: BackendOpti
         registerWasmSharedIdentity();
         useNativeMatMul(running === 'wasm-blas');
       }
+      useNativeKernels(running === 'wasm-blas');
       activeBlas = undefined;
       if (running === 'wasm-blas') {
         setBlasThreads(options.threads);

@@ -19,6 +19,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { unbroadcast } from './gradients.js';
+import { nativeGelu } from './native-activations.js';
+import { nativeKernelsOn } from './native-kernels.js';
+import { nativeLayerNorm, nativeRmsNorm } from './native-norms.js';
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_A = 0.044715;
@@ -28,9 +31,14 @@ const geluArg = (x: tf.Tensor) => tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x
 
 /**
  * GELU, tanh approximation (Hendrycks & Gimpel 2016, §2), as `x σ(u)`; its derivative is
- * `σ(u) + x σ(u)(1 − σ(u)) · 2 sqrt(2/π)(1 + 3a x²)`. Saves `x` only. Elementwise.
+ * `σ(u) + x σ(u)(1 − σ(u)) · 2 sqrt(2/π)(1 + 3a x²)`. Saves `x` only. Elementwise. On `wasm-blas`
+ * one native kernel each way (`native-activations.ts`).
  */
-export const fusedGelu = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+export function fusedGelu(x: tf.Tensor): tf.Tensor {
+  return nativeKernelsOn() ? nativeGelu(x) : tfjsGelu(x);
+}
+
+const tfjsGelu = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
   save([x]);
   return {
@@ -48,9 +56,10 @@ export const fusedGelu = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]
  * LayerNorm (Ba et al. 2016) over the last axis, `y = x̂ γ + β` with `x̂ = (x − μ)/σ`,
  * `σ = sqrt(var + eps)` (biased variance). Backward (the standard derivation, e.g. Ba et al. §3):
  * `dx = (1/σ)(g − mean(g) − x̂ mean(g x̂))` with `g = dy γ`; `dγ = Σ dy x̂`, `dβ = Σ dy` over rows.
- * Saves `x̂` and `1/σ`.
+ * Saves `x̂` and `1/σ`. On `wasm-blas` one native kernel each way (`native-norms.ts`).
  */
 export function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  if (nativeKernelsOn()) return nativeLayerNorm(x, gamma, beta, eps);
   return cached(layerNorms, eps, makeLayerNorm)(x, gamma, beta);
 }
 
@@ -78,9 +87,10 @@ function makeLayerNorm(eps: number) {
 /**
  * RMSNorm (Zhang & Sennrich 2019) over the last axis, `y = x r γ` with `r = 1/sqrt(mean(x²) + eps)`.
  * Backward: `dx = r (g − x̂ mean(g x̂))` with `g = dy γ`, `x̂ = x r`; `dγ = Σ dy x̂` over rows.
- * Saves `x̂` and `r`.
+ * Saves `x̂` and `r`. On `wasm-blas` one native kernel each way (`native-norms.ts`).
  */
 export function fusedRmsNorm(x: tf.Tensor, gamma: tf.Tensor, eps: number): tf.Tensor {
+  if (nativeKernelsOn()) return nativeRmsNorm(x, gamma, eps);
   return cached(rmsNorms, eps, makeRmsNorm)(x, gamma);
 }
 

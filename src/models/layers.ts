@@ -8,6 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedGelu, fusedLayerNorm, fusedLinear, fusedRmsNorm } from './fused.js';
+import { nativeSilu } from './native-activations.js';
+import { nativeKernelsOn } from './native-kernels.js';
 import { fillNormal, fillUniform } from './train-rng.js';
 import type { Rng } from './train-rng.js';
 
@@ -116,8 +118,12 @@ export function rmsNorm(x: tf.Tensor, gamma: tf.Tensor, eps = 1e-6): tf.Tensor {
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), gamma);
 }
 
-/** SiLU / swish (Elfwing et al. 2018; Ramachandran et al. 2017): `x · σ(x)`. Elementwise. */
+/**
+ * SiLU / swish (Elfwing et al. 2018; Ramachandran et al. 2017): `x · σ(x)`. Elementwise. With the
+ * fused layers on `wasm-blas`, one native kernel each way (`native-activations.ts`).
+ */
 export function silu(x: tf.Tensor): tf.Tensor {
+  if (fused && nativeKernelsOn()) return nativeSilu(x);
   return tf.mul(x, tf.sigmoid(x));
 }
 

@@ -6,15 +6,23 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { EnsembleModel } from '../members.js';
 import type { LanguageModel } from '../model.js';
+import { nativeKernelsOn } from '../native-kernels.js';
+import { nativeCrossEntropyRows } from '../native-loss.js';
 import { batchTensors, membersBatchTensors } from './examples.js';
 import type { Examples } from './examples.js';
 
 /**
- * Per-example cross-entropy `-log softmax(logits)[target]`.
+ * Per-example cross-entropy `-log softmax(logits)[target]`. On `wasm-blas` one native kernel
+ * each way (`native-loss.ts`), otherwise TF.js' logSoftmax and a one-hot product.
  * @param logits `[b, vocab]` (or `[members, b, vocab]`); @param targets int32 `[b]` (`[members, b]`).
  * @returns `[b]` (`[members, b]`)
  */
 export function crossEntropy<T extends tf.Tensor = tf.Tensor1D>(logits: tf.Tensor, targets: tf.Tensor): T {
+  if (nativeKernelsOn()) {
+    const { loss, correct } = nativeCrossEntropyRows(logits, targets);
+    correct.dispose();
+    return loss as T;
+  }
   const logp = tf.logSoftmax(logits);
   return tf.neg(tf.sum(tf.mul(tf.oneHot(targets as tf.Tensor1D, logits.shape[logits.rank - 1]), logp), -1)) as T;
 }

@@ -1,0 +1,438 @@
+// grokpipe's fused training kernels for the `wasm-blas` backend (src/models/native-*.ts): each
+// replaces a chain of 4-15 TF.js kernels (and their gradients) by one pass over the data.
+//
+// Every function takes Float32Array / Int32Array views (of the wasm heap: no copies), writes its
+// outputs in place and returns undefined; shapes are given as integers and checked against the
+// arrays' lengths. Rows are the last axis: `[rows, d]` with `rows` = the product of the leading
+// axes. Contract (docs of src/models/native-kernels.ts):
+// - single-threaded, synchronous;
+// - deterministic and batch-independent: each output row depends only on its own input row (and
+//   the parameters); the parameter gradients of the norms sum a group's rows in row order, so a
+//   member of an ensemble (a group) gets the bits of its solo run;
+// - portable: float32 arithmetic in a fixed order, no FMA contraction (-ffp-contract=off), no
+//   reassociation; exp is fmath.h's polynomial, log and sqrt the C library's (in double).
+#include "kernels.h"
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fmath.h"
+
+namespace {
+
+using grokpipe::Exp;
+using grokpipe::Sigmoid;
+
+// The arguments of one call, read in order; the first problem becomes a pending JS exception
+// (TypeError or RangeError naming the function and argument) and every later read is a no-op.
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* fn) : info_(info), fn_(fn) {}
+
+  bool ok() const { return ok_; }
+
+  // A non-negative integer (a shape).
+  int64_t Size(size_t i, const char* name) {
+    const double v = Number(i, name);
+    if (ok_ && !(v >= 0 && std::trunc(v) == v && v < 9007199254740992.0)) Fail(false, name, "a non-negative integer");
+    return ok_ ? static_cast<int64_t>(v) : 0;
+  }
+
+  double Number(size_t i, const char* name) {
+    if (!ok_) return 0;
+    if (i >= info_.Length() || !info_[i].IsNumber()) return Fail(true, name, "a number"), 0;
+    return info_[i].As<Napi::Number>().DoubleValue();
+  }
+
+  float* Floats(size_t i, const char* name, int64_t need) { return Array<float>(i, name, need, napi_float32_array); }
+
+  const int32_t* Ints(size_t i, const char* name, int64_t need) {
+    return Array<int32_t>(i, name, need, napi_int32_array);
+  }
+
+  // Throws a RangeError with `message` unless `cond`.
+  void Check(bool cond, const std::string& message) {
+    if (ok_ && !cond) {
+      Napi::RangeError::New(info_.Env(), std::string(fn_) + ": " + message).ThrowAsJavaScriptException();
+      ok_ = false;
+    }
+  }
+
+ private:
+  template <typename T>
+  T* Array(size_t i, const char* name, int64_t need, napi_typedarray_type type) {
+    if (!ok_) return nullptr;
+    if (i >= info_.Length() || !info_[i].IsTypedArray() || info_[i].As<Napi::TypedArray>().TypedArrayType() != type) {
+      Fail(true, name, type == napi_float32_array ? "a Float32Array" : "an Int32Array");
+      return nullptr;
+    }
+    Napi::TypedArrayOf<T> a = info_[i].As<Napi::TypedArrayOf<T>>();
+    Check(need >= 0 && static_cast<uint64_t>(a.ElementLength()) >= static_cast<uint64_t>(need),
+          std::string(name) + " has " + std::to_string(a.ElementLength()) + " elements, the shapes need " +
+              std::to_string(need));
+    return ok_ ? a.Data() : nullptr;
+  }
+
+  void Fail(bool type, const char* name, const char* what) {
+    const std::string message = std::string(fn_) + ": " + name + " must be " + what;
+    if (type)
+      Napi::TypeError::New(info_.Env(), message).ThrowAsJavaScriptException();
+    else
+      Napi::RangeError::New(info_.Env(), message).ThrowAsJavaScriptException();
+    ok_ = false;
+  }
+
+  const Napi::CallbackInfo& info_;
+  const char* fn_;
+  bool ok_ = true;
+};
+
+// a * b, or -1 on int64 overflow (so that size checks cannot wrap).
+int64_t Mul(int64_t a, int64_t b) {
+  int64_t p;
+  return __builtin_mul_overflow(a, b, &p) ? -1 : p;
+}
+
+// ---- softmax cross-entropy ------------------------------------------------------------------
+
+// Σ x[j] y[j] (y = nullptr: Σ x[j]) over n floats in double, as 8 interleaved partial sums added
+// in a fixed order: vectorisable without reassociation, the same bits on every CPU and clone.
+inline double Dot8(const float* __restrict x, const float* __restrict y, int64_t n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  if (y) {
+    for (; j + 8 <= n; j += 8)
+      for (int l = 0; l < 8; l++) acc[l] += static_cast<double>(x[j + l]) * static_cast<double>(y[j + l]);
+  } else {
+    for (; j + 8 <= n; j += 8)
+      for (int l = 0; l < 8; l++) acc[l] += static_cast<double>(x[j + l]);
+  }
+  double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; j < n; j++) s += y ? static_cast<double>(x[j]) * static_cast<double>(y[j]) : static_cast<double>(x[j]);
+  return s;
+}
+
+// max x[j] over n ≥ 1 floats (NaNs skipped), as 8 interleaved running maxima (exact in any order).
+inline float Max8(const float* __restrict x, int64_t n) {
+  float acc[8];
+  for (int l = 0; l < 8; l++) acc[l] = x[0];
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
+  float m = acc[0];
+  for (int l = 1; l < 8; l++) m = acc[l] > m ? acc[l] : m;
+  for (; j < n; j++) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+// How many of x[0..n) equal m.
+inline int64_t CountEqual(const float* __restrict x, int64_t n, float m) {
+  int64_t c = 0;
+  for (int64_t j = 0; j < n; j++) c += x[j] == m ? 1 : 0;
+  return c;
+}
+
+// One row: loss = log Σ exp(x − max) + max − x[t], grad = softmax(x) − onehot(t), correct =
+// [first argmax = t]. A target outside [0, v) gives loss 0 and grad 0 (as −Σ onehot·logsoftmax
+// with an all-zero one-hot row) and correct 0.
+GROKPIPE_CLONES
+void CrossEntropyRows(const float* __restrict logits, const int32_t* __restrict targets, float* __restrict loss,
+                      float* __restrict grad, float* __restrict correct, int64_t rows, int64_t v) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float* x = logits + r * v;
+    float* g = grad + r * v;
+    const int32_t t = targets[r];
+    const float m = Max8(x, v);
+    for (int64_t j = 0; j < v; j++) g[j] = Exp(x[j] - m);
+    const double sum = Dot8(g, nullptr, v);
+    const float inv = static_cast<float>(1.0 / sum);
+    if (t < 0 || t >= v) {
+      loss[r] = 0.0f;
+      correct[r] = 0.0f;
+      for (int64_t j = 0; j < v; j++) g[j] = 0.0f;
+      continue;
+    }
+    loss[r] = static_cast<float>(std::log(sum) + (static_cast<double>(m) - static_cast<double>(x[t])));
+    // The first argmax is t: x[t] is the maximum and no earlier entry equals it.
+    correct[r] = x[t] == m && CountEqual(x, t, m) == 0 ? 1.0f : 0.0f;
+    for (int64_t j = 0; j < v; j++) g[j] = g[j] * inv;
+    g[t] -= 1.0f;
+  }
+}
+
+// crossEntropy(logits, targets, loss, grad, correct, rows, vocab): logits f32 [rows, vocab],
+// targets i32 [rows] → loss f32 [rows], grad f32 [rows, vocab] (softmax − onehot), correct f32
+// [rows] (1 where the first argmax is the target, else 0).
+Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+  Args a(info, "crossEntropy");
+  const int64_t rows = a.Size(5, "rows");
+  const int64_t v = a.Size(6, "vocab");
+  a.Check(v > 0 || rows == 0, "vocab must be positive");
+  const int64_t n = Mul(rows, v);
+  const float* logits = a.Floats(0, "logits", n);
+  const int32_t* targets = a.Ints(1, "targets", rows);
+  float* loss = a.Floats(2, "loss", rows);
+  float* grad = a.Floats(3, "grad", n);
+  float* correct = a.Floats(4, "correct", rows);
+  if (a.ok()) CrossEntropyRows(logits, targets, loss, grad, correct, rows, v);
+  return info.Env().Undefined();
+}
+
+GROKPIPE_CLONES
+void ScaleRows(const float* __restrict dy, const float* __restrict grad, float* __restrict dx, int64_t rows,
+               int64_t v) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float s = dy[r];
+    const float* g = grad + r * v;
+    float* o = dx + r * v;
+    for (int64_t j = 0; j < v; j++) o[j] = s * g[j];
+  }
+}
+
+// crossEntropyGrad(dy, grad, dlogits, rows, vocab): dlogits[r, j] = dy[r] · grad[r, j].
+Napi::Value CrossEntropyGrad(const Napi::CallbackInfo& info) {
+  Args a(info, "crossEntropyGrad");
+  const int64_t rows = a.Size(3, "rows");
+  const int64_t v = a.Size(4, "vocab");
+  const int64_t n = Mul(rows, v);
+  const float* dy = a.Floats(0, "dy", rows);
+  const float* grad = a.Floats(1, "grad", n);
+  float* dx = a.Floats(2, "dlogits", n);
+  if (a.ok()) ScaleRows(dy, grad, dx, rows, v);
+  return info.Env().Undefined();
+}
+
+// ---- LayerNorm and RMSNorm --------------------------------------------------------------------
+
+// The shapes of a norm: `rows` rows of `d` in `groups` consecutive groups (ensemble members), the
+// parameters `[groups, d]`.
+struct NormShape {
+  int64_t groups, rows, d;
+};
+
+NormShape ReadNormShape(Args& a, size_t i) {
+  NormShape s{a.Size(i, "groups"), a.Size(i + 1, "rows"), a.Size(i + 2, "d")};
+  a.Check(s.d > 0, "d must be positive");
+  a.Check(s.groups > 0 && s.rows % s.groups == 0, "rows must be a multiple of groups (≥ 1)");
+  return s;
+}
+
+// y = x̂ γ + β (β optional), x̂ = (x − μ) r, r = 1/sqrt(var + eps) (biased variance), or without
+// centring (RMSNorm: μ = 0, var = mean(x²)) when !center. Statistics in double.
+GROKPIPE_CLONES
+void NormRows(const float* __restrict x, const float* __restrict gamma, const float* __restrict beta,
+              float* __restrict y, float* __restrict xhat, float* __restrict rstd, NormShape s, double eps,
+              bool center) {
+  const int64_t per = s.rows / s.groups;
+  for (int64_t r = 0; r < s.rows; r++) {
+    const float* xr = x + r * s.d;
+    const float* g = gamma + (r / per) * s.d;
+    const float* b = beta ? beta + (r / per) * s.d : nullptr;
+    const double mean = center ? Dot8(xr, nullptr, s.d) / static_cast<double>(s.d) : 0.0;
+    const float mf = static_cast<float>(mean);
+    float* h = xhat + r * s.d;
+    float* o = y + r * s.d;
+    for (int64_t j = 0; j < s.d; j++) h[j] = xr[j] - mf;
+    const double var = Dot8(h, h, s.d) / static_cast<double>(s.d);
+    const float rr = static_cast<float>(1.0 / std::sqrt(var + eps));
+    rstd[r] = rr;
+    for (int64_t j = 0; j < s.d; j++) h[j] = h[j] * rr;
+    if (b)
+      for (int64_t j = 0; j < s.d; j++) o[j] = h[j] * g[j] + b[j];
+    else
+      for (int64_t j = 0; j < s.d; j++) o[j] = h[j] * g[j];
+  }
+}
+
+// dx = r (g − mean(g) − x̂ mean(g x̂)) with g = dy γ (without the mean(g) term when !center),
+// dγ = Σ dy x̂ and dβ = Σ dy over each group's rows (in row order, in double).
+GROKPIPE_CLONES
+void NormGradRows(const float* __restrict dy, const float* __restrict xhat, const float* __restrict rstd,
+                  const float* __restrict gamma, float* __restrict dx, float* __restrict dgamma,
+                  float* __restrict dbeta, NormShape s, bool center) {
+  const int64_t per = s.rows / s.groups;
+  std::vector<float> gx(s.d);
+  std::vector<double> accG(s.d), accB(s.d);
+  for (int64_t grp = 0; grp < s.groups; grp++) {
+    const float* gam = gamma + grp * s.d;
+    for (int64_t j = 0; j < s.d; j++) accG[j] = accB[j] = 0;
+    for (int64_t r = grp * per; r < (grp + 1) * per; r++) {
+      const float* dyr = dy + r * s.d;
+      const float* h = xhat + r * s.d;
+      float* o = dx + r * s.d;
+      for (int64_t j = 0; j < s.d; j++) gx[j] = dyr[j] * gam[j];
+      const double s1 = center ? Dot8(gx.data(), nullptr, s.d) : 0.0;
+      const double s2 = Dot8(gx.data(), h, s.d);
+      const float m1 = center ? static_cast<float>(s1 / static_cast<double>(s.d)) : 0.0f;
+      const float m2 = static_cast<float>(s2 / static_cast<double>(s.d));
+      const float rr = rstd[r];
+      for (int64_t j = 0; j < s.d; j++) o[j] = ((gx[j] - m1) - h[j] * m2) * rr;
+      for (int64_t j = 0; j < s.d; j++) accG[j] += static_cast<double>(dyr[j] * h[j]);
+      if (dbeta)
+        for (int64_t j = 0; j < s.d; j++) accB[j] += dyr[j];
+    }
+    for (int64_t j = 0; j < s.d; j++) dgamma[grp * s.d + j] = static_cast<float>(accG[j]);
+    if (dbeta)
+      for (int64_t j = 0; j < s.d; j++) dbeta[grp * s.d + j] = static_cast<float>(accB[j]);
+  }
+}
+
+// layerNorm(x, gamma, beta, y, xhat, rstd, groups, rows, d, eps): x [rows, d], gamma and beta
+// [groups, d] → y and xhat [rows, d], rstd [rows].
+Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
+  Args a(info, "layerNorm");
+  const NormShape s = ReadNormShape(a, 6);
+  const double eps = a.Number(9, "eps");
+  const int64_t n = Mul(s.rows, s.d), p = Mul(s.groups, s.d);
+  const float* x = a.Floats(0, "x", n);
+  const float* gamma = a.Floats(1, "gamma", p);
+  const float* beta = a.Floats(2, "beta", p);
+  float* y = a.Floats(3, "y", n);
+  float* xhat = a.Floats(4, "xhat", n);
+  float* rstd = a.Floats(5, "rstd", s.rows);
+  if (a.ok()) NormRows(x, gamma, beta, y, xhat, rstd, s, eps, true);
+  return info.Env().Undefined();
+}
+
+// layerNormGrad(dy, xhat, rstd, gamma, dx, dgamma, dbeta, groups, rows, d).
+Napi::Value LayerNormGrad(const Napi::CallbackInfo& info) {
+  Args a(info, "layerNormGrad");
+  const NormShape s = ReadNormShape(a, 7);
+  const int64_t n = Mul(s.rows, s.d), p = Mul(s.groups, s.d);
+  const float* dy = a.Floats(0, "dy", n);
+  const float* xhat = a.Floats(1, "xhat", n);
+  const float* rstd = a.Floats(2, "rstd", s.rows);
+  const float* gamma = a.Floats(3, "gamma", p);
+  float* dx = a.Floats(4, "dx", n);
+  float* dgamma = a.Floats(5, "dgamma", p);
+  float* dbeta = a.Floats(6, "dbeta", p);
+  if (a.ok()) NormGradRows(dy, xhat, rstd, gamma, dx, dgamma, dbeta, s, true);
+  return info.Env().Undefined();
+}
+
+// rmsNorm(x, gamma, y, xhat, r, groups, rows, d, eps).
+Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+  Args a(info, "rmsNorm");
+  const NormShape s = ReadNormShape(a, 5);
+  const double eps = a.Number(8, "eps");
+  const int64_t n = Mul(s.rows, s.d), p = Mul(s.groups, s.d);
+  const float* x = a.Floats(0, "x", n);
+  const float* gamma = a.Floats(1, "gamma", p);
+  float* y = a.Floats(2, "y", n);
+  float* xhat = a.Floats(3, "xhat", n);
+  float* r = a.Floats(4, "r", s.rows);
+  if (a.ok()) NormRows(x, gamma, nullptr, y, xhat, r, s, eps, false);
+  return info.Env().Undefined();
+}
+
+// rmsNormGrad(dy, xhat, r, gamma, dx, dgamma, groups, rows, d).
+Napi::Value RmsNormGrad(const Napi::CallbackInfo& info) {
+  Args a(info, "rmsNormGrad");
+  const NormShape s = ReadNormShape(a, 6);
+  const int64_t n = Mul(s.rows, s.d), p = Mul(s.groups, s.d);
+  const float* dy = a.Floats(0, "dy", n);
+  const float* xhat = a.Floats(1, "xhat", n);
+  const float* r = a.Floats(2, "r", s.rows);
+  const float* gamma = a.Floats(3, "gamma", p);
+  float* dx = a.Floats(4, "dx", n);
+  float* dgamma = a.Floats(5, "dgamma", p);
+  if (a.ok()) NormGradRows(dy, xhat, r, gamma, dx, dgamma, nullptr, s, false);
+  return info.Env().Undefined();
+}
+
+// ---- GELU and SiLU ------------------------------------------------------------------------------
+
+// GELU, tanh approximation (Hendrycks & Gimpel 2016), as x σ(u), u = 2 sqrt(2/π)(x + a x³): the
+// operation order of src/models/fused.ts' TF.js form.
+constexpr float kGeluA = 0.044715f;
+constexpr float kGelu2C = 1.5957691216057308f;  // 2 sqrt(2/π)
+
+GROKPIPE_CLONES
+void GeluRows(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float v = x[i];
+    const float u = (v + ((v * v) * v) * kGeluA) * kGelu2C;
+    y[i] = v * Sigmoid(u);
+  }
+}
+
+// d GELU/dx = σ(u) + x σ(u)(1 − σ(u)) · 2 sqrt(2/π)(1 + 3a x²).
+GROKPIPE_CLONES
+void GeluGradRows(const float* __restrict x, const float* __restrict dy, float* __restrict dx, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float v = x[i];
+    const float s = Sigmoid((v + ((v * v) * v) * kGeluA) * kGelu2C);
+    const float du = ((v * v) * (3 * kGeluA) + 1.0f) * kGelu2C;
+    dx[i] = dy[i] * (s + (v * (s * (1.0f - s))) * du);
+  }
+}
+
+// SiLU (Elfwing et al. 2018): x σ(x); d/dx = σ(x)(1 + x (1 − σ(x))).
+GROKPIPE_CLONES
+void SiluRows(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] * Sigmoid(x[i]);
+}
+
+GROKPIPE_CLONES
+void SiluGradRows(const float* __restrict x, const float* __restrict dy, float* __restrict dx, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float s = Sigmoid(x[i]);
+    dx[i] = dy[i] * (s * (1.0f + x[i] * (1.0f - s)));
+  }
+}
+
+// unary(x, y, n) and unaryGrad(x, dy, dx, n) bindings of an elementwise activation.
+template <void (*F)(const float*, float*, int64_t)>
+Napi::Value Unary(const Napi::CallbackInfo& info, const char* fn) {
+  Args a(info, fn);
+  const int64_t n = a.Size(2, "n");
+  const float* x = a.Floats(0, "x", n);
+  float* y = a.Floats(1, "y", n);
+  if (a.ok()) F(x, y, n);
+  return info.Env().Undefined();
+}
+
+template <void (*F)(const float*, const float*, float*, int64_t)>
+Napi::Value UnaryGrad(const Napi::CallbackInfo& info, const char* fn) {
+  Args a(info, fn);
+  const int64_t n = a.Size(3, "n");
+  const float* x = a.Floats(0, "x", n);
+  const float* dy = a.Floats(1, "dy", n);
+  float* dx = a.Floats(2, "dx", n);
+  if (a.ok()) F(x, dy, dx, n);
+  return info.Env().Undefined();
+}
+
+Napi::Value Gelu(const Napi::CallbackInfo& info) { return Unary<GeluRows>(info, "gelu"); }
+Napi::Value GeluGrad(const Napi::CallbackInfo& info) { return UnaryGrad<GeluGradRows>(info, "geluGrad"); }
+Napi::Value Silu(const Napi::CallbackInfo& info) { return Unary<SiluRows>(info, "silu"); }
+Napi::Value SiluGrad(const Napi::CallbackInfo& info) { return UnaryGrad<SiluGradRows>(info, "siluGrad"); }
+
+// exp(x, y, n): fmath.h's Exp elementwise, for the accuracy test of the polynomial.
+Napi::Value ExpFloat(const Napi::CallbackInfo& info) {
+  Args a(info, "exp");
+  const int64_t n = a.Size(2, "n");
+  const float* x = a.Floats(0, "x", n);
+  float* y = a.Floats(1, "y", n);
+  if (a.ok())
+    for (int64_t i = 0; i < n; i++) y[i] = Exp(x[i]);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void InitKernels(Napi::Env env, Napi::Object exports) {
+  exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy));
+  exports.Set("crossEntropyGrad", Napi::Function::New(env, CrossEntropyGrad));
+  exports.Set("layerNorm", Napi::Function::New(env, LayerNorm));
+  exports.Set("layerNormGrad", Napi::Function::New(env, LayerNormGrad));
+  exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
+  exports.Set("rmsNormGrad", Napi::Function::New(env, RmsNormGrad));
+  exports.Set("gelu", Napi::Function::New(env, Gelu));
+  exports.Set("geluGrad", Napi::Function::New(env, GeluGrad));
+  exports.Set("silu", Napi::Function::New(env, Silu));
+  exports.Set("siluGrad", Napi::Function::New(env, SiluGrad));
+  exports.Set("exp", Napi::Function::New(env, ExpFloat));
+}
