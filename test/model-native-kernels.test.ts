@@ -136,6 +136,18 @@ suite('fused native kernels on wasm-blas', () => {
     expect(Array.from(g.dataSync().slice(12))).toEqual([0, 0, 0, 0]);
     expect(() => nativeCrossEntropyRows(logits, tf.tensor1d([1, 2, 3, 0]))).toThrow(/int32/);
     tf.dispose([logits, targets, loss, correct, g]);
+    // Against TF.js' argMax on [members, b, vocab] logits, where about half the answers are right.
+    const x = normal([3, 40, 11]);
+    const argmax = tf.argMax(x, -1);
+    const t = tf.tensor(
+      Int32Array.from(argmax.dataSync(), (a, i) => (i % 2 ? a : (a + 1) % 11)),
+      [3, 40],
+      'int32',
+    );
+    const hits = nativeCrossEntropyRows(x, t);
+    const want = tf.cast(tf.equal(argmax, t), 'float32');
+    expect(Array.from(hits.correct.dataSync())).toEqual(Array.from(want.dataSync()));
+    tf.dispose([x, argmax, t, hits.loss, hits.correct, want]);
   });
 
   it('LayerNorm and RMSNorm: values and gradients, solo and members, odd shapes', async () => {

@@ -67,5 +67,9 @@ export function nativeCrossEntropyRows(logits: tf.Tensor, targets: tf.Tensor): C
       gradFunc: (dy: tf.Tensor, [g]: tf.Tensor[]) => runNative<tf.Tensor>(CROSS_ENTROPY_GRAD, { dy, grad: g }),
     };
   })(logits);
-  return { loss, correct: correct as tf.Tensor };
+  // `correct` was kept to outlive the custom gradient's scope; a clone (sharing its buffer) lives
+  // in the caller's scope instead, so that tidy frees it as usual.
+  const hits = tf.clone(correct as tf.Tensor);
+  (correct as tf.Tensor).dispose();
+  return { loss, correct: hits };
 }

@@ -23,8 +23,26 @@ export function crossEntropy<T extends tf.Tensor = tf.Tensor1D>(logits: tf.Tenso
     correct.dispose();
     return loss as T;
   }
+  return tfjsCrossEntropy(logits, targets) as T;
+}
+
+function tfjsCrossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor {
   const logp = tf.logSoftmax(logits);
-  return tf.neg(tf.sum(tf.mul(tf.oneHot(targets as tf.Tensor1D, logits.shape[logits.rank - 1]), logp), -1)) as T;
+  return tf.neg(tf.sum(tf.mul(tf.oneHot(targets as tf.Tensor1D, logits.shape[logits.rank - 1]), logp), -1));
+}
+
+/**
+ * `crossEntropy` and the hits of the same rows: 1 where the argmax of the logits is the target,
+ * else 0 (float32, not differentiable). On `wasm-blas` both come out of one native pass.
+ * @param logits `[b, vocab]` (`[members, b, vocab]`); @param targets int32 `[b]` (`[members, b]`).
+ * @returns `[loss, hits]`, each `[b]` (`[members, b]`)
+ */
+function crossEntropyAndHits(logits: tf.Tensor, targets: tf.Tensor): [tf.Tensor, tf.Tensor] {
+  if (nativeKernelsOn()) {
+    const { loss, correct } = nativeCrossEntropyRows(logits, targets);
+    return [loss, correct];
+  }
+  return [tfjsCrossEntropy(logits, targets), tf.cast(tf.equal(tf.argMax(logits, -1), targets), 'float32')];
 }
 
 /** Gradient, loss and accuracy of (a share of) a training batch. */
@@ -66,10 +84,9 @@ function weightedPass(model: Trainee, b: Batch, weight: number): BatchGradients 
   let perMember: tf.Tensor | undefined;
   try {
     const { value, grads } = tf.variableGrads(() => {
-      const logits = model.answerLogits(b);
-      const targets = b.targets as tf.Tensor1D;
-      accuracy = tf.keep(share(tf.mean(tf.cast(tf.equal(tf.argMax(logits, -1), targets), 'float32'), -1)));
-      const loss = share(tf.mean(crossEntropy(logits, targets), -1));
+      const [rows, hits] = crossEntropyAndHits(model.answerLogits(b), b.targets);
+      accuracy = tf.keep(share(tf.mean(hits, -1)));
+      const loss = share(tf.mean(rows, -1));
       if (loss.rank === 0) return loss as tf.Scalar;
       perMember = tf.keep(loss);
       return tf.sum(loss);
