@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
-import { gelu, layerNorm, rmsNorm, silu } from '../src/models/layers.js';
+import { gelu, layerNorm, rmsNorm, silu, tokenPositionEmbedding } from '../src/models/layers.js';
 import { loadNativeBlas } from '../src/models/native-blas.js';
 import { kernelsAddon, useNativeKernels } from '../src/models/native-kernels.js';
 import { nativeCrossEntropyRows } from '../src/models/native-loss.js';
@@ -183,6 +183,26 @@ suite('fused native kernels on wasm-blas', () => {
       await compare((x) => gelu(x), [normal(shape, 4)], ['Gelu']);
       await compare((x) => silu(x), [normal(shape, 4)], ['Silu']);
     }
+  });
+
+  it('token + position embedding: values and gradients, solo and members, sequences shorter than the table', async () => {
+    for (const [members, stacked, batch, seq, vocab, positions, d] of [
+      [1, false, 7, 5, 23, 5, 13],
+      [1, false, 128, 6, 1200, 10, 64],
+      [3, true, 4, 3, 11, 5, 37],
+    ] as [number, boolean, number, number, number, number, number][]) {
+      const lead = stacked ? [members] : [];
+      const tokens = targetsOf([members, batch, seq], vocab, seed++) as tf.Tensor3D;
+      await compare(
+        (wte, wpe) => tokenPositionEmbedding(wte, wpe, tokens),
+        [normal([...lead, vocab, d]), normal([...lead, positions, d])],
+        ['Embedding'],
+      );
+      tokens.dispose();
+    }
+    const bad = tf.tensor3d([[[0, 5]]], [1, 1, 2], 'int32');
+    expect(() => tokenPositionEmbedding(tf.zeros([5, 3]), tf.zeros([4, 3]), bad)).toThrow(/id 5 outside \[0, 5\)/);
+    bad.dispose();
   });
 
   it('each row is the same bits whatever else is in the batch; a member is its solo run', () => {

@@ -7,8 +7,9 @@
  * Shapes use `batch` (examples), `seq` (positions, at most 10 here), `d_model` (residual width).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedGelu, fusedLayerNorm, fusedLinear, fusedRmsNorm } from './fused.js';
+import { addBroadcast, fusedGelu, fusedLayerNorm, fusedLinear, fusedRmsNorm } from './fused.js';
 import { nativeSilu } from './native-activations.js';
+import { nativeTokenPositionEmbedding } from './native-embedding.js';
 import { nativeKernelsOn } from './native-kernels.js';
 import { fillNormal, fillUniform } from './train-rng.js';
 import type { Rng } from './train-rng.js';
@@ -174,6 +175,25 @@ export function embedding<R extends tf.Rank = tf.Rank.R3>(table: tf.Tensor, ids:
   const shifted = tf.add(tf.reshape(ids, [members, -1]), tf.reshape(offsets, [members, 1]));
   const rowsOf = tf.reshape(table, [members * nRows, d]);
   return tf.reshape<tf.Rank>(tf.gather(rowsOf, tf.reshape(shifted, [-1])), [...ids.shape, d]) as tf.Tensor<R>;
+}
+
+/**
+ * Token plus learned position embeddings (GPT-2): `wte[tokens] + wpe[position]`, the position
+ * table's first `seq` rows broadcast over the batch. With the fused layers on `wasm-blas`, one
+ * native kernel each way (`native-embedding.ts`); otherwise a gather, a slice and `addBroadcast`.
+ * @param wte `[vocab, d]`, or `[members, vocab, d]` stacked; @param wpe `[seq_len, d]` (`[members, seq_len, d]`)
+ * @param tokens int32 `[members, batch, seq]` (members 1 with unstacked tables), `seq ≤ seq_len`
+ * @returns `[members, batch, seq, d]`
+ */
+export function tokenPositionEmbedding(wte: tf.Tensor, wpe: tf.Tensor, tokens: tf.Tensor3D): tf.Tensor4D {
+  if (fused && nativeKernelsOn()) return nativeTokenPositionEmbedding(wte, wpe, tokens) as tf.Tensor4D;
+  const [members, , seq] = tokens.shape;
+  const d = wte.shape[wte.rank - 1];
+  const pos =
+    wpe.rank === 3
+      ? tf.reshape(tf.slice(wpe, [0, 0, 0], [members, seq, d]), [members, 1, seq, d])
+      : tf.slice(wpe, [0, 0], [seq, d]);
+  return addBroadcast(embedding(wte, tokens), pos) as tf.Tensor4D;
 }
 
 /**

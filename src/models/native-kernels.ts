@@ -1,9 +1,11 @@
 /**
  * grokpipe's fused native kernels on the `wasm-blas` backend: the switch, the registry and the
- * heap access that `native-loss.ts`, `native-norms.ts` and `native-activations.ts` share.
+ * heap access that `native-loss.ts`, `native-norms.ts`, `native-activations.ts` and
+ * `native-embedding.ts` share.
  *
  * The addon (native/src/kernels.cc, loaded with the BLAS one by `native-blas.ts`) computes
- * softmax cross-entropy, LayerNorm, RMSNorm, GELU and SiLU, forward and backward, each in one pass
+ * softmax cross-entropy, LayerNorm, RMSNorm, GELU, SiLU and GPT-2's token + position embedding
+ * (`native-embedding.ts`), forward and backward, each in one pass
  * over Float32Array views of the wasm heap (no copies). Each is a TF.js kernel of the `wasm`
  * backend named `Grokpipe…`, run through `tf.engine().runKernel` (so `tf.profile` and memory
  * tracking see it), and wrapped in a `tf.customGrad` so that the tape holds one node.
@@ -81,6 +83,30 @@ export interface KernelsAddon {
   geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
   silu(x: Float32Array, y: Float32Array, n: number): void;
   siluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  embed(
+    table: Float32Array,
+    pos: Float32Array,
+    ids: Int32Array,
+    out: Float32Array,
+    groups: number,
+    rows: number,
+    seq: number,
+    vocab: number,
+    positions: number,
+    d: number,
+  ): void;
+  embedGrad(
+    dy: Float32Array,
+    ids: Int32Array,
+    dtable: Float32Array,
+    dpos: Float32Array,
+    groups: number,
+    rows: number,
+    seq: number,
+    vocab: number,
+    positions: number,
+    d: number,
+  ): void;
   /** fmath.h's polynomial exp, elementwise (for its accuracy test). */
   exp(x: Float32Array, y: Float32Array, n: number): void;
 }

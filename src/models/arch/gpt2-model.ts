@@ -20,10 +20,8 @@
  * registry lists; `factories.ts` builds this network for a config.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { addBroadcast } from '../fused.js';
 import {
   causalMask,
-  embedding,
   gelu,
   layerNorm,
   linear,
@@ -32,6 +30,7 @@ import {
   ParamStore,
   positionMask,
   selectPositions,
+  tokenPositionEmbedding,
 } from '../layers.js';
 import { foldMembers, MemberModel, unfoldMembers } from '../members.js';
 import type { Gpt2Config } from './gpt2.js';
@@ -100,11 +99,7 @@ class Gpt2 extends MemberModel {
   private embed(tokens: tf.Tensor3D): tf.Tensor4D {
     const seq = tokens.shape[2];
     if (seq > this.config.seq_len) throw new Error(`sequence of ${seq} tokens exceeds seq_len ${this.config.seq_len}`);
-    const d = this.config.d_model;
-    const pos = this.stacked
-      ? tf.reshape(tf.slice(this.wpe, [0, 0, 0], [this.members, seq, d]), [this.members, 1, seq, d])
-      : tf.slice(this.wpe, [0, 0], [seq, d]);
-    return addBroadcast(embedding(this.wte, tokens), pos) as tf.Tensor4D;
+    return tokenPositionEmbedding(this.wte, this.wpe, tokens);
   }
 
   /** LayerNorm of `x` (`[members, ..., d_model]`) with one of the model's `[gain, shift]` pairs. */
