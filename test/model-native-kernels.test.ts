@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
-import { gelu, layerNorm, rmsNorm, silu, tokenPositionEmbedding } from '../src/models/layers.js';
+import { gelu, layerNorm, rmsNorm, silu, swiglu, tokenPositionEmbedding } from '../src/models/layers.js';
 import { loadNativeBlas } from '../src/models/native-blas.js';
 import { kernelsAddon, useNativeKernels } from '../src/models/native-kernels.js';
 import { nativeCrossEntropyRows } from '../src/models/native-loss.js';
@@ -174,7 +174,7 @@ suite('fused native kernels on wasm-blas', () => {
     }
   });
 
-  it('GELU and SiLU: values and gradients over a wide range', async () => {
+  it('GELU, SiLU and SwiGLU: values and gradients over a wide range', async () => {
     for (const shape of [
       [5, 37],
       [3, 2, 71],
@@ -182,6 +182,7 @@ suite('fused native kernels on wasm-blas', () => {
     ]) {
       await compare((x) => gelu(x), [normal(shape, 4)], ['Gelu']);
       await compare((x) => silu(x), [normal(shape, 4)], ['Silu']);
+      await compare((g, u) => swiglu(g, u), [normal(shape, 4), normal(shape)], ['Swiglu']);
     }
   });
 

@@ -342,7 +342,7 @@ Napi::Value RmsNormGrad(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// ---- GELU and SiLU ------------------------------------------------------------------------------
+// ---- GELU, SiLU and SwiGLU ------------------------------------------------------------------------------
 
 // GELU, tanh approximation (Hendrycks & Gimpel 2016), as x σ(u), u = 2 sqrt(2/π)(x + a x³): the
 // operation order of src/models/fused.ts' TF.js form.
@@ -381,6 +381,46 @@ void SiluGradRows(const float* __restrict x, const float* __restrict dy, float* 
     const float s = Sigmoid(x[i]);
     dx[i] = dy[i] * (s * (1.0f + x[i] * (1.0f - s)));
   }
+}
+
+// SwiGLU's gating (Shazeer 2020): y = silu(g) u; du = dy silu(g), dg = dy u σ(g)(1 + g(1 − σ(g))).
+GROKPIPE_CLONES
+void SwigluRows(const float* __restrict g, const float* __restrict u, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = (g[i] * Sigmoid(g[i])) * u[i];
+}
+
+GROKPIPE_CLONES
+void SwigluGradRows(const float* __restrict g, const float* __restrict u, const float* __restrict dy,
+                    float* __restrict dg, float* __restrict du, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float s = Sigmoid(g[i]);
+    du[i] = dy[i] * (g[i] * s);
+    dg[i] = (dy[i] * u[i]) * (s * (1.0f + g[i] * (1.0f - s)));
+  }
+}
+
+// swiglu(gate, up, y, n): gate, up [n] → y [n].
+Napi::Value Swiglu(const Napi::CallbackInfo& info) {
+  Args a(info, "swiglu");
+  const int64_t n = a.Size(3, "n");
+  const float* g = a.Floats(0, "gate", n);
+  const float* u = a.Floats(1, "up", n);
+  float* y = a.Floats(2, "y", n);
+  if (a.ok()) SwigluRows(g, u, y, n);
+  return info.Env().Undefined();
+}
+
+// swigluGrad(gate, up, dy, dgate, dup, n).
+Napi::Value SwigluGrad(const Napi::CallbackInfo& info) {
+  Args a(info, "swigluGrad");
+  const int64_t n = a.Size(5, "n");
+  const float* g = a.Floats(0, "gate", n);
+  const float* u = a.Floats(1, "up", n);
+  const float* dy = a.Floats(2, "dy", n);
+  float* dg = a.Floats(3, "dgate", n);
+  float* du = a.Floats(4, "dup", n);
+  if (a.ok()) SwigluGradRows(g, u, dy, dg, du, n);
+  return info.Env().Undefined();
 }
 
 // unary(x, y, n) and unaryGrad(x, dy, dx, n) bindings of an elementwise activation.
@@ -521,6 +561,8 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("geluGrad", Napi::Function::New(env, GeluGrad));
   exports.Set("silu", Napi::Function::New(env, Silu));
   exports.Set("siluGrad", Napi::Function::New(env, SiluGrad));
+  exports.Set("swiglu", Napi::Function::New(env, Swiglu));
+  exports.Set("swigluGrad", Napi::Function::New(env, SwigluGrad));
   exports.Set("embed", Napi::Function::New(env, Embed));
   exports.Set("embedGrad", Napi::Function::New(env, EmbedGrad));
   exports.Set("exp", Napi::Function::New(env, ExpFloat));

@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { addBroadcast, fusedGelu, fusedLayerNorm, fusedLinear, fusedRmsNorm } from './fused.js';
-import { nativeSilu } from './native-activations.js';
+import { nativeSilu, nativeSwiglu } from './native-activations.js';
 import { nativeTokenPositionEmbedding } from './native-embedding.js';
 import { nativeKernelsOn } from './native-kernels.js';
 import { fillNormal, fillUniform } from './train-rng.js';
@@ -126,6 +126,16 @@ export function rmsNorm(x: tf.Tensor, gamma: tf.Tensor, eps = 1e-6): tf.Tensor {
 export function silu(x: tf.Tensor): tf.Tensor {
   if (fused && nativeKernelsOn()) return nativeSilu(x);
   return tf.mul(x, tf.sigmoid(x));
+}
+
+/**
+ * SwiGLU's gate (Shazeer 2020), LLaMA's MLP before its down projection: `silu(gate) ⊙ up`. With
+ * the fused layers on `wasm-blas`, one native kernel each way (`native-activations.ts`).
+ * @param gate `[...]`; @param up the same shape. @returns `[...]`
+ */
+export function swiglu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
+  if (fused && nativeKernelsOn()) return nativeSwiglu(gate, up);
+  return tf.mul(silu(gate), up);
 }
 
 /**

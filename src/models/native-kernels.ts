@@ -4,7 +4,7 @@
  * `native-embedding.ts` share.
  *
  * The addon (native/src/kernels.cc, loaded with the BLAS one by `native-blas.ts`) computes
- * softmax cross-entropy, LayerNorm, RMSNorm, GELU, SiLU and GPT-2's token + position embedding
+ * softmax cross-entropy, LayerNorm, RMSNorm, GELU, SiLU, SwiGLU's gate and GPT-2's token + position embedding
  * (`native-embedding.ts`), forward and backward, each in one pass
  * over Float32Array views of the wasm heap (no copies). Each is a TF.js kernel of the `wasm`
  * backend named `Grokpipe…`, run through `tf.engine().runKernel` (so `tf.profile` and memory
@@ -83,6 +83,15 @@ export interface KernelsAddon {
   geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
   silu(x: Float32Array, y: Float32Array, n: number): void;
   siluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  swiglu(gate: Float32Array, up: Float32Array, y: Float32Array, n: number): void;
+  swigluGrad(
+    gate: Float32Array,
+    up: Float32Array,
+    dy: Float32Array,
+    dgate: Float32Array,
+    dup: Float32Array,
+    n: number,
+  ): void;
   embed(
     table: Float32Array,
     pos: Float32Array,

@@ -39,7 +39,7 @@ import {
   positionMask,
   rmsNorm,
   selectPositions,
-  silu,
+  swiglu,
 } from '../layers.js';
 import { foldMembers, MemberModel, unfoldMembers } from '../members.js';
 import type { LlamaConfig } from './llama.js';
@@ -177,7 +177,7 @@ class Llama extends MemberModel {
     const a = multiHeadAttention(q, k, project(h, blk.v), H, mask);
     const x1 = tf.add(xq, linearT(unfoldMembers(a, this.members), blk.o));
     const h2 = this.rms(x1, blk.postNorm);
-    const f = tf.mul(silu(linearT(h2, blk.gate)), linearT(h2, blk.up));
+    const f = swiglu(linearT(h2, blk.gate), linearT(h2, blk.up));
     return tf.add(x1, linearT(f, blk.down)) as tf.Tensor4D;
   }
 
