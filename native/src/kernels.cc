@@ -1,14 +1,16 @@
 // grokpipe's fused training kernels for the `wasm-blas` backend (src/models/native-*.ts): each
-// replaces a chain of 4-15 TF.js kernels (and their gradients) by one pass over the data.
+// replaces a chain of 4-15 TF.js kernels (and their gradients) by one pass over the data. This
+// file: softmax cross-entropy, LayerNorm and RMSNorm; activations.cc: GELU, SiLU, SwiGLU;
+// embedding.cc: GPT-2's token + position embedding.
 //
 // Every function takes Float32Array / Int32Array views (of the wasm heap: no copies), writes its
 // outputs in place and returns undefined; shapes are given as integers and checked against the
-// arrays' lengths. Rows are the last axis: `[rows, d]` with `rows` = the product of the leading
-// axes. Contract (docs of src/models/native-kernels.ts):
+// arrays' lengths (args.h). Rows are the last axis: `[rows, d]` with `rows` = the product of the
+// leading axes. Contract (src/models/native-kernels.ts):
 // - single-threaded, synchronous;
 // - deterministic and batch-independent: each output row depends only on its own input row (and
-//   the parameters); the parameter gradients of the norms sum a group's rows in row order, so a
-//   member of an ensemble (a group) gets the bits of its solo run;
+//   the parameters); parameter gradients sum a group's rows in row order, so a member of an
+//   ensemble (a group) gets the bits of its solo run;
 // - portable: float32 arithmetic in a fixed order, no FMA contraction (-ffp-contract=off), no
 //   reassociation; exp is fmath.h's polynomial, log and sqrt the C library's (in double).
 #include "kernels.h"
@@ -18,82 +20,14 @@
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "fmath.h"
 
 namespace {
 
+using grokpipe::Args;
+using grokpipe::Mul;
 using grokpipe::Exp;
-using grokpipe::Sigmoid;
-
-// The arguments of one call, read in order; the first problem becomes a pending JS exception
-// (TypeError or RangeError naming the function and argument) and every later read is a no-op.
-class Args {
- public:
-  Args(const Napi::CallbackInfo& info, const char* fn) : info_(info), fn_(fn) {}
-
-  bool ok() const { return ok_; }
-
-  // A non-negative integer (a shape).
-  int64_t Size(size_t i, const char* name) {
-    const double v = Number(i, name);
-    if (ok_ && !(v >= 0 && std::trunc(v) == v && v < 9007199254740992.0)) Fail(false, name, "a non-negative integer");
-    return ok_ ? static_cast<int64_t>(v) : 0;
-  }
-
-  double Number(size_t i, const char* name) {
-    if (!ok_) return 0;
-    if (i >= info_.Length() || !info_[i].IsNumber()) return Fail(true, name, "a number"), 0;
-    return info_[i].As<Napi::Number>().DoubleValue();
-  }
-
-  float* Floats(size_t i, const char* name, int64_t need) { return Array<float>(i, name, need, napi_float32_array); }
-
-  const int32_t* Ints(size_t i, const char* name, int64_t need) {
-    return Array<int32_t>(i, name, need, napi_int32_array);
-  }
-
-  // Throws a RangeError with `message` unless `cond`.
-  void Check(bool cond, const std::string& message) {
-    if (ok_ && !cond) {
-      Napi::RangeError::New(info_.Env(), std::string(fn_) + ": " + message).ThrowAsJavaScriptException();
-      ok_ = false;
-    }
-  }
-
- private:
-  template <typename T>
-  T* Array(size_t i, const char* name, int64_t need, napi_typedarray_type type) {
-    if (!ok_) return nullptr;
-    if (i >= info_.Length() || !info_[i].IsTypedArray() || info_[i].As<Napi::TypedArray>().TypedArrayType() != type) {
-      Fail(true, name, type == napi_float32_array ? "a Float32Array" : "an Int32Array");
-      return nullptr;
-    }
-    Napi::TypedArrayOf<T> a = info_[i].As<Napi::TypedArrayOf<T>>();
-    Check(need >= 0 && static_cast<uint64_t>(a.ElementLength()) >= static_cast<uint64_t>(need),
-          std::string(name) + " has " + std::to_string(a.ElementLength()) + " elements, the shapes need " +
-              std::to_string(need));
-    return ok_ ? a.Data() : nullptr;
-  }
-
-  void Fail(bool type, const char* name, const char* what) {
-    const std::string message = std::string(fn_) + ": " + name + " must be " + what;
-    if (type)
-      Napi::TypeError::New(info_.Env(), message).ThrowAsJavaScriptException();
-    else
-      Napi::RangeError::New(info_.Env(), message).ThrowAsJavaScriptException();
-    ok_ = false;
-  }
-
-  const Napi::CallbackInfo& info_;
-  const char* fn_;
-  bool ok_ = true;
-};
-
-// a * b, or -1 on int64 overflow (so that size checks cannot wrap).
-int64_t Mul(int64_t a, int64_t b) {
-  int64_t p;
-  return __builtin_mul_overflow(a, b, &p) ? -1 : p;
-}
 
 // ---- softmax cross-entropy ------------------------------------------------------------------
 
@@ -341,213 +275,6 @@ Napi::Value RmsNormGrad(const Napi::CallbackInfo& info) {
   if (a.ok()) NormGradRows(dy, xhat, r, gamma, dx, dgamma, nullptr, s, false);
   return info.Env().Undefined();
 }
-
-// ---- GELU, SiLU and SwiGLU ------------------------------------------------------------------------------
-
-// GELU, tanh approximation (Hendrycks & Gimpel 2016), as x σ(u), u = 2 sqrt(2/π)(x + a x³): the
-// operation order of src/models/fused.ts' TF.js form.
-constexpr float kGeluA = 0.044715f;
-constexpr float kGelu2C = 1.5957691216057308f;  // 2 sqrt(2/π)
-
-GROKPIPE_CLONES
-void GeluRows(const float* __restrict x, float* __restrict y, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    const float v = x[i];
-    const float u = (v + ((v * v) * v) * kGeluA) * kGelu2C;
-    y[i] = v * Sigmoid(u);
-  }
-}
-
-// d GELU/dx = σ(u) + x σ(u)(1 − σ(u)) · 2 sqrt(2/π)(1 + 3a x²).
-GROKPIPE_CLONES
-void GeluGradRows(const float* __restrict x, const float* __restrict dy, float* __restrict dx, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    const float v = x[i];
-    const float s = Sigmoid((v + ((v * v) * v) * kGeluA) * kGelu2C);
-    const float du = ((v * v) * (3 * kGeluA) + 1.0f) * kGelu2C;
-    dx[i] = dy[i] * (s + (v * (s * (1.0f - s))) * du);
-  }
-}
-
-// SiLU (Elfwing et al. 2018): x σ(x); d/dx = σ(x)(1 + x (1 − σ(x))).
-GROKPIPE_CLONES
-void SiluRows(const float* __restrict x, float* __restrict y, int64_t n) {
-  for (int64_t i = 0; i < n; i++) y[i] = x[i] * Sigmoid(x[i]);
-}
-
-GROKPIPE_CLONES
-void SiluGradRows(const float* __restrict x, const float* __restrict dy, float* __restrict dx, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    const float s = Sigmoid(x[i]);
-    dx[i] = dy[i] * (s * (1.0f + x[i] * (1.0f - s)));
-  }
-}
-
-// SwiGLU's gating (Shazeer 2020): y = silu(g) u; du = dy silu(g), dg = dy u σ(g)(1 + g(1 − σ(g))).
-GROKPIPE_CLONES
-void SwigluRows(const float* __restrict g, const float* __restrict u, float* __restrict y, int64_t n) {
-  for (int64_t i = 0; i < n; i++) y[i] = (g[i] * Sigmoid(g[i])) * u[i];
-}
-
-GROKPIPE_CLONES
-void SwigluGradRows(const float* __restrict g, const float* __restrict u, const float* __restrict dy,
-                    float* __restrict dg, float* __restrict du, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    const float s = Sigmoid(g[i]);
-    du[i] = dy[i] * (g[i] * s);
-    dg[i] = (dy[i] * u[i]) * (s * (1.0f + g[i] * (1.0f - s)));
-  }
-}
-
-// swiglu(gate, up, y, n): gate, up [n] → y [n].
-Napi::Value Swiglu(const Napi::CallbackInfo& info) {
-  Args a(info, "swiglu");
-  const int64_t n = a.Size(3, "n");
-  const float* g = a.Floats(0, "gate", n);
-  const float* u = a.Floats(1, "up", n);
-  float* y = a.Floats(2, "y", n);
-  if (a.ok()) SwigluRows(g, u, y, n);
-  return info.Env().Undefined();
-}
-
-// swigluGrad(gate, up, dy, dgate, dup, n).
-Napi::Value SwigluGrad(const Napi::CallbackInfo& info) {
-  Args a(info, "swigluGrad");
-  const int64_t n = a.Size(5, "n");
-  const float* g = a.Floats(0, "gate", n);
-  const float* u = a.Floats(1, "up", n);
-  const float* dy = a.Floats(2, "dy", n);
-  float* dg = a.Floats(3, "dgate", n);
-  float* du = a.Floats(4, "dup", n);
-  if (a.ok()) SwigluGradRows(g, u, dy, dg, du, n);
-  return info.Env().Undefined();
-}
-
-// unary(x, y, n) and unaryGrad(x, dy, dx, n) bindings of an elementwise activation.
-template <void (*F)(const float*, float*, int64_t)>
-Napi::Value Unary(const Napi::CallbackInfo& info, const char* fn) {
-  Args a(info, fn);
-  const int64_t n = a.Size(2, "n");
-  const float* x = a.Floats(0, "x", n);
-  float* y = a.Floats(1, "y", n);
-  if (a.ok()) F(x, y, n);
-  return info.Env().Undefined();
-}
-
-template <void (*F)(const float*, const float*, float*, int64_t)>
-Napi::Value UnaryGrad(const Napi::CallbackInfo& info, const char* fn) {
-  Args a(info, fn);
-  const int64_t n = a.Size(3, "n");
-  const float* x = a.Floats(0, "x", n);
-  const float* dy = a.Floats(1, "dy", n);
-  float* dx = a.Floats(2, "dx", n);
-  if (a.ok()) F(x, dy, dx, n);
-  return info.Env().Undefined();
-}
-
-Napi::Value Gelu(const Napi::CallbackInfo& info) { return Unary<GeluRows>(info, "gelu"); }
-Napi::Value GeluGrad(const Napi::CallbackInfo& info) { return UnaryGrad<GeluGradRows>(info, "geluGrad"); }
-Napi::Value Silu(const Napi::CallbackInfo& info) { return Unary<SiluRows>(info, "silu"); }
-Napi::Value SiluGrad(const Napi::CallbackInfo& info) { return UnaryGrad<SiluGradRows>(info, "siluGrad"); }
-
-// exp(x, y, n): fmath.h's Exp elementwise, for the accuracy test of the polynomial.
-Napi::Value ExpFloat(const Napi::CallbackInfo& info) {
-  Args a(info, "exp");
-  const int64_t n = a.Size(2, "n");
-  const float* x = a.Floats(0, "x", n);
-  float* y = a.Floats(1, "y", n);
-  if (a.ok())
-    for (int64_t i = 0; i < n; i++) y[i] = Exp(x[i]);
-  return info.Env().Undefined();
-}
-
-// ---- token and position embedding ------------------------------------------------------------
-
-// The shapes of an embedding: `groups` (ensemble members) of `rows` ids each, in sequences of
-// `seq`; tables [groups, vocab, d] and [groups, positions, d].
-struct EmbedShape {
-  int64_t groups, rows, seq, vocab, positions, d;
-};
-
-EmbedShape ReadEmbedShape(Args& a, size_t i) {
-  EmbedShape s{a.Size(i, "groups"),    a.Size(i + 1, "rows"),      a.Size(i + 2, "seq"),
-               a.Size(i + 3, "vocab"), a.Size(i + 4, "positions"), a.Size(i + 5, "d")};
-  a.Check(s.groups > 0 && s.seq > 0 && s.rows % s.seq == 0, "rows must be whole sequences of seq ≥ 1 ids");
-  a.Check(s.seq <= s.positions, "the sequences are longer than the position table");
-  return s;
-}
-
-// The first id outside [0, vocab), or -1.
-int64_t BadId(const int32_t* ids, int64_t n, int64_t vocab) {
-  for (int64_t i = 0; i < n; i++)
-    if (ids[i] < 0 || ids[i] >= vocab) return i;
-  return -1;
-}
-
-// out[g, i] = table[g, ids[g, i]] + pos[g, i mod seq].
-GROKPIPE_CLONES
-void EmbedRows(const float* __restrict table, const float* __restrict pos, const int32_t* __restrict ids,
-               float* __restrict out, EmbedShape s) {
-  for (int64_t g = 0; g < s.groups; g++)
-    for (int64_t i = 0; i < s.rows; i++) {
-      const int64_t r = g * s.rows + i;
-      const float* t = table + (g * s.vocab + ids[r]) * s.d;
-      const float* p = pos + (g * s.positions + i % s.seq) * s.d;
-      float* o = out + r * s.d;
-      for (int64_t j = 0; j < s.d; j++) o[j] = t[j] + p[j];
-    }
-}
-
-// dtable[g, v] = Σ dy[g, i] over i with ids[g, i] = v, dpos[g, k] = Σ dy[g, i] over i ≡ k (mod
-// seq), both summed in row order in float (the order of the host UnsortedSegmentSum); rows of
-// the position table past seq get 0.
-GROKPIPE_CLONES
-void EmbedGradRows(const float* __restrict dy, const int32_t* __restrict ids, float* __restrict dtable,
-                   float* __restrict dpos, EmbedShape s) {
-  for (int64_t j = 0; j < s.groups * s.vocab * s.d; j++) dtable[j] = 0.0f;
-  for (int64_t j = 0; j < s.groups * s.positions * s.d; j++) dpos[j] = 0.0f;
-  for (int64_t g = 0; g < s.groups; g++)
-    for (int64_t i = 0; i < s.rows; i++) {
-      const int64_t r = g * s.rows + i;
-      const float* d = dy + r * s.d;
-      float* t = dtable + (g * s.vocab + ids[r]) * s.d;
-      float* p = dpos + (g * s.positions + i % s.seq) * s.d;
-      for (int64_t j = 0; j < s.d; j++) t[j] += d[j];
-      for (int64_t j = 0; j < s.d; j++) p[j] += d[j];
-    }
-}
-
-// embed(table, pos, ids, out, groups, rows, seq, vocab, positions, d): table [groups, vocab, d],
-// pos [groups, positions, d], ids i32 [groups, rows] → out [groups, rows, d]. Throws a
-// RangeError naming the first id outside [0, vocab).
-Napi::Value Embed(const Napi::CallbackInfo& info) {
-  Args a(info, "embed");
-  const EmbedShape s = ReadEmbedShape(a, 4);
-  const int64_t n = Mul(s.groups, s.rows);
-  const float* table = a.Floats(0, "table", Mul(Mul(s.groups, s.vocab), s.d));
-  const float* pos = a.Floats(1, "pos", Mul(Mul(s.groups, s.positions), s.d));
-  const int32_t* ids = a.Ints(2, "ids", n);
-  float* out = a.Floats(3, "out", Mul(n, s.d));
-  const int64_t bad = a.ok() ? BadId(ids, n, s.vocab) : -1;
-  a.Check(bad < 0, "id " + std::to_string(bad < 0 ? 0 : ids[bad]) + " outside [0, " + std::to_string(s.vocab) + ")");
-  if (a.ok()) EmbedRows(table, pos, ids, out, s);
-  return info.Env().Undefined();
-}
-
-// embedGrad(dy, ids, dtable, dpos, groups, rows, seq, vocab, positions, d).
-Napi::Value EmbedGrad(const Napi::CallbackInfo& info) {
-  Args a(info, "embedGrad");
-  const EmbedShape s = ReadEmbedShape(a, 4);
-  const int64_t n = Mul(s.groups, s.rows);
-  const float* dy = a.Floats(0, "dy", Mul(n, s.d));
-  const int32_t* ids = a.Ints(1, "ids", n);
-  float* dtable = a.Floats(2, "dtable", Mul(Mul(s.groups, s.vocab), s.d));
-  float* dpos = a.Floats(3, "dpos", Mul(Mul(s.groups, s.positions), s.d));
-  a.Check(!a.ok() || BadId(ids, n, s.vocab) < 0, "an id is outside [0, vocab)");
-  if (a.ok()) EmbedGradRows(dy, ids, dtable, dpos, s);
-  return info.Env().Undefined();
-}
-
 }  // namespace
 
 void InitKernels(Napi::Env env, Napi::Object exports) {
@@ -557,13 +284,6 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("layerNormGrad", Napi::Function::New(env, LayerNormGrad));
   exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
   exports.Set("rmsNormGrad", Napi::Function::New(env, RmsNormGrad));
-  exports.Set("gelu", Napi::Function::New(env, Gelu));
-  exports.Set("geluGrad", Napi::Function::New(env, GeluGrad));
-  exports.Set("silu", Napi::Function::New(env, Silu));
-  exports.Set("siluGrad", Napi::Function::New(env, SiluGrad));
-  exports.Set("swiglu", Napi::Function::New(env, Swiglu));
-  exports.Set("swigluGrad", Napi::Function::New(env, SwigluGrad));
-  exports.Set("embed", Napi::Function::New(env, Embed));
-  exports.Set("embedGrad", Napi::Function::New(env, EmbedGrad));
-  exports.Set("exp", Napi::Function::New(env, ExpFloat));
+  InitActivations(env, exports);
+  InitEmbedding(env, exports);
 }

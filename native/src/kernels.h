@@ -1,11 +1,16 @@
-// grokpipe's fused training kernels (kernels.cc): softmax cross-entropy, LayerNorm, RMSNorm, GELU,
-// SiLU, SwiGLU's gate and the token + position embedding, forward and backward, on Float32Array views of the
-// wasm heap.
+// grokpipe's fused training kernels: softmax cross-entropy, LayerNorm, RMSNorm (kernels.cc),
+// GELU, SiLU, SwiGLU's gate (activations.cc) and GPT-2's token + position embedding
+// (embedding.cc), forward and backward, on Float32Array views of the wasm heap.
 #pragma once
 
 #include <napi.h>
 
-// Adds crossEntropy, crossEntropyGrad, layerNorm, layerNormGrad, rmsNorm, rmsNormGrad, gelu,
-// geluGrad, silu, siluGrad, swiglu, swigluGrad, embed and embedGrad (and exp, for its test) to the addon's exports
-// (see kernels.cc for each one's contract).
+// Adds every fused kernel to the addon's exports: crossEntropy, crossEntropyGrad, layerNorm,
+// layerNormGrad, rmsNorm, rmsNormGrad, then InitActivations' and InitEmbedding's.
 void InitKernels(Napi::Env env, Napi::Object exports);
+
+// gelu, geluGrad, silu, siluGrad, swiglu, swigluGrad, and exp (fmath.h's, for its test).
+void InitActivations(Napi::Env env, Napi::Object exports);
+
+// embed, embedGrad.
+void InitEmbedding(Napi::Env env, Napi::Object exports);
