@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
 import { gelu, layerNorm, rmsNorm, silu, swiglu, tokenPositionEmbedding } from '../src/models/layers.js';
 import { loadNativeBlas } from '../src/models/native-blas.js';
-import { kernelsAddon, useNativeKernels } from '../src/models/native-kernels.js';
+import { kernelsAddon, nativeKernelsOn, useNativeKernels } from '../src/models/native-kernels.js';
 import { nativeCrossEntropyRows } from '../src/models/native-loss.js';
 import { fillNormal, makeRng } from '../src/models/train-rng.js';
 import { crossEntropy } from '../src/models/train/loss.js';
@@ -238,6 +238,20 @@ suite('fused native kernels on wasm-blas', () => {
     );
     for (const i of [0, 1, 2, 3, 4, 5, 8]) expect(rows[i], `output ${i}`).toEqual(solo[i].slice(0, rows[i].length));
     tf.dispose([x, g, b, logits, targets]);
+  });
+
+  it('on exactly when the backend is wasm-blas', async () => {
+    const kernelsOf = async () =>
+      (await tf.profile(() => tf.tidy(() => gelu(tf.ones([2, 3]))))).kernelNames.filter((k) =>
+        k.startsWith('Grokpipe'),
+      );
+    expect(nativeKernelsOn()).toBe(true);
+    expect(await kernelsOf()).toEqual(['GrokpipeGelu']);
+    await initBackend('wasm');
+    expect(nativeKernelsOn()).toBe(false);
+    expect(await kernelsOf()).toEqual([]);
+    await initBackend('wasm-blas', { threads: 1 });
+    expect(nativeKernelsOn()).toBe(true);
   });
 
   it("the addon's exp: relative error ≤ 2.5e-7 on [-87, 88], 0 below, NaN through", () => {
