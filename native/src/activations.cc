@@ -68,17 +68,6 @@ void SwigluGradRows(const float* __restrict g, const float* __restrict u, const 
   }
 }
 
-// swiglu(gate, up, y, n): gate, up [n] → y [n].
-Napi::Value Swiglu(const Napi::CallbackInfo& info) {
-  Args a(info, "swiglu");
-  const int64_t n = a.Size(3, "n");
-  const float* g = a.Floats(0, "gate", n);
-  const float* u = a.Floats(1, "up", n);
-  float* y = a.Floats(2, "y", n);
-  if (a.ok()) SwigluRows(g, u, y, n);
-  return info.Env().Undefined();
-}
-
 // swigluGrad(gate, up, dy, dgate, dup, n).
 Napi::Value SwigluGrad(const Napi::CallbackInfo& info) {
   Args a(info, "swigluGrad");
@@ -92,7 +81,7 @@ Napi::Value SwigluGrad(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// unary(x, y, n) and unaryGrad(x, dy, dx, n) bindings of an elementwise activation.
+// A binding of y = F(x) elementwise: (x, y, n).
 template <void (*F)(const float*, float*, int64_t)>
 Napi::Value Unary(const Napi::CallbackInfo& info, const char* fn) {
   Args a(info, fn);
@@ -103,21 +92,28 @@ Napi::Value Unary(const Napi::CallbackInfo& info, const char* fn) {
   return info.Env().Undefined();
 }
 
+// A binding of y = F(a, b) elementwise: (a, b, y, n), the arrays named `names` in messages.
 template <void (*F)(const float*, const float*, float*, int64_t)>
-Napi::Value UnaryGrad(const Napi::CallbackInfo& info, const char* fn) {
+Napi::Value Binary(const Napi::CallbackInfo& info, const char* fn, const char* const (&names)[3]) {
   Args a(info, fn);
   const int64_t n = a.Size(3, "n");
-  const float* x = a.Floats(0, "x", n);
-  const float* dy = a.Floats(1, "dy", n);
-  float* dx = a.Floats(2, "dx", n);
-  if (a.ok()) F(x, dy, dx, n);
+  const float* x = a.Floats(0, names[0], n);
+  const float* y = a.Floats(1, names[1], n);
+  float* out = a.Floats(2, names[2], n);
+  if (a.ok()) F(x, y, out, n);
   return info.Env().Undefined();
 }
 
 Napi::Value Gelu(const Napi::CallbackInfo& info) { return Unary<GeluRows>(info, "gelu"); }
-Napi::Value GeluGrad(const Napi::CallbackInfo& info) { return UnaryGrad<GeluGradRows>(info, "geluGrad"); }
+Napi::Value GeluGrad(const Napi::CallbackInfo& info) {
+  return Binary<GeluGradRows>(info, "geluGrad", {"x", "dy", "dx"});
+}
 Napi::Value Silu(const Napi::CallbackInfo& info) { return Unary<SiluRows>(info, "silu"); }
-Napi::Value SiluGrad(const Napi::CallbackInfo& info) { return UnaryGrad<SiluGradRows>(info, "siluGrad"); }
+Napi::Value SiluGrad(const Napi::CallbackInfo& info) {
+  return Binary<SiluGradRows>(info, "siluGrad", {"x", "dy", "dx"});
+}
+// swiglu(gate, up, y, n).
+Napi::Value Swiglu(const Napi::CallbackInfo& info) { return Binary<SwigluRows>(info, "swiglu", {"gate", "up", "y"}); }
 
 // exp(x, y, n): fmath.h's Exp elementwise, for the accuracy test of the polynomial.
 Napi::Value ExpFloat(const Napi::CallbackInfo& info) {

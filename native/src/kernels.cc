@@ -213,27 +213,30 @@ void NormGradRows(const float* __restrict dy, const float* __restrict xhat, cons
   }
 }
 
-// layerNorm(x, gamma, beta, y, xhat, rstd, groups, rows, d, eps): x [rows, d], gamma and beta
-// [groups, d] → y and xhat [rows, d], rstd [rows].
-Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
-  Args a(info, "layerNorm");
+// norm(x, gamma, beta, y, xhat, rstd, groups, rows, d, eps): x [rows, d], gamma and beta
+// [groups, d] → y and xhat [rows, d], rstd [rows]. LayerNorm, or RMSNorm when beta is null.
+Napi::Value Norm(const Napi::CallbackInfo& info) {
+  Args a(info, "norm");
   const NormShape s = ReadNormShape(a, 6);
   const double eps = a.Number(9, "eps");
+  const bool layer = !info[2].IsNull();
   const int64_t n = Mul(s.rows, s.d), p = Mul(s.groups, s.d);
   const float* x = a.Floats(0, "x", n);
   const float* gamma = a.Floats(1, "gamma", p);
-  const float* beta = a.Floats(2, "beta", p);
+  const float* beta = layer ? a.Floats(2, "beta", p) : nullptr;
   float* y = a.Floats(3, "y", n);
   float* xhat = a.Floats(4, "xhat", n);
   float* rstd = a.Floats(5, "rstd", s.rows);
-  if (a.ok()) NormRows(x, gamma, beta, y, xhat, rstd, s, eps, true);
+  if (a.ok()) NormRows(x, gamma, beta, y, xhat, rstd, s, eps, layer);
   return info.Env().Undefined();
 }
 
-// layerNormGrad(dy, xhat, rstd, gamma, dx, dgamma, dbeta, groups, rows, d).
-Napi::Value LayerNormGrad(const Napi::CallbackInfo& info) {
-  Args a(info, "layerNormGrad");
+// normGrad(dy, xhat, rstd, gamma, dx, dgamma, dbeta, groups, rows, d): LayerNorm's, or
+// RMSNorm's when dbeta is null.
+Napi::Value NormGrad(const Napi::CallbackInfo& info) {
+  Args a(info, "normGrad");
   const NormShape s = ReadNormShape(a, 7);
+  const bool layer = !info[6].IsNull();
   const int64_t n = Mul(s.rows, s.d), p = Mul(s.groups, s.d);
   const float* dy = a.Floats(0, "dy", n);
   const float* xhat = a.Floats(1, "xhat", n);
@@ -241,49 +244,18 @@ Napi::Value LayerNormGrad(const Napi::CallbackInfo& info) {
   const float* gamma = a.Floats(3, "gamma", p);
   float* dx = a.Floats(4, "dx", n);
   float* dgamma = a.Floats(5, "dgamma", p);
-  float* dbeta = a.Floats(6, "dbeta", p);
-  if (a.ok()) NormGradRows(dy, xhat, rstd, gamma, dx, dgamma, dbeta, s, true);
+  float* dbeta = layer ? a.Floats(6, "dbeta", p) : nullptr;
+  if (a.ok()) NormGradRows(dy, xhat, rstd, gamma, dx, dgamma, dbeta, s, layer);
   return info.Env().Undefined();
 }
 
-// rmsNorm(x, gamma, y, xhat, r, groups, rows, d, eps).
-Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
-  Args a(info, "rmsNorm");
-  const NormShape s = ReadNormShape(a, 5);
-  const double eps = a.Number(8, "eps");
-  const int64_t n = Mul(s.rows, s.d), p = Mul(s.groups, s.d);
-  const float* x = a.Floats(0, "x", n);
-  const float* gamma = a.Floats(1, "gamma", p);
-  float* y = a.Floats(2, "y", n);
-  float* xhat = a.Floats(3, "xhat", n);
-  float* r = a.Floats(4, "r", s.rows);
-  if (a.ok()) NormRows(x, gamma, nullptr, y, xhat, r, s, eps, false);
-  return info.Env().Undefined();
-}
-
-// rmsNormGrad(dy, xhat, r, gamma, dx, dgamma, groups, rows, d).
-Napi::Value RmsNormGrad(const Napi::CallbackInfo& info) {
-  Args a(info, "rmsNormGrad");
-  const NormShape s = ReadNormShape(a, 6);
-  const int64_t n = Mul(s.rows, s.d), p = Mul(s.groups, s.d);
-  const float* dy = a.Floats(0, "dy", n);
-  const float* xhat = a.Floats(1, "xhat", n);
-  const float* r = a.Floats(2, "r", s.rows);
-  const float* gamma = a.Floats(3, "gamma", p);
-  float* dx = a.Floats(4, "dx", n);
-  float* dgamma = a.Floats(5, "dgamma", p);
-  if (a.ok()) NormGradRows(dy, xhat, r, gamma, dx, dgamma, nullptr, s, false);
-  return info.Env().Undefined();
-}
 }  // namespace
 
 void InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy));
   exports.Set("crossEntropyGrad", Napi::Function::New(env, CrossEntropyGrad));
-  exports.Set("layerNorm", Napi::Function::New(env, LayerNorm));
-  exports.Set("layerNormGrad", Napi::Function::New(env, LayerNormGrad));
-  exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
-  exports.Set("rmsNormGrad", Napi::Function::New(env, RmsNormGrad));
+  exports.Set("norm", Napi::Function::New(env, Norm));
+  exports.Set("normGrad", Napi::Function::New(env, NormGrad));
   InitActivations(env, exports);
   InitEmbedding(env, exports);
 }

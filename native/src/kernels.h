@@ -5,8 +5,8 @@
 
 #include <napi.h>
 
-// Adds every fused kernel to the addon's exports: crossEntropy, crossEntropyGrad, layerNorm,
-// layerNormGrad, rmsNorm, rmsNormGrad, then InitActivations' and InitEmbedding's.
+// Adds every fused kernel to the addon's exports: crossEntropy, crossEntropyGrad, norm, normGrad
+// (LayerNorm and RMSNorm), then InitActivations' and InitEmbedding's.
 void InitKernels(Napi::Env env, Napi::Object exports);
 
 // gelu, geluGrad, silu, siluGrad, swiglu, swigluGrad, and exp (fmath.h's, for its test).

@@ -11,10 +11,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
+import type { EmbedShape } from './native-kernels.js';
 import { defineNativeKernel, runNative, sizeOf } from './native-kernels.js';
 
 /** `[groups, rows, seq, vocab, positions, d]` of an embedding (see kernels.cc `embed`). */
-function embedShape(wte: TensorInfo, wpe: TensorInfo, ids: TensorInfo): number[] {
+function embedShape(wte: TensorInfo, wpe: TensorInfo, ids: TensorInfo): EmbedShape {
   const [vocab, d] = wte.shape.slice(-2);
   const groups = wte.shape.length === 3 ? wte.shape[0] : 1;
   if (wpe.shape.length !== wte.shape.length || wpe.shape[wpe.shape.length - 1] !== d || ids.shape[0] !== groups)
@@ -36,7 +37,7 @@ const EMBEDDING = defineNativeKernel('Embedding', ({ inputs, addon, out, view, i
   const { wte, wpe, ids } = inputs as Record<string, TensorInfo>;
   const shape = embedShape(wte, wpe, ids);
   const y = out([...ids.shape, shape[5]]);
-  addon.embed(view(wte), view(wpe), ints(ids), view(y), ...(shape as [number, number, number, number, number, number]));
+  addon.embed(view(wte), view(wpe), ints(ids), view(y), ...shape);
   return y;
 });
 
@@ -45,13 +46,7 @@ const EMBEDDING_GRAD = defineNativeKernel('EmbeddingGrad', ({ inputs, addon, out
   const { dy, ids, wte, wpe } = inputs as Record<string, TensorInfo>;
   const shape = embedShape(wte, wpe, ids);
   const [dwte, dwpe] = [out(wte.shape), out(wpe.shape)];
-  addon.embedGrad(
-    view(dy),
-    ints(ids),
-    view(dwte),
-    view(dwpe),
-    ...(shape as [number, number, number, number, number, number]),
-  );
+  addon.embedGrad(view(dy), ints(ids), view(dwte), view(dwpe), ...shape);
   return [dwte, dwpe];
 });
 

@@ -21,6 +21,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { nativeAddon } from './native-blas.js';
 
+/** An embedding's sizes (native/src/embedding.cc `embed`). */
+export type EmbedShape = [groups: number, rows: number, seq: number, vocab: number, positions: number, d: number];
+
 /** The fused kernels' functions of the addon (native/src/kernels.cc documents each). */
 export interface KernelsAddon {
   crossEntropy(
@@ -33,10 +36,11 @@ export interface KernelsAddon {
     vocab: number,
   ): void;
   crossEntropyGrad(dy: Float32Array, grad: Float32Array, dlogits: Float32Array, rows: number, vocab: number): void;
-  layerNorm(
+  /** LayerNorm, or RMSNorm when `beta` is null. */
+  norm(
     x: Float32Array,
     gamma: Float32Array,
-    beta: Float32Array,
+    beta: Float32Array | null,
     y: Float32Array,
     xhat: Float32Array,
     rstd: Float32Array,
@@ -45,36 +49,15 @@ export interface KernelsAddon {
     d: number,
     eps: number,
   ): void;
-  layerNormGrad(
+  /** LayerNorm's backward, or RMSNorm's when `dbeta` is null. */
+  normGrad(
     dy: Float32Array,
     xhat: Float32Array,
     rstd: Float32Array,
     gamma: Float32Array,
     dx: Float32Array,
     dgamma: Float32Array,
-    dbeta: Float32Array,
-    groups: number,
-    rows: number,
-    d: number,
-  ): void;
-  rmsNorm(
-    x: Float32Array,
-    gamma: Float32Array,
-    y: Float32Array,
-    xhat: Float32Array,
-    r: Float32Array,
-    groups: number,
-    rows: number,
-    d: number,
-    eps: number,
-  ): void;
-  rmsNormGrad(
-    dy: Float32Array,
-    xhat: Float32Array,
-    r: Float32Array,
-    gamma: Float32Array,
-    dx: Float32Array,
-    dgamma: Float32Array,
+    dbeta: Float32Array | null,
     groups: number,
     rows: number,
     d: number,
@@ -92,30 +75,8 @@ export interface KernelsAddon {
     dup: Float32Array,
     n: number,
   ): void;
-  embed(
-    table: Float32Array,
-    pos: Float32Array,
-    ids: Int32Array,
-    out: Float32Array,
-    groups: number,
-    rows: number,
-    seq: number,
-    vocab: number,
-    positions: number,
-    d: number,
-  ): void;
-  embedGrad(
-    dy: Float32Array,
-    ids: Int32Array,
-    dtable: Float32Array,
-    dpos: Float32Array,
-    groups: number,
-    rows: number,
-    seq: number,
-    vocab: number,
-    positions: number,
-    d: number,
-  ): void;
+  embed(table: Float32Array, pos: Float32Array, ids: Int32Array, out: Float32Array, ...shape: EmbedShape): void;
+  embedGrad(dy: Float32Array, ids: Int32Array, dtable: Float32Array, dpos: Float32Array, ...shape: EmbedShape): void;
   /** fmath.h's polynomial exp, elementwise (for its accuracy test). */
   exp(x: Float32Array, y: Float32Array, n: number): void;
 }

@@ -1,6 +1,6 @@
 /**
  * LayerNorm and RMSNorm as one native kernel forward and one backward (`native-kernels.ts`;
- * native/src/kernels.cc `layerNorm`, `rmsNorm`), for `fused.ts` on `wasm-blas`. Formulas and
+ * native/src/kernels.cc `norm`, `normGrad`), for `fused.ts` on `wasm-blas`. Formulas and
  * saved tensors are those of `fused.ts`' TF.js forms:
  *
  * - LayerNorm (Ba et al. 2016): `y = x̂ γ + β`, `x̂ = (x − μ) r`, `r = 1/sqrt(var + eps)` (biased
@@ -29,79 +29,56 @@ function normShape(x: TensorInfo, gamma: TensorInfo): [number, number, number] {
   return [groups, sizeOf(x.shape) / d, d];
 }
 
-/** `GrokpipeLayerNorm`: x, gamma, beta (attr eps) → y, x̂ `[..., d]`, r `[..., 1]`. */
-const LAYER_NORM = defineNativeKernel('LayerNorm', ({ inputs, attrs, addon, out, view }) => {
-  const { x, gamma, beta } = inputs as Record<string, TensorInfo>;
-  const [groups, rows, d] = normShape(x, gamma);
-  const [y, xhat, rstd] = [out(x.shape), out(x.shape), out([...x.shape.slice(0, -1), 1])];
-  addon.layerNorm(
-    view(x),
-    view(gamma),
-    view(beta),
-    view(y),
-    view(xhat),
-    view(rstd),
-    groups,
-    rows,
-    d,
-    attrs.eps as number,
-  );
-  return [y, xhat, rstd];
-});
+/**
+ * The kernels `Grokpipe<name>` (x, gamma[, beta], attr eps → y, x̂ `[..., d]`, r `[..., 1]`) and
+ * `Grokpipe<name>Grad` (dy, x̂, r, gamma → dx, dgamma[, dbeta]) of LayerNorm (`centred`, with a
+ * shift β) or RMSNorm.
+ */
+function defineNorm(name: string, centred: boolean): [string, string] {
+  const fwd = defineNativeKernel(name, ({ inputs, attrs, addon, out, view }) => {
+    const { x, gamma, beta } = inputs as Record<string, TensorInfo>;
+    const [groups, rows, d] = normShape(x, gamma);
+    const [y, xhat, r] = [out(x.shape), out(x.shape), out([...x.shape.slice(0, -1), 1])];
+    const b = centred ? view(beta) : null;
+    addon.norm(view(x), view(gamma), b, view(y), view(xhat), view(r), groups, rows, d, attrs.eps as number);
+    return [y, xhat, r];
+  });
+  const bwd = defineNativeKernel(`${name}Grad`, ({ inputs, addon, out, view }) => {
+    const { dy, xhat, r, gamma } = inputs as Record<string, TensorInfo>;
+    const [groups, rows, d] = normShape(dy, gamma);
+    const grads = [out(dy.shape), out(gamma.shape), ...(centred ? [out(gamma.shape)] : [])];
+    const [dx, dgamma, dbeta] = grads.map(view);
+    addon.normGrad(view(dy), view(xhat), view(r), view(gamma), dx, dgamma, dbeta ?? null, groups, rows, d);
+    return grads;
+  });
+  return [fwd, bwd];
+}
 
-/** `GrokpipeLayerNormGrad`: dy, x̂, r, gamma → dx, dgamma, dbeta. */
-const LAYER_NORM_GRAD = defineNativeKernel('LayerNormGrad', ({ inputs, addon, out, view }) => {
-  const { dy, xhat, rstd, gamma } = inputs as Record<string, TensorInfo>;
-  const [groups, rows, d] = normShape(dy, gamma);
-  const [dx, dgamma, dbeta] = [out(dy.shape), out(gamma.shape), out(gamma.shape)];
-  addon.layerNormGrad(
-    view(dy),
-    view(xhat),
-    view(rstd),
-    view(gamma),
-    view(dx),
-    view(dgamma),
-    view(dbeta),
-    groups,
-    rows,
-    d,
-  );
-  return [dx, dgamma, dbeta];
-});
+const LAYER_NORM = defineNorm('LayerNorm', true);
+const RMS_NORM = defineNorm('RmsNorm', false);
 
-/** `GrokpipeRmsNorm`: x, gamma (attr eps) → y, x̂ `[..., d]`, r `[..., 1]`. */
-const RMS_NORM = defineNativeKernel('RmsNorm', ({ inputs, attrs, addon, out, view }) => {
-  const { x, gamma } = inputs as Record<string, TensorInfo>;
-  const [groups, rows, d] = normShape(x, gamma);
-  const [y, xhat, r] = [out(x.shape), out(x.shape), out([...x.shape.slice(0, -1), 1])];
-  addon.rmsNorm(view(x), view(gamma), view(y), view(xhat), view(r), groups, rows, d, attrs.eps as number);
-  return [y, xhat, r];
-});
-
-/** `GrokpipeRmsNormGrad`: dy, x̂, r, gamma → dx, dgamma. */
-const RMS_NORM_GRAD = defineNativeKernel('RmsNormGrad', ({ inputs, addon, out, view }) => {
-  const { dy, xhat, r, gamma } = inputs as Record<string, TensorInfo>;
-  const [groups, rows, d] = normShape(dy, gamma);
-  const [dx, dgamma] = [out(dy.shape), out(gamma.shape)];
-  addon.rmsNormGrad(view(dy), view(xhat), view(r), view(gamma), view(dx), view(dgamma), groups, rows, d);
-  return [dx, dgamma];
-});
+/** A norm as one tape node: `inputs` are `[x, gamma, beta]` (LayerNorm) or `[x, gamma]` (RMSNorm). */
+function normNode([fwd, bwd]: [string, string], inputs: tf.Tensor[], eps: number): tf.Tensor {
+  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [x, gamma, beta] = args as tf.Tensor[];
+    const named: Record<string, tf.Tensor> = beta ? { x, gamma, beta } : { x, gamma };
+    const [y, xhat, r] = runNative<tf.Tensor[]>(fwd, named, { eps });
+    save([xhat, r, gamma]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, [xh, rs, g]: tf.Tensor[]) =>
+        runNative<tf.Tensor[]>(bwd, { dy, xhat: xh, r: rs, gamma: g }),
+    };
+  })(...inputs);
+}
 
 /**
  * LayerNorm over the last axis, natively (see the file's docstring for shapes and formulas).
  * @returns `[..., d]`, one tape node.
  */
 export function nativeLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
-  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [xi, g, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    const [y, xhat, rstd] = runNative<tf.Tensor[]>(LAYER_NORM, { x: xi, gamma: g, beta: b }, { eps });
-    save([xhat, rstd, g]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor, [xh, r, gs]: tf.Tensor[]) =>
-        runNative<tf.Tensor[]>(LAYER_NORM_GRAD, { dy, xhat: xh, rstd: r, gamma: gs }),
-    };
-  })(x, gamma, beta);
+  return normNode(LAYER_NORM, [x, gamma, beta], eps);
 }
 
 /**
@@ -109,14 +86,5 @@ export function nativeLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor,
  * @returns `[..., d]`, one tape node.
  */
 export function nativeRmsNorm(x: tf.Tensor, gamma: tf.Tensor, eps: number): tf.Tensor {
-  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [xi, g, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    const [y, xhat, r] = runNative<tf.Tensor[]>(RMS_NORM, { x: xi, gamma: g }, { eps });
-    save([xhat, r, g]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor, [xh, rs, gs]: tf.Tensor[]) =>
-        runNative<tf.Tensor[]>(RMS_NORM_GRAD, { dy, xhat: xh, r: rs, gamma: gs }),
-    };
-  })(x, gamma);
+  return normNode(RMS_NORM, [x, gamma], eps);
 }
