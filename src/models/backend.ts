@@ -16,7 +16,8 @@
  *   (every tensor saved for backprop is cloned).
  * - all: the gradients of `gradients.ts` (tfjs-core's Node bundle registers none).
  * - wasm-blas: `BatchMatMul` on the native CBLAS library (`native-blas.ts`), and the fused native
- *   kernels (cross-entropy, LayerNorm, RMSNorm, GELU, SiLU: `native-kernels.ts`).
+ *   kernels (cross-entropy, LayerNorm, RMSNorm, GELU, SiLU, SwiGLU, GPT-2's embedding:
+ *   `native-kernels.ts`).
  * The other wasm problem, `BatchMatMul` with transposed operands running ~15x slower than plain
  * products, is avoided by `matMul` in `layers.ts` (explicit transposes on `wasm` only).
  */

@@ -26,6 +26,7 @@ export function crossEntropy<T extends tf.Tensor = tf.Tensor1D>(logits: tf.Tenso
   return tfjsCrossEntropy(logits, targets) as T;
 }
 
+/** `crossEntropy` as TF.js ops (every backend but `wasm-blas`). */
 function tfjsCrossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor {
   const logp = tf.logSoftmax(logits);
   return tf.neg(tf.sum(tf.mul(tf.oneHot(targets as tf.Tensor1D, logits.shape[logits.rank - 1]), logp), -1));
