@@ -1,13 +1,14 @@
 /**
- * The fused native kernels of `wasm-blas` (src/models/native-kernels.ts, native/src/kernels.cc)
- * against the TF.js forms they replace, on the same backend with the native kernels switched off
- * (`useNativeKernels(false)`): `crossEntropy` (logSoftmax and a one-hot product), and
- * `layerNorm`, `rmsNorm`, `gelu` (fused.ts' TF.js custom gradients) and `silu` (layers.ts' op
- * chain). For each: values and the gradient of `Σ y ⊙ w` (random `w`) with respect to every
- * input, to 1e-5 relative to the largest entry, on odd shapes, for one model and for the
- * `[members, ...]` shapes of an ensemble; that each output row is the same bits whatever else is
- * in the batch, and an ensemble member's values and parameter gradients the bits of its solo run;
- * that the native kernels actually ran (`tf.profile`); and the accuracy of the addon's exp.
+ * The fused native kernels of `wasm-blas` (src/models/native-*.ts, native/src/kernels.cc,
+ * activations.cc, embedding.cc) against the TF.js forms they replace, on the same backend with the
+ * native kernels switched off (`useNativeKernels(false)`): `crossEntropy` (logSoftmax and a
+ * one-hot product) and its hits (TF.js' argMax), `layerNorm`, `rmsNorm`, `gelu` (fused.ts' TF.js
+ * custom gradients), `silu`, `swiglu` and `tokenPositionEmbedding` (layers.ts' op chains). For
+ * each: values and the gradient of `Σ y ⊙ w` (random `w`) with respect to every input, to 1e-5
+ * relative to the largest entry, on odd shapes, for one model and for the `[members, ...]` shapes
+ * of an ensemble; that each output row is the same bits whatever else is in the batch, and an
+ * ensemble member's values and parameter gradients the bits of its solo run; that the native
+ * kernels actually ran (`tf.profile`), and only on `wasm-blas`; and the accuracy of the addon's exp.
  *
  * Where the addon is not built or no BLAS library loads, the tests are skipped with the reason,
  * unless `GROKPIPE_REQUIRE_NATIVE` is set (as in CI): then they fail.
