@@ -361,7 +361,9 @@ async function groupRun(ctxs: readonly StageContext<TrainParams>[]): Promise<(Er
 export const trainStage: StageDefinition<TrainParams> = {
   name: 'train',
   // 2: kept checkpoints (checkpoints/), the final training state (state/) and the weight norms in the curve.
-  version: '2',
+  // 3: on wasm-blas, the fused native kernels (cross-entropy, norms, activations, embedding,
+  // attention, AdamW) round differently from the TF.js op chains they replace.
+  version: '3',
   description: 'Train a decoder-only model from scratch with AdamW and record the grokking curve.',
   schema,
   check(params) {
