@@ -4,10 +4,14 @@
   "targets": [
     {
       "target_name": "grokpipe_blas",
-      "sources": ["src/blas.cc"],
+      "sources": [
+        "src/blas.cc",
+        "src/attention.cc",
+        "src/adamw.cc"
+      ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
-      "cflags_cc": ["-O3", "-std=c++17"],
+      "cflags_cc": ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-math-errno"],
       "libraries": ["-ldl"]
     }
   ]

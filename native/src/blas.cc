@@ -6,6 +6,9 @@
 #include <napi.h>
 #include <dlfcn.h>
 
+#include "adamw.h"
+#include "attention.h"
+
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -203,6 +206,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("load", Napi::Function::New(env, Load));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("matMul", Napi::Function::New(env, MatMul));
+  InitAttention(env, exports);
+  InitAdamW(env, exports);
   return exports;
 }
 

@@ -15,7 +15,8 @@
  *   on a `[vocab, d_model]` table) and `Identity` shares the input's buffer instead of copying it
  *   (every tensor saved for backprop is cloned).
  * - all: the gradients of `gradients.ts` (tfjs-core's Node bundle registers none).
- * - wasm-blas: `BatchMatMul` on the native CBLAS library (`native-blas.ts`).
+ * - wasm-blas: `BatchMatMul` on the native CBLAS library (`native-blas.ts`), fused attention for
+ *   short sequences (`native-attention.ts`) and the AdamW update (`native-adamw.ts`) as native kernels.
  * The other wasm problem, `BatchMatMul` with transposed operands running ~15x slower than plain
  * products, is avoided by `matMul` in `layers.ts` (explicit transposes on `wasm` only).
  */
@@ -25,6 +26,8 @@ import type { BackendName } from './backend-names.js';
 import { BACKEND_PREFERENCE, BACKEND_REQUESTS, isBackendRequest } from './backend-names.js';
 import { registerGradients } from './gradients.js';
 import { useExplicitTransposeGradient } from './layers.js';
+import { useNativeAdamW } from './native-adamw.js';
+import { useNativeAttention } from './native-attention.js';
 import { loadNativeBlas, NATIVE_BLAS_HINT, setBlasThreads, useNativeMatMul } from './native-blas.js';
 import type { BlasLibrary } from './native-blas.js';
 
@@ -151,6 +154,8 @@ export async function initBackend(request: string = 'auto', options: BackendOpti
         registerWasmRowGather();
         registerWasmSharedIdentity();
         useNativeMatMul(running === 'wasm-blas');
+        useNativeAttention(running === 'wasm-blas');
+        useNativeAdamW(running === 'wasm-blas');
       }
       activeBlas = undefined;
       if (running === 'wasm-blas') {

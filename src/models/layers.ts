@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedGelu, fusedLayerNorm, fusedLinear, fusedRmsNorm } from './fused.js';
+import { fusedAttention, fusedAttentionApplies } from './native-attention.js';
 import { fillNormal, fillUniform } from './train-rng.js';
 import type { Rng } from './train-rng.js';
 
@@ -204,6 +205,7 @@ export function positionMask(positions: tf.Tensor1D, seq: number): tf.Tensor4D {
  *   consecutive slices of `d_head = d_model / n_heads` (the GPT-2 layout).
  * @param mask additive, broadcastable to `[batch, n_heads, n_q, seq]` (`causalMask`, `positionMask`).
  * @returns `[batch, n_q, d_model]`, heads concatenated in the same layout.
+ * On `wasm-blas`, for sequences up to `MAX_FUSED_SEQ`, two native kernels (`native-attention.ts`).
  */
 export function multiHeadAttention(
   q: tf.Tensor3D,
@@ -212,6 +214,7 @@ export function multiHeadAttention(
   nHeads: number,
   mask: tf.Tensor,
 ): tf.Tensor3D {
+  if (fusedAttentionApplies(q, k, nHeads, mask)) return fusedAttention(q, k, v, nHeads, mask);
   const [batch, nQ, dModel] = q.shape;
   const seq = k.shape[1];
   const dHead = dModel / nHeads;

@@ -115,7 +115,12 @@ export function setBlasThreads(threads = os.availableParallelism()): number | nu
   return library.threads;
 }
 
-interface WasmHeapBackend {
+/**
+ * What a native kernel needs of the wasm backend: allocating an output on its heap and a
+ * Float32Array view of a tensor's data there (no copy). Take every view after the last
+ * `makeOutput`: allocating may grow the heap and detach earlier views.
+ */
+export interface WasmHeapBackend {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(info: TensorInfo): Float32Array;
 }
