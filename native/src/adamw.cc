@@ -11,9 +11,9 @@
 //
 // with decay = 1 − lr_t · λ (1 for parameters that do not decay) and step = lr_t / (1 − β₁ᵗ),
 // computed by the caller (src/models/native-adamw.ts). These are the float32 operations, in the
-// same order, of adamw.ts' TF.js chain, so an update is that chain's bit for bit given the same
-// coef. The norm is summed in double, in a fixed order within each member's slice of each
-// gradient, so it too depends on the member's own values only. Single-threaded; no fused
+// same order, of adamw.ts' TF.js chain, so an update is that chain's bit for bit. So is the norm:
+// each gradient's squares summed in float32 in index order (TF.js wasm's Sum), those sums added
+// in parameter order (AddN), within each member's slice, so it depends on the member's values only. Single-threaded; no fused
 // multiply-adds (-ffp-contract=off); the elementwise loop vectorises without reassociating.
 #include "adamw.h"
 
@@ -50,15 +50,10 @@ __attribute__((target_clones("avx2", "default"))) void Update(const float* __res
   }
 }
 
-// Σ x² of n values in double: 8 running sums over the indices mod 8, added in order at the end.
-double SumSquares(const float* __restrict x, int64_t n, double* __restrict lanes) {
-  for (int l = 0; l < 8; l++) lanes[l] = 0.0;
-  int64_t e = 0;
-  for (; e + 8 <= n; e += 8)
-    for (int l = 0; l < 8; l++) lanes[l] += static_cast<double>(x[e + l]) * static_cast<double>(x[e + l]);
-  for (int l = 0; e < n; e++, l++) lanes[l] += static_cast<double>(x[e]) * static_cast<double>(x[e]);
-  double total = 0.0;
-  for (int l = 0; l < 8; l++) total += lanes[l];
+// Σ x² of n values in float32, in index order: TF.js wasm's Sum of Square, bit for bit.
+float SumSquares(const float* __restrict x, int64_t n) {
+  float total = 0.0f;
+  for (int64_t e = 0; e < n; e++) total += x[e] * x[e];
   return total;
 }
 
@@ -97,11 +92,10 @@ Napi::Value GradNorm(const Napi::CallbackInfo& info) {
       return env.Undefined();
     }
   }
-  double lanes[8];
   for (int64_t m = 0; m < members; m++) {
-    double total = 0.0;
-    for (size_t i = 0; i < g.size(); i++) total += SumSquares(g[i] + m * (n[i] / members), n[i] / members, lanes);
-    out[m] = static_cast<float>(std::sqrt(total));
+    float total = 0.0f;
+    for (size_t i = 0; i < g.size(); i++) total += SumSquares(g[i] + m * (n[i] / members), n[i] / members);
+    out[m] = std::sqrt(total);
   }
   return env.Undefined();
 }

@@ -28,8 +28,8 @@
  * it would get alone, element by element.
  *
  * On `wasm-blas` the update runs on two native kernels instead (`native-adamw.ts`: the norms in one
- * call, each chunk in one), with the same float32 operations in the same order; only the norm's
- * last bits differ (summed in double there).
+ * call, each chunk in one), with the same float32 operations in the same order: the same values
+ * bit for bit.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { nativeAdamWApplies, nativeAdamWUpdate, nativeGradNorm } from './native-adamw.js';

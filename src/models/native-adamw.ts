@@ -5,10 +5,10 @@
  * moments, decoupled decay and step: Loshchilov & Hutter 2019, Algorithm 2, as adamw.ts writes
  * it). As TF.js ops (adamw.ts) an update is some 140 kernels for a small model; here it is two.
  *
- * The update runs the float32 operations of adamw.ts' chain in the same order, so with the same
- * clipping coefficient its values are the chain's bit for bit; the norm is summed in double (its
- * last bits differ from TF.js' float sums). Both work on each member's slice alone: an ensemble's
- * member gets its solo values bit for bit.
+ * Both run the float32 operations of adamw.ts' chain in the same order (the norm: each gradient's
+ * squares summed in index order, those sums in parameter order, as wasm's Sum and AddN), so the
+ * values are the chain's bit for bit (test/model-optimised.test.ts, test/model-native-kernels.test.ts).
+ * Both work on each member's slice alone: an ensemble's member gets its solo values bit for bit.
  *
  * On only where `backend.ts` starts `wasm-blas` (`useNativeAdamW`); elsewhere adamw.ts runs its
  * TF.js chain as before.
@@ -109,7 +109,7 @@ export function nativeAdamWApplies(tensors: readonly tf.Tensor[]): boolean {
 
 /**
  * Each member's global L2 norm `sqrt(Σ_p Σ_i g_i²)` of gradients stacked `[members, ...]` (or of
- * one model's, `members` 1), summed in double.
+ * one model's, `members` 1), summed in float32 as adamw.ts' `globalNorm`.
  * @returns `[members]` for an ensemble (`stacked`), a scalar for one model.
  */
 export function nativeGradNorm(grads: readonly tf.Tensor[], members: number, stacked: boolean): tf.Tensor {
