@@ -23,7 +23,14 @@ import type { AdamWConfig } from '../src/models/adamw.js';
 import { initBackend } from '../src/models/backend.js';
 import { causalMask, multiHeadAttention, positionMask } from '../src/models/layers.js';
 import { useNativeAdamW } from '../src/models/native-adamw.js';
-import { ATTENTION_GRAD_KERNEL, ATTENTION_KERNEL, useNativeAttention } from '../src/models/native-attention.js';
+import {
+  ATTENTION_GRAD_KERNEL,
+  ATTENTION_KERNEL,
+  fusedAttention,
+  packedAttention,
+  packedKvAttention,
+  useNativeAttention,
+} from '../src/models/native-attention.js';
 import { loadNativeBlas } from '../src/models/native-blas.js';
 import { randn, relL2Error } from './model-arch-helpers.js';
 
@@ -197,6 +204,26 @@ describe('fused attention against the TF.js ops', () => {
       tf.dispose(Object.values(s));
     });
     tf.dispose(Object.values(folded));
+  });
+
+  it.each(CASES)('$name: packed qkv (and q apart from a packed kv) equal separate operands bit for bit', (c) => {
+    const x = operands(c, c.batch, 3);
+    const run = (f: (q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D) => tf.Tensor) =>
+      tf.tidy(() => {
+        const grads = tf.grads((q, k, v) =>
+          tf.sum(tf.mul(f(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D), x.w)),
+        )([x.q, x.k, x.v]);
+        return [f(x.q, x.k, x.v), ...grads].map((t) => t.dataSync() as Float32Array);
+      });
+    const separate = run((q, k, v) => fusedAttention(q, k, v, c.heads, x.mask));
+    // Packed by TF.js' Concat, whose gradient only slices the kernel's packed gradient apart.
+    const kv = run((q, k, v) => packedKvAttention(q, tf.concat([k, v], 2), c.heads, x.mask));
+    separate.forEach((values, i) => expect(bits(kv[i]).equals(bits(values)), `q, kv: output ${i}`).toBe(true));
+    if (c.mask === 'causal') {
+      const qkv = run((q, k, v) => packedAttention(tf.concat([q, k, v], 2), c.heads, x.mask));
+      separate.forEach((values, i) => expect(bits(qkv[i]).equals(bits(values)), `qkv: output ${i}`).toBe(true));
+    }
+    tf.dispose(Object.values(x));
   });
 
   it('is one kernel forward and one backward', async () => {

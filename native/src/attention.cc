@@ -1,7 +1,9 @@
 // Fused multi-head scaled dot-product attention (Vaswani et al. 2017, §3.2.1-3.2.2) for short
 // sequences: one call for the forward pass of every (example, head), one for the backward. The
 // tensors keep the model's layout, heads being consecutive slices of `d_head = d_model / n_heads`
-// columns of each row, so no transposes are made:
+// columns of each row, so no transposes are made; q, k and v may also be packed side by side in
+// one tensor (GPT-2's c_attn output [B, S, 3·d_model]): each operand is read at its own row stride
+// and column offset (Layout), and its gradient written to the same columns of its own output.
 //
 //   q [B, n_q, d_model], k and v [B, S, d_model]; per example b and head h (columns h·d_head...):
 //   P = softmax(q_h k_hᵀ · scale + mask[b, h]) [n_q, S],  out_h = P v_h [n_q, d_head]
@@ -20,6 +22,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "args.h"
@@ -51,136 +54,171 @@ inline void SoftmaxRow(float* __restrict row, int64_t s) {
   for (int64_t j = 0; j < s; j++) row[j] = row[j] / sum;
 }
 
-// out[i, :] = Σ_j w[i, j] x[j, :] for one head: w [rows, s] dense, x rows of stride d, out rows of
-// stride d (d_head columns each). The sum runs over j in order, vectorised over the columns.
+// out[i, :] = Σ_j w[i, j] x[j, :] for one head: w [rows, s] dense, x rows of stride xs, out rows of
+// stride os (d_head columns each). The sum runs over j in order, vectorised over the columns.
 __attribute__((target_clones("avx2", "default"))) void Mix(const float* __restrict w, int64_t rows, int64_t s,
-                                                              const float* __restrict x, int64_t d, int64_t dh,
-                                                              float* __restrict out, float* __restrict acc) {
+                                                              const float* __restrict x, int64_t xs, int64_t dh,
+                                                              float* __restrict out, int64_t os,
+                                                              float* __restrict acc) {
   for (int64_t i = 0; i < rows; i++) {
     for (int64_t c = 0; c < dh; c++) acc[c] = 0.0f;
     for (int64_t j = 0; j < s; j++) {
       const float wij = w[i * s + j];
-      const float* xj = x + j * d;
+      const float* xj = x + j * xs;
       for (int64_t c = 0; c < dh; c++) acc[c] += wij * xj[c];
     }
-    for (int64_t c = 0; c < dh; c++) out[i * d + c] = acc[c];
+    for (int64_t c = 0; c < dh; c++) out[i * os + c] = acc[c];
   }
 }
 
-// out[j, :] = Σ_i w[i, j] x[i, :] (wᵀ x) for one head: w [rows, s], x rows of stride d, out [s] rows
-// of stride d. The sum runs over i in order, vectorised over the columns.
+// out[j, :] = Σ_i w[i, j] x[i, :] (wᵀ x) for one head: w [rows, s], x rows of stride xs, out [s] rows
+// of stride os. The sum runs over i in order, vectorised over the columns.
 __attribute__((target_clones("avx2", "default"))) void MixT(const float* __restrict w, int64_t rows, int64_t s,
-                                                               const float* __restrict x, int64_t d, int64_t dh,
-                                                               float* __restrict out, float* __restrict acc) {
+                                                               const float* __restrict x, int64_t xs, int64_t dh,
+                                                               float* __restrict out, int64_t os,
+                                                               float* __restrict acc) {
   for (int64_t j = 0; j < s; j++) {
     for (int64_t c = 0; c < dh; c++) acc[c] = 0.0f;
     for (int64_t i = 0; i < rows; i++) {
       const float wij = w[i * s + j];
-      const float* xi = x + i * d;
+      const float* xi = x + i * xs;
       for (int64_t c = 0; c < dh; c++) acc[c] += wij * xi[c];
     }
-    for (int64_t c = 0; c < dh; c++) out[j * d + c] = acc[c];
+    for (int64_t c = 0; c < dh; c++) out[j * os + c] = acc[c];
   }
 }
 
-// dots[i, j] = Σ_c a[i, c] y[j, c] for one head (a and y rows of stride d): y's head is first
-// copied transposed into yt [dh, s], then the sum runs over c in order, vectorised over keys j.
-__attribute__((target_clones("avx2", "default"))) void Dots(const float* __restrict a, int64_t rows,
-                                                               const float* __restrict y, int64_t s, int64_t d,
+// dots[i, j] = Σ_c a[i, c] y[j, c] for one head (a rows of stride as, y rows of stride ys): y's head
+// is first copied transposed into yt [dh, s], then the sum runs over c in order, vectorised over
+// keys j.
+__attribute__((target_clones("avx2", "default"))) void Dots(const float* __restrict a, int64_t rows, int64_t as,
+                                                               const float* __restrict y, int64_t s, int64_t ys,
                                                                int64_t dh, float* __restrict dots,
                                                                float* __restrict yt) {
   for (int64_t j = 0; j < s; j++)
-    for (int64_t c = 0; c < dh; c++) yt[c * s + j] = y[j * d + c];
+    for (int64_t c = 0; c < dh; c++) yt[c * s + j] = y[j * ys + c];
   for (int64_t i = 0; i < rows; i++) {
     float* row = dots + i * s;
     for (int64_t j = 0; j < s; j++) row[j] = 0.0f;
     for (int64_t c = 0; c < dh; c++) {
-      const float aic = a[i * d + c];
+      const float aic = a[i * as + c];
       const float* ytc = yt + c * s;
       for (int64_t j = 0; j < s; j++) row[j] += aic * ytc[j];
     }
   }
 }
 
-// attentionForward(q, k, v, mask, out, probs, B, n_q, S, d_model, n_heads, maskB, maskH, maskQ, scale)
-// out [B, n_q, d_model]; probs [B, n_heads, n_q, S] (saved for the backward); the additive mask is
-// read at mask[b·maskB + h·maskH + i·maskQ + j] (strides 0 broadcast).
+// Where q, k and v (and their gradients) live: each operand's rows have `stride` floats, of which
+// the model's d_model columns start at `offset` (0 and d_model for separate tensors; a packed
+// [.., 3·d_model] qkv has strides 3·d_model and offsets 0, d_model, 2·d_model).
+struct Layout {
+  int64_t q_stride, q_offset, k_stride, k_offset, v_stride, v_offset;
+};
+
+// The shared arguments from info[first]: B, n_q, S, d_model, n_heads, then the Layout's six
+// values; false with an error pending when they are not sizes or do not fit together.
+bool ReadShape(const Napi::CallbackInfo& info, size_t first, const char* fn, int64_t* b, Shape* sh, int64_t* heads,
+               Layout* lay) {
+  int64_t z[11];
+  if (!Sizes(info, first, 11, fn, z)) return false;
+  *b = z[0];
+  *heads = z[4];
+  *sh = Shape{z[1], z[2], z[3], z[4] > 0 ? z[3] / z[4] : 0};
+  *lay = Layout{z[5], z[6], z[7], z[8], z[9], z[10]};
+  if (z[4] == 0 || sh->d % z[4] != 0 || sh->s == 0 || lay->q_offset + sh->d > lay->q_stride ||
+      lay->k_offset + sh->d > lay->k_stride || lay->v_offset + sh->d > lay->v_stride) {
+    Napi::RangeError::New(info.Env(), std::string(fn) + ": d_model must be a multiple of n_heads, S ≥ 1, " +
+                                          "and each operand's columns within its rows")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+// attentionForward(q, k, v, mask, out, probs, B, n_q, S, d_model, n_heads, qStride, qOffset,
+//                  kStride, kOffset, vStride, vOffset, maskB, maskH, maskQ, scale)
+// q [B, n_q, qStride], k [B, S, kStride], v [B, S, vStride] (see Layout); out [B, n_q, d_model];
+// probs [B, n_heads, n_q, S] (saved for the backward); the additive mask is read at
+// mask[b·maskB + h·maskH + i·maskQ + j] (strides 0 broadcast).
 Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* fn = "attentionForward";
-  int64_t z[8];
+  int64_t B, n_heads, ms[3];
+  Shape sh;
+  Layout lay;
   float scale;
-  if (info.Length() < 15) {
-    Napi::TypeError::New(env, "attentionForward expects 15 arguments").ThrowAsJavaScriptException();
+  if (info.Length() < 21) {
+    Napi::TypeError::New(env, "attentionForward expects 21 arguments").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (!Sizes(info, 6, 8, fn, z) || !Scalars(info, 14, 1, fn, &scale)) return env.Undefined();
-  const int64_t B = z[0], n_heads = z[4];
-  const Shape sh{z[1], z[2], z[3], n_heads > 0 ? z[3] / n_heads : 0};
-  const int64_t mb = z[5], mh = z[6], mq = z[7];
-  if (n_heads == 0 || sh.d % n_heads != 0 || sh.s == 0) {
-    Napi::RangeError::New(env, "attentionForward: d_model must be a multiple of n_heads, S ≥ 1").ThrowAsJavaScriptException();
+  if (!ReadShape(info, 6, fn, &B, &sh, &n_heads, &lay) || !Sizes(info, 17, 3, fn, ms) ||
+      !Scalars(info, 20, 1, fn, &scale))
     return env.Undefined();
-  }
-  const int64_t mask_need = B == 0 || sh.n_q == 0 ? 0 : (B - 1) * mb + (n_heads - 1) * mh + (sh.n_q - 1) * mq + sh.s;
+  const int64_t mask_need = B == 0 || sh.n_q == 0 ? 0 : (B - 1) * ms[0] + (n_heads - 1) * ms[1] + (sh.n_q - 1) * ms[2] + sh.s;
   float *q, *k, *v, *mask, *out, *probs;
-  if (!(q = Floats(info[0], fn, "q", B * sh.n_q * sh.d)) || !(k = Floats(info[1], fn, "k", B * sh.s * sh.d)) ||
-      !(v = Floats(info[2], fn, "v", B * sh.s * sh.d)) || !(mask = Floats(info[3], fn, "mask", mask_need)) ||
+  if (!(q = Floats(info[0], fn, "q", B * sh.n_q * lay.q_stride)) ||
+      !(k = Floats(info[1], fn, "k", B * sh.s * lay.k_stride)) ||
+      !(v = Floats(info[2], fn, "v", B * sh.s * lay.v_stride)) || !(mask = Floats(info[3], fn, "mask", mask_need)) ||
       !(out = Floats(info[4], fn, "out", B * sh.n_q * sh.d)) ||
       !(probs = Floats(info[5], fn, "probs", B * n_heads * sh.n_q * sh.s))) {
     return env.Undefined();
   }
   std::vector<float> kt(sh.dh * sh.s), acc(sh.dh);
   for (int64_t b = 0; b < B; b++) {
+    const float* qb = q + b * sh.n_q * lay.q_stride + lay.q_offset;
+    const float* kb = k + b * sh.s * lay.k_stride + lay.k_offset;
+    const float* vb = v + b * sh.s * lay.v_stride + lay.v_offset;
     for (int64_t h = 0; h < n_heads; h++) {
       const int64_t col = h * sh.dh;
       float* p = probs + (b * n_heads + h) * sh.n_q * sh.s;
-      Dots(q + b * sh.n_q * sh.d + col, sh.n_q, k + b * sh.s * sh.d + col, sh.s, sh.d, sh.dh, p, kt.data());
+      Dots(qb + col, sh.n_q, lay.q_stride, kb + col, sh.s, lay.k_stride, sh.dh, p, kt.data());
       for (int64_t i = 0; i < sh.n_q; i++) {
         float* row = p + i * sh.s;
-        const float* m = mask + b * mb + h * mh + i * mq;
+        const float* m = mask + b * ms[0] + h * ms[1] + i * ms[2];
         for (int64_t j = 0; j < sh.s; j++) row[j] = row[j] * scale + m[j];
         SoftmaxRow(row, sh.s);
       }
-      Mix(p, sh.n_q, sh.s, v + b * sh.s * sh.d + col, sh.d, sh.dh, out + b * sh.n_q * sh.d + col, acc.data());
+      Mix(p, sh.n_q, sh.s, vb + col, lay.v_stride, sh.dh, out + b * sh.n_q * sh.d + col, sh.d, acc.data());
     }
   }
   return env.Undefined();
 }
 
-// attentionBackward(dy, q, k, v, probs, dq, dk, dv, B, n_q, S, d_model, n_heads, scale)
-// dy and dq [B, n_q, d_model]; dk, dv [B, S, d_model]; probs as attentionForward saved them.
+// attentionBackward(dy, q, k, v, probs, dq, dk, dv, B, n_q, S, d_model, n_heads, qStride, qOffset,
+//                   kStride, kOffset, vStride, vOffset, scale)
+// dy [B, n_q, d_model]; q, k, v and probs as attentionForward had them; dq, dk, dv in the layout of
+// q, k, v (views of one buffer where the operands are one packed tensor: each gets its columns).
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* fn = "attentionBackward";
-  int64_t z[5];
+  int64_t B, n_heads;
+  Shape sh;
+  Layout lay;
   float scale;
-  if (info.Length() < 14) {
-    Napi::TypeError::New(env, "attentionBackward expects 14 arguments").ThrowAsJavaScriptException();
+  if (info.Length() < 20) {
+    Napi::TypeError::New(env, "attentionBackward expects 20 arguments").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (!Sizes(info, 8, 5, fn, z) || !Scalars(info, 13, 1, fn, &scale)) return env.Undefined();
-  const int64_t B = z[0], n_heads = z[4];
-  const Shape sh{z[1], z[2], z[3], n_heads > 0 ? z[3] / n_heads : 0};
-  if (n_heads == 0 || sh.d % n_heads != 0 || sh.s == 0) {
-    Napi::RangeError::New(env, "attentionBackward: d_model must be a multiple of n_heads, S ≥ 1").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  const int64_t nq_d = B * sh.n_q * sh.d, s_d = B * sh.s * sh.d;
+  if (!ReadShape(info, 8, fn, &B, &sh, &n_heads, &lay) || !Scalars(info, 19, 1, fn, &scale)) return env.Undefined();
+  const int64_t nq = B * sh.n_q, ns = B * sh.s;
   float *dy, *q, *k, *v, *probs, *dq, *dk, *dv;
-  if (!(dy = Floats(info[0], fn, "dy", nq_d)) || !(q = Floats(info[1], fn, "q", nq_d)) ||
-      !(k = Floats(info[2], fn, "k", s_d)) || !(v = Floats(info[3], fn, "v", s_d)) ||
-      !(probs = Floats(info[4], fn, "probs", B * n_heads * sh.n_q * sh.s)) || !(dq = Floats(info[5], fn, "dq", nq_d)) ||
-      !(dk = Floats(info[6], fn, "dk", s_d)) || !(dv = Floats(info[7], fn, "dv", s_d))) {
+  if (!(dy = Floats(info[0], fn, "dy", nq * sh.d)) || !(q = Floats(info[1], fn, "q", nq * lay.q_stride)) ||
+      !(k = Floats(info[2], fn, "k", ns * lay.k_stride)) || !(v = Floats(info[3], fn, "v", ns * lay.v_stride)) ||
+      !(probs = Floats(info[4], fn, "probs", B * n_heads * sh.n_q * sh.s)) ||
+      !(dq = Floats(info[5], fn, "dq", nq * lay.q_stride)) || !(dk = Floats(info[6], fn, "dk", ns * lay.k_stride)) ||
+      !(dv = Floats(info[7], fn, "dv", ns * lay.v_stride))) {
     return env.Undefined();
   }
   std::vector<float> vt(sh.dh * sh.s), acc(sh.dh), ds(sh.n_q * sh.s);
   for (int64_t b = 0; b < B; b++) {
+    const int64_t qo = b * sh.n_q * lay.q_stride + lay.q_offset;
+    const int64_t ko = b * sh.s * lay.k_stride + lay.k_offset;
+    const int64_t vo = b * sh.s * lay.v_stride + lay.v_offset;
+    const float* dyb = dy + b * sh.n_q * sh.d;
     for (int64_t h = 0; h < n_heads; h++) {
       const int64_t col = h * sh.dh;
-      const int64_t qo = b * sh.n_q * sh.d + col, ko = b * sh.s * sh.d + col;
       const float* p = probs + (b * n_heads + h) * sh.n_q * sh.s;
-      Dots(dy + qo, sh.n_q, v + ko, sh.s, sh.d, sh.dh, ds.data(), vt.data());  // dP
+      Dots(dyb + col, sh.n_q, sh.d, v + vo + col, sh.s, lay.v_stride, sh.dh, ds.data(), vt.data());  // dP
       for (int64_t i = 0; i < sh.n_q; i++) {
         float* row = ds.data() + i * sh.s;
         const float* pi = p + i * sh.s;
@@ -191,9 +229,9 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
         }
         for (int64_t j = 0; j < sh.s; j++) row[j] = (row[j] - total * pi[j]) * scale;
       }
-      Mix(ds.data(), sh.n_q, sh.s, k + ko, sh.d, sh.dh, dq + qo, acc.data());
-      MixT(ds.data(), sh.n_q, sh.s, q + qo, sh.d, sh.dh, dk + ko, acc.data());
-      MixT(p, sh.n_q, sh.s, dy + qo, sh.d, sh.dh, dv + ko, acc.data());
+      Mix(ds.data(), sh.n_q, sh.s, k + ko + col, lay.k_stride, sh.dh, dq + qo + col, lay.q_stride, acc.data());
+      MixT(ds.data(), sh.n_q, sh.s, q + qo + col, lay.q_stride, sh.dh, dk + ko + col, lay.k_stride, acc.data());
+      MixT(p, sh.n_q, sh.s, dyb + col, sh.d, sh.dh, dv + vo + col, lay.v_stride, acc.data());
     }
   }
   return env.Undefined();

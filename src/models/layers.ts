@@ -214,9 +214,10 @@ export function multiHeadAttention(
   nHeads: number,
   mask: tf.Tensor,
 ): tf.Tensor3D {
-  if (fusedAttentionApplies(q, k, nHeads, mask)) return fusedAttention(q, k, v, nHeads, mask);
   const [batch, nQ, dModel] = q.shape;
   const seq = k.shape[1];
+  if (q.dtype === 'float32' && fusedAttentionApplies([batch, nQ, seq, dModel], nHeads, mask))
+    return fusedAttention(q, k, v, nHeads, mask);
   const dHead = dModel / nHeads;
   const heads = (x: tf.Tensor3D, n: number) => tf.reshape(x, [batch, n, nHeads, dHead]);
   const qh = tf.reshape(tf.transpose(heads(q, nQ), [0, 2, 1, 3]), [batch * nHeads, nQ, dHead]) as tf.Tensor3D;

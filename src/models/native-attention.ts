@@ -7,6 +7,8 @@
  * gradients); here it is two, reading the model's `[batch, seq, d_model]` tensors in place on the
  * wasm heap (heads are column slices: no transposes) and saving the attention probabilities
  * `[batch, n_heads, n_q, seq]` for the backward, small for the sequences this serves (≤ 64).
+ * `packedAttention` reads q, k, v packed side by side in one tensor (GPT-2's `c_attn` output, so
+ * the model makes them in one product instead of three, and gets one gradient back).
  *
  * Values are the reference form's up to float32 rounding (the products sum in another order;
  * test/model-native-kernels.test.ts). Each (example, head) is computed alone, so an ensemble's
@@ -60,11 +62,34 @@ function addon(): AttentionAddon {
   return nativeAddon() as AttentionAddon;
 }
 
+/**
+ * How the kernels find q, k and v among their distinct operand tensors `x0`, `x1`, `x2`: `slots[i]`
+ * is the operand holding q (i = 0), k (1), v (2), and `offsets[i]` the column where its d_model
+ * columns start in that operand's rows (a packed `[.., 3·d_model]` qkv: slots 0, 0, 0, offsets
+ * 0, d, 2d). Together the three column ranges cover each operand's rows exactly.
+ */
+interface Layout {
+  nHeads: number;
+  dModel: number;
+  slots: number[];
+  offsets: number[];
+}
+
+/** The addon's layout arguments: each operand's row stride and column offset, for q, k, v. */
+function layoutArgs(operands: TensorInfo[], { slots, offsets }: Layout): number[] {
+  return [0, 1, 2].flatMap((i) => [operands[slots[i]].shape[2], offsets[i]]);
+}
+
+const operandsOf = (inputs: Record<string, unknown>) =>
+  ['x0', 'x1', 'x2'].filter((key) => key in inputs).map((key) => inputs[key] as TensorInfo);
+
 const forwardKernel: KernelFunc = ({ inputs, attrs, backend }) => {
-  const { q, k, v, mask } = inputs as Record<'q' | 'k' | 'v' | 'mask', TensorInfo>;
-  const nHeads = (attrs as { nHeads: number }).nHeads;
-  const [batch, nQ, dModel] = q.shape;
-  const seq = k.shape[1];
+  const layout = attrs as unknown as Layout;
+  const { nHeads, dModel, slots } = layout;
+  const x = operandsOf(inputs);
+  const mask = inputs.mask as TensorInfo;
+  const [batch, nQ] = x[slots[0]].shape;
+  const seq = x[slots[1]].shape[1];
   const strides = maskStrides(mask, [batch, nHeads, nQ, seq]);
   if (!strides) throw new Error(`${ATTENTION_KERNEL}: mask ${JSON.stringify(mask.shape)} does not broadcast`);
   const heap = backend as WasmHeapBackend;
@@ -72,7 +97,9 @@ const forwardKernel: KernelFunc = ({ inputs, attrs, backend }) => {
   const probs = heap.makeOutput([batch, nHeads, nQ, seq], 'float32');
   const view = (t: TensorInfo) => heap.typedArrayFromHeap(t);
   addon().attentionForward(
-    ...[view(q), view(k), view(v), view(mask), view(out), view(probs), batch, nQ, seq, dModel, nHeads],
+    ...[0, 1, 2].map((i) => view(x[slots[i]])),
+    ...[view(mask), view(out), view(probs), batch, nQ, seq, dModel, nHeads],
+    ...layoutArgs(x, layout),
     ...strides,
     1 / Math.sqrt(dModel / nHeads),
   );
@@ -80,17 +107,21 @@ const forwardKernel: KernelFunc = ({ inputs, attrs, backend }) => {
 };
 
 const backwardKernel: KernelFunc = ({ inputs, attrs, backend }) => {
-  const { dy, q, k, v, probs } = inputs as Record<'dy' | 'q' | 'k' | 'v' | 'probs', TensorInfo>;
-  const nHeads = (attrs as { nHeads: number }).nHeads;
-  const [batch, nQ, dModel] = q.shape;
+  const layout = attrs as unknown as Layout;
+  const { nHeads, dModel, slots } = layout;
+  const x = operandsOf(inputs);
+  const [dy, probs] = [inputs.dy, inputs.probs] as TensorInfo[];
   const heap = backend as WasmHeapBackend;
-  const [dq, dk, dv] = [q.shape, k.shape, v.shape].map((s) => heap.makeOutput(s, 'float32'));
+  const grads = x.map((t) => heap.makeOutput(t.shape, 'float32'));
   const view = (t: TensorInfo) => heap.typedArrayFromHeap(t);
   addon().attentionBackward(
-    ...[view(dy), view(q), view(k), view(v), view(probs), view(dq), view(dk), view(dv)],
-    ...[batch, nQ, k.shape[1], dModel, nHeads, 1 / Math.sqrt(dModel / nHeads)],
+    ...[view(dy), ...[0, 1, 2].map((i) => view(x[slots[i]])), view(probs)],
+    ...[0, 1, 2].map((i) => view(grads[slots[i]])),
+    ...[dy.shape[0], dy.shape[1], x[slots[1]].shape[1], dModel, nHeads],
+    ...layoutArgs(x, layout),
+    1 / Math.sqrt(dModel / nHeads),
   );
-  return [dq, dk, dv];
+  return grads;
 };
 
 const KERNELS: KernelConfig[] = [
@@ -115,21 +146,24 @@ export function useNativeAttention(on: boolean): void {
 }
 
 /**
- * Whether `fusedAttention` serves these operands: the kernels are on, wasm is the backend, the keys
- * are at most `MAX_FUSED_SEQ` long, every operand is float32 and the mask broadcasts with a full
- * last axis.
+ * Whether the fused kernels serve an attention of these sizes: they are on, wasm is the backend,
+ * the keys are at most `MAX_FUSED_SEQ` long, and the mask is float32 and broadcasts to
+ * `[batch, n_heads, n_q, seq]` with a full last axis.
  */
-export function fusedAttentionApplies(q: tf.Tensor3D, k: tf.Tensor3D, nHeads: number, mask: tf.Tensor): boolean {
-  if (!enabled || k.shape[1] > MAX_FUSED_SEQ || tf.getBackend() !== 'wasm') return false;
-  if (q.dtype !== 'float32' || k.dtype !== 'float32' || q.shape[2] % nHeads !== 0) return false;
-  return maskStrides(mask, [q.shape[0], nHeads, q.shape[1], k.shape[1]]) !== undefined;
+export function fusedAttentionApplies(
+  [batch, nQ, seq, dModel]: [number, number, number, number],
+  nHeads: number,
+  mask: tf.Tensor,
+): boolean {
+  if (!enabled || seq > MAX_FUSED_SEQ || dModel % nHeads !== 0 || tf.getBackend() !== 'wasm') return false;
+  return maskStrides(mask, [batch, nHeads, nQ, seq]) !== undefined;
 }
 
 /**
  * Multi-head attention as one tape node on the native kernels: `softmax(q kᵀ / sqrt(d_head) +
- * mask) v` per head, the same contract as layers.ts `multiHeadAttention` (check
- * `fusedAttentionApplies` first). The mask is a constant: it gets no gradient.
- * @param q `[batch, n_q, d_model]`; @param k, v `[batch, seq, d_model]`
+ * mask) v` per head, the contract of layers.ts `multiHeadAttention` (check `fusedAttentionApplies`
+ * first). The mask is a constant: it gets no gradient.
+ * @param q `[batch, n_q, d_model]`; @param k, v `[batch, seq, d_model]` (float32)
  * @param mask additive, broadcastable to `[batch, n_heads, n_q, seq]` with last axis `seq`
  * @returns `[batch, n_q, d_model]`
  */
@@ -140,17 +174,48 @@ export function fusedAttention(
   nHeads: number,
   mask: tf.Tensor,
 ): tf.Tensor3D {
+  return attend([q, k, v], { nHeads, dModel: q.shape[2], slots: [0, 1, 2], offsets: [0, 0, 0] }, mask);
+}
+
+/**
+ * `fusedAttention` on a packed `qkv` `[batch, seq, 3·d_model]` (q, k, v side by side in each row,
+ * as GPT-2's `c_attn` makes them in one product); its gradient is one `[batch, seq, 3·d_model]`.
+ * @returns `[batch, seq, d_model]`
+ */
+export function packedAttention(qkv: tf.Tensor3D, nHeads: number, mask: tf.Tensor): tf.Tensor3D {
+  const d = qkv.shape[2] / 3;
+  return attend([qkv], { nHeads, dModel: d, slots: [0, 0, 0], offsets: [0, d, 2 * d] }, mask);
+}
+
+/**
+ * `fusedAttention` with k and v packed in one `kv` `[batch, seq, 2·d_model]` and the queries `q`
+ * `[batch, n_q, d_model]` apart (GPT-2's answer-position block). @returns `[batch, n_q, d_model]`
+ */
+export function packedKvAttention(q: tf.Tensor3D, kv: tf.Tensor3D, nHeads: number, mask: tf.Tensor): tf.Tensor3D {
+  const d = q.shape[2];
+  return attend([q, kv], { nHeads, dModel: d, slots: [0, 1, 1], offsets: [0, 0, d] }, mask);
+}
+
+/** The tape node: operands `x` (distinct tensors) in `layout`, the two kernels forward and back. */
+function attend(x: tf.Tensor3D[], layout: Layout, mask: tf.Tensor): tf.Tensor3D {
+  const attrs = layout as unknown as tf.NamedAttrMap;
+  const named = (xs: tf.Tensor[]) => Object.fromEntries(xs.map((t, i) => [`x${i}`, t]));
   const attention = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [qi, ki, vi, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    const [out, probs] = tf
-      .engine()
-      .runKernel(ATTENTION_KERNEL, { q: qi, k: ki, v: vi, mask }, { nHeads }) as tf.Tensor[];
-    save([qi, ki, vi, probs]);
+    const xs = args.slice(0, -1) as tf.Tensor[];
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const [out, probs] = tf.engine().runKernel(ATTENTION_KERNEL, { ...named(xs), mask }, attrs) as tf.Tensor[];
+    save([...xs, probs]);
     return {
       value: out,
-      gradFunc: (dy: tf.Tensor, [qs, ks, vs, ps]: tf.Tensor[]) =>
-        tf.engine().runKernel(ATTENTION_GRAD_KERNEL, { dy, q: qs, k: ks, v: vs, probs: ps }, { nHeads }) as tf.Tensor[],
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf
+          .engine()
+          .runKernel(
+            ATTENTION_GRAD_KERNEL,
+            { ...named(saved.slice(0, -1)), dy, probs: saved[saved.length - 1] },
+            attrs,
+          ) as tf.Tensor[],
     };
   });
-  return attention(q, k, v) as tf.Tensor3D;
+  return attention(...x) as tf.Tensor3D;
 }
