@@ -12,12 +12,12 @@
 //   dP = dy_h v_hᵀ,  dS = (dP⊙P − P ⊙ rowsum(dP⊙P)) · scale,
 //   dq_h = dS k_h,  dk_h = dSᵀ q_h,  dv_h = Pᵀ dy_h
 //
-// Every (b, h) is computed alone, its sums in a fixed order (over d_head columns, or over keys
-// j = 0..S-1, or queries i = 0..n_q-1), so each output element depends on its own example and head
-// only, never on B (an ensemble's members folded into B stay bit-identical to their solo runs).
-// Single-threaded; exp is the C library's expf (exactly 0 below -104, where expf underflows, so
-// masked keys cost nothing); no fused multiply-adds (-ffp-contract=off); loops vectorise over
-// columns or keys, without reassociating any sum.
+// Every (b, h) is computed alone, its sums in a fixed order (dot products over d_head columns in
+// eight running sums added in a fixed tree; the others over keys j = 0..S-1 or queries
+// i = 0..n_q-1 in order), so each output element depends on its own example and head only, never
+// on B (an ensemble's members folded into B stay bit-identical to their solo runs), nor on the
+// instruction set. Single-threaded; exp is the C library's expf (exactly 0 below -104, where expf
+// underflows, so masked keys cost nothing); no fused multiply-adds (-ffp-contract=off).
 #include "attention.h"
 
 #include <cmath>
@@ -35,6 +35,9 @@ using grokpipe::Sizes;
 
 // expf(x) is exactly 0 for every float x below ln(2^-150) ≈ -103.97.
 constexpr float kExpZeroBelow = -104.0f;
+
+// The widest head the kernels take (their accumulators live on the stack).
+constexpr int64_t kMaxHeadWidth = 256;
 
 struct Shape {
   int64_t n_q, s, d, dh;
@@ -54,12 +57,19 @@ inline void SoftmaxRow(float* __restrict row, int64_t s) {
   for (int64_t j = 0; j < s; j++) row[j] = row[j] / sum;
 }
 
+// The three products of a head, written once for a d_head known at compile time (DH > 0: the
+// per-column loops unroll and the accumulators stay in registers) and once for any (DH = 0, dh at
+// run time). Both do the same float operations in the same order, so which one runs (and which
+// instruction set) never changes a value.
+
 // out[i, :] = Σ_j w[i, j] x[j, :] for one head: w [rows, s] dense, x rows of stride xs, out rows of
 // stride os (d_head columns each). The sum runs over j in order, vectorised over the columns.
-__attribute__((target_clones("avx2", "default"))) void Mix(const float* __restrict w, int64_t rows, int64_t s,
-                                                              const float* __restrict x, int64_t xs, int64_t dh,
-                                                              float* __restrict out, int64_t os,
-                                                              float* __restrict acc) {
+template <int DH>
+inline __attribute__((always_inline)) void MixRows(const float* __restrict w, int64_t rows, int64_t s,
+                                                   const float* __restrict x, int64_t xs, int64_t dh_,
+                                                   float* __restrict out, int64_t os) {
+  const int64_t dh = DH > 0 ? DH : dh_;
+  float acc[DH > 0 ? DH : kMaxHeadWidth];
   for (int64_t i = 0; i < rows; i++) {
     for (int64_t c = 0; c < dh; c++) acc[c] = 0.0f;
     for (int64_t j = 0; j < s; j++) {
@@ -73,10 +83,12 @@ __attribute__((target_clones("avx2", "default"))) void Mix(const float* __restri
 
 // out[j, :] = Σ_i w[i, j] x[i, :] (wᵀ x) for one head: w [rows, s], x rows of stride xs, out [s] rows
 // of stride os. The sum runs over i in order, vectorised over the columns.
-__attribute__((target_clones("avx2", "default"))) void MixT(const float* __restrict w, int64_t rows, int64_t s,
-                                                               const float* __restrict x, int64_t xs, int64_t dh,
-                                                               float* __restrict out, int64_t os,
-                                                               float* __restrict acc) {
+template <int DH>
+inline __attribute__((always_inline)) void MixCols(const float* __restrict w, int64_t rows, int64_t s,
+                                                   const float* __restrict x, int64_t xs, int64_t dh_,
+                                                   float* __restrict out, int64_t os) {
+  const int64_t dh = DH > 0 ? DH : dh_;
+  float acc[DH > 0 ? DH : kMaxHeadWidth];
   for (int64_t j = 0; j < s; j++) {
     for (int64_t c = 0; c < dh; c++) acc[c] = 0.0f;
     for (int64_t i = 0; i < rows; i++) {
@@ -88,24 +100,55 @@ __attribute__((target_clones("avx2", "default"))) void MixT(const float* __restr
   }
 }
 
-// dots[i, j] = Σ_c a[i, c] y[j, c] for one head (a rows of stride as, y rows of stride ys): y's head
-// is first copied transposed into yt [dh, s], then the sum runs over c in order, vectorised over
-// keys j.
-__attribute__((target_clones("avx2", "default"))) void Dots(const float* __restrict a, int64_t rows, int64_t as,
-                                                               const float* __restrict y, int64_t s, int64_t ys,
-                                                               int64_t dh, float* __restrict dots,
-                                                               float* __restrict yt) {
-  for (int64_t j = 0; j < s; j++)
-    for (int64_t c = 0; c < dh; c++) yt[c * s + j] = y[j * ys + c];
+// dots[i, j] = Σ_c a[i, c] y[j, c] for one head (a rows of stride as, y rows of stride ys): eight
+// running sums over the columns c ≡ 0..7 (mod 8), in column order, then added pairwise in a fixed
+// tree; vectorised over the eight sums.
+template <int DH>
+inline __attribute__((always_inline)) void DotRows(const float* __restrict a, int64_t rows, int64_t as,
+                                                   const float* __restrict y, int64_t s, int64_t ys,
+                                                   int64_t dh_, float* __restrict dots) {
+  const int64_t dh = DH > 0 ? DH : dh_;
   for (int64_t i = 0; i < rows; i++) {
-    float* row = dots + i * s;
-    for (int64_t j = 0; j < s; j++) row[j] = 0.0f;
-    for (int64_t c = 0; c < dh; c++) {
-      const float aic = a[i * as + c];
-      const float* ytc = yt + c * s;
-      for (int64_t j = 0; j < s; j++) row[j] += aic * ytc[j];
+    const float* ai = a + i * as;
+    for (int64_t j = 0; j < s; j++) {
+      const float* yj = y + j * ys;
+      float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+      int64_t c = 0;
+      for (; c + 8 <= dh; c += 8)
+        for (int l = 0; l < 8; l++) lane[l] += ai[c + l] * yj[c + l];
+      for (int l = 0; c < dh; c++, l++) lane[l] += ai[c] * yj[c];
+      dots[i * s + j] = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
     }
   }
+}
+
+#define GROKPIPE_BY_DH(F, ...) \
+  switch (dh) {                \
+    case 8:                    \
+      return F<8>(__VA_ARGS__);  \
+    case 16:                   \
+      return F<16>(__VA_ARGS__); \
+    case 32:                   \
+      return F<32>(__VA_ARGS__); \
+    case 64:                   \
+      return F<64>(__VA_ARGS__); \
+    default:                   \
+      return F<0>(__VA_ARGS__);  \
+  }
+
+__attribute__((target_clones("avx2", "default"))) void Mix(const float* w, int64_t rows, int64_t s, const float* x,
+                                                              int64_t xs, int64_t dh, float* out, int64_t os) {
+  GROKPIPE_BY_DH(MixRows, w, rows, s, x, xs, dh, out, os)
+}
+
+__attribute__((target_clones("avx2", "default"))) void MixT(const float* w, int64_t rows, int64_t s, const float* x,
+                                                               int64_t xs, int64_t dh, float* out, int64_t os) {
+  GROKPIPE_BY_DH(MixCols, w, rows, s, x, xs, dh, out, os)
+}
+
+__attribute__((target_clones("avx2", "default"))) void Dots(const float* a, int64_t rows, int64_t as, const float* y,
+                                                               int64_t s, int64_t ys, int64_t dh, float* dots) {
+  GROKPIPE_BY_DH(DotRows, a, rows, as, y, s, ys, dh, dots)
 }
 
 // Where q, k and v (and their gradients) live: each operand's rows have `stride` floats, of which
@@ -125,9 +168,9 @@ bool ReadShape(const Napi::CallbackInfo& info, size_t first, const char* fn, int
   *heads = z[4];
   *sh = Shape{z[1], z[2], z[3], z[4] > 0 ? z[3] / z[4] : 0};
   *lay = Layout{z[5], z[6], z[7], z[8], z[9], z[10]};
-  if (z[4] == 0 || sh->d % z[4] != 0 || sh->s == 0 || lay->q_offset + sh->d > lay->q_stride ||
+  if (z[4] == 0 || sh->d % z[4] != 0 || sh->s == 0 || sh->dh > kMaxHeadWidth || lay->q_offset + sh->d > lay->q_stride ||
       lay->k_offset + sh->d > lay->k_stride || lay->v_offset + sh->d > lay->v_stride) {
-    Napi::RangeError::New(info.Env(), std::string(fn) + ": d_model must be a multiple of n_heads, S ≥ 1, " +
+    Napi::RangeError::New(info.Env(), std::string(fn) + ": d_model must be a multiple of n_heads, d_head ≤ 256, S ≥ 1, " +
                                           "and each operand's columns within its rows")
         .ThrowAsJavaScriptException();
     return false;
@@ -163,7 +206,6 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
       !(probs = Floats(info[5], fn, "probs", B * n_heads * sh.n_q * sh.s))) {
     return env.Undefined();
   }
-  std::vector<float> kt(sh.dh * sh.s), acc(sh.dh);
   for (int64_t b = 0; b < B; b++) {
     const float* qb = q + b * sh.n_q * lay.q_stride + lay.q_offset;
     const float* kb = k + b * sh.s * lay.k_stride + lay.k_offset;
@@ -171,14 +213,14 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
     for (int64_t h = 0; h < n_heads; h++) {
       const int64_t col = h * sh.dh;
       float* p = probs + (b * n_heads + h) * sh.n_q * sh.s;
-      Dots(qb + col, sh.n_q, lay.q_stride, kb + col, sh.s, lay.k_stride, sh.dh, p, kt.data());
+      Dots(qb + col, sh.n_q, lay.q_stride, kb + col, sh.s, lay.k_stride, sh.dh, p);
       for (int64_t i = 0; i < sh.n_q; i++) {
         float* row = p + i * sh.s;
         const float* m = mask + b * ms[0] + h * ms[1] + i * ms[2];
         for (int64_t j = 0; j < sh.s; j++) row[j] = row[j] * scale + m[j];
         SoftmaxRow(row, sh.s);
       }
-      Mix(p, sh.n_q, sh.s, vb + col, lay.v_stride, sh.dh, out + b * sh.n_q * sh.d + col, sh.d, acc.data());
+      Mix(p, sh.n_q, sh.s, vb + col, lay.v_stride, sh.dh, out + b * sh.n_q * sh.d + col, sh.d);
     }
   }
   return env.Undefined();
@@ -209,7 +251,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
       !(dv = Floats(info[7], fn, "dv", ns * lay.v_stride))) {
     return env.Undefined();
   }
-  std::vector<float> vt(sh.dh * sh.s), acc(sh.dh), ds(sh.n_q * sh.s);
+  std::vector<float> ds(sh.n_q * sh.s);
   for (int64_t b = 0; b < B; b++) {
     const int64_t qo = b * sh.n_q * lay.q_stride + lay.q_offset;
     const int64_t ko = b * sh.s * lay.k_stride + lay.k_offset;
@@ -218,7 +260,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
     for (int64_t h = 0; h < n_heads; h++) {
       const int64_t col = h * sh.dh;
       const float* p = probs + (b * n_heads + h) * sh.n_q * sh.s;
-      Dots(dyb + col, sh.n_q, sh.d, v + vo + col, sh.s, lay.v_stride, sh.dh, ds.data(), vt.data());  // dP
+      Dots(dyb + col, sh.n_q, sh.d, v + vo + col, sh.s, lay.v_stride, sh.dh, ds.data());  // dP
       for (int64_t i = 0; i < sh.n_q; i++) {
         float* row = ds.data() + i * sh.s;
         const float* pi = p + i * sh.s;
@@ -229,9 +271,9 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
         }
         for (int64_t j = 0; j < sh.s; j++) row[j] = (row[j] - total * pi[j]) * scale;
       }
-      Mix(ds.data(), sh.n_q, sh.s, k + ko + col, lay.k_stride, sh.dh, dq + qo + col, lay.q_stride, acc.data());
-      MixT(ds.data(), sh.n_q, sh.s, q + qo + col, lay.q_stride, sh.dh, dk + ko + col, lay.k_stride, acc.data());
-      MixT(p, sh.n_q, sh.s, dyb + col, sh.d, sh.dh, dv + vo + col, lay.v_stride, acc.data());
+      Mix(ds.data(), sh.n_q, sh.s, k + ko + col, lay.k_stride, sh.dh, dq + qo + col, lay.q_stride);
+      MixT(ds.data(), sh.n_q, sh.s, q + qo + col, lay.q_stride, sh.dh, dk + ko + col, lay.k_stride);
+      MixT(p, sh.n_q, sh.s, dyb + col, sh.d, sh.dh, dv + vo + col, lay.v_stride);
     }
   }
   return env.Undefined();

@@ -36,6 +36,8 @@ export const ATTENTION_GRAD_KERNEL = 'GrokpipeAttentionGrad';
 
 /** Longest key sequence the fused kernels serve; longer ones take the TF.js path. */
 export const MAX_FUSED_SEQ = 64;
+/** Widest head (`d_head`) the kernels take (native/src/attention.cc `kMaxHeadWidth`). */
+export const MAX_HEAD_WIDTH = 256;
 
 let enabled = false;
 
@@ -147,7 +149,7 @@ export function useNativeAttention(on: boolean): void {
 
 /**
  * Whether the fused kernels serve an attention of these sizes: they are on, wasm is the backend,
- * the keys are at most `MAX_FUSED_SEQ` long, and the mask is float32 and broadcasts to
+ * the keys are at most `MAX_FUSED_SEQ` long, heads at most `MAX_HEAD_WIDTH` wide, and the mask is float32 and broadcasts to
  * `[batch, n_heads, n_q, seq]` with a full last axis.
  */
 export function fusedAttentionApplies(
@@ -155,7 +157,8 @@ export function fusedAttentionApplies(
   nHeads: number,
   mask: tf.Tensor,
 ): boolean {
-  if (!enabled || seq > MAX_FUSED_SEQ || dModel % nHeads !== 0 || tf.getBackend() !== 'wasm') return false;
+  if (!enabled || seq > MAX_FUSED_SEQ || dModel % nHeads !== 0 || dModel / nHeads > MAX_HEAD_WIDTH) return false;
+  if (tf.getBackend() !== 'wasm') return false;
   return maskStrides(mask, [batch, nHeads, nQ, seq]) !== undefined;
 }
 
