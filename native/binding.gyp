@@ -7,7 +7,8 @@
       "sources": [
         "src/blas.cc",
         "src/attention.cc",
-        "src/adamw.cc"
+        "src/adamw.cc",
+        "src/grad_filter.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],

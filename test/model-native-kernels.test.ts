@@ -12,6 +12,8 @@
  *   and weight decay per member, each member equal bit for bit to its run alone; and a resume from
  *   the moments a checkpoint reads and writes, equal bit for bit to the run not interrupted. Bit
  *   for bit everywhere: the kernels run the ops' float32 operations in the ops' order.
+ * - Grokfast-EMA (`native-grad-filter.ts` against grad-filter.ts' ops): four steps, the first
+ *   starting the averages, bit for bit, one kernel a step.
  *
  * Skipped with the reason where the addon is not built or no BLAS library loads, unless
  * `GROKPIPE_REQUIRE_NATIVE` is set (as in CI): then they fail.
@@ -22,7 +24,9 @@ import { AdamW } from '../src/models/adamw.js';
 import type { AdamWConfig } from '../src/models/adamw.js';
 import { initBackend } from '../src/models/backend.js';
 import { causalMask, multiHeadAttention, positionMask } from '../src/models/layers.js';
+import { EmaGradFilter } from '../src/models/grad-filter.js';
 import { useNativeAdamW } from '../src/models/native-adamw.js';
+import { EMA_FILTER_KERNEL, useNativeGradFilter } from '../src/models/native-grad-filter.js';
 import {
   ATTENTION_GRAD_KERNEL,
   ATTENTION_KERNEL,
@@ -419,5 +423,45 @@ describe('fused AdamW against the TF.js ops', () => {
     expect(update).toEqual(['GrokpipeGradNorm', 'GrokpipeAdamW']);
     opt.dispose();
     tf.dispose([...opt.params.values()]);
+  });
+});
+
+describe('fused Grokfast-EMA filter against the TF.js ops', () => {
+  beforeEach(needNative);
+
+  /** Filtered gradients and averages of 4 steps (the first starts the averages), natively (`on`) or as ops. */
+  function filterRun(on: boolean): Float32Array[] {
+    useNativeGradFilter(on);
+    try {
+      const params = makeParams(1, false, 5);
+      const filter = new EmaGradFilter(params, { kind: 'ema', alpha: 0.98, lambda: 2 });
+      const out: Float32Array[] = [];
+      for (let s = 0; s < 4; s++)
+        tf.tidy(() => {
+          const grads = new Map([...params].map(([n, p], i) => [n, randn(p.shape, 50 * s + i)]));
+          for (const g of filter.apply(grads).values()) out.push(g.dataSync() as Float32Array);
+        });
+      out.push(...[...filter.ema.values()].map((e) => e.dataSync() as Float32Array));
+      filter.dispose();
+      tf.dispose([...params.values()]);
+      return out;
+    } finally {
+      useNativeGradFilter(true);
+    }
+  }
+
+  it('gradients and averages over four steps, bit for bit, in one kernel a step', async () => {
+    const before = tf.memory().numTensors;
+    const [fused, reference] = [filterRun(true), filterRun(false)];
+    expect(tf.memory().numTensors, 'tensors left behind').toBe(before);
+    expect(fused.length).toBe(5 * SHAPES.length);
+    fused.forEach((values, i) => expect(bits(values).equals(bits(reference[i])), `tensor ${i}`).toBe(true));
+    const params = makeParams(1, false, 5);
+    const filter = new EmaGradFilter(params, { kind: 'ema', alpha: 0.9, lambda: 1 });
+    const grads = new Map([...params].map(([n, p], i) => [n, randn(p.shape, i)]));
+    const profile = await tf.profile(() => void tf.tidy(() => void filter.apply(grads)));
+    expect(profile.kernelNames).toEqual([EMA_FILTER_KERNEL]);
+    filter.dispose();
+    tf.dispose([...params.values(), ...grads.values()]);
   });
 });

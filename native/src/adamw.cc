@@ -26,6 +26,7 @@
 
 namespace {
 
+using grokpipe::FloatList;
 using grokpipe::Floats;
 using grokpipe::Scalars;
 using grokpipe::Sizes;
@@ -55,23 +56,6 @@ float SumSquares(const float* __restrict x, int64_t n) {
   float total = 0.0f;
   for (int64_t e = 0; e < n; e++) total += x[e] * x[e];
   return total;
-}
-
-// `arr` (a JS array of Float32Array) as data pointers and lengths; false with an error pending.
-bool FloatList(const Napi::Value& arr, const char* fn, const char* name, std::vector<float*>* data,
-               std::vector<int64_t>* sizes) {
-  if (!arr.IsArray()) {
-    Napi::TypeError::New(arr.Env(), std::string(fn) + ": " + name + " must be an array").ThrowAsJavaScriptException();
-    return false;
-  }
-  Napi::Array a = arr.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    float* x = Floats(a.Get(i), fn, name, 0);
-    if (!x) return false;
-    data->push_back(x);
-    sizes->push_back(static_cast<int64_t>(a.Get(i).As<Napi::Float32Array>().ElementLength()));
-  }
-  return true;
 }
 
 // gradNorm(grads: Float32Array[], members, out: Float32Array) -> out[m] = sqrt(Σ_i Σ g_i[m]²), each

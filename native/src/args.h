@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace grokpipe {
 
@@ -59,6 +60,23 @@ inline bool Scalars(const Napi::CallbackInfo& info, size_t from, size_t count, c
       return false;
     }
     out[i] = static_cast<float>(info[from + i].As<Napi::Number>().DoubleValue());
+  }
+  return true;
+}
+
+/** `arr`, a JS array of Float32Array, as data pointers and lengths; false with an error pending. */
+inline bool FloatList(const Napi::Value& arr, const char* fn, const char* name, std::vector<float*>* data,
+                      std::vector<int64_t>* sizes) {
+  if (!arr.IsArray()) {
+    Napi::TypeError::New(arr.Env(), std::string(fn) + ": " + name + " must be an array").ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::Array a = arr.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    float* x = Floats(a.Get(i), fn, name, 0);
+    if (!x) return false;
+    data->push_back(x);
+    sizes->push_back(static_cast<int64_t>(a.Get(i).As<Napi::Float32Array>().ElementLength()));
   }
   return true;
 }

@@ -8,6 +8,7 @@
 
 #include "adamw.h"
 #include "attention.h"
+#include "grad_filter.h"
 
 #include <cmath>
 #include <cstdint>
@@ -208,6 +209,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("matMul", Napi::Function::New(env, MatMul));
   InitAttention(env, exports);
   InitAdamW(env, exports);
+  InitGradFilter(env, exports);
   return exports;
 }
 

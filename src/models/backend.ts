@@ -16,7 +16,8 @@
  *   (every tensor saved for backprop is cloned).
  * - all: the gradients of `gradients.ts` (tfjs-core's Node bundle registers none).
  * - wasm-blas: `BatchMatMul` on the native CBLAS library (`native-blas.ts`), fused attention for
- *   short sequences (`native-attention.ts`) and the AdamW update (`native-adamw.ts`) as native kernels.
+ *   short sequences (`native-attention.ts`), the AdamW update (`native-adamw.ts`) and the
+ *   Grokfast filter (`native-grad-filter.ts`) as native kernels.
  * The other wasm problem, `BatchMatMul` with transposed operands running ~15x slower than plain
  * products, is avoided by `matMul` in `layers.ts` (explicit transposes on `wasm` only).
  */
@@ -28,6 +29,7 @@ import { registerGradients } from './gradients.js';
 import { useExplicitTransposeGradient } from './layers.js';
 import { useNativeAdamW } from './native-adamw.js';
 import { useNativeAttention } from './native-attention.js';
+import { useNativeGradFilter } from './native-grad-filter.js';
 import { loadNativeBlas, NATIVE_BLAS_HINT, setBlasThreads, useNativeMatMul } from './native-blas.js';
 import type { BlasLibrary } from './native-blas.js';
 
@@ -156,6 +158,7 @@ export async function initBackend(request: string = 'auto', options: BackendOpti
         useNativeMatMul(running === 'wasm-blas');
         useNativeAttention(running === 'wasm-blas');
         useNativeAdamW(running === 'wasm-blas');
+        useNativeGradFilter(running === 'wasm-blas');
       }
       activeBlas = undefined;
       if (running === 'wasm-blas') {
