@@ -62,41 +62,23 @@ inline void SoftmaxRow(float* __restrict row, int64_t s) {
 // run time). Both do the same float operations in the same order, so which one runs (and which
 // instruction set) never changes a value.
 
-// out[i, :] = Σ_j w[i, j] x[j, :] for one head: w [rows, s] dense, x rows of stride xs, out rows of
-// stride os (d_head columns each). The sum runs over j in order, vectorised over the columns.
+// out[r, :] = Σ_t w[r·wr + t·wt] x[t, :] for r < R, one head: x rows of stride xs, out rows of
+// stride os (d_head columns each). With w [rows, s] dense, (R, T, wr, wt) = (rows, s, s, 1) is
+// w x, and (s, rows, 1, s) is wᵀ x. The sum runs over t in order, vectorised over the columns.
 template <int DH>
-inline __attribute__((always_inline)) void MixRows(const float* __restrict w, int64_t rows, int64_t s,
-                                                   const float* __restrict x, int64_t xs, int64_t dh_,
+inline __attribute__((always_inline)) void MixHead(const float* __restrict w, int64_t R, int64_t T, int64_t wr,
+                                                   int64_t wt, const float* __restrict x, int64_t xs, int64_t dh_,
                                                    float* __restrict out, int64_t os) {
   const int64_t dh = DH > 0 ? DH : dh_;
   float acc[DH > 0 ? DH : kMaxHeadWidth];
-  for (int64_t i = 0; i < rows; i++) {
+  for (int64_t r = 0; r < R; r++) {
     for (int64_t c = 0; c < dh; c++) acc[c] = 0.0f;
-    for (int64_t j = 0; j < s; j++) {
-      const float wij = w[i * s + j];
-      const float* xj = x + j * xs;
-      for (int64_t c = 0; c < dh; c++) acc[c] += wij * xj[c];
+    for (int64_t t = 0; t < T; t++) {
+      const float wrt = w[r * wr + t * wt];
+      const float* xt = x + t * xs;
+      for (int64_t c = 0; c < dh; c++) acc[c] += wrt * xt[c];
     }
-    for (int64_t c = 0; c < dh; c++) out[i * os + c] = acc[c];
-  }
-}
-
-// out[j, :] = Σ_i w[i, j] x[i, :] (wᵀ x) for one head: w [rows, s], x rows of stride xs, out [s] rows
-// of stride os. The sum runs over i in order, vectorised over the columns.
-template <int DH>
-inline __attribute__((always_inline)) void MixCols(const float* __restrict w, int64_t rows, int64_t s,
-                                                   const float* __restrict x, int64_t xs, int64_t dh_,
-                                                   float* __restrict out, int64_t os) {
-  const int64_t dh = DH > 0 ? DH : dh_;
-  float acc[DH > 0 ? DH : kMaxHeadWidth];
-  for (int64_t j = 0; j < s; j++) {
-    for (int64_t c = 0; c < dh; c++) acc[c] = 0.0f;
-    for (int64_t i = 0; i < rows; i++) {
-      const float wij = w[i * s + j];
-      const float* xi = x + i * xs;
-      for (int64_t c = 0; c < dh; c++) acc[c] += wij * xi[c];
-    }
-    for (int64_t c = 0; c < dh; c++) out[j * os + c] = acc[c];
+    for (int64_t c = 0; c < dh; c++) out[r * os + c] = acc[c];
   }
 }
 
@@ -136,14 +118,16 @@ inline __attribute__((always_inline)) void DotRows(const float* __restrict a, in
       return F<0>(__VA_ARGS__);  \
   }
 
+// w x (out [rows, dh]) for w [rows, s] and x [s, dh] (see MixHead).
 __attribute__((target_clones("avx2", "default"))) void Mix(const float* w, int64_t rows, int64_t s, const float* x,
                                                               int64_t xs, int64_t dh, float* out, int64_t os) {
-  GROKPIPE_BY_DH(MixRows, w, rows, s, x, xs, dh, out, os)
+  GROKPIPE_BY_DH(MixHead, w, rows, s, s, 1, x, xs, dh, out, os)
 }
 
+// wᵀ x (out [s, dh]) for w [rows, s] and x [rows, dh] (see MixHead).
 __attribute__((target_clones("avx2", "default"))) void MixT(const float* w, int64_t rows, int64_t s, const float* x,
                                                                int64_t xs, int64_t dh, float* out, int64_t os) {
-  GROKPIPE_BY_DH(MixCols, w, rows, s, x, xs, dh, out, os)
+  GROKPIPE_BY_DH(MixHead, w, s, rows, 1, s, x, xs, dh, out, os)
 }
 
 __attribute__((target_clones("avx2", "default"))) void Dots(const float* a, int64_t rows, int64_t as, const float* y,

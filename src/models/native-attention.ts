@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { nativeAddon } from './native-blas.js';
+import { nativeAddon, switchNativeKernels } from './native-blas.js';
 import type { WasmHeapBackend } from './native-blas.js';
 
 /** The addon's attention functions (native/src/attention.cc). */
@@ -137,13 +137,7 @@ const KERNELS: KernelConfig[] = [
  * @throws Error when turning on without the loaded addon or with one built before these kernels.
  */
 export function useNativeAttention(on: boolean): void {
-  if (on && typeof (nativeAddon() as Partial<AttentionAddon> | undefined)?.attentionForward !== 'function')
-    throw new Error('useNativeAttention: the native addon is not loaded or predates attention (npm run build:native)');
-  for (const config of KERNELS) {
-    const present = tf.getKernel(config.kernelName, 'wasm') !== undefined;
-    if (on && !present) tf.registerKernel(config);
-    if (!on && present) tf.unregisterKernel(config.kernelName, 'wasm');
-  }
+  switchNativeKernels(KERNELS, on, 'attentionForward');
   enabled = on;
 }
 

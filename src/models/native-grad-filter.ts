@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { nativeAddon } from './native-blas.js';
+import { nativeAddon, switchNativeKernels } from './native-blas.js';
 import type { WasmHeapBackend } from './native-blas.js';
 
 /** The addon's filter (native/src/grad_filter.cc). */
@@ -60,13 +60,7 @@ const KERNEL: KernelConfig = { kernelName: EMA_FILTER_KERNEL, backendName: 'wasm
  * @throws Error when turning on without the loaded addon or with one built before this kernel.
  */
 export function useNativeGradFilter(on: boolean): void {
-  if (on && typeof (nativeAddon() as Partial<GradFilterAddon> | undefined)?.emaFilter !== 'function')
-    throw new Error(
-      'useNativeGradFilter: the native addon is not loaded or predates the filter (npm run build:native)',
-    );
-  const present = tf.getKernel(EMA_FILTER_KERNEL, 'wasm') !== undefined;
-  if (on && !present) tf.registerKernel(KERNEL);
-  if (!on && present) tf.unregisterKernel(EMA_FILTER_KERNEL, 'wasm');
+  switchNativeKernels([KERNEL], on, 'emaFilter');
   enabled = on;
 }
 
