@@ -10,6 +10,9 @@
 #include <cstdint>
 #include <string>
 
+#include "adamw.h"
+#include "attention.h"
+#include "grad_filter.h"
 #include "kernels.h"
 
 namespace {
@@ -206,6 +209,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("matMul", Napi::Function::New(env, MatMul));
   InitKernels(env, exports);
+  InitAttention(env, exports);
+  InitAdamW(env, exports);
+  InitGradFilter(env, exports);
   return exports;
 }
 

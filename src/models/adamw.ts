@@ -26,8 +26,14 @@
  * learning rate and weight decay per member (`[members, 1]` scalars against chunks
  * `[members, size]`), and the global norm and clipping per member: each member's update is the one
  * it would get alone, element by element.
+ *
+ * On `wasm-blas` the update runs on two native kernels instead (`native-adamw.ts`: the norms in one
+ * call, each chunk in one), with the same float32 operations in the same order: the same values
+ * bit for bit.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeAdamWApplies, nativeAdamWUpdate, nativeGradNorm } from './native-adamw.js';
+import type { NativeAdamWScalars } from './native-adamw.js';
 
 /** Optimizer hyperparameters (the `optimizer` params of the train stage, minus `batch_size` and `micro_batch_size`). */
 export interface AdamWConfig {
@@ -184,13 +190,22 @@ export class AdamW {
    */
   apply(grads: ReadonlyMap<string, tf.Tensor>): tf.Tensor {
     const t = this.step + 1;
+    const gs = [...this.params.keys()].map((n) => {
+      const g = grads.get(n);
+      if (!g) throw new Error(`AdamW: no gradient for ${n}`);
+      return g;
+    });
+    const norm = nativeAdamWApplies([...gs, ...this.params.values()])
+      ? this.applyNative(grads, gs, t)
+      : this.applyOps(grads, gs, t);
+    this.step = t;
+    return norm;
+  }
+
+  /** The update as TF.js ops (every backend but `wasm-blas`). @returns the norm, as `apply`. */
+  private applyOps(grads: ReadonlyMap<string, tf.Tensor>, gs: tf.Tensor[], t: number): tf.Tensor {
     const { beta1, beta2, eps, grad_clip: clip } = this.configs[0];
-    const norm = tf.tidy(() => {
-      const gs = [...this.params.keys()].map((n) => {
-        const g = grads.get(n);
-        if (!g) throw new Error(`AdamW: no gradient for ${n}`);
-        return g;
-      });
+    return tf.tidy(() => {
       const total = this.stacked ? membersNorm(gs, this.members) : globalNorm(gs);
       const c = (x: number) => tf.scalar(x);
       // One value per member: a scalar for one model, `[members, 1]` for an ensemble.
@@ -219,7 +234,31 @@ export class AdamW {
         );
       return total;
     });
-    this.step = t;
+  }
+
+  /**
+   * The update on the native kernels of `wasm-blas` (`native-adamw.ts`): the same formula and
+   * float32 operations, one call for the norms and one a chunk. @returns the norm, as `apply`.
+   */
+  private applyNative(grads: ReadonlyMap<string, tf.Tensor>, gs: tf.Tensor[], t: number): tf.Tensor {
+    const { beta1, beta2, eps, grad_clip: clip } = this.configs[0];
+    const norm = nativeGradNorm(gs, this.members, this.stacked);
+    const scalars: NativeAdamWScalars = {
+      ...{ clip, b1: beta1, b1c: 1 - beta1, b2: beta2, b2c: 1 - beta2, eps },
+      invBc2Sqrt: 1 / Math.sqrt(1 - beta2 ** t),
+      decay: this.configs.map((k) => 1 - learningRate(k, t) * k.weight_decay),
+      step: this.configs.map((k) => learningRate(k, t) / (1 - beta1 ** t)),
+    };
+    for (const chunk of this.chunks) {
+      const params = chunk.names.map((n) => this.params.get(n) as tf.Variable);
+      const g = chunk.names.map((n) => grads.get(n) as tf.Tensor);
+      const decays = chunk.names.map((n) => this.decays(n));
+      const out = nativeAdamWUpdate(params, g, { m: chunk.m, v: chunk.v, norm }, decays, this.members, scalars);
+      params.forEach((p, i) => p.assign(out.params[i]));
+      chunk.m.assign(out.m);
+      chunk.v.assign(out.v);
+      tf.dispose([...out.params, out.m, out.v]);
+    }
     return norm;
   }
 

@@ -15,9 +15,10 @@
  *   on a `[vocab, d_model]` table) and `Identity` shares the input's buffer instead of copying it
  *   (every tensor saved for backprop is cloned).
  * - all: the gradients of `gradients.ts` (tfjs-core's Node bundle registers none).
- * - wasm-blas: `BatchMatMul` on the native CBLAS library (`native-blas.ts`), and the fused native
- *   kernels (cross-entropy, LayerNorm, RMSNorm, GELU, SiLU, SwiGLU, GPT-2's embedding:
- *   `native-kernels.ts`).
+ * - wasm-blas: `BatchMatMul` on the native CBLAS library (`native-blas.ts`), and fused native
+ *   kernels: cross-entropy, LayerNorm, RMSNorm, GELU, SiLU, SwiGLU, GPT-2's embedding
+ *   (`native-kernels.ts`), attention for short sequences (`native-attention.ts`), the AdamW
+ *   update (`native-adamw.ts`) and the Grokfast filter (`native-grad-filter.ts`).
  * The other wasm problem, `BatchMatMul` with transposed operands running ~15x slower than plain
  * products, is avoided by `matMul` in `layers.ts` (explicit transposes on `wasm` only).
  */
@@ -27,6 +28,9 @@ import type { BackendName } from './backend-names.js';
 import { BACKEND_PREFERENCE, BACKEND_REQUESTS, isBackendRequest } from './backend-names.js';
 import { registerGradients } from './gradients.js';
 import { useExplicitTransposeGradient } from './layers.js';
+import { useNativeAdamW } from './native-adamw.js';
+import { useNativeAttention } from './native-attention.js';
+import { useNativeGradFilter } from './native-grad-filter.js';
 import { loadNativeBlas, NATIVE_BLAS_HINT, setBlasThreads, useNativeMatMul } from './native-blas.js';
 import { useNativeKernels } from './native-kernels.js';
 import type { BlasLibrary } from './native-blas.js';
@@ -154,6 +158,9 @@ export async function initBackend(request: string = 'auto', options: BackendOpti
         registerWasmRowGather();
         registerWasmSharedIdentity();
         useNativeMatMul(running === 'wasm-blas');
+        useNativeAttention(running === 'wasm-blas');
+        useNativeAdamW(running === 'wasm-blas');
+        useNativeGradFilter(running === 'wasm-blas');
       }
       useNativeKernels(running === 'wasm-blas');
       activeBlas = undefined;

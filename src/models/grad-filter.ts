@@ -11,11 +11,15 @@
  * applied after the backward pass and before clipping and the optimizer step (as the reference
  * does, between `loss.backward()` and `optimizer.step()`). Defaults α 0.98, λ 2.0 (the paper's).
  *
+ * On `wasm-blas`, with α and λ numbers, the step is one native kernel (`native-grad-filter.ts`),
+ * the same float32 operations in the same order.
+ *
  * `emaFilter` is the step as tensors in, tensors out, so that a batched ensemble can use it with
  * per-member α and λ (tensors broadcast against its gradients); `EmaGradFilter` holds the averages
  * of one model's parameters as variables, for the trainer and its checkpoints.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeEmaFilter, nativeGradFilterApplies } from './native-grad-filter.js';
 
 /** The train stage's `optimizer.grad_filter` (schemas/stages/train.schema.json). */
 export interface GradFilterConfig {
@@ -54,6 +58,15 @@ export function emaFilter(
 ): EmaFiltered {
   if (ema && ema.length !== grads.length)
     throw new Error(`emaFilter: ${ema.length} averages for ${grads.length} gradients`);
+  grads.forEach((g, i) => {
+    const prev = ema ? ema[i] : g;
+    if (prev.shape.join() !== g.shape.join())
+      throw new Error(
+        `emaFilter: average ${i} is ${JSON.stringify(prev.shape)}, its gradient ${JSON.stringify(g.shape)}`,
+      );
+  });
+  if (typeof alpha === 'number' && typeof lambda === 'number' && nativeGradFilterApplies([...grads, ...(ema ?? [])]))
+    return nativeEmaFilter(grads, ema, alpha, lambda);
   const [filtered, averages] = tf.tidy(() => {
     const a = typeof alpha === 'number' ? tf.scalar(alpha) : alpha;
     const l = typeof lambda === 'number' ? tf.scalar(lambda) : lambda;
@@ -63,10 +76,6 @@ export function emaFilter(
     const es: tf.Tensor[] = [];
     grads.forEach((g, i) => {
       const prev = ema ? ema[i] : g;
-      if (prev.shape.join() !== g.shape.join())
-        throw new Error(
-          `emaFilter: average ${i} is ${JSON.stringify(prev.shape)}, its gradient ${JSON.stringify(g.shape)}`,
-        );
       const next = tf.add(tf.mul(prev, a), tf.mul(g, oneMinusA));
       es.push(next);
       gs.push(tf.add(g, tf.mul(next, l)));

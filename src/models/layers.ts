@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { addBroadcast, fusedGelu, fusedLayerNorm, fusedLinear, fusedRmsNorm } from './fused.js';
+import { fusedAttention, fusedAttentionApplies } from './native-attention.js';
 import { nativeSilu, nativeSwiglu } from './native-activations.js';
 import { nativeTokenPositionEmbedding } from './native-embedding.js';
 import { nativeKernelsOn } from './native-kernels.js';
@@ -240,6 +241,7 @@ export function positionMask(positions: tf.Tensor1D, seq: number): tf.Tensor4D {
  *   consecutive slices of `d_head = d_model / n_heads` (the GPT-2 layout).
  * @param mask additive, broadcastable to `[batch, n_heads, n_q, seq]` (`causalMask`, `positionMask`).
  * @returns `[batch, n_q, d_model]`, heads concatenated in the same layout.
+ * On `wasm-blas`, for sequences up to `MAX_FUSED_SEQ`, two native kernels (`native-attention.ts`).
  */
 export function multiHeadAttention(
   q: tf.Tensor3D,
@@ -250,6 +252,8 @@ export function multiHeadAttention(
 ): tf.Tensor3D {
   const [batch, nQ, dModel] = q.shape;
   const seq = k.shape[1];
+  if (q.dtype === 'float32' && fusedAttentionApplies([batch, nQ, seq, dModel], nHeads, mask))
+    return fusedAttention(q, k, v, nHeads, mask);
   const dHead = dModel / nHeads;
   const heads = (x: tf.Tensor3D, n: number) => tf.reshape(x, [batch, n, nHeads, dHead]);
   const qh = tf.reshape(tf.transpose(heads(q, nQ), [0, 2, 1, 3]), [batch * nHeads, nQ, dHead]) as tf.Tensor3D;

@@ -104,6 +104,21 @@ export function nativeAddon(): object | undefined {
 }
 
 /**
+ * Registers grokpipe's fused `kernels` on the `wasm` backend (`on`) or unregisters them (`off`);
+ * idempotent. `needs` names the addon function they call, checked before turning on.
+ * @throws Error when turning on without the loaded addon, or with one built before `needs` existed.
+ */
+export function switchNativeKernels(kernels: readonly KernelConfig[], on: boolean, needs: string): void {
+  if (on && typeof (addon as Record<string, unknown> | undefined)?.[needs] !== 'function')
+    throw new Error(`the native addon is not loaded or predates ${needs}() (run npm run build:native)`);
+  for (const config of kernels) {
+    const present = tf.getKernel(config.kernelName, 'wasm') !== undefined;
+    if (on && !present) tf.registerKernel(config);
+    if (!on && present) tf.unregisterKernel(config.kernelName, 'wasm');
+  }
+}
+
+/**
  * Sets the threads of every later product (OpenBLAS and MKL; BLIS reads `BLIS_NUM_THREADS`).
  * @param threads ≥ 1; default: the cores Node sees.
  * @returns the threads the library reports afterwards, or null when it cannot tell.
@@ -115,7 +130,12 @@ export function setBlasThreads(threads = os.availableParallelism()): number | nu
   return library.threads;
 }
 
-interface WasmHeapBackend {
+/**
+ * What a native kernel needs of the wasm backend: allocating an output on its heap and a
+ * Float32Array view of a tensor's data there (no copy). Take every view after the last
+ * `makeOutput`: allocating may grow the heap and detach earlier views.
+ */
+export interface WasmHeapBackend {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(info: TensorInfo): Float32Array;
 }

@@ -33,6 +33,7 @@ import {
   tokenPositionEmbedding,
 } from '../layers.js';
 import { foldMembers, MemberModel, unfoldMembers } from '../members.js';
+import { fusedAttentionApplies, packedAttention, packedKvAttention } from '../native-attention.js';
 import type { Gpt2Config } from './gpt2.js';
 import type { Rng } from '../train-rng.js';
 
@@ -115,6 +116,29 @@ class Gpt2 extends MemberModel {
   }
 
   /**
+   * Multi-head attention of the queries of `hq` over the keys and values of `h` (both
+   * `[members, batch, ·, d_model]`) → `[members · batch, n_q, d_model]`. Where the fused native
+   * kernels serve it (`wasm-blas`, short sequences) q, k and v come out of one product, packed
+   * side by side as `c_attn` lays them out (k and v only, when the queries are other rows), and
+   * the kernel reads them in place; elsewhere three products and `multiHeadAttention`'s ops.
+   */
+  private attention(blk: Block, h: tf.Tensor4D, hq: tf.Tensor4D, mask: tf.Tensor): tf.Tensor3D {
+    const [d, H] = [this.config.d_model, this.config.n_heads];
+    const [members, batch, seq] = h.shape;
+    if (!fusedAttentionApplies([members * batch, hq.shape[2], seq, d], H, mask))
+      return multiHeadAttention(
+        foldMembers(this.qkv(blk, hq, 0)),
+        foldMembers(this.qkv(blk, h, 1)),
+        foldMembers(this.qkv(blk, h, 2)),
+        H,
+        mask,
+      );
+    if (hq === h) return packedAttention(foldMembers(linear(h, blk.attn.w, this.vec(blk.attn.b, 3))), H, mask);
+    const [w, b] = [this.sliceLast(blk.attn.w, d, 2 * d), this.sliceLast(blk.attn.b, d, 2 * d)];
+    return packedKvAttention(foldMembers(this.qkv(blk, hq, 0)), foldMembers(linear(h, w, this.vec(b, 3))), H, mask);
+  }
+
+  /**
    * One pre-LN block: `x + attn(ln_1(x))`, then `+ mlp(ln_2(·))`, for the queries `xq`
    * `[members, batch, n_q, d_model]` attending over the keys/values of `x`
    * `[members, batch, seq, d_model]` under the additive `mask` (broadcast to
@@ -124,13 +148,7 @@ class Gpt2 extends MemberModel {
   private block(blk: Block, x: tf.Tensor4D, xq: tf.Tensor4D, mask: tf.Tensor): tf.Tensor4D {
     const h = this.ln(x, blk.ln1) as tf.Tensor4D;
     const hq = xq === x ? h : (this.ln(xq, blk.ln1) as tf.Tensor4D);
-    const a = multiHeadAttention(
-      foldMembers(this.qkv(blk, hq, 0)),
-      foldMembers(this.qkv(blk, h, 1)),
-      foldMembers(this.qkv(blk, h, 2)),
-      this.config.n_heads,
-      mask,
-    );
+    const a = this.attention(blk, h, hq, mask);
     const out = (w: tf.Variable, b: tf.Variable, t: tf.Tensor) => linear(t, w, this.vec(b, 3));
     const x1 = tf.add(xq, out(blk.attn.projW, blk.attn.projB, unfoldMembers(a, this.members)));
     const f = gelu(linear(this.ln(x1, blk.ln2), blk.mlp.w, this.vec(blk.mlp.b, 3)));
