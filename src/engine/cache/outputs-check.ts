@@ -14,25 +14,52 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Manifest } from './manifest.js';
 
-/** Hits handed to a worker at a time. */
-const BATCH = 256;
+/** Outputs handed to a worker at a time. */
+const BATCH = 2048;
+
+/** Index lines (a manifest and its outputs each) handed to a worker at a time. */
+const INDEXED_BATCH = 1024;
 
 /**
- * A worker's loop: for each batch of paths (one string, NUL-separated: one string is copied to a
- * worker far faster than an array of them) and sizes, whether every path is a file of its size.
+ * A worker's loop. First, optionally, the manifest index (`{ base, index }`: the store's root with
+ * a trailing slash and the index's text). Then batches, each answered with whether it is intact:
+ * paths (one string, NUL-separated: one string is copied to a worker far faster than an array of
+ * them) and sizes, intact when every path is a file of its size; or the index's line numbers,
+ * intact when each line's `manifest.json` has the identity the line records (`manifest-index.ts`)
+ * and each of its outputs is a file of its size.
  */
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { statSync } = require('node:fs');
-parentPort.on('message', ({ id, joined, sizes }) => {
-  const paths = joined.split('\\0');
-  let intact = paths.length === sizes.length;
-  for (let i = 0; i < paths.length && intact; i++) {
-    let s;
-    try { s = statSync(paths[i], { throwIfNoEntry: false }); } catch { s = undefined; }
-    intact = s !== undefined && s.isFile() && s.size === sizes[i];
+const { crc32 } = require('node:zlib');
+const stat = (p) => { try { return statSync(p, { throwIfNoEntry: false }); } catch { return undefined; } };
+const isFileOf = (p, size) => { const s = stat(p); return s !== undefined && s.isFile() && s.size === size; };
+let base, lines;
+function indexedIntact(n) {
+  const line = lines[n] ?? '';
+  const at = line.lastIndexOf('\\t');
+  if (at < 0 || crc32(line.slice(0, at)).toString(16) !== line.slice(at + 1)) return false;
+  const f = line.split('\\t');
+  const dir = base + f[0] + '/' + f[1] + '/';
+  const m = stat(dir + 'manifest.json');
+  if (!m || !m.isFile() || m.size !== Number(f[3]) || m.mtimeMs !== Number(f[4]) || m.ctimeMs !== Number(f[5]) || m.ino !== Number(f[6])) return false;
+  return JSON.parse(f[7]).every(([name, bytes]) => isFileOf(dir + name, bytes));
+}
+parentPort.on('message', (m) => {
+  if (m.index !== undefined) {
+    base = m.base;
+    lines = m.index.split('\\n');
+    return;
   }
-  parentPort.postMessage({ id, intact });
+  let intact = true;
+  if (m.lines) {
+    for (let i = 0; i < m.lines.length && intact; i++) intact = indexedIntact(m.lines[i]);
+  } else {
+    const paths = m.joined.split('\\0');
+    intact = paths.length === m.sizes.length;
+    for (let i = 0; i < paths.length && intact; i++) intact = isFileOf(paths[i], m.sizes[i]);
+  }
+  parentPort.postMessage({ id: m.id, intact });
 });
 `;
 
@@ -41,15 +68,20 @@ export class OutputsCheck {
   private readonly workers: Worker[];
   private paths: string[] = [];
   private sizes: number[] = [];
+  private lines: number[] = [];
   private sent = 0;
   private readonly pending: Promise<boolean>[] = [];
   /** Batches sent and not answered yet, by id. */
   private readonly waiting = new Map<number, (intact: boolean) => void>();
 
-  /** @param threads workers to start (at least 1). */
-  constructor(threads: number) {
+  /**
+   * @param threads workers to start (at least 1).
+   * @param index the manifest index whose lines `addIndexed` refers to, and the store's root.
+   */
+  constructor(threads: number, index?: { readonly root: string; readonly text: string }) {
     this.workers = Array.from({ length: Math.max(1, threads) }, () => {
       const w = new Worker(WORKER_SOURCE, { eval: true });
+      if (index) w.postMessage({ base: index.root.endsWith('/') ? index.root : `${index.root}/`, index: index.text });
       w.unref();
       w.on('message', (m: { id: number; intact: boolean }) => this.answer(m.id, m.intact));
       // A worker that fails verifies nothing: every batch still waiting counts as damaged.
@@ -77,15 +109,33 @@ export class OutputsCheck {
     if (this.paths.length >= BATCH) this.flush();
   }
 
-  private flush(): void {
-    if (this.paths.length === 0) return;
+  /** Queues the hit at line `line` of the index given to the constructor. */
+  addIndexed(line: number): void {
+    this.lines.push(line);
+    if (this.lines.length >= INDEXED_BATCH) this.flushIndexed();
+  }
+
+  /** Sends `message` to the next worker; its answer settles a new pending promise. */
+  private send(message: object, transfer: ArrayBuffer[]): void {
     const worker = this.workers[this.sent % this.workers.length];
     const id = this.sent++;
     this.pending.push(new Promise<boolean>((resolve) => this.waiting.set(id, resolve)));
+    worker.postMessage({ id, ...message }, transfer);
+  }
+
+  private flush(): void {
+    if (this.paths.length === 0) return;
     const sizes = Float64Array.from(this.sizes);
-    worker.postMessage({ id, joined: this.paths.join('\0'), sizes }, [sizes.buffer]);
+    this.send({ joined: this.paths.join('\0'), sizes }, [sizes.buffer]);
     this.paths = [];
     this.sizes = [];
+  }
+
+  private flushIndexed(): void {
+    if (this.lines.length === 0) return;
+    const lines = Int32Array.from(this.lines);
+    this.send({ lines }, [lines.buffer]);
+    this.lines = [];
   }
 
   /**
@@ -94,6 +144,7 @@ export class OutputsCheck {
    */
   async intact(): Promise<boolean> {
     this.flush();
+    this.flushIndexed();
     try {
       return (await Promise.all(this.pending)).every(Boolean);
     } finally {
