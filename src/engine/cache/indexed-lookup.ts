@@ -17,6 +17,9 @@ import type { OutputsCheck } from './outputs-check.js';
 import { missingOutput } from './store.js';
 import type { Lookup, Store } from './store.js';
 
+/** Index lines the workers may have to check before this thread checks hits itself. */
+export const MAX_BACKLOG = 3000;
+
 /** Options of `IndexedLookup`. */
 export interface IndexedLookupOptions {
   /** Where hits' outputs (and indexed manifests' identities) are checked later; absent: at once. */
@@ -48,8 +51,9 @@ export class IndexedLookup {
     const dir = `${this.base}${stage}/${key}`;
     if (found) {
       const hit = new IndexedHit(this.store, `${stage}/${key}`, dir, found.contentHash);
-      // The worker checks the line's CRC, the manifest's identity and the outputs.
-      if (this.options.check) {
+      // The worker checks the line's CRC, the manifest's identity and the outputs, unless it is
+      // far behind: this thread then checks this one itself.
+      if (this.options.check && this.options.check.backlog < MAX_BACKLOG) {
         this.options.check.addIndexed(found.line);
         return hit;
       }

@@ -34,7 +34,7 @@ const { statSync } = require('node:fs');
 const { crc32 } = require('node:zlib');
 const stat = (p) => { try { return statSync(p, { throwIfNoEntry: false }); } catch { return undefined; } };
 const isFileOf = (p, size) => { const s = stat(p); return s !== undefined && s.isFile() && s.size === size; };
-let base, lines;
+let base, lines, done;
 function indexedIntact(n) {
   const line = lines[n] ?? '';
   const at = line.lastIndexOf('\\t');
@@ -49,11 +49,13 @@ parentPort.on('message', (m) => {
   if (m.index !== undefined) {
     base = m.base;
     lines = m.index.split('\\n');
+    done = m.done;
     return;
   }
   let intact = true;
   if (m.lines) {
     for (let i = 0; i < m.lines.length && intact; i++) intact = indexedIntact(m.lines[i]);
+    Atomics.add(done, 0, m.lines.length);
   } else {
     const paths = m.joined.split('\\0');
     intact = paths.length === m.sizes.length;
@@ -69,6 +71,9 @@ export class OutputsCheck {
   private paths: string[] = [];
   private sizes: number[] = [];
   private lines: number[] = [];
+  /** Index lines queued, and (shared with the workers) those checked. */
+  private queued = 0;
+  private readonly done = new Int32Array(new SharedArrayBuffer(4));
   private sent = 0;
   private readonly pending: Promise<boolean>[] = [];
   /** Batches sent and not answered yet, by id. */
@@ -81,7 +86,8 @@ export class OutputsCheck {
   constructor(threads: number, index?: { readonly root: string; readonly text: string }) {
     this.workers = Array.from({ length: Math.max(1, threads) }, () => {
       const w = new Worker(WORKER_SOURCE, { eval: true });
-      if (index) w.postMessage({ base: index.root.endsWith('/') ? index.root : `${index.root}/`, index: index.text });
+      const base = index && (index.root.endsWith('/') ? index.root : `${index.root}/`);
+      if (index) w.postMessage({ base, index: index.text, done: this.done });
       w.unref();
       w.on('message', (m: { id: number; intact: boolean }) => this.answer(m.id, m.intact));
       // A worker that fails verifies nothing: every batch still waiting counts as damaged.
@@ -109,8 +115,17 @@ export class OutputsCheck {
     if (this.paths.length >= BATCH) this.flush();
   }
 
+  /**
+   * Index lines queued and not checked yet: a caller with more than a few batches behind does
+   * better checking the next hits itself (the workers share its cores).
+   */
+  get backlog(): number {
+    return this.queued - Atomics.load(this.done, 0);
+  }
+
   /** Queues the hit at line `line` of the index given to the constructor. */
   addIndexed(line: number): void {
+    this.queued++;
     this.lines.push(line);
     if (this.lines.length >= INDEXED_BATCH) this.flushIndexed();
   }
