@@ -74,6 +74,20 @@ export function combinations(matrix: Matrix | Sweep, names: ReadonlySet<string>)
   return [...seen.values()];
 }
 
+/**
+ * `combinations` over `sweep`, computed once per set of variables: stages that depend on the same
+ * variables share their combinations (read-only records).
+ */
+function sharedCombinations(sweep: Sweep): (names: ReadonlySet<string>) => Record<string, Json>[] {
+  const combosOf = new Map<string, Record<string, Json>[]>();
+  return (names) => {
+    const id = JSON.stringify(sweep.names.filter((n) => names.has(n)));
+    let combos = combosOf.get(id);
+    if (!combos) combosOf.set(id, (combos = combinations(sweep, names)));
+    return combos;
+  };
+}
+
 function toSweep(matrix: Matrix | Sweep): Sweep {
   return Array.isArray(matrix) ? productSweep(matrix as Matrix) : (matrix as Sweep);
 }
@@ -96,6 +110,7 @@ export function expandRuns(
   const runsOf = new Map<string, Map<string, StageRun>>();
   const all = new Set(sweep.names);
   const runs: StageRun[] = [];
+  const combinationsOf = sharedCombinations(sweep);
   const project = (combo: Readonly<Record<string, Json>>, names: ReadonlySet<string>): Record<string, Json> => {
     const out: Record<string, Json> = {};
     for (const n of sweep.names) if (names.has(n) && Object.hasOwn(combo, n)) setOwn(out, n, combo[n]);
@@ -114,7 +129,7 @@ export function expandRuns(
       for (const n of spec.needs) for (const v of deps.get(n) ?? []) mine.add(v);
     }
     deps.set(spec.id, mine);
-    const combos = combinations(sweep, mine);
+    const combos = combinationsOf(mine);
     if (runs.length + combos.length > maxRuns) throw new RunLimitError(spec.id, combos.length, maxRuns);
     const byId = new Map<string, StageRun>();
     runsOf.set(spec.id, byId);
@@ -127,13 +142,15 @@ export function expandRuns(
         return [n, same ? [...(runsOf.get(n)?.values() ?? [])] : undefined] as const;
       }),
     );
+    // Params without matrix templates are the same for every run of the stage: rendered once.
+    const shared = spec.uses.size === 0 ? (renderTemplates(spec.with, {}, vars) as Record<string, Json>) : undefined;
     for (const [i, combo] of combos.entries()) {
       let inputs: StageRun[];
       if (spec.across) {
         inputs = [];
         for (const n of spec.needs) {
           const seen = new Set<string>();
-          for (const full of combinations(sweep, all)) {
+          for (const full of combinationsOf(all)) {
             const up = upstreamRun(n, full);
             if (!seen.has(up.id)) {
               seen.add(up.id);
@@ -149,7 +166,7 @@ export function expandRuns(
         stageId: spec.id,
         stage: spec.stage,
         matrix: combo,
-        params: renderTemplates(spec.with, combo, vars) as Record<string, Json>,
+        params: shared ?? (renderTemplates(spec.with, combo, vars) as Record<string, Json>),
         inputs,
         across: spec.across,
       };
