@@ -48,9 +48,8 @@ export class IndexedLookup {
    */
   lookup(stage: string, key: string): Lookup {
     const found = this.index.find(stage, key);
-    const dir = `${this.base}${stage}/${key}`;
     if (found) {
-      const hit = new IndexedHit(this.store, `${stage}/${key}`, dir, found.contentHash);
+      const hit = new IndexedHit(this.store, stage, key, found.contentHash);
       // The worker checks the line's CRC, the manifest's identity and the outputs, unless it is
       // far behind: this thread then checks this one itself.
       if (this.options.check && this.options.check.backlog < MAX_BACKLOG) {
@@ -58,6 +57,7 @@ export class IndexedLookup {
         return hit;
       }
       const entry = this.index.entry(found.line);
+      const dir = `${this.base}${stage}/${key}`;
       const s = entry && manifestStat(dir);
       if (entry && s && sameIdentity(identityOf(s), entry.identity)) {
         const bad = missingOutput(dir, entry);
@@ -93,27 +93,34 @@ export class IndexedLookup {
 class IndexedHit {
   readonly hit = true;
   readonly #store: Store;
-  readonly #id: string;
+  readonly #stage: string;
+  readonly #key: string;
   #manifest: Manifest | undefined;
 
   constructor(
     store: Store,
-    id: string,
-    readonly dir: string,
+    stage: string,
+    key: string,
     readonly contentHash: string,
   ) {
     this.#store = store;
-    this.#id = id;
+    this.#stage = stage;
+    this.#key = key;
+  }
+
+  /** The artifact folder, as `Store.readManifest` names it (made when asked for: few are). */
+  get dir(): string {
+    const root = this.#store.root;
+    return `${root.endsWith('/') ? root : `${root}/`}${this.#stage}/${this.#key}`;
   }
 
   /** @throws Error when the manifest changed since it was indexed. */
   get manifest(): Manifest {
     if (this.#manifest) return this.#manifest;
-    const [stage, key] = this.#id.split('/');
-    const found = this.#store.readManifest(stage, key);
+    const found = this.#store.readManifest(this.#stage, this.#key);
     if (!found.hit || found.contentHash !== this.contentHash) {
       const why = found.hit ? 'another content hash' : (found.reason ?? 'removed');
-      throw new Error(`${this.#id}: ${MANIFEST_FILE} changed after planning (${why})`);
+      throw new Error(`${this.#stage}/${this.#key}: ${MANIFEST_FILE} changed after planning (${why})`);
     }
     return (this.#manifest = found.manifest);
   }

@@ -11,7 +11,7 @@ import { OutputsCheck } from '../cache/outputs-check.js';
 import type { Store } from '../cache/store.js';
 import { storeReadOnly } from '../cache/store-access.js';
 import type { StageRun } from '../pipeline/expand.js';
-import { inputState, resolveRun } from './resolve.js';
+import { hitLookup, inputState, resolveRun } from './resolve.js';
 
 /** The plan for one run. */
 export interface PlannedRun {
@@ -100,7 +100,7 @@ async function planWith(runs: readonly StageRun[], store: Store, lookup: Indexed
     const r = await resolveRun(run, inputs, store, 'plan', find);
     const plan: PlannedRun =
       r.kind === 'hit'
-        ? new CachedPlan(run, r)
+        ? new CachedPlan(run, r.key, r.contentHash, hitLookup(r))
         : {
             run,
             key: r.kind === 'miss' ? r.key : null,
@@ -122,22 +122,22 @@ async function planWith(runs: readonly StageRun[], store: Store, lookup: Indexed
 class CachedPlan implements PlannedRun {
   readonly status = 'cached';
   readonly reason = '';
-  readonly key: string;
-  readonly dir: string;
-  readonly contentHash: string;
-  readonly #hit: { readonly manifest: Manifest };
+  readonly #lookup: { readonly dir: string; readonly manifest: Manifest };
 
   constructor(
     readonly run: StageRun,
-    hit: { readonly key: string; readonly dir: string; readonly contentHash: string; readonly manifest: Manifest },
+    readonly key: string,
+    readonly contentHash: string,
+    lookup: { readonly dir: string; readonly manifest: Manifest },
   ) {
-    this.key = hit.key;
-    this.dir = hit.dir;
-    this.contentHash = hit.contentHash;
-    this.#hit = hit;
+    this.#lookup = lookup;
+  }
+
+  get dir(): string {
+    return this.#lookup.dir;
   }
 
   get manifest(): Manifest {
-    return this.#hit.manifest;
+    return this.#lookup.manifest;
   }
 }

@@ -116,7 +116,6 @@ export function inputState(input: InputOutcome, computed: boolean): InputState {
 /** A hit, with the manifest as the lookup has it. */
 class Hit {
   readonly kind = 'hit';
-  readonly dir: string;
   readonly contentHash: string;
   readonly #found: Extract<Lookup, { hit: true }>;
 
@@ -125,15 +124,29 @@ class Hit {
     readonly components: KeyComponents,
     found: Extract<Lookup, { hit: true }>,
   ) {
-    this.dir = found.dir;
     this.contentHash = found.contentHash;
     this.#found = found;
+  }
+
+  get dir(): string {
+    return this.#found.dir;
   }
 
   get manifest(): Manifest {
     return this.#found.manifest;
   }
+
+  /** The lookup's hit a hit resolution holds (so that a plan can keep it alone). */
+  static lookup(hit: Extract<Resolution, { kind: 'hit' }>): { readonly dir: string; readonly manifest: Manifest } {
+    return hit instanceof Hit ? hit.#found : hit;
+  }
 }
+
+/**
+ * What reads the folder and manifest of a hit: the lookup's hit itself, without the resolution
+ * around it (its key components), which a plan of 60,000 hits need not keep.
+ */
+export const hitLookup = Hit.lookup;
 
 /** An input with an artifact, with the manifest as the input has it. */
 class Input implements InputState {
