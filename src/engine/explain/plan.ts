@@ -8,7 +8,8 @@ import { IndexedLookup } from '../cache/indexed-lookup.js';
 import type { Manifest } from '../cache/manifest.js';
 import { IndexUpdate, ManifestIndex } from '../cache/manifest-index.js';
 import { OutputsCheck } from '../cache/outputs-check.js';
-import type { Store } from '../cache/store.js';
+import { runKey } from '../cache/keys.js';
+import type { Lookup, Store } from '../cache/store.js';
 import { storeReadOnly } from '../cache/store-access.js';
 import type { StageRun } from '../pipeline/expand.js';
 import { hitLookup, inputState, resolveRun } from './resolve.js';
@@ -89,15 +90,30 @@ export async function planRuns(
   return plan;
 }
 
-/** `planRuns` with each key looked up by `lookup`. */
+/**
+ * `planRuns` with each key looked up by `lookup`. A run whose inputs are all cached has a known
+ * key; when it is a hit too, there is nothing to explain and its plan is made at once (no
+ * promise, no input states: most of a cached sweep); anything else goes through `resolveRun`.
+ */
 async function planWith(runs: readonly StageRun[], store: Store, lookup: IndexedLookup): Promise<PlannedRun[]> {
   const byRun = new Map<StageRun, PlannedRun>();
   const find = (stage: string, key: string) => lookup.lookup(stage, key);
   for (const run of runs) {
     const ups = run.inputs.map((i) => byRun.get(i));
     if (ups.some((u) => u === undefined)) throw new Error(`internal: ${run.id} planned before its inputs`);
+    const hashes = (ups as PlannedRun[]).map((u) => u.contentHash);
+    let found: Lookup | undefined;
+    if (hashes.every((h) => h !== undefined)) {
+      const { key } = runKey(run, hashes as string[]);
+      found = lookup.lookup(run.stage.name, key);
+      if (found.hit) {
+        byRun.set(run, new CachedPlan(run, key, found.contentHash, found));
+        continue;
+      }
+    }
     const inputs = (ups as PlannedRun[]).map((u) => inputState(u, u.status === 'planned'));
-    const r = await resolveRun(run, inputs, store, 'plan', find);
+    const looked = found;
+    const r = await resolveRun(run, inputs, store, 'plan', looked ? () => looked : find);
     const plan: PlannedRun =
       r.kind === 'hit'
         ? new CachedPlan(run, r.key, r.contentHash, hitLookup(r))
