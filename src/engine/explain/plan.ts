@@ -12,7 +12,7 @@ import { runKey } from '../cache/keys.js';
 import type { Lookup, Store } from '../cache/store.js';
 import { storeReadOnly } from '../cache/store-access.js';
 import type { StageRun } from '../pipeline/expand.js';
-import { hitLookup, inputState, resolveRun } from './resolve.js';
+import { inputState, resolveRun } from './resolve.js';
 
 /** The plan for one run. */
 export interface PlannedRun {
@@ -116,7 +116,7 @@ async function planWith(runs: readonly StageRun[], store: Store, lookup: Indexed
     const r = await resolveRun(run, inputs, store, 'plan', looked ? () => looked : find);
     const plan: PlannedRun =
       r.kind === 'hit'
-        ? new CachedPlan(run, r.key, r.contentHash, hitLookup(r))
+        ? new CachedPlan(run, r.key, r.contentHash, r)
         : {
             run,
             key: r.kind === 'miss' ? r.key : null,

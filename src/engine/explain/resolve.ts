@@ -27,7 +27,6 @@ export type Resolution =
       readonly dir: string;
       /** Its manifest's `content_hash`. */
       readonly contentHash: string;
-      /** Read when first used, when the lookup did not read it (`cache/indexed-lookup.ts`). */
       readonly manifest: Manifest;
     }
   /** The key has no complete entry: the run must run, for the reasons in `why`. */
@@ -67,9 +66,8 @@ export async function resolveRun(
     inputs.map((i) => i.content_hash as string),
   );
   const found = await lookup(run.stage.name, key);
-  if (found.hit) {
-    return new Hit(key, components, found);
-  }
+  if (found.hit)
+    return { kind: 'hit', key, components, dir: found.dir, contentHash: found.contentHash, manifest: found.manifest };
   const why = await explain({ components, ...(found.reason ? { lookupReason: found.reason } : {}) });
   // A plan says which cached run it would continue (the runner looks again when it executes).
   const source = mode === 'plan' ? await findContinuation(store, run, components, { checkBytes: false }) : undefined;
@@ -108,47 +106,11 @@ export function inputState(input: InputOutcome, computed: boolean): InputState {
   return new Input(input, roots, contentHash);
 }
 
-/*
- * Classes, not literals with a getter, for the objects whose manifest is read when first used
- * (`cache/indexed-lookup.ts`): tens of thousands of literals with a getter cost V8 a dictionary each.
- */
-
-/** A hit, with the manifest as the lookup has it. */
-class Hit {
-  readonly kind = 'hit';
-  readonly contentHash: string;
-  readonly #found: Extract<Lookup, { hit: true }>;
-
-  constructor(
-    readonly key: string,
-    readonly components: KeyComponents,
-    found: Extract<Lookup, { hit: true }>,
-  ) {
-    this.contentHash = found.contentHash;
-    this.#found = found;
-  }
-
-  get dir(): string {
-    return this.#found.dir;
-  }
-
-  get manifest(): Manifest {
-    return this.#found.manifest;
-  }
-
-  /** The lookup's hit a hit resolution holds (so that a plan can keep it alone). */
-  static lookup(hit: Extract<Resolution, { kind: 'hit' }>): { readonly dir: string; readonly manifest: Manifest } {
-    return hit instanceof Hit ? hit.#found : hit;
-  }
-}
-
 /**
- * What reads the folder and manifest of a hit: the lookup's hit itself, without the resolution
- * around it (its key components), which a plan of 60,000 hits need not keep.
+ * An input with an artifact, with the manifest as the input has it (read when first used, when the
+ * manifest index served its lookup: explaining the misses of a large sweep reads few). A class,
+ * not a literal with a getter: tens of thousands of those cost V8 a dictionary each.
  */
-export const hitLookup = Hit.lookup;
-
-/** An input with an artifact, with the manifest as the input has it. */
 class Input implements InputState {
   readonly id: string;
   readonly matrix: Readonly<Record<string, Json>>;
