@@ -53,8 +53,13 @@ export interface StageRun {
 
 /** Run id for a stage and the matrix values it depends on: `model[entities=400,seed=1]`. */
 export function runId(stageId: string, matrix: Readonly<Record<string, Json>>): string {
+  return `${stageId}${matrixSuffix(matrix)}`;
+}
+
+/** The `[entities=400,seed=1]` of a run id; empty for no values. */
+function matrixSuffix(matrix: Readonly<Record<string, Json>>): string {
   const parts = Object.entries(matrix).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
-  return parts.length === 0 ? stageId : `${stageId}[${parts.join(',')}]`;
+  return parts.length === 0 ? '' : `[${parts.join(',')}]`;
 }
 
 /**
@@ -88,6 +93,19 @@ function sharedCombinations(sweep: Sweep): (names: ReadonlySet<string>) => Recor
   };
 }
 
+/**
+ * `runId` for the combination records of `sharedCombinations` (never changed, shared by stages):
+ * each record's `[...]` is made once.
+ */
+function sharedRunIds(): (stageId: string, combo: Readonly<Record<string, Json>>) => string {
+  const suffixes = new Map<object, string>();
+  return (stageId, combo) => {
+    let suffix = suffixes.get(combo);
+    if (suffix === undefined) suffixes.set(combo, (suffix = matrixSuffix(combo)));
+    return `${stageId}${suffix}`;
+  };
+}
+
 function toSweep(matrix: Matrix | Sweep): Sweep {
   return Array.isArray(matrix) ? productSweep(matrix as Matrix) : (matrix as Sweep);
 }
@@ -111,6 +129,7 @@ export function expandRuns(
   const all = new Set(sweep.names);
   const runs: StageRun[] = [];
   const combinationsOf = sharedCombinations(sweep);
+  const idOf = sharedRunIds();
   const project = (combo: Readonly<Record<string, Json>>, names: ReadonlySet<string>): Record<string, Json> => {
     const out: Record<string, Json> = {};
     for (const n of sweep.names) if (names.has(n) && Object.hasOwn(combo, n)) setOwn(out, n, combo[n]);
@@ -162,7 +181,7 @@ export function expandRuns(
         inputs = spec.needs.map((n) => sameOrder.get(n)?.[i] ?? upstreamRun(n, combo));
       }
       const run: StageRun = {
-        id: runId(spec.id, combo),
+        id: idOf(spec.id, combo),
         stageId: spec.id,
         stage: spec.stage,
         matrix: combo,
