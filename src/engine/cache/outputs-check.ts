@@ -79,21 +79,25 @@ export class OutputsCheck {
   /** Batches sent and not answered yet, by id. */
   private readonly waiting = new Map<number, (intact: boolean) => void>();
 
-  /**
-   * @param threads workers to start (at least 1).
-   * @param index the manifest index whose lines `addIndexed` refers to, and the store's root.
-   */
-  constructor(threads: number, index?: { readonly root: string; readonly text: string }) {
+  /** @param threads workers to start (at least 1); they start at once, before `useIndex`. */
+  constructor(threads: number) {
     this.workers = Array.from({ length: Math.max(1, threads) }, () => {
       const w = new Worker(WORKER_SOURCE, { eval: true });
-      const base = index && (index.root.endsWith('/') ? index.root : `${index.root}/`);
-      if (index) w.postMessage({ base, index: index.text, done: this.done });
       w.unref();
       w.on('message', (m: { id: number; intact: boolean }) => this.answer(m.id, m.intact));
       // A worker that fails verifies nothing: every batch still waiting counts as damaged.
       w.on('error', () => [...this.waiting.keys()].forEach((id) => this.answer(id, false)));
       return w;
     });
+  }
+
+  /**
+   * Gives the workers the manifest index whose lines `addIndexed` refers to (its text), and the
+   * store's root. Call before `addIndexed`.
+   */
+  useIndex(root: string, text: string): void {
+    const base = root.endsWith('/') ? root : `${root}/`;
+    for (const w of this.workers) w.postMessage({ base, index: text, done: this.done });
   }
 
   private answer(id: number, intact: boolean): void {

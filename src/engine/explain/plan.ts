@@ -66,6 +66,10 @@ export async function planRuns(
   store: Store,
   options: PlanOptions = {},
 ): Promise<PlannedRun[]> {
+  const threads = OutputsCheck.threads();
+  const parallel = runs.length >= (options.parallelCheckFrom ?? PARALLEL_CHECK_RUNS) && threads > 0;
+  // The workers start while this thread reads the index.
+  const check = parallel ? new OutputsCheck(threads) : undefined;
   const useIndex = options.index !== false;
   const index = useIndex ? ManifestIndex.load(store.root) : ManifestIndex.empty();
   const writable = useIndex && storeReadOnly(store.root) === undefined;
@@ -74,9 +78,8 @@ export async function planRuns(
     const update = writable ? new IndexUpdate(index) : undefined;
     return { update, lookup: new IndexedLookup(store, index, { check, update, racyMs }) };
   };
-  const threads = OutputsCheck.threads();
-  if (runs.length >= (options.parallelCheckFrom ?? PARALLEL_CHECK_RUNS) && threads > 0) {
-    const check = new OutputsCheck(threads, index.size > 0 ? { root: store.root, text: index.text } : undefined);
+  if (check) {
+    if (index.size > 0) check.useIndex(store.root, index.text);
     const first = lookup(check);
     const plan = await planWith(runs, store, first.lookup);
     if (await check.intact()) {
