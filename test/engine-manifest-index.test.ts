@@ -3,9 +3,10 @@
  * without it, lookup by lookup and with the outputs checked on worker threads, whatever became of
  * the index (missing, damaged, cut short by a crash, of another format) or of the store since it
  * was written (a manifest edited or removed, an output truncated, an entry removed); it is brought
- * up to date after such a plan; a manifest changed too recently to trust its times is not indexed.
+ * up to date after such a plan; a manifest changed too recently to trust its times is not indexed;
+ * a crash while committing an entry or while writing the index leaves a store that plans alike.
  */
-import { existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { IndexUpdate, ManifestIndex, indexLine, indexPath } from '../src/engine/cache/manifest-index.js';
@@ -27,12 +28,12 @@ const summary = (plan: PlannedRun[]) =>
 const indexLines = (store: string) =>
   existsSync(indexPath(store)) ? readFileSync(indexPath(store), 'utf8').trim().split('\n').length - 1 : 0;
 
-async function cachedChain(): Promise<{ runs: readonly StageRun[]; store: string }> {
+async function cachedChain(): Promise<{ runs: readonly StageRun[]; store: string; file: string }> {
   const dir = tempDir();
   const file = writeFileIn(dir, 'p.yaml', CHAIN);
   const store = join(dir, 'store');
   expect((await cli(['run', file, '--store', store, '--json'])).code).toBe(0);
-  return { runs: compilePipeline(file, createRegistry(fakeStages)).runs, store };
+  return { runs: compilePipeline(file, createRegistry(fakeStages)).runs, store, file };
 }
 
 /** Trust manifests at once: the tests change them a few milliseconds later (see `RACY_MS`). */
@@ -154,6 +155,21 @@ describe('manifest index', () => {
     expect((await cli(['gc', '--store', store, '--json'])).code).toBe(0);
     expect(existsSync(tmp)).toBe(false);
     expect(summary(await planRuns(runs, new Store(store), NOW))).toEqual(expected);
+  });
+
+  it('a crash mid-commit leaves a store whose plans agree with and without the index', async () => {
+    const { runs, store, file } = await cachedChain();
+    const before = await planRuns(runs, new Store(store), NOW);
+    // A process killed while committing `t`: its outputs and manifest still in `.tmp/`, not renamed.
+    const dead = 2 ** 22 + 54321;
+    const tmp = join(store, '.tmp', `${before[2].key as string}.${dead}.0badf00d`);
+    cpSync(before[2].dir as string, tmp, { recursive: true });
+    rmSync(before[2].dir as string, { recursive: true });
+    const plan = await plans(runs, store);
+    expect(plan.map((p) => p.status)).toEqual(['cached', 'cached', 'planned']);
+    expect((await cli(['run', file, '--store', store, '--json'])).code).toBe(0);
+    expect(existsSync(tmp)).toBe(false);
+    expect((await plans(runs, store)).map((p) => p.status)).toEqual(['cached', 'cached', 'cached']);
   });
 
   it("reads a hit's manifest when first asked for, and says so when it changed since", async () => {
