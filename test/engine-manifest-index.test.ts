@@ -9,7 +9,13 @@
 import { cpSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { IndexUpdate, ManifestIndex, indexLine, indexPath } from '../src/engine/cache/manifest-index.js';
+import {
+  INDEX_BYTES_PER_RUN,
+  IndexUpdate,
+  ManifestIndex,
+  indexLine,
+  indexPath,
+} from '../src/engine/cache/manifest-index.js';
 import type { Manifest } from '../src/engine/cache/manifest.js';
 import { Store } from '../src/engine/cache/store.js';
 import { strayTemporaries } from '../src/engine/cache/temporaries.js';
@@ -140,6 +146,21 @@ describe('manifest index', () => {
     rmSync(join(store, '.index'), { recursive: true });
     expect(summary(await planRuns(runs, new Store(store), NOW))).toEqual(expected);
     expect(indexLines(store)).toBe(3);
+  });
+
+  it('is left alone by a plan far smaller than it (its manifests are read instead)', async () => {
+    const { runs, store } = await cachedChain();
+    const before = await planRuns(runs, new Store(store), NOW);
+    // Lines of other entries (damaged here: never used), as a store indexed for a large sweep has.
+    const large = `${readFileSync(indexPath(store), 'utf8')}${'x\ty\n'.repeat(runs.length * INDEX_BYTES_PER_RUN)}`;
+    writeFileSync(indexPath(store), large);
+    rmSync(join(before[0].dir as string, 'manifest.json'));
+    for (const [, options] of WAYS) {
+      const plan = await planRuns(runs, new Store(store), options);
+      expect(plan[0]).toMatchObject({ status: 'planned', reason: 'corrupt: manifest.json missing' });
+    }
+    // Used, it would have dropped the entry whose manifest is gone, and its damaged lines.
+    expect(readFileSync(indexPath(store), 'utf8')).toBe(large);
   });
 
   it('a crash while it is written leaves a usable store, and gc removes what it left', async () => {

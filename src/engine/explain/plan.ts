@@ -6,7 +6,7 @@
 import type { RootCause } from './cause.js';
 import { IndexedLookup } from '../cache/indexed-lookup.js';
 import type { Manifest } from '../cache/manifest.js';
-import { IndexUpdate, ManifestIndex } from '../cache/manifest-index.js';
+import { IndexUpdate, ManifestIndex, worthReading } from '../cache/manifest-index.js';
 import { OutputsCheck } from '../cache/outputs-check.js';
 import { runKey } from '../cache/keys.js';
 import type { Lookup, Store } from '../cache/store.js';
@@ -45,8 +45,9 @@ export interface PlanOptions {
   /** Runs from which hits' outputs are checked on worker threads (default `PARALLEL_CHECK_RUNS`). */
   readonly parallelCheckFrom?: number;
   /**
-   * The store's manifest index (`cache/manifest-index.ts`): used and brought up to date (default),
-   * or left alone (`false`). `racyMs` as `RACY_MS` (tests make it 0).
+   * The store's manifest index (`cache/manifest-index.ts`): used and brought up to date (default;
+   * unless it is large for the plan, `worthReading`), or left alone (`false`). `racyMs` as
+   * `RACY_MS` (tests make it 0).
    */
   readonly index?: false | { readonly racyMs?: number };
 }
@@ -70,7 +71,7 @@ export async function planRuns(
   const parallel = runs.length >= (options.parallelCheckFrom ?? PARALLEL_CHECK_RUNS) && threads > 0;
   // The workers start while this thread reads the index.
   const check = parallel ? new OutputsCheck(threads) : undefined;
-  const useIndex = options.index !== false;
+  const useIndex = options.index !== false && worthReading(store.root, runs.length);
   const index = useIndex ? ManifestIndex.load(store.root) : ManifestIndex.empty();
   const writable = useIndex && storeReadOnly(store.root) === undefined;
   const racyMs = options.index ? options.index.racyMs : undefined;
