@@ -1,11 +1,12 @@
 /**
  * The outputs' check of many cache hits (`Store.lookup`: every output a regular file of its
  * recorded size), run beside the caller on worker threads, for planning a large sweep
- * (`explain/plan.ts`): on 10,000 cached runs, `status` makes some 170,000 `stat` calls, about a
- * third of its time, and none of them decides a key, so they need not hold up the planning of
- * the next run. The caller plans with `lookup(…, 'defer')`, hands each hit to `add`, and asks
- * `intact()` at the end; when any output is missing or has another size, it plans again with the
- * full lookup, which then names the damaged file.
+ * (`explain/plan.ts`): on 10,000 cached runs, `status` makes some 170,000 `stat` calls, and none
+ * of them decides a key, so they need not hold up the planning of the next run. The caller's
+ * lookups (`indexed-lookup.ts`) hand each hit to `add` (a manifest read from its file) or
+ * `addIndexed` (a line of the manifest index: its manifest's identity is checked too), and it
+ * asks `intact()` at the end; when anything differs, it plans again with each lookup checked at
+ * once, which then names the damaged file.
  *
  * The workers run inline JavaScript (`eval`) with no import beyond Node's own, so that the same
  * code runs from `dist/`, under tsx and under vitest.

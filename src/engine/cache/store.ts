@@ -125,13 +125,13 @@ export class Store {
    * of files; byte hashes are checked when a stage reads an artifact, see
    * `integrity.ts`). Writes nothing. Uses synchronous file calls: a few small reads and `stat`s
    * per key are much faster that way than through the thread pool (`status` on 600 cached runs).
-   * @param outputs `check` (default) stats every output; `defer` skips that (the caller checks
-   *   them itself, see `outputs-check.ts`), so a hit only says the manifest is valid.
+   * Planning looks up through the manifest index instead (`indexed-lookup.ts`), with the same
+   * answers.
    * @returns a hit, or a miss with `reason` `corrupt: <file>` when the folder exists but is damaged.
    */
-  lookup(stage: string, key: string, outputs: 'check' | 'defer' = 'check'): Promise<Lookup> {
+  lookup(stage: string, key: string): Promise<Lookup> {
     const found = this.readManifest(stage, key);
-    if (!found.hit || outputs === 'defer') return Promise.resolve(found);
+    if (!found.hit) return Promise.resolve(found);
     const bad = missingOutput(found.dir, found.manifest);
     return Promise.resolve(bad === undefined ? found : { hit: false, reason: `corrupt: ${bad}` });
   }
