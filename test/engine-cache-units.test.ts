@@ -1,4 +1,5 @@
-/** Unit tests of the cache helpers: table diffs, root formatting, environment, sampling, validator cache. */
+/** Unit tests of the cache helpers: table diffs, root formatting, environment, sampling, validator cache, stage keys. */
+import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
@@ -6,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import type { Ajv } from 'ajv';
 import { formatRoots } from '../src/engine/explain/cause.js';
 import { environmentChanges, resultKnobs } from '../src/engine/cache/environment.js';
+import { canonicalJson, canonicalKeyInput, sha256, stageKey } from '../src/engine/cache/hash.js';
+import type { KeyInput } from '../src/engine/cache/hash.js';
 import type { Manifest } from '../src/engine/cache/manifest.js';
 import type { PlannedRun } from '../src/engine/explain/plan.js';
 import { diffTables, formatTableDiff, tablesEqual } from '../src/engine/explain/table-diff.js';
@@ -156,5 +159,34 @@ describe('validator cache', () => {
     );
     expect(mine).toHaveLength(1);
     for (const f of mine) rmSync(join(dir, f));
+  });
+});
+
+describe('stage keys', () => {
+  it('canonicalKeyInput is canonicalJson of a key input, whatever its members', () => {
+    const inputs: KeyInput[] = [
+      { stage: 'generate', content_hash: 'a'.repeat(64) },
+      { stage: 'gén "q" \u2028', content_hash: 'b\\c' },
+      { stage: 'split', content_hash: 'c', matrix: { seed: 1, entities: 2e21, name: 'ü', list: [1.5, null, 'x'] } },
+      { stage: 'split', content_hash: 'd', matrix: undefined },
+      { stage: 'split', content_hash: 'e', matrix: {} },
+      { content_hash: 'f', stage: 'x', extra: { b: 1, a: 2 } } as unknown as KeyInput,
+      { content_hash: 7, stage: 'x' } as unknown as KeyInput,
+    ];
+    for (const i of inputs) expect(canonicalKeyInput(i)).toBe(canonicalJson(i));
+  });
+
+  it('stageKey is the SHA-256 of the canonical JSON of the components', () => {
+    const c = {
+      stage: 'train',
+      version: '3',
+      params: { lr: 0.001, b: [1, 2] },
+      inputs: [
+        { stage: 'tokenize', content_hash: '0'.repeat(64) },
+        { stage: 'split', content_hash: '1'.repeat(64), matrix: { seed: 2 } },
+      ],
+    };
+    expect(stageKey(c)).toBe(sha256(canonicalJson(c)));
+    expect(stageKey(c)).toBe(createHash('sha256').update(canonicalJson(c)).digest('hex'));
   });
 });

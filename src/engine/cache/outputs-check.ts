@@ -1,11 +1,12 @@
 /**
  * The outputs' check of many cache hits (`Store.lookup`: every output a regular file of its
  * recorded size), run beside the caller on worker threads, for planning a large sweep
- * (`explain/plan.ts`): on 10,000 cached runs, `status` makes some 170,000 `stat` calls, about a
- * third of its time, and none of them decides a key, so they need not hold up the planning of
- * the next run. The caller plans with `lookup(…, 'defer')`, hands each hit to `add`, and asks
- * `intact()` at the end; when any output is missing or has another size, it plans again with the
- * full lookup, which then names the damaged file.
+ * (`explain/plan.ts`): on 10,000 cached runs, `status` makes some 170,000 `stat` calls, and none
+ * of them decides a key, so they need not hold up the planning of the next run. The caller's
+ * lookups (`indexed-lookup.ts`) hand each hit to `add` (a manifest read from its file) or
+ * `addIndexed` (a line of the manifest index: its manifest's identity is checked too), and it
+ * asks `intact()` at the end; when anything differs, it plans again with each lookup checked at
+ * once, which then names the damaged file.
  *
  * The workers run inline JavaScript (`eval`) with no import beyond Node's own, so that the same
  * code runs from `dist/`, under tsx and under vitest.
@@ -14,25 +15,54 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Manifest } from './manifest.js';
 
-/** Hits handed to a worker at a time. */
-const BATCH = 256;
+/** Outputs handed to a worker at a time. */
+const BATCH = 2048;
+
+/** Index lines (a manifest and its outputs each) handed to a worker at a time. */
+const INDEXED_BATCH = 1024;
 
 /**
- * A worker's loop: for each batch of paths (one string, NUL-separated: one string is copied to a
- * worker far faster than an array of them) and sizes, whether every path is a file of its size.
+ * A worker's loop. First, optionally, the manifest index (`{ base, index }`: the store's root with
+ * a trailing slash and the index's text). Then batches, each answered with whether it is intact:
+ * paths (one string, NUL-separated: one string is copied to a worker far faster than an array of
+ * them) and sizes, intact when every path is a file of its size; or the index's line numbers,
+ * intact when each line's `manifest.json` has the identity the line records (`manifest-index.ts`)
+ * and each of its outputs is a file of its size.
  */
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { statSync } = require('node:fs');
-parentPort.on('message', ({ id, joined, sizes }) => {
-  const paths = joined.split('\\0');
-  let intact = paths.length === sizes.length;
-  for (let i = 0; i < paths.length && intact; i++) {
-    let s;
-    try { s = statSync(paths[i], { throwIfNoEntry: false }); } catch { s = undefined; }
-    intact = s !== undefined && s.isFile() && s.size === sizes[i];
+const { crc32 } = require('node:zlib');
+const stat = (p) => { try { return statSync(p, { throwIfNoEntry: false }); } catch { return undefined; } };
+const isFileOf = (p, size) => { const s = stat(p); return s !== undefined && s.isFile() && s.size === size; };
+let base, lines, done;
+function indexedIntact(n) {
+  const line = lines[n] ?? '';
+  const at = line.lastIndexOf('\\t');
+  if (at < 0 || crc32(line.slice(0, at)).toString(16) !== line.slice(at + 1)) return false;
+  const f = line.split('\\t');
+  const dir = base + f[0] + '/' + f[1] + '/';
+  const m = stat(dir + 'manifest.json');
+  if (!m || !m.isFile() || m.size !== Number(f[3]) || m.mtimeMs !== Number(f[4]) || m.ctimeMs !== Number(f[5]) || m.ino !== Number(f[6])) return false;
+  return JSON.parse(f[7]).every(([name, bytes]) => isFileOf(dir + name, bytes));
+}
+parentPort.on('message', (m) => {
+  if (m.index !== undefined) {
+    base = m.base;
+    lines = m.index.split('\\n');
+    done = m.done;
+    return;
   }
-  parentPort.postMessage({ id, intact });
+  let intact = true;
+  if (m.lines) {
+    for (let i = 0; i < m.lines.length && intact; i++) intact = indexedIntact(m.lines[i]);
+    Atomics.add(done, 0, m.lines.length);
+  } else {
+    const paths = m.joined.split('\\0');
+    intact = paths.length === m.sizes.length;
+    for (let i = 0; i < paths.length && intact; i++) intact = isFileOf(paths[i], m.sizes[i]);
+  }
+  parentPort.postMessage({ id: m.id, intact });
 });
 `;
 
@@ -41,12 +71,16 @@ export class OutputsCheck {
   private readonly workers: Worker[];
   private paths: string[] = [];
   private sizes: number[] = [];
+  private lines: number[] = [];
+  /** Index lines queued, and (shared with the workers) those checked. */
+  private queued = 0;
+  private readonly done = new Int32Array(new SharedArrayBuffer(4));
   private sent = 0;
   private readonly pending: Promise<boolean>[] = [];
   /** Batches sent and not answered yet, by id. */
   private readonly waiting = new Map<number, (intact: boolean) => void>();
 
-  /** @param threads workers to start (at least 1). */
+  /** @param threads workers to start (at least 1); they start at once, before `useIndex`. */
   constructor(threads: number) {
     this.workers = Array.from({ length: Math.max(1, threads) }, () => {
       const w = new Worker(WORKER_SOURCE, { eval: true });
@@ -56,6 +90,15 @@ export class OutputsCheck {
       w.on('error', () => [...this.waiting.keys()].forEach((id) => this.answer(id, false)));
       return w;
     });
+  }
+
+  /**
+   * Gives the workers the manifest index whose lines `addIndexed` refers to (its text), and the
+   * store's root. Call before `addIndexed`.
+   */
+  useIndex(root: string, text: string): void {
+    const base = root.endsWith('/') ? root : `${root}/`;
+    for (const w of this.workers) w.postMessage({ base, index: text, done: this.done });
   }
 
   private answer(id: number, intact: boolean): void {
@@ -77,15 +120,42 @@ export class OutputsCheck {
     if (this.paths.length >= BATCH) this.flush();
   }
 
-  private flush(): void {
-    if (this.paths.length === 0) return;
+  /**
+   * Index lines queued and not checked yet: a caller with more than a few batches behind does
+   * better checking the next hits itself (the workers share its cores).
+   */
+  get backlog(): number {
+    return this.queued - Atomics.load(this.done, 0);
+  }
+
+  /** Queues the hit at line `line` of the index given to the constructor. */
+  addIndexed(line: number): void {
+    this.queued++;
+    this.lines.push(line);
+    if (this.lines.length >= INDEXED_BATCH) this.flushIndexed();
+  }
+
+  /** Sends `message` to the next worker; its answer settles a new pending promise. */
+  private send(message: object, transfer: ArrayBuffer[]): void {
     const worker = this.workers[this.sent % this.workers.length];
     const id = this.sent++;
     this.pending.push(new Promise<boolean>((resolve) => this.waiting.set(id, resolve)));
+    worker.postMessage({ id, ...message }, transfer);
+  }
+
+  private flush(): void {
+    if (this.paths.length === 0) return;
     const sizes = Float64Array.from(this.sizes);
-    worker.postMessage({ id, joined: this.paths.join('\0'), sizes }, [sizes.buffer]);
+    this.send({ joined: this.paths.join('\0'), sizes }, [sizes.buffer]);
     this.paths = [];
     this.sizes = [];
+  }
+
+  private flushIndexed(): void {
+    if (this.lines.length === 0) return;
+    const lines = Int32Array.from(this.lines);
+    this.send({ lines }, [lines.buffer]);
+    this.lines = [];
   }
 
   /**
@@ -94,6 +164,7 @@ export class OutputsCheck {
    */
   async intact(): Promise<boolean> {
     this.flush();
+    this.flushIndexed();
     try {
       return (await Promise.all(this.pending)).every(Boolean);
     } finally {

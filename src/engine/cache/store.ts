@@ -29,9 +29,13 @@ import { assertStoreFolder } from './store-access.js';
 import { parseTempName, removeStrayTemporaries } from './temporaries.js';
 import type { Temporary } from './temporaries.js';
 
-/** Result of a store lookup. `reason` explains a miss that is not a plain absence. */
+/**
+ * Result of a store lookup. `reason` explains a miss that is not a plain absence. A hit's
+ * `contentHash` is its manifest's `content_hash` (a lookup through the manifest index,
+ * `indexed-lookup.ts`, knows it without reading the manifest, which it then reads when asked).
+ */
 export type Lookup =
-  | { readonly hit: true; readonly manifest: Manifest; readonly dir: string }
+  | { readonly hit: true; readonly manifest: Manifest; readonly dir: string; readonly contentHash: string }
   | { readonly hit: false; readonly reason?: string };
 
 const KEY_NAME = /^[0-9a-f]{64}$/;
@@ -51,7 +55,10 @@ export type { Temporary } from './temporaries.js';
  * The first output of `manifest` that is not a regular file of its recorded size in `dir`, or
  * undefined when all are (what `Store.lookup` checks).
  */
-export function missingOutput(dir: string, manifest: Manifest): string | undefined {
+export function missingOutput(
+  dir: string,
+  manifest: { readonly outputs: readonly { readonly name: string; readonly bytes: number }[] },
+): string | undefined {
   for (const out of manifest.outputs) {
     let s;
     try {
@@ -118,19 +125,19 @@ export class Store {
    * of files; byte hashes are checked when a stage reads an artifact, see
    * `integrity.ts`). Writes nothing. Uses synchronous file calls: a few small reads and `stat`s
    * per key are much faster that way than through the thread pool (`status` on 600 cached runs).
-   * @param outputs `check` (default) stats every output; `defer` skips that (the caller checks
-   *   them itself, see `outputs-check.ts`), so a hit only says the manifest is valid.
+   * Planning looks up through the manifest index instead (`indexed-lookup.ts`), with the same
+   * answers.
    * @returns a hit, or a miss with `reason` `corrupt: <file>` when the folder exists but is damaged.
    */
-  lookup(stage: string, key: string, outputs: 'check' | 'defer' = 'check'): Promise<Lookup> {
-    const found = this.lookupManifest(stage, key);
-    if (!found.hit || outputs === 'defer') return Promise.resolve(found);
+  lookup(stage: string, key: string): Promise<Lookup> {
+    const found = this.readManifest(stage, key);
+    if (!found.hit) return Promise.resolve(found);
     const bad = missingOutput(found.dir, found.manifest);
     return Promise.resolve(bad === undefined ? found : { hit: false, reason: `corrupt: ${bad}` });
   }
 
-  /** `lookup` without the outputs' check. */
-  private lookupManifest(stage: string, key: string): Lookup {
+  /** `lookup` without the outputs' check, synchronously. */
+  readManifest(stage: string, key: string): Lookup {
     // Plain concatenation (as join, without its normalising): stage and key are plain names.
     const dir = `${this.base}${stage}/${key}`;
     let text: string;
@@ -152,7 +159,7 @@ export class Store {
       return { hit: false, reason: `corrupt: ${MANIFEST_FILE} (key mismatch)` };
     const contradiction = manifestContradiction(manifest);
     if (contradiction) return { hit: false, reason: `corrupt: ${MANIFEST_FILE} (${contradiction})` };
-    return { hit: true, manifest, dir };
+    return { hit: true, manifest, dir, contentHash: manifest.content_hash };
   }
 
   /** Removes an artifact folder (e.g. a corrupt one before recomputing). Never throws on absence. */

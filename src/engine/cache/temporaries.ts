@@ -6,7 +6,9 @@
  * - `.checkpoints/<key>/<name>.tmp-<pid>`: a file a stage was writing into its checkpoint folder
  *   (the stage contract's naming, `StageContext.checkpointDir`), e.g. a training checkpoint cut
  *   short by ENOSPC;
- * - `.uses/<id>.json.<pid>.<random>.tmp`: a usage record not yet renamed into place (`usage.ts`).
+ * - `.uses/<id>.json.<pid>.<random>.tmp`: a usage record not yet renamed into place (`usage.ts`);
+ * - `.index/manifests.<pid>.<random>.tmp`: a manifest index not yet renamed into place
+ *   (`manifest-index.ts`).
  *
  * One is stray when its owner no longer runs on this machine. A checkpoint folder whose key is
  * locked by a live process is never touched: its writer may run elsewhere (a SLURM node) under a
@@ -51,7 +53,8 @@ export interface OwnedTemporary {
 }
 
 const CHECKPOINT_TEMP = /\.tmp-(\d+)$/;
-const USAGE_TEMP = /\.(\d+)\.[0-9a-f]+\.tmp$/;
+/** A file written beside its final name, then renamed: `<name>.<pid>.<random>.tmp`. */
+const RENAMED_TEMP = /\.(\d+)\.[0-9a-f]+\.tmp$/;
 
 /** Every temporary of the store whose owner is known, alive or not (none when the store is absent). */
 export async function ownedTemporaries(root: string): Promise<OwnedTemporary[]> {
@@ -68,10 +71,11 @@ export async function ownedTemporaries(root: string): Promise<OwnedTemporary[]> 
       if (m) out.push({ path: join(checkpoints, key, name), pid: Number(m[1]), key });
     }
   }
-  const uses = usageDir(root);
-  for (const name of await list(uses)) {
-    const m = USAGE_TEMP.exec(name);
-    if (m) out.push({ path: join(uses, name), pid: Number(m[1]) });
+  for (const dir of [usageDir(root), join(root, '.index')]) {
+    for (const name of await list(dir)) {
+      const m = RENAMED_TEMP.exec(name);
+      if (m) out.push({ path: join(dir, name), pid: Number(m[1]) });
+    }
   }
   return out;
 }

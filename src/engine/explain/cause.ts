@@ -40,7 +40,9 @@ export interface InputState {
   readonly matrix: Readonly<Record<string, Json>>;
   /** Roots of the input when it runs (or will run) in this invocation; absent when cached. */
   readonly roots?: readonly RootCause[];
-  /** Its manifest, when its artifact exists (cached or ran). */
+  /** Its artifact's content hash, when its artifact exists (cached or ran). */
+  readonly content_hash?: string;
+  /** Its manifest, when its artifact exists (cached or ran); may be read only when first used. */
   readonly manifest?: Manifest;
 }
 

@@ -10,8 +10,9 @@ import { continuationNote, findContinuation } from '../cache/continuation.js';
 import type { KeyComponents } from '../cache/hash.js';
 import { runKey } from '../cache/keys.js';
 import type { Manifest } from '../cache/manifest.js';
-import type { Store } from '../cache/store.js';
+import type { Lookup, Store } from '../cache/store.js';
 import type { StageRun } from '../pipeline/expand.js';
+import type { Json } from '../stage.js';
 import { explainRun } from './cause.js';
 import type { ExplainArgs, Explanation, InputState, RootCause } from './cause.js';
 
@@ -24,6 +25,8 @@ export type Resolution =
       readonly components: KeyComponents;
       /** Artifact folder. */
       readonly dir: string;
+      /** Its manifest's `content_hash`. */
+      readonly contentHash: string;
       readonly manifest: Manifest;
     }
   /** The key has no complete entry: the run must run, for the reasons in `why`. */
@@ -36,8 +39,8 @@ export type Resolution =
  * @param inputs the states of `run.inputs`, in order; an input without a manifest has no known
  *   content yet.
  * @param mode how upstream roots are worded: `plan` (`will run`) or `run` (`ran`).
- * @param outputs whether the lookup checks the outputs' sizes (`check`) or leaves that to the
- *   caller (`defer`, see `Store.lookup`).
+ * @param lookup looks the key up (default `Store.lookup`, outputs' sizes checked); planning passes
+ *   its own (`cache/indexed-lookup.ts`).
  * @throws Error on a store read failure, or when `inputs` does not match `run.inputs` (a bug).
  */
 export async function resolveRun(
@@ -45,7 +48,7 @@ export async function resolveRun(
   inputs: readonly InputState[],
   store: Store,
   mode: 'plan' | 'run',
-  outputs: 'check' | 'defer' = 'check',
+  lookup: (stage: string, key: string) => Lookup | Promise<Lookup> = (stage, key) => store.lookup(stage, key),
 ): Promise<Resolution> {
   const explain = async (known?: Pick<ExplainArgs, 'components' | 'lookupReason'>): Promise<Explanation> =>
     explainRun({
@@ -57,13 +60,14 @@ export async function resolveRun(
       mode,
       ...known,
     });
-  if (inputs.some((i) => i.manifest === undefined)) return { kind: 'unkeyed', why: await explain() };
+  if (inputs.some((i) => i.content_hash === undefined)) return { kind: 'unkeyed', why: await explain() };
   const { components, key } = runKey(
     run,
-    inputs.map((i) => (i.manifest as Manifest).content_hash),
+    inputs.map((i) => i.content_hash as string),
   );
-  const found = await store.lookup(run.stage.name, key, outputs);
-  if (found.hit) return { kind: 'hit', key, components, dir: found.dir, manifest: found.manifest };
+  const found = await lookup(run.stage.name, key);
+  if (found.hit)
+    return { kind: 'hit', key, components, dir: found.dir, contentHash: found.contentHash, manifest: found.manifest };
   const why = await explain({ components, ...(found.reason ? { lookupReason: found.reason } : {}) });
   // A plan says which cached run it would continue (the runner looks again when it executes).
   const source = mode === 'plan' ? await findContinuation(store, run, components, { checkBytes: false }) : undefined;
@@ -84,6 +88,8 @@ export interface InputOutcome {
   readonly reason: string;
   /** Its root causes, when it runs (or will). */
   readonly roots?: readonly RootCause[];
+  /** Its artifact's content hash, when its artifact exists (else read from `manifest`). */
+  readonly contentHash?: string;
   /** Its manifest, when its artifact exists. */
   readonly manifest?: Manifest;
 }
@@ -94,10 +100,33 @@ export interface InputOutcome {
  *   roots (itself, with its reason, when it recorded none).
  */
 export function inputState(input: InputOutcome, computed: boolean): InputState {
-  return {
-    id: input.run.id,
-    matrix: input.run.matrix,
-    ...(computed ? { roots: input.roots ?? [{ id: input.run.id, reason: input.reason }] } : {}),
-    ...(input.manifest ? { manifest: input.manifest } : {}),
-  };
+  const contentHash = input.contentHash ?? input.manifest?.content_hash;
+  const roots = computed ? (input.roots ?? [{ id: input.run.id, reason: input.reason }]) : undefined;
+  if (contentHash === undefined) return { id: input.run.id, matrix: input.run.matrix, ...(roots ? { roots } : {}) };
+  return new Input(input, roots, contentHash);
+}
+
+/**
+ * An input with an artifact, with the manifest as the input has it (read when first used, when the
+ * manifest index served its lookup: explaining the misses of a large sweep reads few). A class,
+ * not a literal with a getter: tens of thousands of those cost V8 a dictionary each.
+ */
+class Input implements InputState {
+  readonly id: string;
+  readonly matrix: Readonly<Record<string, Json>>;
+  readonly #input: InputOutcome;
+
+  constructor(
+    input: InputOutcome,
+    readonly roots: readonly RootCause[] | undefined,
+    readonly content_hash: string,
+  ) {
+    this.id = input.run.id;
+    this.matrix = input.run.matrix;
+    this.#input = input;
+  }
+
+  get manifest(): Manifest | undefined {
+    return this.#input.manifest;
+  }
 }

@@ -53,8 +53,13 @@ export interface StageRun {
 
 /** Run id for a stage and the matrix values it depends on: `model[entities=400,seed=1]`. */
 export function runId(stageId: string, matrix: Readonly<Record<string, Json>>): string {
+  return `${stageId}${matrixSuffix(matrix)}`;
+}
+
+/** The `[entities=400,seed=1]` of a run id; empty for no values. */
+function matrixSuffix(matrix: Readonly<Record<string, Json>>): string {
   const parts = Object.entries(matrix).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
-  return parts.length === 0 ? stageId : `${stageId}[${parts.join(',')}]`;
+  return parts.length === 0 ? '' : `[${parts.join(',')}]`;
 }
 
 /**
@@ -72,6 +77,33 @@ export function combinations(matrix: Matrix | Sweep, names: ReadonlySet<string>)
     if (!seen.has(id)) seen.set(id, out);
   }
   return [...seen.values()];
+}
+
+/**
+ * `combinations` over `sweep`, computed once per set of variables: stages that depend on the same
+ * variables share their combinations (read-only records).
+ */
+function sharedCombinations(sweep: Sweep): (names: ReadonlySet<string>) => Record<string, Json>[] {
+  const combosOf = new Map<string, Record<string, Json>[]>();
+  return (names) => {
+    const id = JSON.stringify(sweep.names.filter((n) => names.has(n)));
+    let combos = combosOf.get(id);
+    if (!combos) combosOf.set(id, (combos = combinations(sweep, names)));
+    return combos;
+  };
+}
+
+/**
+ * `runId` for the combination records of `sharedCombinations` (never changed, shared by stages):
+ * each record's `[...]` is made once.
+ */
+function sharedRunIds(): (stageId: string, combo: Readonly<Record<string, Json>>) => string {
+  const suffixes = new Map<object, string>();
+  return (stageId, combo) => {
+    let suffix = suffixes.get(combo);
+    if (suffix === undefined) suffixes.set(combo, (suffix = matrixSuffix(combo)));
+    return `${stageId}${suffix}`;
+  };
 }
 
 function toSweep(matrix: Matrix | Sweep): Sweep {
@@ -96,6 +128,8 @@ export function expandRuns(
   const runsOf = new Map<string, Map<string, StageRun>>();
   const all = new Set(sweep.names);
   const runs: StageRun[] = [];
+  const combinationsOf = sharedCombinations(sweep);
+  const idOf = sharedRunIds();
   const project = (combo: Readonly<Record<string, Json>>, names: ReadonlySet<string>): Record<string, Json> => {
     const out: Record<string, Json> = {};
     for (const n of sweep.names) if (names.has(n) && Object.hasOwn(combo, n)) setOwn(out, n, combo[n]);
@@ -114,7 +148,7 @@ export function expandRuns(
       for (const n of spec.needs) for (const v of deps.get(n) ?? []) mine.add(v);
     }
     deps.set(spec.id, mine);
-    const combos = combinations(sweep, mine);
+    const combos = combinationsOf(mine);
     if (runs.length + combos.length > maxRuns) throw new RunLimitError(spec.id, combos.length, maxRuns);
     const byId = new Map<string, StageRun>();
     runsOf.set(spec.id, byId);
@@ -127,13 +161,15 @@ export function expandRuns(
         return [n, same ? [...(runsOf.get(n)?.values() ?? [])] : undefined] as const;
       }),
     );
+    // Params without matrix templates are the same for every run of the stage: rendered once.
+    const shared = spec.uses.size === 0 ? (renderTemplates(spec.with, {}, vars) as Record<string, Json>) : undefined;
     for (const [i, combo] of combos.entries()) {
       let inputs: StageRun[];
       if (spec.across) {
         inputs = [];
         for (const n of spec.needs) {
           const seen = new Set<string>();
-          for (const full of combinations(sweep, all)) {
+          for (const full of combinationsOf(all)) {
             const up = upstreamRun(n, full);
             if (!seen.has(up.id)) {
               seen.add(up.id);
@@ -145,11 +181,11 @@ export function expandRuns(
         inputs = spec.needs.map((n) => sameOrder.get(n)?.[i] ?? upstreamRun(n, combo));
       }
       const run: StageRun = {
-        id: runId(spec.id, combo),
+        id: idOf(spec.id, combo),
         stageId: spec.id,
         stage: spec.stage,
         matrix: combo,
-        params: renderTemplates(spec.with, combo, vars) as Record<string, Json>,
+        params: shared ?? (renderTemplates(spec.with, combo, vars) as Record<string, Json>),
         inputs,
         across: spec.across,
       };

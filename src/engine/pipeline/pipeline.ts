@@ -238,14 +238,20 @@ function validateParams(runs: readonly StageRun[], doc: RawPipeline, at: Report)
   // made once too (`stageKey`); 10,000 runs of a sweep have few distinct params per stage.
   type Validated = ReturnType<ParamsValidator['validate']>;
   const seen = new Map<StageRun['stage'], Map<string, Validated>>();
+  // Runs that share one params object (rendered once, `expandRuns`) need no text to find it.
+  const byObject = new Map<object, Validated>();
   for (const run of runs) {
     const rawWith = doc.stages[run.stageId].with ?? {};
-    const text = JSON.stringify(run.params);
-    const ofStage = seen.get(run.stage) ?? new Map<string, Validated>();
-    seen.set(run.stage, ofStage);
-    const known = ofStage.get(text);
-    const { params, problems } = known ?? validator.validate(run.stage, run.params);
-    if (!known) ofStage.set(text, { params, problems });
+    let known = byObject.get(run.params);
+    if (!known) {
+      const text = JSON.stringify(run.params);
+      const ofStage = seen.get(run.stage) ?? new Map<string, Validated>();
+      seen.set(run.stage, ofStage);
+      known = ofStage.get(text) ?? validator.validate(run.stage, run.params);
+      ofStage.set(text, known);
+      byObject.set(run.params, known);
+    }
+    const { params, problems } = known;
     run.params = params;
     for (const p of problems) {
       const path: JsonPath = ['stages', run.stageId, 'with', ...p.path];

@@ -8,7 +8,11 @@
 
 /** Sets the own, enumerable field `key` of `obj` (whatever the key, `__proto__` included). */
 export function setOwn(obj: object, key: string, value: unknown): void {
-  Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+  // A plain object has no setter but `__proto__`: assignment then makes the same own field, and
+  // keeps V8's fast object layout (a sweep of 10,000 runs sets some 100,000 fields).
+  if (key !== '__proto__' && Object.getPrototypeOf(obj) === Object.prototype && !Object.hasOwn(obj, key))
+    (obj as Record<string, unknown>)[key] = value;
+  else Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
 }
 
 /** The own field `key` of `obj`, or undefined (inherited members are not fields). */
