@@ -10,25 +10,16 @@
  */
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
-import { loadNativeBlas, nativeAddon } from '../src/models/native-blas.js';
+import { nativeAddon } from '../src/models/native-blas.js';
 import { nativeKernelsOn, useNativeKernels } from '../src/models/native-kernels.js';
-
-const REQUIRE_NATIVE = Boolean(process.env.GROKPIPE_REQUIRE_NATIVE);
-const native = loadNativeBlas();
-const unavailable = 'error' in native ? `native BLAS unavailable: ${native.error}` : undefined;
-
-function needNative(ctx: { skip: (note?: string) => never }): void {
-  if (!unavailable) return;
-  if (REQUIRE_NATIVE) throw new Error(`GROKPIPE_REQUIRE_NATIVE is set but ${unavailable}`);
-  ctx.skip(unavailable);
-}
+import { needNative, nativeUnavailable } from './native-helpers.js';
 
 type Fn = (...args: unknown[]) => unknown;
 const addon = () => nativeAddon() as Record<string, Fn>;
 const f32 = (n: number) => new Float32Array(n);
 
 beforeAll(async () => {
-  if (!unavailable) await initBackend('wasm-blas', { threads: 1 });
+  if (!nativeUnavailable) await initBackend('wasm-blas', { threads: 1 });
 });
 
 describe("the addon's argument checks (args.h)", () => {

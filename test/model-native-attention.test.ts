@@ -33,22 +33,12 @@ import {
   packedAttention,
   packedKvAttention,
 } from '../src/models/native-attention.js';
-import { loadNativeBlas } from '../src/models/native-blas.js';
 import { useNativeKernels } from '../src/models/native-kernels.js';
 import { randn, relL2Error } from './model-arch-helpers.js';
-
-const REQUIRE_NATIVE = Boolean(process.env.GROKPIPE_REQUIRE_NATIVE);
-const native = loadNativeBlas();
-const unavailable = 'error' in native ? `native BLAS unavailable: ${native.error}` : undefined;
-
-function needNative(ctx: { skip: (note?: string) => never }): void {
-  if (!unavailable) return;
-  if (REQUIRE_NATIVE) throw new Error(`GROKPIPE_REQUIRE_NATIVE is set but ${unavailable}`);
-  ctx.skip(unavailable);
-}
+import { needNative, nativeUnavailable } from './native-helpers.js';
 
 beforeAll(async () => {
-  if (!unavailable) await initBackend('wasm-blas');
+  if (!nativeUnavailable) await initBackend('wasm-blas');
 });
 
 const bits = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);

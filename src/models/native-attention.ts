@@ -18,7 +18,7 @@
  * (`useNativeKernels`); everywhere else `multiHeadAttention` runs its TF.js ops as before.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { TensorInfo } from '@tensorflow/tfjs-core';
+import type { NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { defineNativeKernel, nativeKernelsOn } from './native-kernels.js';
 
 /** The addon's attention functions (native/src/attention.cc). */
@@ -71,17 +71,20 @@ function layoutArgs(operands: TensorInfo[], { slots, offsets }: Layout): number[
   return [0, 1, 2].flatMap((i) => [operands[slots[i]].shape[2], offsets[i]]);
 }
 
-const operandsOf = (inputs: Record<string, unknown>) =>
-  ['x0', 'x1', 'x2'].filter((key) => key in inputs).map((key) => inputs[key] as TensorInfo);
+/** A kernel call's layout (its attrs), its operands x0[, x1, x2] and the scores' scale 1/sqrt(d_head). */
+function callOf(inputs: NamedTensorInfoMap, attrs: NamedAttrMap): { layout: Layout; x: TensorInfo[]; scale: number } {
+  const layout = attrs as unknown as Layout;
+  const x = ['x0', 'x1', 'x2'].filter((key) => key in inputs).map((key) => inputs[key] as TensorInfo);
+  return { layout, x, scale: 1 / Math.sqrt(layout.dModel / layout.nHeads) };
+}
 
 /** `GrokpipeAttention`: operands x0[, x1, x2] and the mask → out `[batch, n_q, d_model]`, probs `[batch, n_heads, n_q, seq]`. */
 export const ATTENTION_KERNEL = defineNativeKernel<AttentionAddon>(
   'Attention',
   ['attentionForward'],
   ({ inputs, attrs, addon, out, view }) => {
-    const layout = attrs as unknown as Layout;
+    const { layout, x, scale } = callOf(inputs, attrs);
     const { nHeads, dModel, slots } = layout;
-    const x = operandsOf(inputs);
     const mask = inputs.mask as TensorInfo;
     const [batch, nQ] = x[slots[0]].shape;
     const seq = x[slots[1]].shape[1];
@@ -93,7 +96,7 @@ export const ATTENTION_KERNEL = defineNativeKernel<AttentionAddon>(
       ...[view(mask), view(result), view(probs), batch, nQ, seq, dModel, nHeads],
       ...layoutArgs(x, layout),
       ...strides,
-      1 / Math.sqrt(dModel / nHeads),
+      scale,
     );
     return [result, probs];
   },
@@ -104,9 +107,8 @@ export const ATTENTION_GRAD_KERNEL = defineNativeKernel<AttentionAddon>(
   'AttentionGrad',
   ['attentionBackward'],
   ({ inputs, attrs, addon, out, view }) => {
-    const layout = attrs as unknown as Layout;
+    const { layout, x, scale } = callOf(inputs, attrs);
     const { nHeads, dModel, slots } = layout;
-    const x = operandsOf(inputs);
     const [dy, probs] = [inputs.dy, inputs.probs] as TensorInfo[];
     const grads = x.map((t) => out(t.shape));
     addon.attentionBackward(
@@ -114,7 +116,7 @@ export const ATTENTION_GRAD_KERNEL = defineNativeKernel<AttentionAddon>(
       ...[0, 1, 2].map((i) => view(grads[slots[i]])),
       ...[dy.shape[0], dy.shape[1], x[slots[1]].shape[1], dModel, nHeads],
       ...layoutArgs(x, layout),
-      1 / Math.sqrt(dModel / nHeads),
+      scale,
     );
     return grads;
   },
