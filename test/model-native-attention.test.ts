@@ -25,31 +25,20 @@ import type { AdamWConfig } from '../src/models/adamw.js';
 import { initBackend } from '../src/models/backend.js';
 import { causalMask, multiHeadAttention, positionMask } from '../src/models/layers.js';
 import { EmaGradFilter } from '../src/models/grad-filter.js';
-import { useNativeAdamW } from '../src/models/native-adamw.js';
-import { EMA_FILTER_KERNEL, useNativeGradFilter } from '../src/models/native-grad-filter.js';
+import { EMA_FILTER_KERNEL } from '../src/models/native-grad-filter.js';
 import {
   ATTENTION_GRAD_KERNEL,
   ATTENTION_KERNEL,
   fusedAttention,
   packedAttention,
   packedKvAttention,
-  useNativeAttention,
 } from '../src/models/native-attention.js';
-import { loadNativeBlas } from '../src/models/native-blas.js';
+import { useNativeKernels } from '../src/models/native-kernels.js';
 import { randn, relL2Error } from './model-arch-helpers.js';
-
-const REQUIRE_NATIVE = Boolean(process.env.GROKPIPE_REQUIRE_NATIVE);
-const native = loadNativeBlas();
-const unavailable = 'error' in native ? `native BLAS unavailable: ${native.error}` : undefined;
-
-function needNative(ctx: { skip: (note?: string) => never }): void {
-  if (!unavailable) return;
-  if (REQUIRE_NATIVE) throw new Error(`GROKPIPE_REQUIRE_NATIVE is set but ${unavailable}`);
-  ctx.skip(unavailable);
-}
+import { needNative, nativeUnavailable } from './native-helpers.js';
 
 beforeAll(async () => {
-  if (!unavailable) await initBackend('wasm-blas');
+  if (!nativeUnavailable) await initBackend('wasm-blas');
 });
 
 const bits = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
@@ -88,7 +77,7 @@ function operands(c: AttentionCase, batch: number, seed: number) {
 
 /** The output and dq, dk, dv of `Σ out ⊙ w`, on the native kernels (`on`) or the TF.js ops. */
 function attention(c: AttentionCase, x: ReturnType<typeof operands>, on: boolean): Float32Array[] {
-  useNativeAttention(on);
+  useNativeKernels(on);
   try {
     return tf.tidy(() => {
       const f = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) =>
@@ -98,7 +87,7 @@ function attention(c: AttentionCase, x: ReturnType<typeof operands>, on: boolean
       return [out, ...grads].map((t) => t.dataSync() as Float32Array);
     });
   } finally {
-    useNativeAttention(true);
+    useNativeKernels(true);
   }
 }
 
@@ -302,7 +291,7 @@ async function moments(opt: AdamW, member = 0): Promise<Float32Array[]> {
 
 /** Parameters, moments and the norms of 6 updates, natively (`on`) or as TF.js ops. */
 async function adamwRun(on: boolean, config: AdamWConfig, chunk: number, gradStd: number) {
-  useNativeAdamW(on);
+  useNativeKernels(on);
   try {
     const params = makeParams(1, false, 1);
     const opt = new AdamW(params, config, (n) => n !== 'ln.g' && n !== 'attn.b', chunk);
@@ -313,7 +302,7 @@ async function adamwRun(on: boolean, config: AdamWConfig, chunk: number, gradStd
     tf.dispose([...params.values()]);
     return result;
   } finally {
-    useNativeAdamW(true);
+    useNativeKernels(true);
   }
 }
 
@@ -372,11 +361,11 @@ describe('fused AdamW against the TF.js ops', () => {
       ensMoments.forEach((x, i) => expect(bits(x).equals(bits(soloMoments[i])), `member ${m}, moment ${i}`).toBe(true));
     }
     // And each is the TF.js ops' ensemble update.
-    useNativeAdamW(false);
+    useNativeKernels(false);
     const ref = makeParams(3, true, 20);
     const refOpt = new AdamW(ref, configs, decays, 200);
     for (let s = 0; s < 5; s++) tf.tidy(() => void refOpt.apply(grads(s)));
-    useNativeAdamW(true);
+    useNativeKernels(true);
     [...ref.values()].forEach((p, i) =>
       expect(bits([...stacked.values()][i].dataSync() as Float32Array).equals(bits(p.dataSync() as Float32Array))).toBe(
         true,
@@ -431,7 +420,7 @@ describe('fused Grokfast-EMA filter against the TF.js ops', () => {
 
   /** Filtered gradients and averages of 4 steps (the first starts the averages), natively (`on`) or as ops. */
   function filterRun(on: boolean): Float32Array[] {
-    useNativeGradFilter(on);
+    useNativeKernels(on);
     try {
       const params = makeParams(1, false, 5);
       const filter = new EmaGradFilter(params, { kind: 'ema', alpha: 0.98, lambda: 2 });
@@ -446,7 +435,7 @@ describe('fused Grokfast-EMA filter against the TF.js ops', () => {
       tf.dispose([...params.values()]);
       return out;
     } finally {
-      useNativeGradFilter(true);
+      useNativeKernels(true);
     }
   }
 

@@ -70,7 +70,7 @@ void SwigluGradRows(const float* __restrict g, const float* __restrict u, const 
 
 // swigluGrad(gate, up, dy, dgate, dup, n).
 Napi::Value SwigluGrad(const Napi::CallbackInfo& info) {
-  Args a(info, "swigluGrad");
+  Args a(info, "swigluGrad", 6);
   const int64_t n = a.Size(5, "n");
   const float* g = a.Floats(0, "gate", n);
   const float* u = a.Floats(1, "up", n);
@@ -84,7 +84,7 @@ Napi::Value SwigluGrad(const Napi::CallbackInfo& info) {
 // A binding of y = F(x) elementwise: (x, y, n).
 template <void (*F)(const float*, float*, int64_t)>
 Napi::Value Unary(const Napi::CallbackInfo& info, const char* fn) {
-  Args a(info, fn);
+  Args a(info, fn, 3);
   const int64_t n = a.Size(2, "n");
   const float* x = a.Floats(0, "x", n);
   float* y = a.Floats(1, "y", n);
@@ -95,7 +95,7 @@ Napi::Value Unary(const Napi::CallbackInfo& info, const char* fn) {
 // A binding of y = F(a, b) elementwise: (a, b, y, n), the arrays named `names` in messages.
 template <void (*F)(const float*, const float*, float*, int64_t)>
 Napi::Value Binary(const Napi::CallbackInfo& info, const char* fn, const char* const (&names)[3]) {
-  Args a(info, fn);
+  Args a(info, fn, 4);
   const int64_t n = a.Size(3, "n");
   const float* x = a.Floats(0, names[0], n);
   const float* y = a.Floats(1, names[1], n);
@@ -117,7 +117,7 @@ Napi::Value Swiglu(const Napi::CallbackInfo& info) { return Binary<SwigluRows>(i
 
 // exp(x, y, n): fmath.h's Exp elementwise, for the accuracy test of the polynomial.
 Napi::Value ExpFloat(const Napi::CallbackInfo& info) {
-  Args a(info, "exp");
+  Args a(info, "exp", 3);
   const int64_t n = a.Size(2, "n");
   const float* x = a.Floats(0, "x", n);
   float* y = a.Floats(1, "y", n);

@@ -23,23 +23,22 @@
 #include <vector>
 
 #include "args.h"
+#include "fmath.h"
 
 namespace {
 
-using grokpipe::FloatList;
-using grokpipe::Floats;
-using grokpipe::Scalars;
-using grokpipe::Sizes;
+using grokpipe::Args;
+using grokpipe::FloatArray;
+using grokpipe::Mul;
 
 struct Moments {
   float b1, b1c, b2, b2c, eps, inv_bc2;
 };
 
-__attribute__((target_clones("avx2", "default"))) void Update(const float* __restrict p, const float* __restrict g,
-                                                                 const float* __restrict m, const float* __restrict v,
-                                                                 float* __restrict pn, float* __restrict mn,
-                                                                 float* __restrict vn, int64_t n, float coef,
-                                                                 float decay, float step, Moments c) {
+GROKPIPE_CLONES
+void Update(const float* __restrict p, const float* __restrict g, const float* __restrict m,
+            const float* __restrict v, float* __restrict pn, float* __restrict mn, float* __restrict vn,
+            int64_t n, float coef, float decay, float step, Moments c) {
   for (int64_t e = 0; e < n; e++) {
     const float gc = g[e] * coef;
     const float m_new = m[e] * c.b1 + gc * c.b1c;
@@ -61,27 +60,23 @@ float SumSquares(const float* __restrict x, int64_t n) {
 // gradNorm(grads: Float32Array[], members, out: Float32Array) -> out[m] = sqrt(Σ_i Σ g_i[m]²), each
 // gradient holding `members` equal slices, one a member.
 Napi::Value GradNorm(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* fn = "gradNorm";
-  std::vector<float*> g;
-  std::vector<int64_t> n;
-  int64_t members;
-  if (info.Length() < 3 || !FloatList(info[0], fn, "grads", &g, &n) || !Sizes(info, 1, 1, fn, &members))
-    return env.Undefined();
-  float* out = Floats(info[2], fn, "out", members);
-  if (!out) return env.Undefined();
-  for (int64_t size : n) {
-    if (members == 0 || size % members != 0) {
-      Napi::RangeError::New(env, "gradNorm: a gradient's size is not a multiple of the members").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-  }
+  Args a(info, "gradNorm", 3);
+  const std::vector<FloatArray> g = a.FloatList(0, "grads");
+  const int64_t members = a.Size(1, "members");
+  float* out = a.Floats(2, "out", members);
+  a.Check(members > 0, "members must be at least 1");
+  for (size_t i = 0; i < g.size(); i++)
+    a.Check(members == 0 || g[i].size % members == 0, "grads[" + std::to_string(i) + "] has " +
+                                                          std::to_string(g[i].size) +
+                                                          " elements, not a multiple of members " +
+                                                          std::to_string(members));
+  if (!a.ok()) return info.Env().Undefined();
   for (int64_t m = 0; m < members; m++) {
     float total = 0.0f;
-    for (size_t i = 0; i < g.size(); i++) total += SumSquares(g[i] + m * (n[i] / members), n[i] / members);
+    for (const FloatArray& gi : g) total += SumSquares(gi.data + m * (gi.size / members), gi.size / members);
     out[m] = std::sqrt(total);
   }
-  return env.Undefined();
+  return info.Env().Undefined();
 }
 
 // adamwUpdate(params[], grads[], newParams[], decays: Uint8Array, m, v, newM, newV, norm, decay,
@@ -90,45 +85,36 @@ Napi::Value GradNorm(const Napi::CallbackInfo& info) {
 // member's row of the flat moments [members, Σ s_i]; decays[i] says whether it decays. norm, decay
 // and step are Float32Array [members]; clip 0 turns clipping off.
 Napi::Value AdamWUpdate(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* fn = "adamwUpdate";
-  if (info.Length() < 19) {
-    Napi::TypeError::New(env, "adamwUpdate expects 19 arguments").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  std::vector<float*> p, g, pn;
-  std::vector<int64_t> np, ng, npn;
-  int64_t members;
-  float s[7];
-  if (!FloatList(info[0], fn, "params", &p, &np) || !FloatList(info[1], fn, "grads", &g, &ng) ||
-      !FloatList(info[2], fn, "newParams", &pn, &npn) || !Sizes(info, 11, 1, fn, &members) ||
-      !Scalars(info, 12, 7, fn, s)) {
-    return env.Undefined();
-  }
-  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
-      info[3].As<Napi::Uint8Array>().ElementLength() != p.size() || g.size() != p.size() || pn.size() != p.size() ||
-      members == 0) {
-    Napi::RangeError::New(env, "adamwUpdate: params, grads, newParams and decays must match, members ≥ 1").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  const uint8_t* decays = info[3].As<Napi::Uint8Array>().Data();
+  Args a(info, "adamwUpdate", 19);
+  const std::vector<FloatArray> p = a.FloatList(0, "params");
+  const std::vector<FloatArray> g = a.FloatList(1, "grads");
+  const std::vector<FloatArray> pn = a.FloatList(2, "newParams");
+  const int64_t count = static_cast<int64_t>(p.size());
+  const uint8_t* decays = a.Bytes(3, "decays", count);
+  const int64_t members = a.Size(11, "members");
+  const float clip = a.Float(12, "clip");
+  const Moments c{a.Float(13, "b1"), a.Float(14, "b1c"), a.Float(15, "b2"),
+                  a.Float(16, "b2c"), a.Float(17, "eps"), a.Float(18, "invBc2Sqrt")};
+  a.Check(g.size() == p.size() && pn.size() == p.size(),
+          "params, grads and newParams must be as many (" + std::to_string(p.size()) + ", " +
+              std::to_string(g.size()) + ", " + std::to_string(pn.size()) + ")");
+  a.Check(members > 0, "members must be at least 1");
   int64_t total = 0;
-  for (size_t i = 0; i < p.size(); i++) {
-    if (np[i] % members != 0 || ng[i] != np[i] || npn[i] != np[i]) {
-      Napi::RangeError::New(env, "adamwUpdate: parameter " + std::to_string(i) + "'s sizes differ").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    total += np[i] / members;
+  for (size_t i = 0; i < p.size() && a.ok(); i++) {
+    a.Check(p[i].size % members == 0 && g[i].size == p[i].size && pn[i].size == p[i].size,
+            "parameter " + std::to_string(i) + ": params, grads and newParams have " + std::to_string(p[i].size) +
+                ", " + std::to_string(g[i].size) + ", " + std::to_string(pn[i].size) +
+                " elements; they must be equal, a multiple of members " + std::to_string(members));
+    total += p[i].size / members;
   }
-  float *m, *v, *mn, *vn, *norm, *decay, *step;
-  if (!(m = Floats(info[4], fn, "m", members * total)) || !(v = Floats(info[5], fn, "v", members * total)) ||
-      !(mn = Floats(info[6], fn, "newM", members * total)) || !(vn = Floats(info[7], fn, "newV", members * total)) ||
-      !(norm = Floats(info[8], fn, "norm", members)) || !(decay = Floats(info[9], fn, "decay", members)) ||
-      !(step = Floats(info[10], fn, "step", members))) {
-    return env.Undefined();
-  }
-  const float clip = s[0];
-  const Moments c{s[1], s[2], s[3], s[4], s[5], s[6]};
+  float* m = a.Floats(4, "m", Mul(members, total));
+  float* v = a.Floats(5, "v", Mul(members, total));
+  float* mn = a.Floats(6, "newM", Mul(members, total));
+  float* vn = a.Floats(7, "newV", Mul(members, total));
+  const float* norm = a.Floats(8, "norm", members);
+  const float* decay = a.Floats(9, "decay", members);
+  const float* step = a.Floats(10, "step", members);
+  if (!a.ok()) return info.Env().Undefined();
   for (int64_t mb = 0; mb < members; mb++) {
     float coef = 1.0f;
     if (clip > 0.0f) {
@@ -136,14 +122,14 @@ Napi::Value AdamWUpdate(const Napi::CallbackInfo& info) {
       coef = r < 1.0f ? r : 1.0f;
     }
     int64_t at = mb * total;
-    for (size_t i = 0; i < p.size(); i++) {
-      const int64_t size = np[i] / members, o = mb * size;
-      Update(p[i] + o, g[i] + o, m + at, v + at, pn[i] + o, mn + at, vn + at, size, coef, decays[i] ? decay[mb] : 1.0f,
-             step[mb], c);
+    for (int64_t i = 0; i < count; i++) {
+      const int64_t size = p[i].size / members, o = mb * size;
+      Update(p[i].data + o, g[i].data + o, m + at, v + at, pn[i].data + o, mn + at, vn + at, size, coef,
+             decays[i] ? decay[mb] : 1.0f, step[mb], c);
       at += size;
     }
   }
-  return env.Undefined();
+  return info.Env().Undefined();
 }
 
 }  // namespace

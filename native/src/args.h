@@ -1,6 +1,9 @@
-// Argument reading for grokpipe's fused kernels: typed arrays checked against the lengths their
-// shapes need, integers checked to be shapes. Two styles for now: the `Args` reader (kernels.cc,
-// activations.cc, embedding.cc) and free functions (attention.cc, adamw.cc, grad_filter.cc).
+// Argument checking for every function of grokpipe's addon (blas.cc and the fused kernels): the
+// `Args` reader. A binding makes one `Args` (its JavaScript name and argument count), reads each
+// argument by position and name (sizes, numbers, flags, float32 scalars, typed arrays checked against the
+// lengths its shapes need, lists of Float32Arrays), adds its own `Check`s, and computes only when
+// `ok()`. The first problem becomes a pending JavaScript exception naming the function and the
+// argument and what was expected (for arrays: the elements there are and the elements needed); every later read is then a no-op.
 #pragma once
 
 #include <napi.h>
@@ -12,34 +15,101 @@
 
 namespace grokpipe {
 
-// The arguments of one call, read in order; the first problem becomes a pending JS exception
-// (TypeError or RangeError naming the function and argument) and every later read is a no-op.
+// a * b for sizes a, b ≥ 0, or -1 on int64 overflow or when either is already -1 (so that size
+// checks cannot wrap around).
+inline int64_t Mul(int64_t a, int64_t b) {
+  int64_t p;
+  return a < 0 || b < 0 || __builtin_mul_overflow(a, b, &p) ? -1 : p;
+}
+
+// a + b for sizes a, b ≥ 0, or -1 on int64 overflow or when either is already -1.
+inline int64_t Add(int64_t a, int64_t b) {
+  int64_t s;
+  return a < 0 || b < 0 || __builtin_add_overflow(a, b, &s) ? -1 : s;
+}
+
+// One Float32Array of a list argument: its data and its number of elements.
+struct FloatArray {
+  float* data;
+  int64_t size;
+};
+
+// The arguments of one call of the addon function `fn`, read in order.
 class Args {
  public:
-  Args(const Napi::CallbackInfo& info, const char* fn) : info_(info), fn_(fn) {}
-
-  bool ok() const { return ok_; }
-
-  // A non-negative integer (a shape).
-  int64_t Size(size_t i, const char* name) {
-    const double v = Number(i, name);
-    if (ok_ && !(v >= 0 && std::trunc(v) == v && v < 9007199254740992.0)) Fail(false, name, "a non-negative integer");
-    return ok_ ? static_cast<int64_t>(v) : 0;
+  // Fewer than `arity` arguments is a TypeError "<fn> expects <arity> arguments".
+  Args(const Napi::CallbackInfo& info, const char* fn, size_t arity) : info_(info), fn_(fn) {
+    if (info.Length() < arity) {
+      Napi::TypeError::New(info.Env(), std::string(fn) + " expects " + std::to_string(arity) +
+                                         (arity == 1 ? " argument" : " arguments"))
+          .ThrowAsJavaScriptException();
+      ok_ = false;
+    }
   }
 
+  // Whether every read and check so far passed (else an exception is pending).
+  bool ok() const { return ok_; }
+
+  // A JavaScript number (TypeError otherwise).
   double Number(size_t i, const char* name) {
     if (!ok_) return 0;
-    if (i >= info_.Length() || !info_[i].IsNumber()) return Fail(true, name, "a number"), 0;
+    if (!info_[i].IsNumber()) return Fail(true, name, "a number"), 0;
     return info_[i].As<Napi::Number>().DoubleValue();
   }
 
-  float* Floats(size_t i, const char* name, int64_t need) { return Array<float>(i, name, need, napi_float32_array); }
+  // The truthiness of an argument (as JavaScript's Boolean(x)): a flag; false after a problem.
+  bool Flag(size_t i) { return ok_ && info_[i].ToBoolean().Value(); }
 
-  const int32_t* Ints(size_t i, const char* name, int64_t need) {
-    return Array<int32_t>(i, name, need, napi_int32_array);
+  // A number rounded to float32 (as JavaScript's Math.fround): a kernel's scalar.
+  float Float(size_t i, const char* name) { return static_cast<float>(Number(i, name)); }
+
+  // An integer of either sign, |v| < 2^53 (RangeError otherwise).
+  int64_t Integer(size_t i, const char* name) {
+    const double v = Number(i, name);
+    if (ok_ && !(std::trunc(v) == v && std::fabs(v) < 9007199254740992.0))
+      Fail(false, name, "an integer");
+    return ok_ ? static_cast<int64_t>(v) : 0;
   }
 
-  // Throws a RangeError with `message` unless `cond`.
+  // A non-negative integer < 2^53 (a size, stride or offset; RangeError otherwise).
+  int64_t Size(size_t i, const char* name) {
+    const double v = Number(i, name);
+    if (ok_ && !(v >= 0 && std::trunc(v) == v && v < 9007199254740992.0))
+      Fail(false, name, "a non-negative integer");
+    return ok_ ? static_cast<int64_t>(v) : 0;
+  }
+
+  // A Float32Array of at least `need` elements (need -1: the shapes' sizes overflowed), its data.
+  float* Floats(size_t i, const char* name, int64_t need) {
+    return Array<float>(info_[i], name, need, napi_float32_array, "a Float32Array");
+  }
+
+  // An Int32Array of at least `need` elements, its data.
+  const int32_t* Ints(size_t i, const char* name, int64_t need) {
+    return Array<int32_t>(info_[i], name, need, napi_int32_array, "an Int32Array");
+  }
+
+  // A Uint8Array of at least `need` elements (flags), its data.
+  const uint8_t* Bytes(size_t i, const char* name, int64_t need) {
+    return Array<uint8_t>(info_[i], name, need, napi_uint8_array, "a Uint8Array");
+  }
+
+  // A JavaScript array of Float32Arrays of any lengths (a model's parameters or gradients).
+  std::vector<FloatArray> FloatList(size_t i, const char* name) {
+    std::vector<FloatArray> list;
+    if (!ok_) return list;
+    if (!info_[i].IsArray()) return Fail(true, name, "an array of Float32Arrays"), list;
+    const Napi::Array a = info_[i].As<Napi::Array>();
+    for (uint32_t k = 0; k < a.Length() && ok_; k++) {
+      const std::string item = std::string(name) + "[" + std::to_string(k) + "]";
+      const Napi::Value v = a.Get(k);
+      float* data = Array<float>(v, item.c_str(), 0, napi_float32_array, "a Float32Array");
+      if (ok_) list.push_back({data, static_cast<int64_t>(v.As<Napi::TypedArray>().ElementLength())});
+    }
+    return list;
+  }
+
+  // A RangeError "<fn>: <message>" unless `cond` (nothing when an earlier problem is pending).
   void Check(bool cond, const std::string& message) {
     if (ok_ && !cond) {
       Napi::RangeError::New(info_.Env(), std::string(fn_) + ": " + message).ThrowAsJavaScriptException();
@@ -49,19 +119,21 @@ class Args {
 
  private:
   template <typename T>
-  T* Array(size_t i, const char* name, int64_t need, napi_typedarray_type type) {
+  T* Array(const Napi::Value& v, const char* name, int64_t need, napi_typedarray_type type, const char* what) {
     if (!ok_) return nullptr;
-    if (i >= info_.Length() || !info_[i].IsTypedArray() || info_[i].As<Napi::TypedArray>().TypedArrayType() != type) {
-      Fail(true, name, type == napi_float32_array ? "a Float32Array" : "an Int32Array");
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
+      Fail(true, name, what);
       return nullptr;
     }
-    Napi::TypedArrayOf<T> a = info_[i].As<Napi::TypedArrayOf<T>>();
-    Check(need >= 0 && static_cast<uint64_t>(a.ElementLength()) >= static_cast<uint64_t>(need),
+    Napi::TypedArrayOf<T> a = v.As<Napi::TypedArrayOf<T>>();
+    Check(need >= 0, "the shapes' sizes overflow");
+    Check(static_cast<uint64_t>(a.ElementLength()) >= static_cast<uint64_t>(need),
           std::string(name) + " has " + std::to_string(a.ElementLength()) + " elements, the shapes need " +
               std::to_string(need));
     return ok_ ? a.Data() : nullptr;
   }
 
+  // "<fn>: <name> must be <what>" as a TypeError (`type`) or RangeError.
   void Fail(bool type, const char* name, const char* what) {
     const std::string message = std::string(fn_) + ": " + name + " must be " + what;
     if (type)
@@ -75,85 +147,5 @@ class Args {
   const char* fn_;
   bool ok_ = true;
 };
-
-// a * b, or -1 on int64 overflow (so that size checks cannot wrap).
-inline int64_t Mul(int64_t a, int64_t b) {
-  int64_t p;
-  return __builtin_mul_overflow(a, b, &p) ? -1 : p;
-}
-
-
-// ---- free-function checks (attention.cc, adamw.cc, grad_filter.cc) ----
-
-
-/** `v` as a Float32Array of at least `need` elements (its data), or nullptr with an error pending. */
-inline float* Floats(const Napi::Value& v, const char* fn, const char* name, int64_t need) {
-  Napi::Env env = v.Env();
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    Napi::TypeError::New(env, std::string(fn) + ": " + name + " must be a Float32Array").ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  Napi::Float32Array a = v.As<Napi::Float32Array>();
-  if (need < 0 || static_cast<int64_t>(a.ElementLength()) < need) {
-    Napi::RangeError::New(env, std::string(fn) + ": " + name + " has " + std::to_string(a.ElementLength()) +
-                                   " elements, the shapes need " + std::to_string(need))
-        .ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  return a.Data();
-}
-
-/**
- * `count` arguments from `info[from]` as integers in [0, 2^31) (sizes, strides), into `out`;
- * false with an error pending when one is not.
- */
-inline bool Sizes(const Napi::CallbackInfo& info, size_t from, size_t count, const char* fn, int64_t* out) {
-  Napi::Env env = info.Env();
-  for (size_t i = 0; i < count; i++) {
-    const Napi::Value v = info[from + i];
-    const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1.0;
-    if (!(std::trunc(d) == d && d >= 0 && d < 2147483648.0)) {
-      Napi::RangeError::New(env, std::string(fn) + ": argument " + std::to_string(from + i) +
-                                     " must be an integer in [0, 2^31)")
-          .ThrowAsJavaScriptException();
-      return false;
-    }
-    out[i] = static_cast<int64_t>(d);
-  }
-  return true;
-}
-
-/**
- * `count` arguments from `info[from]` as floats (JavaScript numbers rounded to float32, as
- * `Math.fround`), into `out`; false with a TypeError pending when one is not a number.
- */
-inline bool Scalars(const Napi::CallbackInfo& info, size_t from, size_t count, const char* fn, float* out) {
-  for (size_t i = 0; i < count; i++) {
-    if (!info[from + i].IsNumber()) {
-      Napi::TypeError::New(info.Env(), std::string(fn) + ": argument " + std::to_string(from + i) + " must be a number")
-          .ThrowAsJavaScriptException();
-      return false;
-    }
-    out[i] = static_cast<float>(info[from + i].As<Napi::Number>().DoubleValue());
-  }
-  return true;
-}
-
-/** `arr`, a JS array of Float32Array, as data pointers and lengths; false with an error pending. */
-inline bool FloatList(const Napi::Value& arr, const char* fn, const char* name, std::vector<float*>* data,
-                      std::vector<int64_t>* sizes) {
-  if (!arr.IsArray()) {
-    Napi::TypeError::New(arr.Env(), std::string(fn) + ": " + name + " must be an array").ThrowAsJavaScriptException();
-    return false;
-  }
-  Napi::Array a = arr.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    float* x = Floats(a.Get(i), fn, name, 0);
-    if (!x) return false;
-    data->push_back(x);
-    sizes->push_back(static_cast<int64_t>(a.Get(i).As<Napi::Float32Array>().ElementLength()));
-  }
-  return true;
-}
 
 }  // namespace grokpipe

@@ -2,7 +2,9 @@
 // opened at run time with dlopen, so this addon builds with no BLAS headers or libraries and only
 // fails at `load` where none is installed. Tensors are passed as Float32Array views (of the wasm
 // heap or of JS memory): no copies. Everything is synchronous and runs on the calling thread plus
-// the BLAS library's own threads.
+// the BLAS library's own threads. Also the addon's module init, which adds each topic's fused
+// kernels (kernels.h, attention.h, adamw.h, grad_filter.h); every function's arguments are read
+// with args.h's Args.
 #include <napi.h>
 #include <dlfcn.h>
 
@@ -11,6 +13,7 @@
 #include <string>
 
 #include "adamw.h"
+#include "args.h"
 #include "attention.h"
 #include "grad_filter.h"
 #include "kernels.h"
@@ -101,50 +104,12 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
     Napi::Error::New(env, "setThreads: call load() first").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  int n = info[0].As<Napi::Number>().Int32Value();
-  if (n >= 1 && blas.set_threads) blas.set_threads(n);
+  grokpipe::Args args(info, "setThreads", 1);
+  const int64_t n = args.Integer(0, "n");
+  args.Check(n <= INT32_MAX, "n exceeds the 32-bit BLAS interface");
+  if (!args.ok()) return env.Undefined();
+  if (n >= 1 && blas.set_threads) blas.set_threads(static_cast<int>(n));
   return blas.get_threads ? Napi::Value(Napi::Number::New(env, blas.get_threads())) : env.Null();
-}
-
-bool FloatArray(const Napi::Env& env, const Napi::Value& v, const char* name, size_t need, float** data) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    Napi::TypeError::New(env, std::string("matMul: ") + name + " must be a Float32Array").ThrowAsJavaScriptException();
-    return false;
-  }
-  Napi::Float32Array a = v.As<Napi::Float32Array>();
-  if (a.ElementLength() < need) {
-    Napi::RangeError::New(env, std::string("matMul: ") + name + " has " + std::to_string(a.ElementLength()) +
-                                   " elements, the shapes need " + std::to_string(need))
-        .ThrowAsJavaScriptException();
-    return false;
-  }
-  *data = a.Data();
-  return true;
-}
-
-// info[i] as an integer; false with a TypeError (not a number) or RangeError (not an integer)
-// pending. Checked first: As<Napi::Number>() on a non-number leaves an exception pending, and the
-// next conversion then aborts the whole process (napi fatal error).
-bool Integer(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t* out) {
-  Napi::Env env = info.Env();
-  if (!info[i].IsNumber()) {
-    Napi::TypeError::New(env, std::string("matMul: ") + name + " must be a number").ThrowAsJavaScriptException();
-    return false;
-  }
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!(std::trunc(v) == v && std::fabs(v) < 9007199254740992.0)) {
-    Napi::RangeError::New(env, std::string("matMul: ") + name + " must be an integer").ThrowAsJavaScriptException();
-    return false;
-  }
-  *out = static_cast<int64_t>(v);
-  return true;
-}
-
-// x * y * z, or -1 when it overflows int64 (the size checks must not wrap around).
-int64_t Product(int64_t x, int64_t y, int64_t z) {
-  int64_t xy, xyz;
-  if (__builtin_mul_overflow(x, y, &xy) || __builtin_mul_overflow(xy, z, &xyz)) return -1;
-  return xyz;
 }
 
 // matMul(a, b, c, batch, batchA, batchB, m, n, k, transA, transB)
@@ -152,42 +117,26 @@ int64_t Product(int64_t x, int64_t y, int64_t z) {
 // op(b) is [k, n]; a stored [batchA, m, k] ([batchA, k, m] when transA), b [batchB, k, n]
 // ([batchB, n, k] when transB), c [batch, m, n]. batchA and batchB are 1 or batch (broadcast).
 Napi::Value MatMul(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   if (blas.sgemm == nullptr) {
-    Napi::Error::New(env, "matMul: call load() first").ThrowAsJavaScriptException();
-    return env.Undefined();
+    Napi::Error::New(info.Env(), "matMul: call load() first").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
   }
-  if (info.Length() < 11) {
-    Napi::TypeError::New(env, "matMul expects 11 arguments").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  int64_t batch, batch_a, batch_b, m, n, k;
-  if (!Integer(info, 3, "batch", &batch) || !Integer(info, 4, "batchA", &batch_a) || !Integer(info, 5, "batchB", &batch_b) ||
-      !Integer(info, 6, "m", &m) || !Integer(info, 7, "n", &n) || !Integer(info, 8, "k", &k)) {
-    return env.Undefined();
-  }
-  const bool trans_a = info[9].ToBoolean();
-  const bool trans_b = info[10].ToBoolean();
-  if (batch < 0 || m < 0 || n < 0 || k < 0 || (batch_a != 1 && batch_a != batch) || (batch_b != 1 && batch_b != batch)) {
-    Napi::RangeError::New(env, "matMul: bad shape arguments").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) {
-    Napi::RangeError::New(env, "matMul: a dimension exceeds the 32-bit BLAS interface").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  const int64_t need_a = Product(batch_a, m, k);
-  const int64_t need_b = Product(batch_b, k, n);
-  const int64_t need_c = Product(batch, m, n);
-  if (need_a < 0 || need_b < 0 || need_c < 0) {
-    Napi::RangeError::New(env, "matMul: the shapes' sizes overflow").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  float *a, *b, *c;
-  if (!FloatArray(env, info[0], "a", need_a, &a) || !FloatArray(env, info[1], "b", need_b, &b) ||
-      !FloatArray(env, info[2], "c", need_c, &c)) {
-    return env.Undefined();
-  }
+  grokpipe::Args args(info, "matMul", 11);
+  const int64_t batch = args.Integer(3, "batch"), batch_a = args.Integer(4, "batchA"),
+                batch_b = args.Integer(5, "batchB"), m = args.Integer(6, "m"), n = args.Integer(7, "n"),
+                k = args.Integer(8, "k");
+  const bool trans_a = args.Flag(9), trans_b = args.Flag(10);
+  args.Check(batch >= 0 && m >= 0 && n >= 0 && k >= 0 && (batch_a == 1 || batch_a == batch) &&
+                 (batch_b == 1 || batch_b == batch),
+             "bad shape arguments");
+  args.Check(m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX, "a dimension exceeds the 32-bit BLAS interface");
+  using grokpipe::Mul;
+  const int64_t need_a = Mul(Mul(batch_a, m), k), need_b = Mul(Mul(batch_b, k), n), need_c = Mul(Mul(batch, m), n);
+  args.Check(need_a >= 0 && need_b >= 0 && need_c >= 0, "the shapes' sizes overflow");
+  const float* a = args.Floats(0, "a", need_a);
+  const float* b = args.Floats(1, "b", need_b);
+  float* c = args.Floats(2, "c", need_c);
+  if (!args.ok()) return info.Env().Undefined();
   const int lda = trans_a ? m : k;
   const int ldb = trans_b ? k : n;
   for (int64_t i = 0; i < batch; i++) {
@@ -201,7 +150,7 @@ Napi::Value MatMul(const Napi::CallbackInfo& info) {
     blas.sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, static_cast<int>(m),
                static_cast<int>(n), static_cast<int>(k), 1.0f, ai, lda, bi, ldb, 0.0f, ci, static_cast<int>(n));
   }
-  return env.Undefined();
+  return info.Env().Undefined();
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

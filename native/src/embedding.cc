@@ -71,7 +71,7 @@ void EmbedGradRows(const float* __restrict dy, const int32_t* __restrict ids, fl
 // pos [groups, positions, d], ids i32 [groups, rows] → out [groups, rows, d]. Throws a
 // RangeError naming the first id outside [0, vocab).
 Napi::Value Embed(const Napi::CallbackInfo& info) {
-  Args a(info, "embed");
+  Args a(info, "embed", 10);
   const EmbedShape s = ReadEmbedShape(a, 4);
   const int64_t n = Mul(s.groups, s.rows);
   const float* table = a.Floats(0, "table", Mul(Mul(s.groups, s.vocab), s.d));
@@ -86,7 +86,7 @@ Napi::Value Embed(const Napi::CallbackInfo& info) {
 
 // embedGrad(dy, ids, dtable, dpos, groups, rows, seq, vocab, positions, d).
 Napi::Value EmbedGrad(const Napi::CallbackInfo& info) {
-  Args a(info, "embedGrad");
+  Args a(info, "embedGrad", 10);
   const EmbedShape s = ReadEmbedShape(a, 4);
   const int64_t n = Mul(s.groups, s.rows);
   const float* dy = a.Floats(0, "dy", Mul(n, s.d));

@@ -15,17 +15,16 @@
 #include <vector>
 
 #include "args.h"
+#include "fmath.h"
 
 namespace {
 
-using grokpipe::FloatList;
-using grokpipe::Floats;
-using grokpipe::Scalars;
+using grokpipe::Args;
+using grokpipe::FloatArray;
 
-__attribute__((target_clones("avx2", "default"))) void Filter(const float* __restrict g, const float* __restrict ema,
-                                                                 float* __restrict g_out, float* __restrict ema_out,
-                                                                 int64_t n, float alpha, float one_minus_alpha,
-                                                                 float lambda) {
+GROKPIPE_CLONES
+void Filter(const float* __restrict g, const float* __restrict ema, float* __restrict g_out,
+            float* __restrict ema_out, int64_t n, float alpha, float one_minus_alpha, float lambda) {
   for (int64_t e = 0; e < n; e++) {
     const float next = ema[e] * alpha + g[e] * one_minus_alpha;
     ema_out[e] = next;
@@ -36,25 +35,27 @@ __attribute__((target_clones("avx2", "default"))) void Filter(const float* __res
 // emaFilter(grads[], emas[], newGrads[], newEmas[], alpha, oneMinusAlpha, lambda): all four lists
 // alike in length and sizes; `emas` may be the gradients themselves (the first step).
 Napi::Value EmaFilter(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* fn = "emaFilter";
-  std::vector<float*> g, ema, g_out, ema_out;
-  std::vector<int64_t> ng, nema, ng_out, nema_out;
-  float s[3];
-  if (info.Length() < 7 || !FloatList(info[0], fn, "grads", &g, &ng) || !FloatList(info[1], fn, "emas", &ema, &nema) ||
-      !FloatList(info[2], fn, "newGrads", &g_out, &ng_out) || !FloatList(info[3], fn, "newEmas", &ema_out, &nema_out) ||
-      !Scalars(info, 4, 3, fn, s)) {
-    if (!env.IsExceptionPending())
-      Napi::TypeError::New(env, "emaFilter expects 7 arguments").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  if (nema != ng || ng_out != ng || nema_out != ng) {
-    Napi::RangeError::New(env, "emaFilter: gradients, averages and outputs differ in number or size")
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  for (size_t i = 0; i < g.size(); i++) Filter(g[i], ema[i], g_out[i], ema_out[i], ng[i], s[0], s[1], s[2]);
-  return env.Undefined();
+  Args a(info, "emaFilter", 7);
+  const std::vector<FloatArray> g = a.FloatList(0, "grads");
+  const std::vector<FloatArray> ema = a.FloatList(1, "emas");
+  const std::vector<FloatArray> g_out = a.FloatList(2, "newGrads");
+  const std::vector<FloatArray> ema_out = a.FloatList(3, "newEmas");
+  const float alpha = a.Float(4, "alpha");
+  const float one_minus_alpha = a.Float(5, "oneMinusAlpha");
+  const float lambda = a.Float(6, "lambda");
+  a.Check(ema.size() == g.size() && g_out.size() == g.size() && ema_out.size() == g.size(),
+          "grads, emas, newGrads and newEmas must be as many (" + std::to_string(g.size()) + ", " +
+              std::to_string(ema.size()) + ", " + std::to_string(g_out.size()) + ", " +
+              std::to_string(ema_out.size()) + ")");
+  for (size_t i = 0; i < g.size() && a.ok(); i++)
+    a.Check(ema[i].size == g[i].size && g_out[i].size == g[i].size && ema_out[i].size == g[i].size,
+            "gradient " + std::to_string(i) + ": grads, emas, newGrads and newEmas have " +
+                std::to_string(g[i].size) + ", " + std::to_string(ema[i].size) + ", " +
+                std::to_string(g_out[i].size) + ", " + std::to_string(ema_out[i].size) + " elements; they must be equal");
+  if (!a.ok()) return info.Env().Undefined();
+  for (size_t i = 0; i < g.size(); i++)
+    Filter(g[i].data, ema[i].data, g_out[i].data, ema_out[i].data, g[i].size, alpha, one_minus_alpha, lambda);
+  return info.Env().Undefined();
 }
 
 }  // namespace

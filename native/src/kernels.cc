@@ -5,14 +5,15 @@
 //
 // Every function takes Float32Array / Int32Array views (of the wasm heap: no copies), writes its
 // outputs in place and returns undefined; shapes are given as integers and checked against the
-// arrays' lengths (args.h). Rows are the last axis: `[rows, d]` with `rows` = the product of the
+// arrays' lengths (args.h's Args, as every binding of the addon). Rows are the last axis: `[rows, d]` with `rows` = the product of the
 // leading axes. Contract (src/models/native-kernels.ts):
 // - single-threaded, synchronous;
 // - deterministic and batch-independent: each output row depends only on its own input row (and
 //   the parameters); parameter gradients sum a group's rows in row order, so a member of an
 //   ensemble (a group) gets the bits of its solo run;
 // - portable: float32 arithmetic in a fixed order, no FMA contraction (-ffp-contract=off), no
-//   reassociation; exp is fmath.h's polynomial, log and sqrt the C library's (in double).
+//   reassociation; exp is fmath.h's polynomial, log and sqrt the C library's (in double). (The
+//   attention kernels, attention.cc, use the C library's expf instead: its header says why.)
 #include "kernels.h"
 
 #include <cmath>
@@ -100,7 +101,7 @@ void CrossEntropyRows(const float* __restrict logits, const int32_t* __restrict 
 // targets i32 [rows] → loss f32 [rows], grad f32 [rows, vocab] (softmax − onehot), correct f32
 // [rows] (1 where the first argmax is the target, else 0).
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
-  Args a(info, "crossEntropy");
+  Args a(info, "crossEntropy", 7);
   const int64_t rows = a.Size(5, "rows");
   const int64_t v = a.Size(6, "vocab");
   a.Check(v > 0 || rows == 0, "vocab must be positive");
@@ -127,7 +128,7 @@ void ScaleRows(const float* __restrict dy, const float* __restrict grad, float* 
 
 // crossEntropyGrad(dy, grad, dlogits, rows, vocab): dlogits[r, j] = dy[r] · grad[r, j].
 Napi::Value CrossEntropyGrad(const Napi::CallbackInfo& info) {
-  Args a(info, "crossEntropyGrad");
+  Args a(info, "crossEntropyGrad", 5);
   const int64_t rows = a.Size(3, "rows");
   const int64_t v = a.Size(4, "vocab");
   const int64_t n = Mul(rows, v);
@@ -216,7 +217,7 @@ void NormGradRows(const float* __restrict dy, const float* __restrict xhat, cons
 // norm(x, gamma, beta, y, xhat, rstd, groups, rows, d, eps): x [rows, d], gamma and beta
 // [groups, d] → y and xhat [rows, d], rstd [rows]. LayerNorm, or RMSNorm when beta is null.
 Napi::Value Norm(const Napi::CallbackInfo& info) {
-  Args a(info, "norm");
+  Args a(info, "norm", 10);
   const NormShape s = ReadNormShape(a, 6);
   const double eps = a.Number(9, "eps");
   const bool layer = !info[2].IsNull();
@@ -234,7 +235,7 @@ Napi::Value Norm(const Napi::CallbackInfo& info) {
 // normGrad(dy, xhat, rstd, gamma, dx, dgamma, dbeta, groups, rows, d): LayerNorm's, or
 // RMSNorm's when dbeta is null.
 Napi::Value NormGrad(const Napi::CallbackInfo& info) {
-  Args a(info, "normGrad");
+  Args a(info, "normGrad", 10);
   const NormShape s = ReadNormShape(a, 7);
   const bool layer = !info[6].IsNull();
   const int64_t n = Mul(s.rows, s.d), p = Mul(s.groups, s.d);

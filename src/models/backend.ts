@@ -15,10 +15,12 @@
  *   on a `[vocab, d_model]` table) and `Identity` shares the input's buffer instead of copying it
  *   (every tensor saved for backprop is cloned).
  * - all: the gradients of `gradients.ts` (tfjs-core's Node bundle registers none).
- * - wasm-blas: `BatchMatMul` on the native CBLAS library (`native-blas.ts`), and fused native
- *   kernels: cross-entropy, LayerNorm, RMSNorm, GELU, SiLU, SwiGLU, GPT-2's embedding
- *   (`native-kernels.ts`), attention for short sequences (`native-attention.ts`), the AdamW
- *   update (`native-adamw.ts`) and the Grokfast filter (`native-grad-filter.ts`).
+ * - wasm-blas: `BatchMatMul` on the native CBLAS library (`native-blas.ts`), and grokpipe's fused
+ *   native kernels, turned on and off together (`native-kernels.ts` `useNativeKernels`), one
+ *   topic a file: cross-entropy (`native-loss.ts`), LayerNorm and RMSNorm (`native-norms.ts`),
+ *   GELU, SiLU, SwiGLU (`native-activations.ts`), GPT-2's embedding (`native-embedding.ts`),
+ *   attention for short sequences (`native-attention.ts`), the AdamW update (`native-adamw.ts`)
+ *   and the Grokfast filter (`native-grad-filter.ts`).
  * The other wasm problem, `BatchMatMul` with transposed operands running ~15x slower than plain
  * products, is avoided by `matMul` in `layers.ts` (explicit transposes on `wasm` only).
  */
@@ -28,9 +30,15 @@ import type { BackendName } from './backend-names.js';
 import { BACKEND_PREFERENCE, BACKEND_REQUESTS, isBackendRequest } from './backend-names.js';
 import { registerGradients } from './gradients.js';
 import { useExplicitTransposeGradient } from './layers.js';
-import { useNativeAdamW } from './native-adamw.js';
-import { useNativeAttention } from './native-attention.js';
-import { useNativeGradFilter } from './native-grad-filter.js';
+// The fused kernels' topic files define their kernels at import (native-kernels.ts): all of them
+// are imported here so that `useNativeKernels(true)` checks the addon against every kernel.
+import './native-activations.js';
+import './native-adamw.js';
+import './native-attention.js';
+import './native-embedding.js';
+import './native-grad-filter.js';
+import './native-loss.js';
+import './native-norms.js';
 import { loadNativeBlas, NATIVE_BLAS_HINT, setBlasThreads, useNativeMatMul } from './native-blas.js';
 import { useNativeKernels } from './native-kernels.js';
 import type { BlasLibrary } from './native-blas.js';
@@ -158,9 +166,6 @@ export async function initBackend(request: string = 'auto', options: BackendOpti
         registerWasmRowGather();
         registerWasmSharedIdentity();
         useNativeMatMul(running === 'wasm-blas');
-        useNativeAttention(running === 'wasm-blas');
-        useNativeAdamW(running === 'wasm-blas');
-        useNativeGradFilter(running === 'wasm-blas');
       }
       useNativeKernels(running === 'wasm-blas');
       activeBlas = undefined;

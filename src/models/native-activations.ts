@@ -21,13 +21,13 @@ type Forward = 'gelu' | 'silu';
 
 /** The forward kernel `Grokpipe<Name>` (x → y) and its gradient `Grokpipe<Name>Grad` (x, dy → dx). */
 function defineActivation(name: string, forward: Forward, backward: `${Forward}Grad`): [string, string] {
-  const fwd = defineNativeKernel(name, ({ inputs, addon, out, view }) => {
+  const fwd = defineNativeKernel(name, [forward], ({ inputs, addon, out, view }) => {
     const x = inputs.x as TensorInfo;
     const y = out(x.shape);
     addon[forward](view(x), view(y), sizeOf(x.shape));
     return y;
   });
-  const bwd = defineNativeKernel(`${name}Grad`, ({ inputs, addon, out, view }) => {
+  const bwd = defineNativeKernel(`${name}Grad`, [backward], ({ inputs, addon, out, view }) => {
     const { x, dy } = inputs as Record<string, TensorInfo>;
     const dx = out(x.shape);
     (addon[backward] as KernelsAddon['geluGrad'])(view(x), view(dy), view(dx), sizeOf(x.shape));
@@ -55,7 +55,7 @@ export const nativeGelu = activation(defineActivation('Gelu', 'gelu', 'geluGrad'
 export const nativeSilu = activation(defineActivation('Silu', 'silu', 'siluGrad'));
 
 /** `GrokpipeSwiglu`: gate, up → `silu(gate) · up`. */
-const SWIGLU = defineNativeKernel('Swiglu', ({ inputs, addon, out, view }) => {
+const SWIGLU = defineNativeKernel('Swiglu', ['swiglu'], ({ inputs, addon, out, view }) => {
   const { gate, up } = inputs as Record<string, TensorInfo>;
   const y = out(gate.shape);
   addon.swiglu(view(gate), view(up), view(y), sizeOf(gate.shape));
@@ -63,7 +63,7 @@ const SWIGLU = defineNativeKernel('Swiglu', ({ inputs, addon, out, view }) => {
 });
 
 /** `GrokpipeSwigluGrad`: gate, up, dy → dgate, dup. */
-const SWIGLU_GRAD = defineNativeKernel('SwigluGrad', ({ inputs, addon, out, view }) => {
+const SWIGLU_GRAD = defineNativeKernel('SwigluGrad', ['swigluGrad'], ({ inputs, addon, out, view }) => {
   const { gate, up, dy } = inputs as Record<string, TensorInfo>;
   const [dg, du] = [out(gate.shape), out(gate.shape)];
   addon.swigluGrad(view(gate), view(up), view(dy), view(dg), view(du), sizeOf(gate.shape));

@@ -10,13 +10,12 @@
  * values are the chain's bit for bit (test/model-optimised.test.ts, test/model-native-kernels.test.ts).
  * Both work on each member's slice alone: an ensemble's member gets its solo values bit for bit.
  *
- * On only where `backend.ts` starts `wasm-blas` (`useNativeAdamW`); elsewhere adamw.ts runs its
- * TF.js chain as before.
+ * Registered through `native-kernels.ts`: on only where `backend.ts` starts `wasm-blas`
+ * (`useNativeKernels`); elsewhere adamw.ts runs its TF.js chain as before.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { nativeAddon, switchNativeKernels } from './native-blas.js';
-import type { WasmHeapBackend } from './native-blas.js';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import { defineNativeKernel, nativeKernelsOn } from './native-kernels.js';
 
 /** The addon's AdamW functions (native/src/adamw.cc). */
 interface AdamWAddon {
@@ -24,10 +23,6 @@ interface AdamWAddon {
   /** (params, grads, newParams, decays, m, v, newM, newV, norm, decay, step, members, clip, b1, b1c, b2, b2c, eps, invBc2Sqrt) */
   adamwUpdate(...args: (Float32Array | Float32Array[] | Uint8Array | number)[]): void;
 }
-
-/** Kernel names on the `wasm` backend. */
-export const GRAD_NORM_KERNEL = 'GrokpipeGradNorm';
-export const ADAMW_KERNEL = 'GrokpipeAdamW';
 
 /** The scalars of update t, as adamw.ts computes them (float64, rounded to float32 by the kernel). */
 export interface NativeAdamWScalars {
@@ -45,60 +40,44 @@ export interface NativeAdamWScalars {
   step: number[];
 }
 
-let enabled = false;
+/** `GrokpipeGradNorm`: gradients g0, g1, ... → each member's global norm (`[members]`, or a scalar). */
+export const GRAD_NORM_KERNEL = defineNativeKernel<AdamWAddon>(
+  'GradNorm',
+  ['gradNorm'],
+  ({ inputs, attrs, addon, out, view }) => {
+    const { members, shape } = attrs as { members: number; shape: number[] };
+    const norm = out(shape);
+    const grads = Object.keys(inputs).map((key) => view(inputs[key] as TensorInfo));
+    addon.gradNorm(grads, members, view(norm));
+    return norm;
+  },
+);
 
-function addon(): AdamWAddon {
-  return nativeAddon() as AdamWAddon;
-}
-
-const normKernel: KernelFunc = ({ inputs, attrs, backend }) => {
-  const { members, shape } = attrs as { members: number; shape: number[] };
-  const heap = backend as WasmHeapBackend;
-  const out = heap.makeOutput(shape, 'float32');
-  const grads = Object.keys(inputs).map((key) => heap.typedArrayFromHeap(inputs[key] as TensorInfo));
-  addon().gradNorm(grads, members, heap.typedArrayFromHeap(out));
-  return out;
-};
-
-const updateKernel: KernelFunc = ({ inputs, attrs, backend }) => {
-  const a = attrs as unknown as NativeAdamWScalars & { count: number; members: number; decays: number[] };
-  const heap = backend as WasmHeapBackend;
-  const at = (key: string) => inputs[key] as TensorInfo;
-  const index = [...new Array<number>(a.count).keys()];
-  const outs = [...index.map((i) => at(`p${i}`).shape), at('m').shape, at('v').shape].map((s) =>
-    heap.makeOutput(s, 'float32'),
-  );
-  const view = (t: TensorInfo) => heap.typedArrayFromHeap(t);
-  addon().adamwUpdate(
-    index.map((i) => view(at(`p${i}`))),
-    index.map((i) => view(at(`g${i}`))),
-    outs.slice(0, a.count).map(view),
-    Uint8Array.from(a.decays),
-    ...[view(at('m')), view(at('v')), view(outs[a.count]), view(outs[a.count + 1]), view(at('norm'))],
-    ...[Float32Array.from(a.decay), Float32Array.from(a.step), a.members, a.clip],
-    ...[a.b1, a.b1c, a.b2, a.b2c, a.eps, a.invBc2Sqrt],
-  );
-  return outs;
-};
-
-const KERNELS: KernelConfig[] = [
-  { kernelName: GRAD_NORM_KERNEL, backendName: 'wasm', kernelFunc: normKernel },
-  { kernelName: ADAMW_KERNEL, backendName: 'wasm', kernelFunc: updateKernel },
-];
-
-/**
- * Registers the AdamW kernels on the `wasm` backend and routes adamw.ts to them (`on`), or
- * unregisters them (`off`). Idempotent.
- * @throws Error when turning on without the loaded addon or with one built before these kernels.
- */
-export function useNativeAdamW(on: boolean): void {
-  switchNativeKernels(KERNELS, on, 'adamwUpdate');
-  enabled = on;
-}
+/** `GrokpipeAdamW`: parameters p0.., gradients g0.., moments m, v and norms → new parameters, m, v. */
+export const ADAMW_KERNEL = defineNativeKernel<AdamWAddon>(
+  'AdamW',
+  ['adamwUpdate'],
+  ({ inputs, attrs, addon, out, view }) => {
+    const a = attrs as unknown as NativeAdamWScalars & { count: number; members: number; decays: number[] };
+    const at = (key: string) => inputs[key] as TensorInfo;
+    const index = [...new Array<number>(a.count).keys()];
+    const outs = [...index.map((i) => at(`p${i}`).shape), at('m').shape, at('v').shape].map((s) => out(s));
+    addon.adamwUpdate(
+      index.map((i) => view(at(`p${i}`))),
+      index.map((i) => view(at(`g${i}`))),
+      outs.slice(0, a.count).map(view),
+      Uint8Array.from(a.decays),
+      ...[view(at('m')), view(at('v')), view(outs[a.count]), view(outs[a.count + 1]), view(at('norm'))],
+      ...[Float32Array.from(a.decay), Float32Array.from(a.step), a.members, a.clip],
+      ...[a.b1, a.b1c, a.b2, a.b2c, a.eps, a.invBc2Sqrt],
+    );
+    return outs;
+  },
+);
 
 /** Whether adamw.ts should update through these kernels: they are on, wasm runs, every tensor is float32. */
 export function nativeAdamWApplies(tensors: readonly tf.Tensor[]): boolean {
-  return enabled && tf.getBackend() === 'wasm' && tensors.every((t) => t.dtype === 'float32');
+  return nativeKernelsOn() && tensors.every((t) => t.dtype === 'float32');
 }
 
 /**

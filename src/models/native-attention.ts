@@ -14,32 +14,25 @@
  * test/model-native-kernels.test.ts). Each (example, head) is computed alone, so an ensemble's
  * members folded into the batch get their solo values bit for bit.
  *
- * On only where `backend.ts` starts `wasm-blas` (`useNativeAttention`); everywhere else
- * `multiHeadAttention` runs its TF.js ops as before.
+ * Registered through `native-kernels.ts`: on only where `backend.ts` starts `wasm-blas`
+ * (`useNativeKernels`); everywhere else `multiHeadAttention` runs its TF.js ops as before.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { nativeAddon, switchNativeKernels } from './native-blas.js';
-import type { WasmHeapBackend } from './native-blas.js';
+import type { NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { defineNativeKernel, nativeKernelsOn } from './native-kernels.js';
 
 /** The addon's attention functions (native/src/attention.cc). */
 interface AttentionAddon {
-  /** (q, k, v, mask, out, probs, B, n_q, S, d_model, n_heads, maskB, maskH, maskQ, scale) */
+  /** (q, k, v, mask, out, probs, B, n_q, S, d_model, n_heads, qStride, qOffset, kStride, kOffset, vStride, vOffset, maskB, maskH, maskQ, scale) */
   attentionForward(...args: (Float32Array | number)[]): void;
-  /** (dy, q, k, v, probs, dq, dk, dv, B, n_q, S, d_model, n_heads, scale) */
+  /** (dy, q, k, v, probs, dq, dk, dv, B, n_q, S, d_model, n_heads, qStride, qOffset, kStride, kOffset, vStride, vOffset, scale) */
   attentionBackward(...args: (Float32Array | number)[]): void;
 }
-
-/** Kernel names on the `wasm` backend. */
-export const ATTENTION_KERNEL = 'GrokpipeAttention';
-export const ATTENTION_GRAD_KERNEL = 'GrokpipeAttentionGrad';
 
 /** Longest key sequence the fused kernels serve; longer ones take the TF.js path. */
 export const MAX_FUSED_SEQ = 64;
 /** Widest head (`d_head`) the kernels take (native/src/attention.cc `kMaxHeadWidth`). */
 export const MAX_HEAD_WIDTH = 256;
-
-let enabled = false;
 
 /**
  * The element strides `[batch, head, query]` at which the kernel reads an additive mask broadcast
@@ -60,10 +53,6 @@ export function maskStrides(mask: TensorInfo, full: [number, number, number, num
   return strides;
 }
 
-function addon(): AttentionAddon {
-  return nativeAddon() as AttentionAddon;
-}
-
 /**
  * How the kernels find q, k and v among their distinct operand tensors `x0`, `x1`, `x2`: `slots[i]`
  * is the operand holding q (i = 0), k (1), v (2), and `offsets[i]` the column where its d_model
@@ -82,64 +71,56 @@ function layoutArgs(operands: TensorInfo[], { slots, offsets }: Layout): number[
   return [0, 1, 2].flatMap((i) => [operands[slots[i]].shape[2], offsets[i]]);
 }
 
-const operandsOf = (inputs: Record<string, unknown>) =>
-  ['x0', 'x1', 'x2'].filter((key) => key in inputs).map((key) => inputs[key] as TensorInfo);
-
-const forwardKernel: KernelFunc = ({ inputs, attrs, backend }) => {
+/** A kernel call's layout (its attrs), its operands x0[, x1, x2] and the scores' scale 1/sqrt(d_head). */
+function callOf(inputs: NamedTensorInfoMap, attrs: NamedAttrMap): { layout: Layout; x: TensorInfo[]; scale: number } {
   const layout = attrs as unknown as Layout;
-  const { nHeads, dModel, slots } = layout;
-  const x = operandsOf(inputs);
-  const mask = inputs.mask as TensorInfo;
-  const [batch, nQ] = x[slots[0]].shape;
-  const seq = x[slots[1]].shape[1];
-  const strides = maskStrides(mask, [batch, nHeads, nQ, seq]);
-  if (!strides) throw new Error(`${ATTENTION_KERNEL}: mask ${JSON.stringify(mask.shape)} does not broadcast`);
-  const heap = backend as WasmHeapBackend;
-  const out = heap.makeOutput([batch, nQ, dModel], 'float32');
-  const probs = heap.makeOutput([batch, nHeads, nQ, seq], 'float32');
-  const view = (t: TensorInfo) => heap.typedArrayFromHeap(t);
-  addon().attentionForward(
-    ...[0, 1, 2].map((i) => view(x[slots[i]])),
-    ...[view(mask), view(out), view(probs), batch, nQ, seq, dModel, nHeads],
-    ...layoutArgs(x, layout),
-    ...strides,
-    1 / Math.sqrt(dModel / nHeads),
-  );
-  return [out, probs];
-};
-
-const backwardKernel: KernelFunc = ({ inputs, attrs, backend }) => {
-  const layout = attrs as unknown as Layout;
-  const { nHeads, dModel, slots } = layout;
-  const x = operandsOf(inputs);
-  const [dy, probs] = [inputs.dy, inputs.probs] as TensorInfo[];
-  const heap = backend as WasmHeapBackend;
-  const grads = x.map((t) => heap.makeOutput(t.shape, 'float32'));
-  const view = (t: TensorInfo) => heap.typedArrayFromHeap(t);
-  addon().attentionBackward(
-    ...[view(dy), ...[0, 1, 2].map((i) => view(x[slots[i]])), view(probs)],
-    ...[0, 1, 2].map((i) => view(grads[slots[i]])),
-    ...[dy.shape[0], dy.shape[1], x[slots[1]].shape[1], dModel, nHeads],
-    ...layoutArgs(x, layout),
-    1 / Math.sqrt(dModel / nHeads),
-  );
-  return grads;
-};
-
-const KERNELS: KernelConfig[] = [
-  { kernelName: ATTENTION_KERNEL, backendName: 'wasm', kernelFunc: forwardKernel },
-  { kernelName: ATTENTION_GRAD_KERNEL, backendName: 'wasm', kernelFunc: backwardKernel },
-];
-
-/**
- * Registers the fused attention kernels on the `wasm` backend and routes `multiHeadAttention` to
- * them (`on`), or unregisters them (`off`). Idempotent.
- * @throws Error when turning on without the loaded addon or with one built before these kernels.
- */
-export function useNativeAttention(on: boolean): void {
-  switchNativeKernels(KERNELS, on, 'attentionForward');
-  enabled = on;
+  const x = ['x0', 'x1', 'x2'].filter((key) => key in inputs).map((key) => inputs[key] as TensorInfo);
+  return { layout, x, scale: 1 / Math.sqrt(layout.dModel / layout.nHeads) };
 }
+
+/** `GrokpipeAttention`: operands x0[, x1, x2] and the mask → out `[batch, n_q, d_model]`, probs `[batch, n_heads, n_q, seq]`. */
+export const ATTENTION_KERNEL = defineNativeKernel<AttentionAddon>(
+  'Attention',
+  ['attentionForward'],
+  ({ inputs, attrs, addon, out, view }) => {
+    const { layout, x, scale } = callOf(inputs, attrs);
+    const { nHeads, dModel, slots } = layout;
+    const mask = inputs.mask as TensorInfo;
+    const [batch, nQ] = x[slots[0]].shape;
+    const seq = x[slots[1]].shape[1];
+    const strides = maskStrides(mask, [batch, nHeads, nQ, seq]);
+    if (!strides) throw new Error(`GrokpipeAttention: mask ${JSON.stringify(mask.shape)} does not broadcast`);
+    const [result, probs] = [out([batch, nQ, dModel]), out([batch, nHeads, nQ, seq])];
+    addon.attentionForward(
+      ...[0, 1, 2].map((i) => view(x[slots[i]])),
+      ...[view(mask), view(result), view(probs), batch, nQ, seq, dModel, nHeads],
+      ...layoutArgs(x, layout),
+      ...strides,
+      scale,
+    );
+    return [result, probs];
+  },
+);
+
+/** `GrokpipeAttentionGrad`: operands, dy and probs → the operands' gradients. */
+export const ATTENTION_GRAD_KERNEL = defineNativeKernel<AttentionAddon>(
+  'AttentionGrad',
+  ['attentionBackward'],
+  ({ inputs, attrs, addon, out, view }) => {
+    const { layout, x, scale } = callOf(inputs, attrs);
+    const { nHeads, dModel, slots } = layout;
+    const [dy, probs] = [inputs.dy, inputs.probs] as TensorInfo[];
+    const grads = x.map((t) => out(t.shape));
+    addon.attentionBackward(
+      ...[view(dy), ...[0, 1, 2].map((i) => view(x[slots[i]])), view(probs)],
+      ...[0, 1, 2].map((i) => view(grads[slots[i]])),
+      ...[dy.shape[0], dy.shape[1], x[slots[1]].shape[1], dModel, nHeads],
+      ...layoutArgs(x, layout),
+      scale,
+    );
+    return grads;
+  },
+);
 
 /**
  * Whether the fused kernels serve an attention of these sizes: they are on, wasm is the backend,
@@ -151,8 +132,8 @@ export function fusedAttentionApplies(
   nHeads: number,
   mask: tf.Tensor,
 ): boolean {
-  if (!enabled || seq > MAX_FUSED_SEQ || dModel % nHeads !== 0 || dModel / nHeads > MAX_HEAD_WIDTH) return false;
-  if (tf.getBackend() !== 'wasm') return false;
+  if (!nativeKernelsOn() || seq > MAX_FUSED_SEQ || dModel % nHeads !== 0 || dModel / nHeads > MAX_HEAD_WIDTH)
+    return false;
   return maskStrides(mask, [batch, nHeads, nQ, seq]) !== undefined;
 }
 

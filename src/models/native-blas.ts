@@ -7,7 +7,8 @@
  * heap: the kernel below hands it Float32Array views of the input and output tensors, so nothing
  * is copied. wasm's own products reach ~10 GFLOP/s (one thread, 128-bit SIMD); OpenBLAS reaches
  * 90 on one core and 176 on two of this project's 2-core EPYC machines (`npm run bench -- train`).
- * Every other kernel stays wasm's.
+ * Every other TF.js kernel stays wasm's; grokpipe's fused kernels (`native-kernels.ts`) live in the
+ * same addon.
  *
  * Library search: `GROKPIPE_BLAS` (a path or soname, e.g. `/opt/intel/mkl/lib/libmkl_rt.so`) when
  * set, else `libopenblas.so.0`, `libopenblas.so`, `libblis.so.4`, `libmkl_rt.so`. The generic
@@ -18,6 +19,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { wasmHeap } from './wasm-heap.js';
 
 /** The compiled addon's functions (native/src/blas.cc). */
 interface BlasAddon {
@@ -95,27 +97,11 @@ export function loadNativeBlas(): BlasLibrary | { error: string } {
 }
 
 /**
- * The loaded addon (native/build), for the other native kernels of `src/models/native-*.ts`,
- * which cast it to their own interface; undefined until `loadNativeBlas` has loaded it (or when
- * it is not built).
+ * The loaded addon (native/build), for the fused kernels of `native-kernels.ts`, which cast it to
+ * their own interfaces; undefined until `loadNativeBlas` has loaded it (or when it is not built).
  */
 export function nativeAddon(): object | undefined {
   return addon;
-}
-
-/**
- * Registers grokpipe's fused `kernels` on the `wasm` backend (`on`) or unregisters them (`off`);
- * idempotent. `needs` names the addon function they call, checked before turning on.
- * @throws Error when turning on without the loaded addon, or with one built before `needs` existed.
- */
-export function switchNativeKernels(kernels: readonly KernelConfig[], on: boolean, needs: string): void {
-  if (on && typeof (addon as Record<string, unknown> | undefined)?.[needs] !== 'function')
-    throw new Error(`the native addon is not loaded or predates ${needs}() (run npm run build:native)`);
-  for (const config of kernels) {
-    const present = tf.getKernel(config.kernelName, 'wasm') !== undefined;
-    if (on && !present) tf.registerKernel(config);
-    if (!on && present) tf.unregisterKernel(config.kernelName, 'wasm');
-  }
 }
 
 /**
@@ -128,16 +114,6 @@ export function setBlasThreads(threads = os.availableParallelism()): number | nu
   if (!addon || !library) throw new Error('setBlasThreads: the native BLAS library is not loaded');
   library.threads = addon.setThreads(Math.max(1, Math.floor(threads)));
   return library.threads;
-}
-
-/**
- * What a native kernel needs of the wasm backend: allocating an output on its heap and a
- * Float32Array view of a tensor's data there (no copy). Take every view after the last
- * `makeOutput`: allocating may grow the heap and detach earlier views.
- */
-export interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(info: TensorInfo): Float32Array;
 }
 
 const product = (dims: number[]) => dims.reduce((p, d) => p * d, 1);
@@ -169,24 +145,12 @@ export function nativeMatMulKernel(stock: KernelConfig): KernelConfig {
     const batchB = product(b.shape.slice(0, -2));
     const flat = (batchA === 1 || batchA === batch) && (batchB === 1 || batchB === batch);
     if (!flat) return stock.kernelFunc(args);
-    const backend = args.backend as WasmHeapBackend;
-    const out = backend.makeOutput([...outer, m, n], 'float32');
+    const heap = wasmHeap(args.backend, tf.BatchMatMul);
+    const out = heap.out([...outer, m, n]);
     // An empty output has nothing to compute (stock wasm traps on some: `[0, m, k] @ [k, n]`).
     if (batch * m * n === 0) return out;
-    // Views after makeOutput: allocating may grow (and detach) the wasm heap.
-    addon.matMul(
-      backend.typedArrayFromHeap(a),
-      backend.typedArrayFromHeap(b),
-      backend.typedArrayFromHeap(out),
-      batch,
-      batchA,
-      batchB,
-      m,
-      n,
-      k,
-      transposeA,
-      transposeB,
-    );
+    // Views after `out`: allocating may grow (and detach) the wasm heap.
+    addon.matMul(heap.view(a), heap.view(b), heap.view(out), batch, batchA, batchB, m, n, k, transposeA, transposeB);
     return out;
   };
   return {

@@ -30,7 +30,7 @@ function embedShape(wte: number[], wpe: number[], ids: number[]): EmbedShape {
 }
 
 /** `GrokpipeEmbedding`: wte, wpe, ids → `[...ids, d]`. */
-const EMBEDDING = defineNativeKernel('Embedding', ({ inputs, addon, out, view, ints }) => {
+const EMBEDDING = defineNativeKernel('Embedding', ['embed'], ({ inputs, addon, out, view, ints }) => {
   const { wte, wpe, ids } = inputs as Record<string, TensorInfo>;
   const shape = embedShape(wte.shape, wpe.shape, ids.shape);
   const y = out([...ids.shape, shape[5]]);
@@ -39,14 +39,18 @@ const EMBEDDING = defineNativeKernel('Embedding', ({ inputs, addon, out, view, i
 });
 
 /** `GrokpipeEmbeddingGrad`: dy, ids (attrs: the tables' shapes `wteShape`, `wpeShape`) → dwte, dwpe. */
-const EMBEDDING_GRAD = defineNativeKernel('EmbeddingGrad', ({ inputs, attrs, addon, out, view, ints }) => {
-  const { dy, ids } = inputs as Record<string, TensorInfo>;
-  const { wteShape, wpeShape } = attrs as { wteShape: number[]; wpeShape: number[] };
-  const shape = embedShape(wteShape, wpeShape, ids.shape);
-  const [dwte, dwpe] = [out(wteShape), out(wpeShape)];
-  addon.embedGrad(view(dy), ints(ids), view(dwte), view(dwpe), ...shape);
-  return [dwte, dwpe];
-});
+const EMBEDDING_GRAD = defineNativeKernel(
+  'EmbeddingGrad',
+  ['embedGrad'],
+  ({ inputs, attrs, addon, out, view, ints }) => {
+    const { dy, ids } = inputs as Record<string, TensorInfo>;
+    const { wteShape, wpeShape } = attrs as { wteShape: number[]; wpeShape: number[] };
+    const shape = embedShape(wteShape, wpeShape, ids.shape);
+    const [dwte, dwpe] = [out(wteShape), out(wpeShape)];
+    addon.embedGrad(view(dy), ints(ids), view(dwte), view(dwpe), ...shape);
+    return [dwte, dwpe];
+  },
+);
 
 /**
  * Token plus position embedding, natively, as one tape node; saves the tokens.

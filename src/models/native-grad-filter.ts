@@ -5,13 +5,12 @@
  * operations of grad-filter.ts' chain in the same order, so the values are the chain's bit for bit
  * (test/model-native-kernels.test.ts). Elementwise: an ensemble's member gets its solo values.
  *
- * On only where `backend.ts` starts `wasm-blas` (`useNativeGradFilter`); elsewhere grad-filter.ts
- * runs its TF.js chain as before.
+ * Registered through `native-kernels.ts`: on only where `backend.ts` starts `wasm-blas`
+ * (`useNativeKernels`); elsewhere grad-filter.ts runs its TF.js chain as before.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { nativeAddon, switchNativeKernels } from './native-blas.js';
-import type { WasmHeapBackend } from './native-blas.js';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import { defineNativeKernel, nativeKernelsOn } from './native-kernels.js';
 
 /** The addon's filter (native/src/grad_filter.cc). */
 interface GradFilterAddon {
@@ -26,47 +25,33 @@ interface GradFilterAddon {
   ): void;
 }
 
-/** Kernel name on the `wasm` backend. */
-export const EMA_FILTER_KERNEL = 'GrokpipeEmaFilter';
-
-let enabled = false;
-
-const filterKernel: KernelFunc = ({ inputs, attrs, backend }) => {
-  const { count, alpha, oneMinusAlpha, lambda } = attrs as Record<string, number>;
-  const heap = backend as WasmHeapBackend;
-  const index = [...new Array<number>(count).keys()];
-  const grads = index.map((i) => inputs[`g${i}`] as TensorInfo);
-  // The first step has no averages: they start at the gradients.
-  const emas = index.map((i) => (inputs[`e${i}`] ?? inputs[`g${i}`]) as TensorInfo);
-  const outs = [...grads, ...grads].map((g) => heap.makeOutput(g.shape, 'float32'));
-  const view = (t: TensorInfo) => heap.typedArrayFromHeap(t);
-  (nativeAddon() as GradFilterAddon).emaFilter(
-    grads.map(view),
-    emas.map(view),
-    outs.slice(0, count).map(view),
-    outs.slice(count).map(view),
-    alpha,
-    oneMinusAlpha,
-    lambda,
-  );
-  return outs;
-};
-
-const KERNEL: KernelConfig = { kernelName: EMA_FILTER_KERNEL, backendName: 'wasm', kernelFunc: filterKernel };
-
-/**
- * Registers the filter kernel on the `wasm` backend and routes grad-filter.ts to it (`on`), or
- * unregisters it (`off`). Idempotent.
- * @throws Error when turning on without the loaded addon or with one built before this kernel.
- */
-export function useNativeGradFilter(on: boolean): void {
-  switchNativeKernels([KERNEL], on, 'emaFilter');
-  enabled = on;
-}
+/** `GrokpipeEmaFilter`: gradients g0.. and averages e0.. (none at the first step) → new gradients, new averages. */
+export const EMA_FILTER_KERNEL = defineNativeKernel<GradFilterAddon>(
+  'EmaFilter',
+  ['emaFilter'],
+  ({ inputs, attrs, addon, out, view }) => {
+    const { count, alpha, oneMinusAlpha, lambda } = attrs as Record<string, number>;
+    const index = [...new Array<number>(count).keys()];
+    const grads = index.map((i) => inputs[`g${i}`] as TensorInfo);
+    // The first step has no averages: they start at the gradients.
+    const emas = index.map((i) => (inputs[`e${i}`] ?? inputs[`g${i}`]) as TensorInfo);
+    const outs = [...grads, ...grads].map((g) => out(g.shape));
+    addon.emaFilter(
+      grads.map(view),
+      emas.map(view),
+      outs.slice(0, count).map(view),
+      outs.slice(count).map(view),
+      alpha,
+      oneMinusAlpha,
+      lambda,
+    );
+    return outs;
+  },
+);
 
 /** Whether grad-filter.ts should filter through the kernel: it is on, wasm runs, every tensor is float32. */
 export function nativeGradFilterApplies(tensors: readonly tf.Tensor[]): boolean {
-  return enabled && tf.getBackend() === 'wasm' && tensors.every((t) => t.dtype === 'float32');
+  return nativeKernelsOn() && tensors.every((t) => t.dtype === 'float32');
 }
 
 /**

@@ -1,25 +1,31 @@
 /**
- * grokpipe's fused native kernels on the `wasm-blas` backend: the switch, the registry and the
- * heap access that `native-loss.ts`, `native-norms.ts`, `native-activations.ts` and
- * `native-embedding.ts` share.
+ * grokpipe's fused native kernels on the `wasm-blas` backend: the one registry and on/off switch
+ * of every `Grokpipe…` kernel.
  *
- * The addon (native/src/kernels.cc, loaded with the BLAS one by `native-blas.ts`) computes
- * softmax cross-entropy, LayerNorm, RMSNorm, GELU, SiLU, SwiGLU's gate and GPT-2's token + position embedding
- * (`native-embedding.ts`), forward and backward, each in one pass
- * over Float32Array views of the wasm heap (no copies). Each is a TF.js kernel of the `wasm`
+ * The addon (native/src/*.cc, loaded with the BLAS one by `native-blas.ts`) computes each fused
+ * operation in one pass over Float32Array views of the wasm heap (no copies; `wasm-heap.ts`). Each
+ * topic file declares its kernels here with `defineNativeKernel` at import: `native-loss.ts`
+ * (softmax cross-entropy), `native-norms.ts` (LayerNorm, RMSNorm), `native-activations.ts` (GELU,
+ * SiLU, SwiGLU), `native-embedding.ts` (GPT-2's token + position embedding),
+ * `native-attention.ts` (multi-head attention), `native-adamw.ts` (gradient norm and AdamW
+ * update) and `native-grad-filter.ts` (Grokfast-EMA). Each kernel is a TF.js kernel of the `wasm`
  * backend named `Grokpipe…`, run through `tf.engine().runKernel` (so `tf.profile` and memory
- * tracking see it), and wrapped in a `tf.customGrad` so that the tape holds one node.
+ * tracking see it), usually wrapped in a `tf.customGrad` so that the tape holds one node.
  *
- * They are on exactly when `initBackend` starts `wasm-blas` (`useNativeKernels`); the callers
- * (`fused.ts`, `layers.ts`, `train/loss.ts`) ask `nativeKernelsOn()` and otherwise run their
- * TF.js forms, so every other backend computes as before. The kernels are single-threaded and
- * deterministic, and each output row depends only on its own input row, so a member of an
- * ensemble gets the bits of its solo run; values equal the TF.js forms to float32 rounding
- * (test/model-native-kernels.test.ts).
+ * They are on exactly when `initBackend` starts `wasm-blas` (`useNativeKernels`, its one call);
+ * the callers (`fused.ts`, `layers.ts`, `train/loss.ts`, `adamw.ts`, `grad-filter.ts`, the topic
+ * files' `…Applies`) ask `nativeKernelsOn()` and otherwise run their TF.js forms, so every other
+ * backend computes as before. Turning them on checks that the loaded addon has every function the
+ * defined kernels call (a stale build names the missing one). The kernels are single-threaded and
+ * deterministic, and each output row depends only on its own input row (or member), so a member
+ * of an ensemble gets the bits of its solo run; values equal the TF.js forms to float32 rounding
+ * (test/model-native-kernels.test.ts, test/model-native-attention.test.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { nativeAddon } from './native-blas.js';
+import { wasmHeap } from './wasm-heap.js';
+import type { WasmHeap } from './wasm-heap.js';
 
 /** An embedding's sizes (native/src/embedding.cc `embed`). */
 export type EmbedShape = [groups: number, rows: number, seq: number, vocab: number, positions: number, d: number];
@@ -81,79 +87,81 @@ export interface KernelsAddon {
   exp(x: Float32Array, y: Float32Array, n: number): void;
 }
 
-/** The wasm backend's heap access (tfjs-backend-wasm's `BackendWasm`). */
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array;
-}
-
 /**
  * A native kernel's body: allocate outputs with `out`, then (after every allocation: allocating
- * may grow, and detach, the wasm heap) read views with `view` and call the addon.
+ * may grow, and detach, the wasm heap) read views with `view` / `ints` and call the addon `A`
+ * (the topic's interface to it).
  */
-export type NativeKernelBody = (io: {
-  inputs: NamedTensorInfoMap;
-  attrs: NamedAttrMap;
-  addon: KernelsAddon;
-  out: (shape: number[]) => TensorInfo;
-  view: (info: TensorInfo) => Float32Array;
-  ints: (info: TensorInfo) => Int32Array;
-}) => TensorInfo | TensorInfo[];
+export type NativeKernelBody<A = KernelsAddon> = (
+  io: WasmHeap & { inputs: NamedTensorInfoMap; attrs: NamedAttrMap; addon: A },
+) => TensorInfo | TensorInfo[];
 
-const defined: KernelConfig[] = [];
+/** A defined kernel: its TF.js config and the addon functions its body calls. */
+interface Defined {
+  config: KernelConfig;
+  uses: readonly string[];
+}
+
+const defined: Defined[] = [];
 let on = false;
 
-/** The addon with the fused kernels, or undefined when it is not loaded or predates them. */
-export function kernelsAddon(): KernelsAddon | undefined {
-  const addon = nativeAddon() as Partial<KernelsAddon> | undefined;
-  return addon && typeof addon.crossEntropy === 'function' ? (addon as KernelsAddon) : undefined;
+/** The first of `uses` that the loaded addon lacks ('' when none is loaded), or undefined. */
+function missing(uses: readonly string[]): string | undefined {
+  const addon = nativeAddon() as Record<string, unknown> | undefined;
+  if (!addon) return '';
+  return uses.find((f) => typeof addon[f] !== 'function');
 }
 
 /**
- * Declares the `wasm` kernel `Grokpipe<name>` (registered with TF.js when the kernels are turned
- * on, at once if they already are). Called once per kernel by the topic files at import.
+ * The loaded addon, or undefined when it is not loaded or predates a function that a defined
+ * kernel calls.
+ */
+export function kernelsAddon(): KernelsAddon | undefined {
+  return missing(defined.flatMap((d) => d.uses)) === undefined ? (nativeAddon() as KernelsAddon) : undefined;
+}
+
+/** Registers a defined kernel on `wasm` (once). @throws Error when the addon lacks a function it calls. */
+function register({ config, uses }: Defined): void {
+  const lacking = missing(uses);
+  if (lacking === '')
+    throw new Error(`${config.kernelName}: the native addon is not loaded (build it: npm run build:native)`);
+  if (lacking !== undefined)
+    throw new Error(`${config.kernelName}: the native addon predates ${lacking}() (rebuild it: npm run build:native)`);
+  if (!tf.getKernel(config.kernelName, 'wasm')) tf.registerKernel(config);
+}
+
+/**
+ * Declares the `wasm` kernel `Grokpipe<name>`, registered with TF.js while the kernels are on (at
+ * once if they already are). Called once per kernel by the topic files at import.
+ * @param uses the addon functions `body` calls (checked when the kernel is turned on)
  * @returns the kernel's TF.js name.
  */
-export function defineNativeKernel(name: string, body: NativeKernelBody): string {
+export function defineNativeKernel<A extends object = KernelsAddon>(
+  name: string,
+  uses: readonly (keyof A & string)[],
+  body: NativeKernelBody<A>,
+): string {
   const kernelName = `Grokpipe${name}`;
-  const kernelFunc: KernelFunc = ({ inputs, attrs, backend }) => {
-    const addon = kernelsAddon();
-    if (!addon) throw new Error(`${kernelName}: the native addon with the fused kernels is not loaded`);
-    const b = backend as WasmHeapBackend;
-    return body({
-      inputs,
-      attrs: attrs ?? {},
-      addon,
-      out: (shape) => b.makeOutput(shape, 'float32'),
-      view: (info) => {
-        if (info.dtype !== 'float32') throw new Error(`${kernelName}: expected float32, got ${info.dtype}`);
-        return b.typedArrayFromHeap(info) as Float32Array;
-      },
-      ints: (info) => {
-        if (info.dtype !== 'int32') throw new Error(`${kernelName}: expected int32, got ${info.dtype}`);
-        return b.typedArrayFromHeap(info) as Int32Array;
-      },
-    });
-  };
-  const config: KernelConfig = { kernelName, backendName: 'wasm', kernelFunc };
-  defined.push(config);
-  if (on) register(config);
+  const kernelFunc: KernelFunc = ({ inputs, attrs, backend }) =>
+    body({ inputs, attrs: attrs ?? {}, addon: nativeAddon() as A, ...wasmHeap(backend, kernelName) });
+  const kernel: Defined = { config: { kernelName, backendName: 'wasm', kernelFunc }, uses };
+  defined.push(kernel);
+  if (on) register(kernel);
   return kernelName;
 }
 
-function register(config: KernelConfig): void {
-  if (!tf.getKernel(config.kernelName, config.backendName)) tf.registerKernel(config);
-}
-
 /**
- * Turns the fused native kernels on (`wasm-blas`) or off (every other backend). `initBackend`
- * calls it. @throws Error when turning on without the addon's fused kernels loaded.
+ * Turns the fused native kernels on (`wasm-blas`: registers every defined kernel on `wasm`) or
+ * off (every other backend: unregisters them). Idempotent; `initBackend` calls it.
+ * @throws Error when turning on without the addon loaded, or with one built before a function
+ *   that a defined kernel calls (the message names it and says `npm run build:native`).
  */
 export function useNativeKernels(enabled: boolean): void {
-  if (enabled && !kernelsAddon())
-    throw new Error('useNativeKernels: the native addon has no fused kernels (rebuild it: npm run build:native)');
+  if (enabled) defined.forEach(register);
+  else
+    for (const { config } of defined)
+      if (tf.getKernel(config.kernelName, 'wasm')) tf.unregisterKernel(config.kernelName, 'wasm');
   on = enabled;
-  if (on) defined.forEach(register);
 }
 
 /** Whether the fused layers should call the native kernels: on, and the active backend is wasm. */

@@ -16,7 +16,7 @@ import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { defineNativeKernel, runNative, sizeOf } from './native-kernels.js';
 
 /** `GrokpipeCrossEntropy`: logits `[..., vocab]`, targets int32 `[...]` → loss `[...]`, grad `[..., vocab]`, correct `[...]`. */
-const CROSS_ENTROPY = defineNativeKernel('CrossEntropy', ({ inputs, addon, out, view, ints }) => {
+const CROSS_ENTROPY = defineNativeKernel('CrossEntropy', ['crossEntropy'], ({ inputs, addon, out, view, ints }) => {
   const logits = inputs.logits as TensorInfo;
   const targets = inputs.targets as TensorInfo;
   const lead = logits.shape.slice(0, -1);
@@ -27,13 +27,17 @@ const CROSS_ENTROPY = defineNativeKernel('CrossEntropy', ({ inputs, addon, out, 
 });
 
 /** `GrokpipeCrossEntropyGrad`: dy `[...]`, grad `[..., vocab]` → `dy · grad` `[..., vocab]`. */
-const CROSS_ENTROPY_GRAD = defineNativeKernel('CrossEntropyGrad', ({ inputs, addon, out, view }) => {
-  const dy = inputs.dy as TensorInfo;
-  const grad = inputs.grad as TensorInfo;
-  const dlogits = out(grad.shape);
-  addon.crossEntropyGrad(view(dy), view(grad), view(dlogits), sizeOf(dy.shape), grad.shape[grad.shape.length - 1]);
-  return dlogits;
-});
+const CROSS_ENTROPY_GRAD = defineNativeKernel(
+  'CrossEntropyGrad',
+  ['crossEntropyGrad'],
+  ({ inputs, addon, out, view }) => {
+    const dy = inputs.dy as TensorInfo;
+    const grad = inputs.grad as TensorInfo;
+    const dlogits = out(grad.shape);
+    addon.crossEntropyGrad(view(dy), view(grad), view(dlogits), sizeOf(dy.shape), grad.shape[grad.shape.length - 1]);
+    return dlogits;
+  },
+);
 
 /** Per-row loss and whether each row's first argmax is its target. */
 export interface CrossEntropyRows {

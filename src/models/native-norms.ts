@@ -35,7 +35,7 @@ function normShape(x: TensorInfo, gamma: TensorInfo): [number, number, number] {
  * shift β) or RMSNorm.
  */
 function defineNorm(name: string, centred: boolean): [string, string] {
-  const fwd = defineNativeKernel(name, ({ inputs, attrs, addon, out, view }) => {
+  const fwd = defineNativeKernel(name, ['norm'], ({ inputs, attrs, addon, out, view }) => {
     const { x, gamma, beta } = inputs as Record<string, TensorInfo>;
     const [groups, rows, d] = normShape(x, gamma);
     const [y, xhat, r] = [out(x.shape), out(x.shape), out([...x.shape.slice(0, -1), 1])];
@@ -43,7 +43,7 @@ function defineNorm(name: string, centred: boolean): [string, string] {
     addon.norm(view(x), view(gamma), b, view(y), view(xhat), view(r), groups, rows, d, attrs.eps as number);
     return [y, xhat, r];
   });
-  const bwd = defineNativeKernel(`${name}Grad`, ({ inputs, addon, out, view }) => {
+  const bwd = defineNativeKernel(`${name}Grad`, ['normGrad'], ({ inputs, addon, out, view }) => {
     const { dy, xhat, r, gamma } = inputs as Record<string, TensorInfo>;
     const [groups, rows, d] = normShape(dy, gamma);
     const grads = [out(dy.shape), out(gamma.shape), ...(centred ? [out(gamma.shape)] : [])];
