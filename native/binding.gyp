@@ -17,6 +17,7 @@
         "src/attention.cc",
         "src/adamw.cc",
         "src/grad_filter.cc",
+        "src/linear.cc",
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],

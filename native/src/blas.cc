@@ -17,6 +17,7 @@
 #include "attention.h"
 #include "grad_filter.h"
 #include "kernels.h"
+#include "linear.h"
 
 namespace {
 
@@ -161,6 +162,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitAttention(env, exports);
   InitAdamW(env, exports);
   InitGradFilter(env, exports);
+  InitLinear(env, exports);
   return exports;
 }
 

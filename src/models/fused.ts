@@ -21,6 +21,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { unbroadcast } from './gradients.js';
 import { nativeGelu } from './native-activations.js';
 import { nativeKernelsOn } from './native-kernels.js';
+import { nativeLinear } from './native-linear.js';
 import { nativeLayerNorm, nativeRmsNorm } from './native-norms.js';
 
 const GELU_C = Math.sqrt(2 / Math.PI);
@@ -121,9 +122,13 @@ function makeRmsNorm(eps: number) {
  * The forward runs on rows `[n, d_in]` (`[members, n, d_in]`); the backward is
  * `dx = dy @ wᵀ`, `dw = xᵀ @ dy` (with materialised transposes when `explicitTranspose`, else with
  * transpose flags: layers.ts `matMul`) and `db = Σ dy` over rows (`unbroadcast`), the kernels and
- * operands of the op chain's gradient, so its values bit for bit. Saves `x` and `w`.
+ * operands of the op chain's gradient, so its values bit for bit. Saves `x` and `w`. On
+ * `wasm-blas` (transpose flags) one native kernel each way with the same products and the same
+ * bits (`native-linear.ts`).
  */
 export function fusedLinear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, explicitTranspose: boolean): tf.Tensor {
+  if (!explicitTranspose && nativeKernelsOn() && [x, w, b].every((t) => t.dtype === 'float32'))
+    return nativeLinear(x, w, b);
   return (explicitTranspose ? explicitLinear : flaggedLinear)(x, w, b);
 }
 

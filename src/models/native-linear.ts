@@ -1,0 +1,124 @@
+/**
+ * The affine map `x @ w + b` as one native kernel forward and one backward on `wasm-blas`
+ * (`native-kernels.ts`), for `fused.ts`' `fusedLinear` when products take transpose flags.
+ *
+ * The op chain it replaces (`fusedLinear`'s TF.js form: reshape to rows, `BatchMatMul`, broadcast
+ * `Add`, reshape back; backward three reshapes, two products and the bias's product with a row of
+ * ones, `unbroadcast`) runs six kernels forward and about eight backward, each dispatched from
+ * JavaScript with its tape bookkeeping. Here the same BLAS calls run on the same operands from
+ * inside one kernel each way, and the bias is added by native/src/linear.cc `biasAdd`, the same
+ * `fl(acc + b)` per element as wasm's `Add`: the values are the op chain's bit for bit
+ * (test/model-native-linear.test.ts).
+ *
+ * - forward: `y = x @ w + b`;
+ * - backward: `dx = dy @ wᵀ`, `dw = xᵀ @ dy` (transpose flags), `db = 1ᵀ dy` (a product with a
+ *   row of ones, as `unbroadcast` computes it, one per member).
+ *
+ * Shapes: `x` `[..., d_in]`, `w` `[d_in, d_out]`, `b` `[d_out]` (one model), or `x`
+ * `[members, ..., d_in]`, `w` `[members, d_in, d_out]`, `b` `[members, 1, d_out]` (an ensemble:
+ * member m's rows use its matrix and bias) → `y` `[..., d_out]`. Saves `x` and `w` (a tape node
+ * of the kernel's registered gradient, no `customGrad` wrapper).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import { defineNativeKernel, runNative, sizeOf } from './native-kernels.js';
+import type { KernelsAddon } from './native-kernels.js';
+
+/** The addon functions the affine map uses: native-blas.ts' `matMul` and linear.cc's `biasAdd`. */
+interface LinearAddon {
+  matMul(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    batch: number,
+    batchA: number,
+    batchB: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+  ): void;
+  biasAdd(y: Float32Array, bias: Float32Array, groups: number, rows: number, d: number): void;
+}
+
+/**
+ * `[members, rows, d_in, d_out]` of an affine map: `members` 1 for an unstacked `w`, else its
+ * leading axis; `rows` of `x` per member.
+ * @throws Error when `x`, `w` and `b` do not fit.
+ */
+function linearShape(x: number[], w: number[], b: number[]): [number, number, number, number] {
+  const [dIn, dOut] = w.slice(-2);
+  const members = w.length === 3 ? w[0] : 1;
+  const fits =
+    (w.length === 2 || (w.length === 3 && x[0] === members)) &&
+    x[x.length - 1] === dIn &&
+    b[b.length - 1] === dOut &&
+    sizeOf(b) === members * dOut;
+  if (!fits)
+    throw new Error(
+      `linear: x ${JSON.stringify(x)}, w ${JSON.stringify(w)} and b ${JSON.stringify(b)} do not fit`,
+    );
+  return [members, sizeOf(x) / (members * dIn), dIn, dOut];
+}
+
+const asLinear = (addon: KernelsAddon) => addon as unknown as LinearAddon;
+
+/** `GrokpipeLinear`: x, w, b → `[..., d_out]`. */
+const LINEAR = defineNativeKernel('Linear', ({ inputs, addon, out, view }) => {
+  const { x, w, b } = inputs as Record<string, TensorInfo>;
+  const [members, rows, dIn, dOut] = linearShape(x.shape, w.shape, b.shape);
+  const y = out([...x.shape.slice(0, -1), dOut]);
+  if (members * rows * dOut === 0) return y;
+  const native = asLinear(addon);
+  const yv = view(y);
+  native.matMul(view(x), view(w), yv, members, members, members, rows, dOut, dIn, false, false);
+  native.biasAdd(yv, view(b), members, rows, dOut);
+  return y;
+});
+
+/** Rows of ones `[n]` for the bias gradient's product, one per length, reused. */
+const onesRows = new Map<number, Float32Array>();
+function ones(n: number): Float32Array {
+  let row = onesRows.get(n);
+  if (!row) onesRows.set(n, (row = new Float32Array(n).fill(1)));
+  return row;
+}
+
+/** `GrokpipeLinearGrad`: dy, x, w (attr `biasShape`) → dx, dw, db. */
+const LINEAR_GRAD = defineNativeKernel('LinearGrad', ({ inputs, attrs, addon, out, view }) => {
+  const { dy, x, w } = inputs as Record<string, TensorInfo>;
+  const biasShape = attrs.biasShape as number[];
+  const [members, rows, dIn, dOut] = linearShape(x.shape, w.shape, biasShape);
+  const grads = [out(x.shape), out(w.shape), out(biasShape)];
+  const [dx, dw, db] = grads.map(view);
+  if (members * rows === 0) {
+    dw.fill(0);
+    db.fill(0);
+    return grads;
+  }
+  const native = asLinear(addon);
+  const [g, xv, wv] = [view(dy), view(x), view(w)];
+  native.matMul(g, wv, dx, members, members, members, rows, dIn, dOut, false, true);
+  native.matMul(xv, g, dw, members, members, members, dIn, dOut, rows, true, false);
+  native.matMul(ones(rows), g, db, members, 1, members, 1, dOut, rows, false, false);
+  return grads;
+});
+
+tf.registerGradient({
+  kernelName: LINEAR,
+  inputsToSave: ['x', 'w'],
+  gradFunc: (dy, [x, w], attrs) => {
+    const [dx, dw, db] = runNative<tf.Tensor[]>(LINEAR_GRAD, { dy: dy as tf.Tensor, x, w }, attrs);
+    return { x: () => dx, w: () => dw, b: () => db };
+  },
+});
+
+/**
+ * `x @ w + b` on the last axis, natively, as one tape node (see the file's docstring for shapes).
+ * @returns `[..., d_out]`
+ * @throws Error when the shapes do not fit.
+ */
+export function nativeLinear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return runNative<tf.Tensor>(LINEAR, { x, w, b }, { biasShape: b.shape });
+}
