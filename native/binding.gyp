@@ -18,6 +18,7 @@
         "src/adamw.cc",
         "src/grad_filter.cc",
         "src/linear.cc",
+        "src/positions.cc",
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],

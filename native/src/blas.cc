@@ -18,6 +18,7 @@
 #include "grad_filter.h"
 #include "kernels.h"
 #include "linear.h"
+#include "positions.h"
 
 namespace {
 
@@ -163,6 +164,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitAdamW(env, exports);
   InitGradFilter(env, exports);
   InitLinear(env, exports);
+  InitPositions(env, exports);
   return exports;
 }
 

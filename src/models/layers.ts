@@ -12,6 +12,7 @@ import { fusedAttention, fusedAttentionApplies } from './native-attention.js';
 import { nativeSilu, nativeSwiglu } from './native-activations.js';
 import { nativeTokenPositionEmbedding } from './native-embedding.js';
 import { nativeKernelsOn } from './native-kernels.js';
+import { nativePositionMask, nativeSelectPositions } from './native-positions.js';
 import { fillNormal, fillUniform } from './train-rng.js';
 import type { Rng } from './train-rng.js';
 
@@ -208,10 +209,12 @@ export function tokenPositionEmbedding(wte: tf.Tensor, wpe: tf.Tensor, tokens: t
 }
 
 /**
- * Row `positions[i]` of example `i`: the hidden state at each example's answer position.
+ * Row `positions[i]` of example `i`: the hidden state at each example's answer position. On
+ * `wasm-blas` one native kernel each way (`native-positions.ts`).
  * @param x `[batch, seq, d]`; @param positions int32 `[batch]`, each in `[0, seq)`. @returns `[batch, d]`
  */
 export function selectPositions(x: tf.Tensor3D, positions: tf.Tensor1D): tf.Tensor2D {
+  if (nativeKernelsOn() && x.dtype === 'float32') return nativeSelectPositions(x, positions);
   const [batch, seq, d] = x.shape;
   const rows = tf.add(tf.range(0, batch * seq, seq, 'int32'), tf.cast(positions, 'int32'));
   return tf.gather(tf.reshape(x, [batch * seq, d]), rows) as tf.Tensor2D;
@@ -226,10 +229,11 @@ export function causalMask(seq: number): tf.Tensor2D {
 
 /**
  * Additive mask `[batch, 1, 1, seq]` for one query per example at `positions[b]`: 0 for keys at or
- * before it, -1e9 after (the causal mask's row `positions[b]`).
+ * before it, -1e9 after (the causal mask's row `positions[b]`). On `wasm-blas` one native kernel.
  * @param positions int32 `[batch]`
  */
 export function positionMask(positions: tf.Tensor1D, seq: number): tf.Tensor4D {
+  if (nativeKernelsOn()) return nativePositionMask(positions, seq);
   const after = tf.greater(tf.reshape(tf.range(0, seq, 1, 'int32'), [1, seq]), tf.reshape(positions, [-1, 1]));
   return tf.reshape(tf.mul(tf.cast(after, 'float32'), -1e9), [-1, 1, 1, seq]);
 }
