@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
 import { fusedLinear } from '../src/models/fused.js';
+import { residualLinear } from '../src/models/layers.js';
 import { loadNativeBlas } from '../src/models/native-blas.js';
 import { kernelsAddon, useNativeKernels } from '../src/models/native-kernels.js';
 import { nativeLinear } from '../src/models/native-linear.js';
@@ -100,7 +101,11 @@ suite('native affine map on wasm-blas', () => {
       [3, [4, 3], 13, 7],
       [2, [128, 6], 64, 256],
     ] as [number, number[], number, number][]) {
-      const [x, w, b] = [normal([members, ...lead, dIn], 2), normal([members, dIn, dOut], 0.3), normal([members, 1, dOut])];
+      const [x, w, b] = [
+        normal([members, ...lead, dIn], 2),
+        normal([members, dIn, dOut], 0.3),
+        normal([members, 1, dOut]),
+      ];
       const [y, dx, dw, db] = await compare(x, w, b);
       const n = lead.reduce((p, d) => p * d, 1);
       for (let m = 0; m < members; m++) {
@@ -121,6 +126,52 @@ suite('native affine map on wasm-blas', () => {
       expect([dx, dw, db].every((g) => g.length > 0)).toBe(true);
       tf.dispose([x, w, b]);
     }
+  });
+
+  it('residual connection: `r + (x @ w + b)` and its four gradients bit for bit, solo and members', async () => {
+    for (const [lead, wShape, bShape] of [
+      [[1, 5, 3, 13], [13, 7], [7]],
+      [
+        [3, 4, 3, 13],
+        [3, 13, 7],
+        [3, 1, 7],
+      ],
+      [[1, 128, 6, 256], [256, 64], [64]],
+    ] as [number[], number[], number[]][]) {
+      const outShape = [...lead.slice(0, -1), wShape[wShape.length - 1]];
+      const xs = [normal(outShape), normal(lead, 2), normal(wShape, 0.3), normal(bShape)];
+      const r = normal(outShape);
+      const once = async (on: boolean) => {
+        useNativeKernels(on);
+        try {
+          let out: tf.Tensor[] = [];
+          const f = (a: tf.Tensor, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => residualLinear(a, x, w, b);
+          const profile = await tf.profile(() => {
+            out = tf.tidy(() => {
+              const { value, grads } = tf.valueAndGrads((...a: tf.Tensor[]) =>
+                tf.sum(tf.mul(f(a[0], a[1], a[2], a[3]), r)),
+              )(xs);
+              value.dispose();
+              return [f(xs[0], xs[1], xs[2], xs[3]), ...grads];
+            });
+          });
+          const arrays = out.map((t) => Array.from(t.dataSync()));
+          tf.dispose(out);
+          return { arrays, kernels: profile.kernelNames };
+        } finally {
+          useNativeKernels(true);
+        }
+      };
+      const [got, want] = [await once(true), await once(false)];
+      got.arrays.forEach((a, i) => expect(a, `output ${i}`).toEqual(want.arrays[i]));
+      expect(got.kernels).toContain('GrokpipeLinear');
+      expect(got.kernels).not.toContain('Add');
+      expect(want.kernels).toContain('Add');
+      tf.dispose([...xs, r]);
+    }
+    const [x, w, b, bad] = [tf.zeros([4, 5]), tf.zeros([5, 3]), tf.zeros([3]), tf.zeros([4, 2])];
+    expect(() => nativeLinear(x, w, b, bad)).toThrow(/linear: residual \[4,2\] is not of the output's shape \[4,3\]/);
+    tf.dispose([x, w, b, bad]);
   });
 
   it('names shapes that do not fit', () => {

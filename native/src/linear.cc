@@ -32,6 +32,21 @@ Napi::Value BiasAdd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// addTo(y, r, n): y[i] += r[i] for i < n (a residual connection, after the bias: fl(fl(acc + b) + r)
+// as wasm's two `Add`s).
+Napi::Value AddTo(const Napi::CallbackInfo& info) {
+  Args a(info, "addTo");
+  const int64_t n = a.Size(2, "n");
+  float* y = a.Floats(0, "y", n);
+  const float* r = a.Floats(1, "r", n);
+  if (!a.ok()) return info.Env().Undefined();
+  for (int64_t i = 0; i < n; i++) y[i] += r[i];
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
-void InitLinear(Napi::Env env, Napi::Object exports) { exports.Set("biasAdd", Napi::Function::New(env, BiasAdd)); }
+void InitLinear(Napi::Env env, Napi::Object exports) {
+  exports.Set("biasAdd", Napi::Function::New(env, BiasAdd));
+  exports.Set("addTo", Napi::Function::New(env, AddTo));
+}

@@ -2,5 +2,5 @@
 
 #include <napi.h>
 
-// Registers the affine map's native helper (linear.cc): biasAdd.
+// Registers the affine map's native helpers (linear.cc): biasAdd, addTo.
 void InitLinear(Napi::Env env, Napi::Object exports);

@@ -12,6 +12,7 @@ import { fusedAttention, fusedAttentionApplies } from './native-attention.js';
 import { nativeSilu, nativeSwiglu } from './native-activations.js';
 import { nativeTokenPositionEmbedding } from './native-embedding.js';
 import { nativeKernelsOn } from './native-kernels.js';
+import { nativeLinear } from './native-linear.js';
 import { nativePositionMask, nativeSelectPositions } from './native-positions.js';
 import { fillNormal, fillUniform } from './train-rng.js';
 import type { Rng } from './train-rng.js';
@@ -90,6 +91,26 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   const flat = matMul(tf.reshape(x, rows(w, dIn)) as tf.Tensor2D, w as tf.Tensor2D);
   const y = b ? tf.add(flat, b) : flat;
   return tf.reshape(y, [...x.shape.slice(0, -1), dOut]);
+}
+
+/**
+ * A residual connection around an affine map: `residual + (x @ w + b)` (shapes as `linear`;
+ * `residual` of the output's shape). On `wasm-blas` one native kernel each way, the `Add` folded
+ * into the affine map's (`native-linear.ts`), with the same values bit for bit.
+ */
+export function residualLinear(residual: tf.Tensor, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  const fits =
+    residual.rank === x.rank &&
+    residual.shape.every((d, i) => d === (i < x.rank - 1 ? x.shape[i] : w.shape[w.rank - 1]));
+  if (
+    fusedAffine &&
+    !explicitTranspose &&
+    fits &&
+    nativeKernelsOn() &&
+    [residual, x, w, b].every((t) => t.dtype === 'float32')
+  )
+    return nativeLinear(x, w, b, residual);
+  return tf.add(residual, linear(x, w, b));
 }
 
 /**

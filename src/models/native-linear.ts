@@ -10,9 +10,10 @@
  * `fl(acc + b)` per element as wasm's `Add`: the values are the op chain's bit for bit
  * (test/model-native-linear.test.ts).
  *
- * - forward: `y = x @ w + b`;
+ * - forward: `y = x @ w + b`, or `y = r + (x @ w + b)` with a residual `r` (`residualLinear` of
+ *   layers.ts: the residual connection's `Add` folded in, the same `fl(fl(acc + b) + r)`);
  * - backward: `dx = dy @ wᵀ`, `dw = xᵀ @ dy` (transpose flags), `db = 1ᵀ dy` (a product with a
- *   row of ones, as `unbroadcast` computes it, one per member).
+ *   row of ones, as `unbroadcast` computes it, one per member), `dr = dy`.
  *
  * Shapes: `x` `[..., d_in]`, `w` `[d_in, d_out]`, `b` `[d_out]` (one model), or `x`
  * `[members, ..., d_in]`, `w` `[members, d_in, d_out]`, `b` `[members, 1, d_out]` (an ensemble:
@@ -40,6 +41,7 @@ interface LinearAddon {
     transB: boolean,
   ): void;
   biasAdd(y: Float32Array, bias: Float32Array, groups: number, rows: number, d: number): void;
+  addTo(y: Float32Array, r: Float32Array, n: number): void;
 }
 
 /**
@@ -56,24 +58,28 @@ function linearShape(x: number[], w: number[], b: number[]): [number, number, nu
     b[b.length - 1] === dOut &&
     sizeOf(b) === members * dOut;
   if (!fits)
-    throw new Error(
-      `linear: x ${JSON.stringify(x)}, w ${JSON.stringify(w)} and b ${JSON.stringify(b)} do not fit`,
-    );
+    throw new Error(`linear: x ${JSON.stringify(x)}, w ${JSON.stringify(w)} and b ${JSON.stringify(b)} do not fit`);
   return [members, sizeOf(x) / (members * dIn), dIn, dOut];
 }
 
 const asLinear = (addon: KernelsAddon) => addon as unknown as LinearAddon;
 
-/** `GrokpipeLinear`: x, w, b → `[..., d_out]`. */
+/** `GrokpipeLinear`: x, w, b[, residual of the output's shape] → `[..., d_out]`. */
 const LINEAR = defineNativeKernel('Linear', ({ inputs, addon, out, view }) => {
-  const { x, w, b } = inputs as Record<string, TensorInfo>;
+  const { x, w, b, residual } = inputs as Record<string, TensorInfo | undefined> as Record<string, TensorInfo>;
   const [members, rows, dIn, dOut] = linearShape(x.shape, w.shape, b.shape);
-  const y = out([...x.shape.slice(0, -1), dOut]);
+  const shape = [...x.shape.slice(0, -1), dOut];
+  if (residual && JSON.stringify(residual.shape) !== JSON.stringify(shape))
+    throw new Error(
+      `linear: residual ${JSON.stringify(residual.shape)} is not of the output's shape ${JSON.stringify(shape)}`,
+    );
+  const y = out(shape);
   if (members * rows * dOut === 0) return y;
   const native = asLinear(addon);
   const yv = view(y);
   native.matMul(view(x), view(w), yv, members, members, members, rows, dOut, dIn, false, false);
   native.biasAdd(yv, view(b), members, rows, dOut);
+  if (residual) native.addTo(yv, view(residual), yv.length);
   return y;
 });
 
@@ -110,15 +116,20 @@ tf.registerGradient({
   inputsToSave: ['x', 'w'],
   gradFunc: (dy, [x, w], attrs) => {
     const [dx, dw, db] = runNative<tf.Tensor[]>(LINEAR_GRAD, { dy: dy as tf.Tensor, x, w }, attrs);
-    return { x: () => dx, w: () => dw, b: () => db };
+    // The residual's gradient is `dy` itself (as the `Add` it replaces passes it on).
+    return { x: () => dx, w: () => dw, b: () => db, residual: () => tf.clone(dy as tf.Tensor) };
   },
 });
 
 /**
- * `x @ w + b` on the last axis, natively, as one tape node (see the file's docstring for shapes).
+ * `x @ w + b` on the last axis, natively, as one tape node (see the file's docstring for shapes);
+ * with a `residual`, `residual + (x @ w + b)` (a residual connection: the same bits as the `Add`
+ * after the affine map).
+ * @param residual `[..., d_out]`, the output's shape; optional
  * @returns `[..., d_out]`
  * @throws Error when the shapes do not fit.
  */
-export function nativeLinear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  return runNative<tf.Tensor>(LINEAR, { x, w, b }, { biasShape: b.shape });
+export function nativeLinear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, residual?: tf.Tensor): tf.Tensor {
+  const inputs: Record<string, tf.Tensor> = residual ? { x, w, b, residual } : { x, w, b };
+  return runNative<tf.Tensor>(LINEAR, inputs, { biasShape: b.shape });
 }

@@ -29,6 +29,7 @@ import {
   multiHeadAttention,
   ParamStore,
   positionMask,
+  residualLinear,
   selectPositions,
   tokenPositionEmbedding,
 } from '../layers.js';
@@ -149,10 +150,9 @@ class Gpt2 extends MemberModel {
     const h = this.ln(x, blk.ln1) as tf.Tensor4D;
     const hq = xq === x ? h : (this.ln(xq, blk.ln1) as tf.Tensor4D);
     const a = this.attention(blk, h, hq, mask);
-    const out = (w: tf.Variable, b: tf.Variable, t: tf.Tensor) => linear(t, w, this.vec(b, 3));
-    const x1 = tf.add(xq, out(blk.attn.projW, blk.attn.projB, unfoldMembers(a, this.members)));
+    const x1 = residualLinear(xq, unfoldMembers(a, this.members), blk.attn.projW, this.vec(blk.attn.projB, 3));
     const f = gelu(linear(this.ln(x1, blk.ln2), blk.mlp.w, this.vec(blk.mlp.b, 3)));
-    return tf.add(x1, out(blk.mlp.projW, blk.mlp.projB, f)) as tf.Tensor4D;
+    return residualLinear(x1, f, blk.mlp.projW, this.vec(blk.mlp.projB, 3)) as tf.Tensor4D;
   }
 
   /** Tied unembedding: `ln_f(h) @ wteᵀ`. @param h `[members, n, d_model]` → `[members, n, vocab]` */
