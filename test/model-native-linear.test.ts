@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
 import { fusedLinear } from '../src/models/fused.js';
-import { residualLinear } from '../src/models/layers.js';
+import { linear, linearT, residualLinear } from '../src/models/layers.js';
 import { loadNativeBlas } from '../src/models/native-blas.js';
 import { kernelsAddon, useNativeKernels } from '../src/models/native-kernels.js';
 import { nativeLinear } from '../src/models/native-linear.js';
@@ -172,6 +172,46 @@ suite('native affine map on wasm-blas', () => {
     const [x, w, b, bad] = [tf.zeros([4, 5]), tf.zeros([5, 3]), tf.zeros([3]), tf.zeros([4, 2])];
     expect(() => nativeLinear(x, w, b, bad)).toThrow(/linear: residual \[4,2\] is not of the output's shape \[4,3\]/);
     tf.dispose([x, w, b, bad]);
+  });
+
+  it('without a bias, and with a transposed weight (linearT): the op chains bit for bit, solo and members', async () => {
+    for (const [xs, wShape, transposed] of [
+      [[1, 7, 13], [13, 5], false],
+      [[3, 4, 13], [3, 13, 5], false],
+      [[1, 128, 64], [1200, 64], true],
+      [[3, 4, 13], [3, 5, 13], true],
+      [[2, 9, 37], [2, 11, 37], true],
+    ] as [number[], number[], boolean][]) {
+      const [x, w] = [normal(xs, 2), normal(wShape, 0.3)];
+      const f = (a: tf.Tensor, c: tf.Tensor) => (transposed ? linearT(a, c) : linear(a, c));
+      const r = normal(f(x, w).shape);
+      const once = async (on: boolean) => {
+        useNativeKernels(on);
+        try {
+          let out: tf.Tensor[] = [];
+          const profile = await tf.profile(() => {
+            out = tf.tidy(() => {
+              const { value, grads } = tf.valueAndGrads((a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(f(a, c), r)))([
+                x,
+                w,
+              ]);
+              value.dispose();
+              return [f(x, w), ...grads];
+            });
+          });
+          const arrays = out.map((t) => Array.from(t.dataSync()));
+          tf.dispose(out);
+          return { arrays, kernels: profile.kernelNames };
+        } finally {
+          useNativeKernels(true);
+        }
+      };
+      const [got, want] = [await once(true), await once(false)];
+      got.arrays.forEach((a, i) => expect(a, `output ${i}`).toEqual(want.arrays[i]));
+      expect(got.kernels).toContain('GrokpipeLinearGrad');
+      expect(want.kernels).toContain('BatchMatMul');
+      tf.dispose([x, w, r]);
+    }
   });
 
   it('names shapes that do not fit', () => {

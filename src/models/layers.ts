@@ -84,9 +84,11 @@ export function matMul<T extends tf.Tensor2D | tf.Tensor3D>(a: T, b: T, transpos
  *   stacked: member m's rows of `x` use its matrix (one batched product)
  * @param b `[d_out]`, or `[members, 1, d_out]` when stacked; optional
  * @returns `[..., d_out]`
+ * On `wasm-blas` one native kernel each way, with a bias or without (`native-linear.ts`).
  */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   if (b && fusedAffine) return fusedLinear(x, w, b, explicitTranspose);
+  if (!b && nativeAffine(x, w)) return nativeLinear(x, w);
   const [dIn, dOut] = w.shape.slice(-2) as [number, number];
   const flat = matMul(tf.reshape(x, rows(w, dIn)) as tf.Tensor2D, w as tf.Tensor2D);
   const y = b ? tf.add(flat, b) : flat;
@@ -102,29 +104,39 @@ export function residualLinear(residual: tf.Tensor, x: tf.Tensor, w: tf.Tensor, 
   const fits =
     residual.rank === x.rank &&
     residual.shape.every((d, i) => d === (i < x.rank - 1 ? x.shape[i] : w.shape[w.rank - 1]));
-  if (
-    fusedAffine &&
-    !explicitTranspose &&
-    fits &&
-    nativeKernelsOn() &&
-    [residual, x, w, b].every((t) => t.dtype === 'float32')
-  )
-    return nativeLinear(x, w, b, residual);
+  if (fits && nativeAffine(x, w, residual, b)) return nativeLinear(x, w, b, residual);
   return tf.add(residual, linear(x, w, b));
 }
 
 /**
  * Affine map with a PyTorch `nn.Linear` weight (`[d_out, d_in]`, the layout of Hugging Face
  * LLaMA, RWKV and Mamba checkpoints): `x @ wᵀ (+ b)` (see `matMul` for how the transpose runs).
+ * Without a bias, on `wasm-blas` one native kernel each way (`native-linear.ts`).
  * @param x `[..., d_in]`, or `[members, ..., d_in]` when `w` is stacked
  * @param w `[d_out, d_in]`, or `[members, d_out, d_in]` stacked (see `linear`)
  * @param b `[d_out]` (`[members, 1, d_out]` stacked), optional. @returns `[..., d_out]`
  */
 export function linearT(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
+  if (!b && nativeAffine(x, w)) return nativeLinear(x, w, undefined, undefined, true);
   const [dOut, dIn] = w.shape.slice(-2) as [number, number];
   const flat = matMul(tf.reshape(x, rows(w, dIn)) as tf.Tensor2D, w as tf.Tensor2D, true);
   const y = b ? tf.add(flat, b) : flat;
   return tf.reshape(y, [...x.shape.slice(0, -1), dOut]);
+}
+
+/**
+ * Whether an affine map of `x` and `w` (and the other operands `rest`) runs as `native-linear.ts`'
+ * kernels: fused, with transpose flags, on `wasm-blas`, float32, and a stacked `w` with one matrix
+ * per member of `x`. Without a bias, or with `linearT`'s, the op chains' bits are theirs too.
+ */
+function nativeAffine(x: tf.Tensor, w: tf.Tensor, ...rest: tf.Tensor[]): boolean {
+  return (
+    fusedAffine &&
+    !explicitTranspose &&
+    (w.rank === 2 || x.shape[0] === w.shape[0]) &&
+    nativeKernelsOn() &&
+    [x, w, ...rest].every((t) => t.dtype === 'float32')
+  );
 }
 
 /** The shape that flattens an input of `w` to rows: `[n, d_in]`, or `[members, n, d_in]` for a stacked `w`. */

@@ -46,28 +46,35 @@ interface LinearAddon {
 
 /**
  * `[members, rows, d_in, d_out]` of an affine map: `members` 1 for an unstacked `w`, else its
- * leading axis; `rows` of `x` per member.
+ * leading axis; `rows` of `x` per member. `w` is `[.., d_in, d_out]`, or `[.., d_out, d_in]`
+ * when `transposed`; `b` is null without a bias.
  * @throws Error when `x`, `w` and `b` do not fit.
  */
-function linearShape(x: number[], w: number[], b: number[]): [number, number, number, number] {
-  const [dIn, dOut] = w.slice(-2);
+function linearShape(x: number[], w: number[], b: number[] | null, transposed: boolean) {
+  const [dIn, dOut] = transposed ? w.slice(-2).reverse() : w.slice(-2);
   const members = w.length === 3 ? w[0] : 1;
   const fits =
     (w.length === 2 || (w.length === 3 && x[0] === members)) &&
     x[x.length - 1] === dIn &&
-    b[b.length - 1] === dOut &&
-    sizeOf(b) === members * dOut;
+    (b === null || (b[b.length - 1] === dOut && sizeOf(b) === members * dOut));
   if (!fits)
     throw new Error(`linear: x ${JSON.stringify(x)}, w ${JSON.stringify(w)} and b ${JSON.stringify(b)} do not fit`);
-  return [members, sizeOf(x) / (members * dIn), dIn, dOut];
+  return [members, sizeOf(x) / (members * dIn), dIn, dOut] as const;
 }
 
 const asLinear = (addon: KernelsAddon) => addon as unknown as LinearAddon;
 
-/** `GrokpipeLinear`: x, w, b[, residual of the output's shape] → `[..., d_out]`. */
-const LINEAR = defineNativeKernel('Linear', ({ inputs, addon, out, view }) => {
+/** The kernels' attributes: the bias's shape (null without one) and whether `w` is `[d_out, d_in]`. */
+interface LinearAttrs {
+  biasShape: number[] | null;
+  transposed: boolean;
+}
+
+/** `GrokpipeLinear`: x, w[, b][, residual of the output's shape] → `[..., d_out]`. */
+const LINEAR = defineNativeKernel('Linear', ({ inputs, attrs, addon, out, view }) => {
   const { x, w, b, residual } = inputs as Record<string, TensorInfo | undefined> as Record<string, TensorInfo>;
-  const [members, rows, dIn, dOut] = linearShape(x.shape, w.shape, b.shape);
+  const { transposed } = attrs as unknown as LinearAttrs;
+  const [members, rows, dIn, dOut] = linearShape(x.shape, w.shape, b ? b.shape : null, transposed);
   const shape = [...x.shape.slice(0, -1), dOut];
   if (residual && JSON.stringify(residual.shape) !== JSON.stringify(shape))
     throw new Error(
@@ -77,8 +84,8 @@ const LINEAR = defineNativeKernel('Linear', ({ inputs, addon, out, view }) => {
   if (members * rows * dOut === 0) return y;
   const native = asLinear(addon);
   const yv = view(y);
-  native.matMul(view(x), view(w), yv, members, members, members, rows, dOut, dIn, false, false);
-  native.biasAdd(yv, view(b), members, rows, dOut);
+  native.matMul(view(x), view(w), yv, members, members, members, rows, dOut, dIn, false, transposed);
+  if (b) native.biasAdd(yv, view(b), members, rows, dOut);
   if (residual) native.addTo(yv, view(residual), yv.length);
   return y;
 });
@@ -91,23 +98,25 @@ function ones(n: number): Float32Array {
   return row;
 }
 
-/** `GrokpipeLinearGrad`: dy, x, w (attr `biasShape`) → dx, dw, db. */
+/** `GrokpipeLinearGrad`: dy, x, w (attrs `LinearAttrs`) → dx, dw[, db]. */
 const LINEAR_GRAD = defineNativeKernel('LinearGrad', ({ inputs, attrs, addon, out, view }) => {
   const { dy, x, w } = inputs as Record<string, TensorInfo>;
-  const biasShape = attrs.biasShape as number[];
-  const [members, rows, dIn, dOut] = linearShape(x.shape, w.shape, biasShape);
-  const grads = [out(x.shape), out(w.shape), out(biasShape)];
+  const { biasShape, transposed } = attrs as unknown as LinearAttrs;
+  const [members, rows, dIn, dOut] = linearShape(x.shape, w.shape, biasShape, transposed);
+  const grads = [out(x.shape), out(w.shape), ...(biasShape ? [out(biasShape)] : [])];
   const [dx, dw, db] = grads.map(view);
   if (members * rows === 0) {
     dw.fill(0);
-    db.fill(0);
+    db?.fill(0);
     return grads;
   }
   const native = asLinear(addon);
   const [g, xv, wv] = [view(dy), view(x), view(w)];
-  native.matMul(g, wv, dx, members, members, members, rows, dIn, dOut, false, true);
-  native.matMul(xv, g, dw, members, members, members, dIn, dOut, rows, true, false);
-  native.matMul(ones(rows), g, db, members, 1, members, 1, dOut, rows, false, false);
+  const M = members;
+  native.matMul(g, wv, dx, M, M, M, rows, dIn, dOut, false, !transposed);
+  if (transposed) native.matMul(g, xv, dw, M, M, M, dOut, dIn, rows, true, false);
+  else native.matMul(xv, g, dw, M, M, M, dIn, dOut, rows, true, false);
+  if (db) native.matMul(ones(rows), g, db, M, 1, M, 1, dOut, rows, false, false);
   return grads;
 });
 
@@ -125,11 +134,22 @@ tf.registerGradient({
  * `x @ w + b` on the last axis, natively, as one tape node (see the file's docstring for shapes);
  * with a `residual`, `residual + (x @ w + b)` (a residual connection: the same bits as the `Add`
  * after the affine map).
- * @param residual `[..., d_out]`, the output's shape; optional
+ * @param b the bias; optional. @param residual `[..., d_out]`, the output's shape; optional
+ * @param transposed `w` is `[d_out, d_in]` (`[members, d_out, d_in]`), PyTorch's `nn.Linear` layout
+ *   (layers.ts `linearT`): `x @ wᵀ`, with `dw = dyᵀ @ x`
  * @returns `[..., d_out]`
  * @throws Error when the shapes do not fit.
  */
-export function nativeLinear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, residual?: tf.Tensor): tf.Tensor {
-  const inputs: Record<string, tf.Tensor> = residual ? { x, w, b, residual } : { x, w, b };
-  return runNative<tf.Tensor>(LINEAR, inputs, { biasShape: b.shape });
+export function nativeLinear(
+  x: tf.Tensor,
+  w: tf.Tensor,
+  b?: tf.Tensor,
+  residual?: tf.Tensor,
+  transposed = false,
+): tf.Tensor {
+  const inputs: Record<string, tf.Tensor> = { x, w };
+  if (b) inputs.b = b;
+  if (residual) inputs.residual = residual;
+  const attrs: LinearAttrs = { biasShape: b ? b.shape : null, transposed };
+  return runNative<tf.Tensor>(LINEAR, inputs, attrs as unknown as tf.NamedAttrMap);
 }
