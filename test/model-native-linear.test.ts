@@ -37,19 +37,19 @@ let seed = 1;
 const normal = (shape: number[], std = 1): tf.Tensor =>
   tf.tensor(fillNormal(makeRng(seed++), new Float32Array(shape.reduce((p, d) => p * d, 1)), 0, std), shape);
 
-/** `y` and the gradients of `Σ y ⊙ r` for x, w, b, with the native kernels on or off, and the kernels that ran. */
-async function run(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, r: tf.Tensor, on: boolean) {
+/**
+ * `f(...xs)` and the gradients of `Σ f(xs) ⊙ r` with respect to each of `xs`, with the native
+ * kernels on or off, and the kernels that ran.
+ */
+async function runWith(f: (...a: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], r: tf.Tensor, on: boolean) {
   useNativeKernels(on);
   try {
     let out: tf.Tensor[] = [];
-    const f = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => fusedLinear(xi, wi, bi, false);
     const profile = await tf.profile(() => {
       out = tf.tidy(() => {
-        const { value, grads } = tf.valueAndGrads((a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
-          tf.sum(tf.mul(f(a, c, d), r)),
-        )([x, w, b]);
+        const { value, grads } = tf.valueAndGrads((...a: tf.Tensor[]) => tf.sum(tf.mul(f(...a), r)))(xs);
         value.dispose();
-        return [f(x, w, b), ...grads];
+        return [f(...xs), ...grads];
       });
     });
     const arrays = out.map((t) => Array.from(t.dataSync()));
@@ -60,6 +60,10 @@ async function run(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, r: tf.Tensor, on: b
     useNativeKernels(true);
   }
 }
+
+/** `runWith` of `fusedLinear` (transpose flags) on x, w, b. */
+const run = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, r: tf.Tensor, on: boolean) =>
+  runWith((xi, wi, bi) => fusedLinear(xi, wi, bi, false), [x, w, b], r, on);
 
 /** Native against the op chain on `x`, `w`, `b`: the same bits and shapes; @returns the native run's arrays. */
 async function compare(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): Promise<number[][]> {
@@ -141,27 +145,8 @@ suite('native affine map on wasm-blas', () => {
       const outShape = [...lead.slice(0, -1), wShape[wShape.length - 1]];
       const xs = [normal(outShape), normal(lead, 2), normal(wShape, 0.3), normal(bShape)];
       const r = normal(outShape);
-      const once = async (on: boolean) => {
-        useNativeKernels(on);
-        try {
-          let out: tf.Tensor[] = [];
-          const f = (a: tf.Tensor, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => residualLinear(a, x, w, b);
-          const profile = await tf.profile(() => {
-            out = tf.tidy(() => {
-              const { value, grads } = tf.valueAndGrads((...a: tf.Tensor[]) =>
-                tf.sum(tf.mul(f(a[0], a[1], a[2], a[3]), r)),
-              )(xs);
-              value.dispose();
-              return [f(xs[0], xs[1], xs[2], xs[3]), ...grads];
-            });
-          });
-          const arrays = out.map((t) => Array.from(t.dataSync()));
-          tf.dispose(out);
-          return { arrays, kernels: profile.kernelNames };
-        } finally {
-          useNativeKernels(true);
-        }
-      };
+      const f = (a: tf.Tensor, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => residualLinear(a, x, w, b);
+      const once = (on: boolean) => runWith(f, xs, r, on);
       const [got, want] = [await once(true), await once(false)];
       got.arrays.forEach((a, i) => expect(a, `output ${i}`).toEqual(want.arrays[i]));
       expect(got.kernels).toContain('GrokpipeLinear');
@@ -185,27 +170,7 @@ suite('native affine map on wasm-blas', () => {
       const [x, w] = [normal(xs, 2), normal(wShape, 0.3)];
       const f = (a: tf.Tensor, c: tf.Tensor) => (transposed ? linearT(a, c) : linear(a, c));
       const r = normal(f(x, w).shape);
-      const once = async (on: boolean) => {
-        useNativeKernels(on);
-        try {
-          let out: tf.Tensor[] = [];
-          const profile = await tf.profile(() => {
-            out = tf.tidy(() => {
-              const { value, grads } = tf.valueAndGrads((a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(f(a, c), r)))([
-                x,
-                w,
-              ]);
-              value.dispose();
-              return [f(x, w), ...grads];
-            });
-          });
-          const arrays = out.map((t) => Array.from(t.dataSync()));
-          tf.dispose(out);
-          return { arrays, kernels: profile.kernelNames };
-        } finally {
-          useNativeKernels(true);
-        }
-      };
+      const once = (on: boolean) => runWith(f, [x, w], r, on);
       const [got, want] = [await once(true), await once(false)];
       got.arrays.forEach((a, i) => expect(a, `output ${i}`).toEqual(want.arrays[i]));
       expect(got.kernels).toContain('GrokpipeLinearGrad');

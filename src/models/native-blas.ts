@@ -21,8 +21,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { wasmHeap } from './wasm-heap.js';
 
-/** The compiled addon's functions (native/src/blas.cc). */
-interface BlasAddon {
+/** The compiled addon's functions (native/src/blas.cc); `matMul` is also run by `native-linear.ts`. */
+export interface BlasAddon {
   load(candidates: string[]): BlasLibrary;
   setThreads(n: number): number | null;
   matMul(

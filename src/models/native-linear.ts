@@ -22,27 +22,15 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
+import type { BlasAddon } from './native-blas.js';
 import { defineNativeKernel, runNative, sizeOf } from './native-kernels.js';
 import type { KernelsAddon } from './native-kernels.js';
 
-/** The addon functions the affine map uses: native-blas.ts' `matMul` and linear.cc's `biasAdd`. */
-interface LinearAddon {
-  matMul(
-    a: Float32Array,
-    b: Float32Array,
-    c: Float32Array,
-    batch: number,
-    batchA: number,
-    batchB: number,
-    m: number,
-    n: number,
-    k: number,
-    transA: boolean,
-    transB: boolean,
-  ): void;
+/** The addon functions the affine map uses: native-blas.ts' `matMul` and linear.cc's helpers. */
+type LinearAddon = Pick<BlasAddon, 'matMul'> & {
   biasAdd(y: Float32Array, bias: Float32Array, groups: number, rows: number, d: number): void;
   addTo(y: Float32Array, r: Float32Array, n: number): void;
-}
+};
 
 /**
  * `[members, rows, d_in, d_out]` of an affine map: `members` 1 for an unstacked `w`, else its
