@@ -8,30 +8,17 @@
  * shapes are named.
  *
  * Where the addon is not built or no BLAS library loads, the tests are skipped with the reason,
- * unless `GROKPIPE_REQUIRE_NATIVE` is set (as in CI): then they fail.
+ * unless `GROKPIPE_REQUIRE_NATIVE` is set (as in CI): then they fail (test/native-helpers.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
 import { fusedLinear } from '../src/models/fused.js';
 import { linear, linearT, residualLinear } from '../src/models/layers.js';
-import { loadNativeBlas } from '../src/models/native-blas.js';
-import { kernelsAddon, useNativeKernels } from '../src/models/native-kernels.js';
+import { useNativeKernels } from '../src/models/native-kernels.js';
 import { nativeLinear } from '../src/models/native-linear.js';
 import { fillNormal, makeRng } from '../src/models/train-rng.js';
-
-const REQUIRE_NATIVE = Boolean(process.env.GROKPIPE_REQUIRE_NATIVE);
-const native = loadNativeBlas();
-const unavailable =
-  'error' in native
-    ? `native BLAS unavailable: ${native.error}`
-    : typeof (kernelsAddon() as { biasAdd?: unknown } | undefined)?.biasAdd === 'function'
-      ? undefined
-      : 'the addon has no biasAdd (rebuild it: npm run build:native)';
-if (unavailable && !REQUIRE_NATIVE)
-  console.warn(`native linear tests skipped (set GROKPIPE_REQUIRE_NATIVE to fail instead): ${unavailable}`);
-if (unavailable && REQUIRE_NATIVE) throw new Error(`GROKPIPE_REQUIRE_NATIVE is set but ${unavailable}`);
-const suite = unavailable ? describe.skip : describe;
+import { needNative, nativeUnavailable } from './native-helpers.js';
 
 let seed = 1;
 const normal = (shape: number[], std = 1): tf.Tensor =>
@@ -80,11 +67,14 @@ async function compare(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): Promise<number
   return got.arrays;
 }
 
-suite('native affine map on wasm-blas', () => {
+describe('native affine map on wasm-blas', () => {
+  beforeEach(needNative);
   beforeAll(async () => {
-    await initBackend('wasm-blas', { threads: 1 });
+    if (!nativeUnavailable) await initBackend('wasm-blas', { threads: 1 });
   });
-  afterAll(() => useNativeKernels(true));
+  afterAll(() => {
+    if (!nativeUnavailable) useNativeKernels(true);
+  });
 
   it('one model: the op chain bit for bit, odd and training shapes', async () => {
     for (const [xs, dIn, dOut] of [

@@ -7,28 +7,15 @@
  * a position outside the sequence is named.
  *
  * Where the addon is not built or no BLAS library loads, the tests are skipped with the reason,
- * unless `GROKPIPE_REQUIRE_NATIVE` is set (as in CI): then they fail.
+ * unless `GROKPIPE_REQUIRE_NATIVE` is set (as in CI): then they fail (test/native-helpers.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/models/backend.js';
 import { positionMask, selectPositions } from '../src/models/layers.js';
-import { loadNativeBlas } from '../src/models/native-blas.js';
-import { kernelsAddon, useNativeKernels } from '../src/models/native-kernels.js';
+import { useNativeKernels } from '../src/models/native-kernels.js';
 import { fillNormal, makeRng } from '../src/models/train-rng.js';
-
-const REQUIRE_NATIVE = Boolean(process.env.GROKPIPE_REQUIRE_NATIVE);
-const native = loadNativeBlas();
-const unavailable =
-  'error' in native
-    ? `native BLAS unavailable: ${native.error}`
-    : typeof (kernelsAddon() as { selectRows?: unknown } | undefined)?.selectRows === 'function'
-      ? undefined
-      : 'the addon has no selectRows (rebuild it: npm run build:native)';
-if (unavailable && !REQUIRE_NATIVE)
-  console.warn(`native position tests skipped (set GROKPIPE_REQUIRE_NATIVE to fail instead): ${unavailable}`);
-if (unavailable && REQUIRE_NATIVE) throw new Error(`GROKPIPE_REQUIRE_NATIVE is set but ${unavailable}`);
-const suite = unavailable ? describe.skip : describe;
+import { needNative, nativeUnavailable } from './native-helpers.js';
 
 let seed = 1;
 const normal = (shape: number[]): tf.Tensor =>
@@ -58,11 +45,14 @@ async function run(f: () => tf.Tensor[], on: boolean) {
   }
 }
 
-suite('answer-position kernels on wasm-blas', () => {
+describe('answer-position kernels on wasm-blas', () => {
+  beforeEach(needNative);
   beforeAll(async () => {
-    await initBackend('wasm-blas', { threads: 1 });
+    if (!nativeUnavailable) await initBackend('wasm-blas', { threads: 1 });
   });
-  afterAll(() => useNativeKernels(true));
+  afterAll(() => {
+    if (!nativeUnavailable) useNativeKernels(true);
+  });
 
   it('selectPositions: values and gradient bit for bit, one model and folded members', async () => {
     for (const [batch, seq, d] of [

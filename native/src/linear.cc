@@ -15,7 +15,7 @@ using grokpipe::Mul;
 // biasAdd(y, bias, groups, rows, d): y [groups, rows, d] += bias [groups, d], member g's rows
 // with its own bias row (groups 1 for one model).
 Napi::Value BiasAdd(const Napi::CallbackInfo& info) {
-  Args a(info, "biasAdd");
+  Args a(info, "biasAdd", 5);
   const int64_t groups = a.Size(2, "groups");
   const int64_t rows = a.Size(3, "rows");
   const int64_t d = a.Size(4, "d");
@@ -35,7 +35,7 @@ Napi::Value BiasAdd(const Napi::CallbackInfo& info) {
 // addTo(y, r, n): y[i] += r[i] for i < n (a residual connection, after the bias: fl(fl(acc + b) + r)
 // as wasm's two `Add`s).
 Napi::Value AddTo(const Napi::CallbackInfo& info) {
-  Args a(info, "addTo");
+  Args a(info, "addTo", 3);
   const int64_t n = a.Size(2, "n");
   float* y = a.Floats(0, "y", n);
   const float* r = a.Floats(1, "r", n);

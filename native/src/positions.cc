@@ -27,7 +27,7 @@ bool PositionsFit(Args& a, const int32_t* pos, int64_t batch, int64_t seq) {
 // selectRows(x, positions, out, batch, seq, d): out[b] = x[b, positions[b]]; x [batch, seq, d],
 // positions i32 [batch], out [batch, d].
 Napi::Value SelectRows(const Napi::CallbackInfo& info) {
-  Args a(info, "selectRows");
+  Args a(info, "selectRows", 6);
   const int64_t batch = a.Size(3, "batch"), seq = a.Size(4, "seq"), d = a.Size(5, "d");
   const float* x = a.Floats(0, "x", Mul(Mul(batch, seq), d));
   const int32_t* pos = a.Ints(1, "positions", batch);
@@ -43,7 +43,7 @@ Napi::Value SelectRows(const Napi::CallbackInfo& info) {
 // selectRowsGrad(dy, positions, dx, batch, seq, d): dx = 0, then dx[b, positions[b]] += dy[b]
 // (as the segment sum does: 0 + dy, which turns −0 into +0).
 Napi::Value SelectRowsGrad(const Napi::CallbackInfo& info) {
-  Args a(info, "selectRowsGrad");
+  Args a(info, "selectRowsGrad", 6);
   const int64_t batch = a.Size(3, "batch"), seq = a.Size(4, "seq"), d = a.Size(5, "d");
   const float* dy = a.Floats(0, "dy", Mul(batch, d));
   const int32_t* pos = a.Ints(1, "positions", batch);
@@ -60,7 +60,7 @@ Napi::Value SelectRowsGrad(const Napi::CallbackInfo& info) {
 // positionMask(positions, mask, batch, seq): mask[b, j] = (j > positions[b] ? 1 : 0) · −1e9
 // (−0 where allowed, as the float32 product of the cast comparison).
 Napi::Value PositionMask(const Napi::CallbackInfo& info) {
-  Args a(info, "positionMask");
+  Args a(info, "positionMask", 4);
   const int64_t batch = a.Size(2, "batch"), seq = a.Size(3, "seq");
   const int32_t* pos = a.Ints(0, "positions", batch);
   float* mask = a.Floats(1, "mask", Mul(batch, seq));

@@ -24,7 +24,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { BlasAddon } from './native-blas.js';
 import { defineNativeKernel, runNative, sizeOf } from './native-kernels.js';
-import type { KernelsAddon } from './native-kernels.js';
 
 /** The addon functions the affine map uses: native-blas.ts' `matMul` and linear.cc's helpers. */
 type LinearAddon = Pick<BlasAddon, 'matMul'> & {
@@ -50,8 +49,6 @@ function linearShape(x: number[], w: number[], b: number[] | null, transposed: b
   return [members, sizeOf(x) / (members * dIn), dIn, dOut] as const;
 }
 
-const asLinear = (addon: KernelsAddon) => addon as unknown as LinearAddon;
-
 /** The kernels' attributes: the bias's shape (null without one) and whether `w` is `[d_out, d_in]`. */
 interface LinearAttrs {
   biasShape: number[] | null;
@@ -59,24 +56,27 @@ interface LinearAttrs {
 }
 
 /** `GrokpipeLinear`: x, w[, b][, residual of the output's shape] → `[..., d_out]`. */
-const LINEAR = defineNativeKernel('Linear', ({ inputs, attrs, addon, out, view }) => {
-  const { x, w, b, residual } = inputs as Record<string, TensorInfo | undefined> as Record<string, TensorInfo>;
-  const { transposed } = attrs as unknown as LinearAttrs;
-  const [members, rows, dIn, dOut] = linearShape(x.shape, w.shape, b ? b.shape : null, transposed);
-  const shape = [...x.shape.slice(0, -1), dOut];
-  if (residual && JSON.stringify(residual.shape) !== JSON.stringify(shape))
-    throw new Error(
-      `linear: residual ${JSON.stringify(residual.shape)} is not of the output's shape ${JSON.stringify(shape)}`,
-    );
-  const y = out(shape);
-  if (members * rows * dOut === 0) return y;
-  const native = asLinear(addon);
-  const yv = view(y);
-  native.matMul(view(x), view(w), yv, members, members, members, rows, dOut, dIn, false, transposed);
-  if (b) native.biasAdd(yv, view(b), members, rows, dOut);
-  if (residual) native.addTo(yv, view(residual), yv.length);
-  return y;
-});
+const LINEAR = defineNativeKernel<LinearAddon>(
+  'Linear',
+  ['matMul', 'biasAdd', 'addTo'],
+  ({ inputs, attrs, addon, out, view }) => {
+    const { x, w, b, residual } = inputs as Record<string, TensorInfo | undefined> as Record<string, TensorInfo>;
+    const { transposed } = attrs as unknown as LinearAttrs;
+    const [members, rows, dIn, dOut] = linearShape(x.shape, w.shape, b ? b.shape : null, transposed);
+    const shape = [...x.shape.slice(0, -1), dOut];
+    if (residual && JSON.stringify(residual.shape) !== JSON.stringify(shape))
+      throw new Error(
+        `linear: residual ${JSON.stringify(residual.shape)} is not of the output's shape ${JSON.stringify(shape)}`,
+      );
+    const y = out(shape);
+    if (members * rows * dOut === 0) return y;
+    const yv = view(y);
+    addon.matMul(view(x), view(w), yv, members, members, members, rows, dOut, dIn, false, transposed);
+    if (b) addon.biasAdd(yv, view(b), members, rows, dOut);
+    if (residual) addon.addTo(yv, view(residual), yv.length);
+    return y;
+  },
+);
 
 /** Rows of ones `[n]` for the bias gradient's product, one per length, reused. */
 const onesRows = new Map<number, Float32Array>();
@@ -87,7 +87,7 @@ function ones(n: number): Float32Array {
 }
 
 /** `GrokpipeLinearGrad`: dy, x, w (attrs `LinearAttrs`) → dx, dw[, db]. */
-const LINEAR_GRAD = defineNativeKernel('LinearGrad', ({ inputs, attrs, addon, out, view }) => {
+const LINEAR_GRAD = defineNativeKernel<LinearAddon>('LinearGrad', ['matMul'], ({ inputs, attrs, addon, out, view }) => {
   const { dy, x, w } = inputs as Record<string, TensorInfo>;
   const { biasShape, transposed } = attrs as unknown as LinearAttrs;
   const [members, rows, dIn, dOut] = linearShape(x.shape, w.shape, biasShape, transposed);
@@ -98,13 +98,12 @@ const LINEAR_GRAD = defineNativeKernel('LinearGrad', ({ inputs, attrs, addon, ou
     db?.fill(0);
     return grads;
   }
-  const native = asLinear(addon);
   const [g, xv, wv] = [view(dy), view(x), view(w)];
   const M = members;
-  native.matMul(g, wv, dx, M, M, M, rows, dIn, dOut, false, !transposed);
-  if (transposed) native.matMul(g, xv, dw, M, M, M, dOut, dIn, rows, true, false);
-  else native.matMul(xv, g, dw, M, M, M, dIn, dOut, rows, true, false);
-  if (db) native.matMul(ones(rows), g, db, M, 1, M, 1, dOut, rows, false, false);
+  addon.matMul(g, wv, dx, M, M, M, rows, dIn, dOut, false, !transposed);
+  if (transposed) addon.matMul(g, xv, dw, M, M, M, dOut, dIn, rows, true, false);
+  else addon.matMul(xv, g, dw, M, M, M, dIn, dOut, rows, true, false);
+  if (db) addon.matMul(ones(rows), g, db, M, 1, M, 1, dOut, rows, false, false);
   return grads;
 });
 

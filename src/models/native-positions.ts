@@ -14,7 +14,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { defineNativeKernel, runNative } from './native-kernels.js';
-import type { KernelsAddon } from './native-kernels.js';
 
 /** positions.cc's functions. */
 interface PositionsAddon {
@@ -30,8 +29,6 @@ interface PositionsAddon {
   positionMask(positions: Int32Array, mask: Float32Array, batch: number, seq: number): void;
 }
 
-const asPositions = (addon: KernelsAddon) => addon as unknown as PositionsAddon;
-
 /** `[batch, seq, d]` of `x` against `positions` `[batch]`. @throws Error when they do not fit. */
 function rowsShape(x: number[], positions: number[]): [number, number, number] {
   if (x.length !== 3 || positions.length !== 1 || positions[0] !== x[0])
@@ -40,33 +37,45 @@ function rowsShape(x: number[], positions: number[]): [number, number, number] {
 }
 
 /** `GrokpipeSelectRows`: x, positions → `[batch, d]`. */
-const SELECT_ROWS = defineNativeKernel('SelectRows', ({ inputs, addon, out, view, ints }) => {
-  const { x, positions } = inputs as Record<string, TensorInfo>;
-  const [batch, seq, d] = rowsShape(x.shape, positions.shape);
-  const y = out([batch, d]);
-  asPositions(addon).selectRows(view(x), ints(positions), view(y), batch, seq, d);
-  return y;
-});
+const SELECT_ROWS = defineNativeKernel<PositionsAddon>(
+  'SelectRows',
+  ['selectRows'],
+  ({ inputs, addon, out, view, ints }) => {
+    const { x, positions } = inputs as Record<string, TensorInfo>;
+    const [batch, seq, d] = rowsShape(x.shape, positions.shape);
+    const y = out([batch, d]);
+    addon.selectRows(view(x), ints(positions), view(y), batch, seq, d);
+    return y;
+  },
+);
 
 /** `GrokpipeSelectRowsGrad`: dy, positions (attr `seq`) → dx `[batch, seq, d]`. */
-const SELECT_ROWS_GRAD = defineNativeKernel('SelectRowsGrad', ({ inputs, attrs, addon, out, view, ints }) => {
-  const { dy, positions } = inputs as Record<string, TensorInfo>;
-  const [batch, d] = dy.shape;
-  const seq = attrs.seq as number;
-  const dx = out([batch, seq, d]);
-  asPositions(addon).selectRowsGrad(view(dy), ints(positions), view(dx), batch, seq, d);
-  return dx;
-});
+const SELECT_ROWS_GRAD = defineNativeKernel<PositionsAddon>(
+  'SelectRowsGrad',
+  ['selectRowsGrad'],
+  ({ inputs, attrs, addon, out, view, ints }) => {
+    const { dy, positions } = inputs as Record<string, TensorInfo>;
+    const [batch, d] = dy.shape;
+    const seq = attrs.seq as number;
+    const dx = out([batch, seq, d]);
+    addon.selectRowsGrad(view(dy), ints(positions), view(dx), batch, seq, d);
+    return dx;
+  },
+);
 
 /** `GrokpipePositionMask`: positions (attr `seq`) → `[batch, 1, 1, seq]`. */
-const POSITION_MASK = defineNativeKernel('PositionMask', ({ inputs, attrs, addon, out, view, ints }) => {
-  const { positions } = inputs as Record<string, TensorInfo>;
-  const seq = attrs.seq as number;
-  const batch = positions.shape[0];
-  const mask = out([batch, 1, 1, seq]);
-  asPositions(addon).positionMask(ints(positions), view(mask), batch, seq);
-  return mask;
-});
+const POSITION_MASK = defineNativeKernel<PositionsAddon>(
+  'PositionMask',
+  ['positionMask'],
+  ({ inputs, attrs, addon, out, view, ints }) => {
+    const { positions } = inputs as Record<string, TensorInfo>;
+    const seq = attrs.seq as number;
+    const batch = positions.shape[0];
+    const mask = out([batch, 1, 1, seq]);
+    addon.positionMask(ints(positions), view(mask), batch, seq);
+    return mask;
+  },
+);
 
 tf.registerGradient({
   kernelName: SELECT_ROWS,
