@@ -47,6 +47,11 @@ describe("the addon's argument checks (args.h)", () => {
       gradNorm: 3,
       adamwUpdate: 19,
       emaFilter: 7,
+      biasAdd: 5,
+      addTo: 3,
+      selectRows: 6,
+      selectRowsGrad: 6,
+      positionMask: 4,
     };
     for (const [fn, n] of Object.entries(arity)) {
       const message = `${fn} expects ${n} argument${n === 1 ? '' : 's'}`;
