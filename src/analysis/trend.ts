@@ -211,7 +211,13 @@ export function studyTrends(runs: readonly AnalyzedRun[], thresholds: readonly n
       const f = { ...base, metric: `${short}_first_${x0}`, reached: yFirst.filter(Number.isFinite).length };
       const ft = { ...f, trend: rankTrend(x, yFirst) };
       const differs = y.some((s, i) => s !== yFirst[i]);
-      const first = { ...f, trend: ft.trend, statement: trendStatement(ft, true), differs };
+      const first = {
+        metric: f.metric,
+        reached: f.reached,
+        trend: ft.trend,
+        statement: trendStatement(ft, true),
+        differs,
+      };
       out.push({ ...t, statement: trendStatement(t), first });
     }
   }
