@@ -15,11 +15,20 @@
  *   and crosses again is credited with the *later* crossing; one that is below θ at the last
  *   evaluation has not generalised (`null`), whatever it reached before. Noisy crossings are
  *   handled by this rule alone, with no smoothing: a single evaluation below θ resets the clock.
+ * - **First crossing** at θ, reported beside generalisation: the first evaluation step at which the
+ *   test accuracy reaches θ, whatever follows (`firstReach`, as for memorisation). Both exist
+ *   because they answer different questions: the strict step says when θ was *held*, but an
+ *   accuracy that reaches θ early and then hovers around it (OOD on the base configuration of
+ *   docs/findings.md, "Train code version 3": ≥ 0.9 at step 700–800, dips to 0.866–0.897 until
+ *   3,700 or later) has its strict step decided by its last dip, which float rounding alone can
+ *   move by thousands of steps; the first crossing is the onset, and a dip cannot move it. It is
+ *   never later than the strict step, equal when the accuracy never falls back below θ.
  * - **Delay** = generalisation step − memorisation step (steps; negative when the test accuracy
  *   stays above θ before the training accuracy reaches its threshold, e.g. ID atomic facts).
  *   **Ratio** = generalisation step / memorisation step (dimensionless; the paper's "grokking
  *   takes k× longer than memorisation"). Both are `null` when either step is `null`; the ratio is
- *   also `null` when memorisation happened at step 0.
+ *   also `null` when memorisation happened at step 0. The first crossing has its own delay and
+ *   ratio, defined the same way.
  *
  * Steps are optimizer steps (as logged in `curve.parquet`'s `step`), epochs are passes over the
  * training set (`epoch`, fractional). Accuracies are fractions in [0, 1]. A value "reaches" a
@@ -139,7 +148,7 @@ export function reaches(accuracy: number, threshold: number): boolean {
 
 /**
  * The first evaluation at which `series` reaches `threshold`, or `null` when it never does (or the
- * series is empty or missing). Used for memorisation.
+ * series is empty or missing). Used for memorisation and for the first crossing of a test accuracy.
  */
 export function firstReach(series: CurveSeries | undefined, threshold: number): Crossing | null {
   if (!series) return null;
@@ -176,6 +185,15 @@ export interface Generalisation {
   delay: number | null;
   /** `at.step / memorisation step`; `null` when either is `null` or memorisation was at step 0. */
   ratio: number | null;
+  /**
+   * First step at which accuracy reached θ, whatever follows (see `firstReach`; a later dip does
+   * not move it); `null` = never reached. Never later than `at`.
+   */
+  first: Crossing | null;
+  /** `first.step − memorisation step` (steps); `null` when either is `null`. */
+  firstDelay: number | null;
+  /** `first.step / memorisation step`; `null` when either is `null` or memorisation was at step 0. */
+  firstRatio: number | null;
 }
 
 /** The grokking metrics of one run. */
@@ -202,6 +220,12 @@ export interface MetricOptions {
   generaliseThresholds?: readonly number[];
 }
 
+/** Delay (steps) and ratio of a crossing to memorisation (module header); `null` where undefined. */
+function relativeTo(at: Crossing | null, memorise: Crossing | null): [number | null, number | null] {
+  if (!at || !memorise) return [null, null];
+  return [at.step - memorise.step, memorise.step > 0 ? at.step / memorise.step : null];
+}
+
 /**
  * Computes a run's grokking metrics from its curve (definitions in this module's header).
  * An empty curve gives `null` everywhere.
@@ -214,9 +238,10 @@ export function computeRunMetrics(curve: Curve, options: MetricOptions = {}): Ru
   for (const { type, short } of GENERALISATION_TYPES) {
     for (const threshold of thresholds) {
       const at = stableReach(curve[type], threshold);
-      const delay = at && memorise ? at.step - memorise.step : null;
-      const ratio = at && memorise && memorise.step > 0 ? at.step / memorise.step : null;
-      generalise.push({ type, short, threshold, at, delay, ratio });
+      const first = firstReach(curve[type], threshold);
+      const [delay, ratio] = relativeTo(at, memorise);
+      const [firstDelay, firstRatio] = relativeTo(first, memorise);
+      generalise.push({ type, short, threshold, at, delay, ratio, first, firstDelay, firstRatio });
     }
   }
   const final: Record<string, number | null> = {};

@@ -63,18 +63,31 @@ export function thresholdText(threshold: number): string {
   return String(threshold);
 }
 
+/**
+ * Names of the four columns of one crossing of one test type at one threshold text `x`: the step
+ * θ was held from (`id_step_0.9`, `id_epoch_0.9`, `id_delay_0.9`, `id_ratio_0.9`) or, with `first`,
+ * the first crossing (`id_first_0.9`, `id_first_epoch_0.9`, `id_first_delay_0.9`, `id_first_ratio_0.9`).
+ */
+function crossingColumnNames(short: string, x: string, first: boolean): [string, string, string, string] {
+  const p = first ? `${short}_first` : short;
+  return [first ? `${p}_${x}` : `${p}_step_${x}`, `${p}_epoch_${x}`, `${p}_delay_${x}`, `${p}_ratio_${x}`];
+}
+
 /** Names of the metric columns of `metrics.parquet`, in order, for the given thresholds. */
 export function metricColumnNames(thresholds: readonly number[]): string[] {
-  const names = ['memorise_step', 'memorise_epoch'];
-  for (const { short } of GENERALISATION_TYPES) {
-    for (const t of thresholds) {
-      const x = thresholdText(t);
-      names.push(`${short}_step_${x}`, `${short}_epoch_${x}`, `${short}_delay_${x}`, `${short}_ratio_${x}`);
-    }
-  }
-  for (const type of ACCURACY_TYPES) names.push(`final_${type}`);
-  names.push('last_step', 'last_epoch');
-  return names;
+  const crossings = (first: boolean): string[] =>
+    GENERALISATION_TYPES.flatMap(({ short }) =>
+      thresholds.flatMap((t) => crossingColumnNames(short, thresholdText(t), first)),
+    );
+  return [
+    'memorise_step',
+    'memorise_epoch',
+    ...crossings(false),
+    ...ACCURACY_TYPES.map((type) => `final_${type}`),
+    'last_step',
+    'last_epoch',
+    ...crossings(true),
+  ];
 }
 
 /** The knobs of a set of runs: the union of their matrix keys, in first-seen order. */
@@ -131,7 +144,12 @@ export function knobColumns(runs: readonly AnalyzedRun[], thresholds: readonly n
  *   the final model's accuracy (evaluate's `accuracy.parquet`; the curve's last point when a type
  *   is missing there; NULL when absent from both);
  * - `last_step INT32`, `last_epoch DOUBLE`: the last evaluation of the curve (NULL if empty),
- *   i.e. how long the run had to reach a threshold.
+ *   i.e. how long the run had to reach a threshold;
+ * - per type `id`, `ood` and threshold θ, the first crossing (analyze version 8 on):
+ *   `<t>_first_θ INT32` (first step at which accuracy reached θ, whatever follows; NULL = never),
+ *   `<t>_first_epoch_θ DOUBLE`, `<t>_first_delay_θ DOUBLE`, `<t>_first_ratio_θ DOUBLE` (as for
+ *   `<t>_step_θ`). `<t>_step_θ` is when θ was held to the end, decided by the last dip below it;
+ *   `<t>_first_θ` is the onset, which a dip cannot move (definitions: `./metrics.ts`).
  * NULL, not −1 or NaN, so that SQL aggregates skip what was not reached (`avg("ood_step_0.9")`).
  */
 export function metricsTable(runs: readonly AnalyzedRun[], thresholds: readonly number[]): Table {
@@ -147,21 +165,26 @@ export function metricsTable(runs: readonly AnalyzedRun[], thresholds: readonly 
     const values = runs.map(f);
     columns.push({ name, type: 'DOUBLE', data: Float64Array.from(values, (v) => v ?? 0), nulls: values.map(missing) });
   };
+  const crossings = (first: boolean): void => {
+    for (const { type, short } of GENERALISATION_TYPES) {
+      for (const t of thresholds) {
+        const [step, epoch, delay, ratio] = crossingColumnNames(short, thresholdText(t), first);
+        const g = (r: AnalyzedRun) => r.metrics.generalise.find((e) => e.type === type && e.threshold === t);
+        const at = (r: AnalyzedRun) => (first ? g(r)?.first : g(r)?.at);
+        int(step, (r) => at(r)?.step);
+        dbl(epoch, (r) => at(r)?.epoch);
+        dbl(delay, (r) => (first ? g(r)?.firstDelay : g(r)?.delay));
+        dbl(ratio, (r) => (first ? g(r)?.firstRatio : g(r)?.ratio));
+      }
+    }
+  };
   int('memorise_step', (r) => r.metrics.memorise?.step);
   dbl('memorise_epoch', (r) => r.metrics.memorise?.epoch);
-  for (const { type, short } of GENERALISATION_TYPES) {
-    thresholds.forEach((t) => {
-      const x = thresholdText(t);
-      const g = (r: AnalyzedRun) => r.metrics.generalise.find((e) => e.type === type && e.threshold === t);
-      int(`${short}_step_${x}`, (r) => g(r)?.at?.step);
-      dbl(`${short}_epoch_${x}`, (r) => g(r)?.at?.epoch);
-      dbl(`${short}_delay_${x}`, (r) => g(r)?.delay);
-      dbl(`${short}_ratio_${x}`, (r) => g(r)?.ratio);
-    });
-  }
+  crossings(false);
   for (const type of ACCURACY_TYPES) dbl(`final_${type}`, (r) => finalAccuracy(r, type));
   int('last_step', (r) => r.metrics.last?.step);
   dbl('last_epoch', (r) => r.metrics.last?.epoch);
+  crossings(true);
   return { columns };
 }
 
@@ -254,7 +277,9 @@ const fmtRatio = (x: number): string => (x >= 10 ? x.toFixed(0) : x.toFixed(1));
  * (`ctx.record('summary', ...)`). The first line gives memorisation and ID/OOD generalisation at
  * the lowest threshold, e.g.
  * `entities=400,seed=1: memorised at step 1200 (epoch 40.1); ID ≥0.9 at step 3400 (2.8× memorisation); OOD ≥0.9 at step 5200 (4.3× memorisation)`;
- * the second the final accuracies.
+ * where the first crossing (`./metrics.ts`) is earlier than the step θ was held from, it follows:
+ * `OOD ≥0.9 at step 3700 (5.3× memorisation), first reached at step 700`, or
+ * `OOD not ≥0.9 to the end, first reached at step 700`. The second line gives the final accuracies.
  */
 export function summaryLines(runs: readonly AnalyzedRun[], thresholds: readonly number[]): string[] {
   const t = Math.min(...thresholds);
@@ -276,12 +301,13 @@ export function summaryLines(runs: readonly AnalyzedRun[], thresholds: readonly 
     for (const { type, label } of GENERALISATION_TYPES) {
       const g = m.generalise.find((e) => e.type === type && e.threshold === t);
       if (!g) continue;
+      const first = g.first && g.first.step !== g.at?.step ? `, first reached at step ${g.first.step}` : '';
       if (g.at) {
         const rel = g.ratio !== null ? ` (${fmtRatio(g.ratio)}× memorisation)` : '';
-        parts.push(`${label} ≥${t} at step ${g.at.step}${rel}`);
+        parts.push(`${label} ≥${t} at step ${g.at.step}${rel}${first}`);
       } else {
         missing = true;
-        parts.push(`${label} not ≥${t} to the end`);
+        parts.push(`${label} not ≥${t} to the end${first}`);
       }
     }
     const end = missing && m.last ? ` (run ended at step ${m.last.step})` : '';
@@ -298,7 +324,7 @@ const jsonNumber = (x: number | null | undefined): Json =>
 /**
  * The numbers for the manifest (`ctx.record('metrics', ...)`): `{ <run>: { matrix, memorise_step,
  * memorise_epoch, <t>_step_θ, <t>_epoch_θ, <t>_delay_θ, <t>_ratio_θ, final_<type>, last_step,
- * last_epoch } }` with `null` where `metrics.parquet` has NULL.
+ * last_epoch, <t>_first_θ, <t>_first_epoch_θ, <t>_first_delay_θ, <t>_first_ratio_θ } }` with `null` where `metrics.parquet` has NULL.
  */
 export function metricsRecord(runs: readonly AnalyzedRun[], thresholds: readonly number[]): Json {
   const table = metricsTable(runs, thresholds);

@@ -7,7 +7,10 @@
  *   the Pearson correlation of their mid-ranks (tied values share the mean of the ranks they span,
  *   as scipy.stats.spearmanr). A run that never generalised is *censored*: it is ranked after
  *   every run that did (its step is taken as +∞), tied with the other censored runs, so that
- *   "never" counts as "slower than any", not as missing.
+ *   "never" counts as "slower than any", not as missing. The same statistic is computed on the
+ *   *first crossing* of θ (`firstReach` in `./metrics.ts`), which a dip below θ after the onset
+ *   cannot move, where the "stays" step is decided by the last dip (docs/findings.md, "Train code
+ *   version 3": float rounding alone flipped three studies' verdicts on the "stays" step).
  * - **Confidence interval**: percentile bootstrap over runs (Efron & Tibshirani 1993, *An
  *   Introduction to the Bootstrap*, ch. 13): `BOOTSTRAP_RESAMPLES` resamples of the runs with
  *   replacement, ρ of each (resamples in which the knob or the steps are constant have no ρ and
@@ -135,17 +138,34 @@ export interface StudyTrend {
   trend: RankTrend;
   /** One line: ρ, the interval, the counts and what it says (`trendStatement`). */
   statement: string;
+  /** The same trend on the first crossing of θ instead of the step θ was held from. */
+  first: FirstCrossingTrend;
+}
+
+/** The trend of the first-crossing steps (`firstReach`), beside a `StudyTrend`. */
+export interface FirstCrossingTrend {
+  /** `metrics.parquet` column of the steps (`ood_first_0.9`, `id_first_0.9`). */
+  metric: string;
+  /** Runs (of the `StudyTrend`'s) that reached θ at some evaluation. */
+  reached: number;
+  /** ρ and its bootstrap interval (`rankTrend`, same seed). */
+  trend: RankTrend;
+  /** One line, e.g. `OOD first ≥0.9 vs values: Spearman ρ = …` (`trendStatement`). */
+  statement: string;
+  /** Whether some run's first crossing differs from its held step (else the trends coincide). */
+  differs: boolean;
 }
 
 const signed = (x: number): string => (Number.isNaN(x) ? 'n/a' : `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(2)}`);
 
 /**
  * The sentence of a trend, e.g. `OOD ≥0.9 vs values: Spearman ρ = +0.86, 95% CI [+0.62, +0.97]
- * (9 runs, 7 reached; never = slowest): later as values grows`.
+ * (9 runs, 7 reached; never = slowest): later as values grows`; with `first`, of the trend of the
+ * first crossing (`OOD first ≥0.9 vs values: ...`).
  */
-export function trendStatement(t: Omit<StudyTrend, 'statement'>): string {
+export function trendStatement(t: Omit<StudyTrend, 'statement' | 'first'>, first = false): string {
   const { rho, low, high } = t.trend;
-  const head = `${t.split} ≥${t.threshold} vs ${t.knob}: Spearman ρ = ${signed(rho)}`;
+  const head = `${t.split}${first ? ' first' : ''} ≥${t.threshold} vs ${t.knob}: Spearman ρ = ${signed(rho)}`;
   const counts = `${t.runs} runs, ${t.reached} reached${t.reached < t.runs ? '; never = slowest' : ''}`;
   if (Number.isNaN(rho)) {
     const why = t.reached === 0 ? 'no run reached θ' : 'the steps do not vary';
@@ -164,7 +184,8 @@ export function trendStatement(t: Omit<StudyTrend, 'statement'>): string {
 /**
  * The trends of a study (module comment): for each numeric knob that varies and is not a seed
  * (`sweepKnobs`, `isSeedKnob`), OOD then ID steps-to-generalise at the lowest threshold, over every
- * run that has a value of the knob. Empty when no such knob varies (e.g. a sweep over `arch`).
+ * run that has a value of the knob, each with the same trend on the first crossing of θ (`first`).
+ * Empty when no such knob varies (e.g. a sweep over `arch`).
  */
 export function studyTrends(runs: readonly AnalyzedRun[], thresholds: readonly number[]): StudyTrend[] {
   const threshold = Math.min(...thresholds);
@@ -174,26 +195,50 @@ export function studyTrends(runs: readonly AnalyzedRun[], thresholds: readonly n
     for (const { type, short, label } of [...GENERALISATION_TYPES].reverse()) {
       const x: number[] = [];
       const y: number[] = [];
+      const yFirst: number[] = [];
       for (const r of runs) {
         const v = r.matrix[knob.name];
         if (typeof v !== 'number') continue;
         const g = r.metrics.generalise.find((e) => e.type === type && e.threshold === threshold);
         x.push(v);
         y.push(g?.at ? g.at.step : Number.POSITIVE_INFINITY);
+        yFirst.push(g?.first ? g.first.step : Number.POSITIVE_INFINITY);
       }
       const reached = y.filter(Number.isFinite).length;
-      const metric = `${short}_step_${thresholdText(threshold)}`;
-      const t = { knob: knob.name, metric, split: label, threshold, runs: x.length, reached, trend: rankTrend(x, y) };
-      out.push({ ...t, statement: trendStatement(t) });
+      const x0 = thresholdText(threshold);
+      const base = { knob: knob.name, split: label, threshold, runs: x.length };
+      const t = { ...base, metric: `${short}_step_${x0}`, reached, trend: rankTrend(x, y) };
+      const f = { ...base, metric: `${short}_first_${x0}`, reached: yFirst.filter(Number.isFinite).length };
+      const ft = { ...f, trend: rankTrend(x, yFirst) };
+      const differs = y.some((s, i) => s !== yFirst[i]);
+      const first = {
+        metric: f.metric,
+        reached: f.reached,
+        trend: ft.trend,
+        statement: trendStatement(ft, true),
+        differs,
+      };
+      out.push({ ...t, statement: trendStatement(t), first });
     }
   }
   return out;
 }
 
 /**
+ * The summary's trend statements: each trend's, followed by its first-crossing trend's when some
+ * run's first crossing differs from its held step (else the two say the same).
+ */
+export function trendLines(trends: readonly StudyTrend[]): string[] {
+  return trends.flatMap((t) => (t.first.differs ? [t.statement, t.first.statement] : [t.statement]));
+}
+
+/**
  * `trend.parquet`, one row per trend: `knob STRING, metric STRING, threshold DOUBLE, runs INT32,
  * reached INT32, rho DOUBLE, ci_low DOUBLE, ci_high DOUBLE` (NULL when undefined), `level DOUBLE`,
- * `resamples INT32` (resamples that had a ρ), `seed INT32`, `statement STRING`.
+ * `resamples INT32` (resamples that had a ρ), `seed INT32`, `statement STRING`; then the same
+ * trend on the first crossing of θ (analyze version 8 on): `first_metric STRING` (`ood_first_0.9`),
+ * `first_reached INT32`, `first_rho DOUBLE`, `first_ci_low DOUBLE`, `first_ci_high DOUBLE`,
+ * `first_resamples INT32`, `first_statement STRING` (same runs, level and seed).
  */
 export function trendTable(trends: readonly StudyTrend[]): Table {
   const num = (name: string, f: (t: StudyTrend) => number): Column => {
@@ -219,6 +264,13 @@ export function trendTable(trends: readonly StudyTrend[]): Table {
       { name: 'resamples', type: 'INT32', data: Int32Array.from(trends, (t) => t.trend.resamples) },
       { name: 'seed', type: 'INT32', data: Int32Array.from(trends, () => BOOTSTRAP_SEED) },
       { name: 'statement', type: 'STRING', data: trends.map((t) => t.statement) },
+      { name: 'first_metric', type: 'STRING', data: trends.map((t) => t.first.metric) },
+      { name: 'first_reached', type: 'INT32', data: Int32Array.from(trends, (t) => t.first.reached) },
+      num('first_rho', (t) => t.first.trend.rho),
+      num('first_ci_low', (t) => t.first.trend.low),
+      num('first_ci_high', (t) => t.first.trend.high),
+      { name: 'first_resamples', type: 'INT32', data: Int32Array.from(trends, (t) => t.first.trend.resamples) },
+      { name: 'first_statement', type: 'STRING', data: trends.map((t) => t.first.statement) },
     ],
   };
 }

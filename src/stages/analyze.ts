@@ -14,7 +14,8 @@
  *   value of the other knobs (`sweepTable` in `../analysis/aggregate.ts`);
  * - `trend.parquet`, when a numeric knob other than a seed varies: Spearman's ρ of the knob with
  *   the steps to generalise (OOD, ID) over all runs, with a seeded bootstrap interval
- *   (`../analysis/trend.ts`), and the `trend` plot (error bars: mean ± std over seeds);
+ *   (`../analysis/trend.ts`), the same on the first crossing of θ, and the `trend` plot (error
+ *   bars: mean ± std over seeds);
  * - plots, in each of `formats` (`svg`, `png`): `grokking` (the curve of each run, one panel per
  *   run); with two or more runs also `overlay` (ID/OOD accuracy of all runs); and `metrics`
  *   (metrics against the swept knobs, one line per split) when a knob other than a seed varies;
@@ -25,7 +26,8 @@
  * `trend.parquet`, the `trend` plot and the group and trend lines of the summary. Version 6: the
  * paired sweeps' plots and tables. Version 7: the grokking plot's lower panels draw the loss of
  * each type and the weight norms; `curves.parquet` has the weight-norm columns of curves that
- * carry them (train version 2).
+ * carry them (train version 2). Version 8: the first crossing of θ (`<t>_first_θ`, a dip after it
+ * cannot move it) beside the step θ is held from, in every table, the summary and the trend.
  *
  * Vega, Vega-Lite and resvg are imported lazily inside `run` (through `../plot/render.ts`).
  */
@@ -37,7 +39,7 @@ import { analyzeInputs } from '../analysis/inputs.js';
 import type { AnalysisThresholds } from '../analysis/inputs.js';
 import type { AnalyzedRun } from '../analysis/tables.js';
 import { curvesTable, metricsRecord, metricsTable, summaryLines, sweepKnobs } from '../analysis/tables.js';
-import { studyTrends, trendTable } from '../analysis/trend.js';
+import { studyTrends, trendLines, trendTable } from '../analysis/trend.js';
 import type { StudyTrend } from '../analysis/trend.js';
 import type { PlotFormat } from '../plot/render.js';
 
@@ -86,8 +88,10 @@ async function writePlots(
 export const analyzeStage: StageDefinition<AnalyzeParams> = {
   name: 'analyze',
   // 5: not reached is NULL, knob columns in curves, trend.parquet (issue 15); 6: the plots' readability fixes
-  // (rule labels, ticks, colours, zoomed accuracy axis) changed the SVG/PNG outputs (issue 14).
-  version: '7',
+  // (rule labels, ticks, colours, zoomed accuracy axis) changed the SVG/PNG outputs (issue 14); 7: loss and
+  // weight-norm panels; 8: the first crossing of θ beside the step θ is held from (metrics.parquet's
+  // `<t>_first_θ` columns, sweep.parquet's rows of them, trend.parquet's `first_*` columns, the summary).
+  version: '8',
   description:
     'Grokking metrics (memorisation and ID/OOD generalisation steps, delays, ratios) and plots of one run or a sweep',
   schema,
@@ -104,7 +108,7 @@ export const analyzeStage: StageDefinition<AnalyzeParams> = {
     const summary = [...summaryLines(runs, thresholds)];
     if (groups.length > 0)
       summary.push('over seeds (mean ± std over the runs that reached it):', ...groups.map((l) => `  ${l}`));
-    if (trends.length > 0) summary.push('trend:', ...trends.map((t) => `  ${t.statement}`));
+    if (trends.length > 0) summary.push('trend:', ...trendLines(trends).map((l) => `  ${l}`));
     ctx.record('summary', summary);
     ctx.record('metrics', metricsRecord(runs, thresholds));
   },
